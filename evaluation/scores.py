@@ -1,0 +1,74 @@
+"""Per-frame scores of the paper's protocol: PSNR of a predicted frame, per-video min-max, anomaly score.
+
+Frames enter as generator outputs in [-1, 1]; every quantity here is defined on frames mapped to [0, 1],
+because that is the range the paper's PSNR = 10*log10(1/MSE) assumes (peak value 1).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# Identical frames would give MSE 0 and PSNR +inf, which breaks min-max normalisation and AUC.
+# Clamping MSE at 1e-10 caps PSNR at 100 dB: large, finite, and above any real prediction.
+MSE_EPS = 1e-10
+
+
+def _to_unit_range(x: torch.Tensor) -> torch.Tensor:
+    """Map [-1, 1] to [0, 1] in float32 (halves every pixel difference, so MSE shrinks by 4)."""
+    return (x.float() + 1.0) * 0.5
+
+
+def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
+    """Shapes must agree and be B x C x H x W; a mismatch is a programming error, not a user error."""
+    if pred.shape != target.shape or pred.dim() != 4:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must be equal B x C x H x W")
+
+
+def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of each predicted frame against its real frame.
+
+    pred, target: B x C x H x W tensors in [-1, 1] (any float dtype, any device). Both are mapped to
+    [0, 1]; MSE is the mean over all C*H*W values of a frame, clamped at MSE_EPS (1e-10) so identical
+    frames give a finite 100 dB. Returns a float32 tensor of shape (B,) on the input device.
+    Pure tensor ops: it never synchronises with the host, so it can run inside a CUDA pipeline.
+    """
+    _check_pair(pred, target)
+    diff = _to_unit_range(pred) - _to_unit_range(target)
+    mse = diff.pow(2).flatten(1).mean(dim=1).clamp_min(MSE_EPS)
+    return 10.0 * torch.log10(1.0 / mse)
+
+
+def error_map(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-pixel squared error on [0, 1] frames, averaged over channels.
+
+    pred, target: B x C x H x W in [-1, 1]. Returns float32 B x H x W with values in [0, 1]
+    (its spatial mean is the frame's MSE before clamping).
+    """
+    _check_pair(pred, target)
+    diff = _to_unit_range(pred) - _to_unit_range(target)
+    return diff.pow(2).mean(dim=1)
+
+
+def minmax_normalise(x: np.ndarray) -> np.ndarray:
+    """Min-max normalise one video's values to [0, 1] as float64: (x - min) / (max - min).
+
+    x: 1-D array (N,), N >= 1. A constant video has no spread to normalise, so it maps to all
+    zeros (every frame then scores 1 - 0 = 1, i.e. equally suspicious) instead of dividing by zero.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    lo, hi = x.min(), x.max()
+    span = hi - lo
+    if span <= 0:
+        return np.zeros_like(x)
+    return (x - lo) / span
+
+
+def anomaly_scores(psnr: np.ndarray) -> np.ndarray:
+    """Paper score of one video: 1 - minmax(PSNR). psnr: (N,) dB; returns float64 (N,) in [0, 1], high = anomalous."""
+    return 1.0 - minmax_normalise(psnr)
+
+
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (start, end) index pairs of the True runs in a 1-D boolean array, e.g. abnormal intervals."""
+    edges = np.diff(np.concatenate([[0], np.asarray(mask, dtype=np.int8), [0]]))
+    return [(int(a), int(b)) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1)]

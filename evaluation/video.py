@@ -1,0 +1,184 @@
+"""Heatmap videos: frame | prediction-error heatmap | overlay, with a running anomaly-score curve below.
+
+Drawn entirely with OpenCV (no matplotlib per frame) so a whole test video renders in seconds.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from evaluation.scores import true_runs
+from utils import FFPError
+
+PANEL_MIN_H = 192      # small frames (e.g. 64 px model inputs) are unreadable in a player below this
+STRIP_H = 80           # height of the score-curve strip under the panels
+VMAX_SAMPLES_PER_FRAME = 16384  # bounds choose_vmax memory on long videos
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def choose_vmax(errors: Iterable[np.ndarray], q: float = 99.5) -> float:
+    """Fixed heatmap scale for one video: the q-th percentile of all its per-pixel errors.
+
+    errors: iterable of H x W float arrays (squared error on [0, 1] frames). Frames larger than
+    16384 pixels contribute an evenly strided subsample, so memory stays small on long videos.
+    Returns a positive float (at least 1e-8, so a perfect prediction still divides safely).
+    """
+    samples = []
+    for err in errors:
+        flat = np.asarray(err, dtype=np.float32).ravel()
+        step = max(1, flat.size // VMAX_SAMPLES_PER_FRAME)
+        samples.append(flat[::step])
+    if not samples:
+        raise ValueError("choose_vmax needs at least one error map")
+    return max(float(np.percentile(np.concatenate(samples), q)), 1e-8)
+
+
+def _even(n: int) -> int:
+    """Round up to an even number: MPEG-4 encoders reject odd frame dimensions."""
+    return n + (n % 2)
+
+
+def _to_bgr_uint8(frame01: np.ndarray) -> np.ndarray:
+    """H x W x 3 RGB (or H x W grey) float in [0, 1] -> H x W x 3 BGR uint8 for OpenCV."""
+    frame = np.clip(np.asarray(frame01, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if frame.ndim == 2 or frame.shape[2] == 1:
+        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+
+
+def _label_text(img: np.ndarray, text: str, org: tuple[int, int], color=(255, 255, 255)) -> None:
+    """Text on a black box so it stays readable over any frame content.
+
+    A box rather than a thick dark outline: OpenCV 5 advances thick glyphs further than thin ones,
+    so an outline drawn as thicker text drifts away from the text it should frame.
+    """
+    (w, h), base = cv2.getTextSize(text, _FONT, 0.45, 1)
+    x, y = org
+    cv2.rectangle(img, (x - 2, y - h - 2), (x + w + 2, y + base), (0, 0, 0), -1)
+    cv2.putText(img, text, org, _FONT, 0.45, color, 1, cv2.LINE_AA)
+
+
+class HeatmapVideoWriter:
+    """Context manager writing one mp4 ('mp4v') frame per `add` call.
+
+    Layout per video frame: three panels side by side (frame, error heatmap, overlay), each upscaled by
+    an integer factor to at least 192 px high, and a score-curve strip of 80 px below. The heatmap uses
+    a fixed `vmax` for the whole video, so equal colours mean equal error in every frame.
+    `size` = (H, W) of the frames and error maps passed to `add`. `curve_length` (total frame count,
+    when known) fixes the curve's x-axis; otherwise the curve rescales as frames arrive.
+    Output goes to a hidden temp file in the same folder, renamed onto `path` on a clean exit and
+    deleted on an exception. Raises FFPError when OpenCV cannot open the writer.
+    Attributes: panel_size (H, W) of one panel; frame_size (W, H) of the whole video frame.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float = 25.0, *, vmax: float,
+                 size: tuple[int, int], curve_length: int | None = None):
+        if not vmax > 0:
+            raise ValueError(f"vmax must be positive, got {vmax}")
+        self.path, self.vmax, self.size, self.curve_length = Path(path), float(vmax), tuple(size), curve_length
+        scale = max(1, math.ceil(PANEL_MIN_H / size[0]))
+        self.panel_size = (size[0] * scale, size[1] * scale)
+        self.frame_size = (_even(3 * self.panel_size[1]), _even(self.panel_size[0] + STRIP_H))
+        self._scores: list[float] = []
+        self._labels: list[int] = []
+        self._tmp, self._writer = self._open(fps)
+
+    def _open(self, fps: float) -> tuple[Path, cv2.VideoWriter]:
+        """Open the OpenCV writer on a temp file whose suffix matches the target (it picks the container)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}",
+                                   dir=self.path.parent)
+        os.close(fd)
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), self.frame_size)
+        if not writer.isOpened():
+            Path(tmp).unlink(missing_ok=True)
+            raise FFPError(f"cannot open a video writer for {self.path} (expected a writable .mp4 path; "
+                           f"OpenCV 'mp4v' codec, frame {self.frame_size[0]}x{self.frame_size[1]})")
+        return Path(tmp), writer
+
+    def __enter__(self) -> "HeatmapVideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def add(self, frame01: np.ndarray, err: np.ndarray, score: float, label: int | None = None) -> None:
+        """Append one video frame.
+
+        frame01: H x W x 3 RGB float in [0, 1] (H x W grey also accepted); err: H x W float per-pixel
+        squared error; score: anomaly score, drawn clipped to [0, 1]; label: 1 abnormal, 0 normal,
+        None unknown (abnormal frames are shaded red on the curve).
+        """
+        if self._writer is None:
+            raise ValueError(f"{self.path}: add() after close()/abort()")
+        if tuple(np.shape(err)) != self.size or tuple(np.shape(frame01)[:2]) != self.size:
+            raise ValueError(f"frame {np.shape(frame01)} / error map {np.shape(err)} must be {self.size}")
+        self._scores.append(float(score))
+        self._labels.append(-1 if label is None else int(label))
+        canvas = np.zeros((self.frame_size[1], self.frame_size[0], 3), np.uint8)
+        panels = self._panels(frame01, err)
+        canvas[: panels.shape[0], : panels.shape[1]] = panels
+        self._draw_strip(canvas[self.panel_size[0]: self.panel_size[0] + STRIP_H])
+        self._writer.write(canvas)
+
+    def _panels(self, frame01: np.ndarray, err: np.ndarray) -> np.ndarray:
+        """The three upscaled panels side by side, BGR uint8, with their titles."""
+        frame = _to_bgr_uint8(frame01)
+        level = np.clip(np.asarray(err, dtype=np.float32) / self.vmax, 0.0, 1.0)
+        heat = cv2.applyColorMap((level * 255.0 + 0.5).astype(np.uint8), cv2.COLORMAP_JET)
+        blend = cv2.addWeighted(frame, 0.55, heat, 0.45, 0.0)
+        ph, pw = self.panel_size
+        # Nearest keeps each model pixel a visible block, so the heatmap does not invent detail.
+        row = cv2.resize(np.hstack([frame, heat, blend]), (3 * pw, ph), interpolation=cv2.INTER_NEAREST)
+        for i, title in enumerate(("frame", f"error (0..{self.vmax:.2g})", "overlay")):
+            _label_text(row, title, (i * pw + 6, 16))
+        return row
+
+    def _draw_strip(self, strip: np.ndarray) -> None:
+        """Score curve of all frames so far, abnormal frames shaded, current frame marked."""
+        h, w = strip.shape[:2]
+        strip[:] = (32, 32, 32)
+        n = len(self._scores)
+        length = max(self.curve_length or n, n, 2)
+        left, right, top, bottom = 6, w - 6, 22, h - 6
+        xs = left + np.arange(n) * (right - left) / (length - 1)
+        ys = bottom - np.clip(self._scores, 0.0, 1.0) * (bottom - top)
+        half = max(1, int((right - left) / (length - 1) / 2))
+        for start, end in true_runs(np.asarray(self._labels) == 1):
+            cv2.rectangle(strip, (int(xs[start]) - half, top), (int(xs[end]) + half, bottom), (40, 40, 150), -1)
+        points = np.stack([xs, ys], axis=1).round().astype(np.int32)
+        cv2.polylines(strip, [points], False, (0, 220, 255), 1, cv2.LINE_AA)
+        cv2.circle(strip, tuple(int(v) for v in points[-1]), 3, (255, 255, 255), -1, cv2.LINE_AA)
+        status = {1: "  ABNORMAL (ground truth)", 0: "  normal (ground truth)"}.get(self._labels[-1], "")
+        _label_text(strip, f"frame {n - 1}  score {self._scores[-1]:.3f}{status}", (left, 15),
+                    (120, 120, 255) if self._labels[-1] == 1 else (255, 255, 255))
+
+    def close(self) -> None:
+        """Finish the file and move it onto `path`; FFPError (and no file) if no frame was added."""
+        if self._finish():
+            if not self._scores:
+                self._tmp.unlink(missing_ok=True)
+                raise FFPError(f"no frames were added to {self.path}; nothing written")
+            os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Stop writing and delete the temp file; `path` is left untouched."""
+        if self._finish():
+            self._tmp.unlink(missing_ok=True)
+
+    def _finish(self) -> bool:
+        """Release the OpenCV writer once; True only on the first call, so close/abort are idempotent."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return False
+        writer.release()
+        return True

@@ -1,0 +1,15 @@
+"""Frozen optical-flow estimators for FFP's motion loss.
+
+`build_flow_estimator(name, checkpoint, device)` returns a frozen module whose forward(frame_a, frame_b)
+maps two B×3×H×W frames in [-1, 1] to B×2×H×W pixel flow, or None for 'none':
+- 'flownet2sd': NVIDIA FlowNet2-SD weights (the paper's estimator), loaded from a local file only;
+- 'classical': weights-free coarse-to-fine Lucas–Kanade (the offline default);
+- 'auto': 'flownet2sd' when its checkpoint is present, else 'classical'.
+FLOW_LOSS_SCALE (1/400) converts pixel flow to the official TF FlowNet-SD units of the λ_op values.
+"""
+from .classical import ClassicalFlow
+from .estimator import FLOW_CHOICES, FLOW_LOSS_SCALE, FlowNet2SDFlow, build_flow_estimator
+from .flownet2sd import DEFAULT_FLOWNET2SD_PATH, FlowNet2SD, load_flownet2sd
+
+__all__ = ["FlowNet2SD", "FlowNet2SDFlow", "ClassicalFlow", "build_flow_estimator", "load_flownet2sd",
+           "FLOW_LOSS_SCALE", "DEFAULT_FLOWNET2SD_PATH", "FLOW_CHOICES"]

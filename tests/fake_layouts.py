@@ -1,0 +1,211 @@
+"""Tiny fake datasets in every real on-disk layout the loaders must read, for loader tests.
+
+Every writer returns the same kind of dict describing exactly what it wrote:
+    dataset_dir:  Path of the dataset folder
+    train_videos: {video name: frame count}, in sorted name order
+    test_videos:  {video name: frame count}, in sorted name order
+    labels:       {test video name: (n_frames,) int64 0/1 array, 1 = abnormal frame}
+    frame_size:   (H, W) of every frame and mask
+    label_files:  [Path] files holding the labels (.mat / .npy / .m / mask images)
+    files:        [Path] every file written (frames and label files)
+
+Video i (0-based) of a split has n_frames + i frames, so a loader that mixes up videos shows it. Frame j of any
+video has mean grey level ~ frame_mean(j) (a gradient +-20 around it, plus small noise), so frame order can be
+checked after JPEG compression. Content is deterministic (np.random.default_rng(seed)).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import scipy.io
+
+FAKE_FRAME_SIZE = (24, 36)  # (H, W)
+
+
+def frame_mean(index: int) -> float:
+    """Expected mean grey level (0..255) of 0-based frame `index` in every fake video; steps of 6 levels."""
+    return 40.0 + 6.0 * (index % 30)
+
+
+def fake_intervals(video_index: int, n_frames: int) -> np.ndarray:
+    """Abnormal intervals (2, K) int, 1-based inclusive, of 0-based test video `video_index`: even videos get one
+    interval (2x1, which loadmat(squeeze_me=True) squeezes to (2,)), odd ones two (2x2). Needs n_frames >= 6."""
+    if n_frames < 6:
+        raise ValueError(f"fake test video needs >= 6 frames for its intervals, got {n_frames}")
+    if video_index % 2 == 0:
+        return np.array([[n_frames // 4 + 1], [n_frames // 2 + 1]])
+    return np.array([[2, n_frames - 2], [3, n_frames]])
+
+
+def intervals_to_labels(intervals: np.ndarray, n_frames: int) -> np.ndarray:
+    """(2, K) or (2,) 1-based inclusive intervals -> (n_frames,) int64 0/1 labels."""
+    labels = np.zeros(n_frames, dtype=np.int64)
+    for start, end in np.asarray(intervals).reshape(2, -1).T:
+        labels[int(start) - 1:int(end)] = 1
+    return labels
+
+
+def _frame(rng: np.random.Generator, index: int, color: bool) -> np.ndarray:
+    """(H, W, 3) or (H, W) uint8 frame: horizontal gradient around frame_mean(index) plus noise."""
+    h, w = FAKE_FRAME_SIZE
+    grey = frame_mean(index) + np.linspace(-20.0, 20.0, w)[None, :] + rng.normal(0.0, 3.0, (h, w))
+    if color:  # slightly different channels, as real colour footage would have
+        grey = grey[..., None] + np.array([-5.0, 0.0, 5.0])
+    return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+
+
+def _mask(labels_value: int, index: int) -> np.ndarray:
+    """(H, W) uint8 pixel mask: a small rectangle of 1s (moving with the frame index) if abnormal, else zeros."""
+    h, w = FAKE_FRAME_SIZE
+    mask = np.zeros((h, w), dtype=np.uint8)
+    if labels_value:
+        x = index % (w - 6)
+        mask[8:14, x:x + 6] = 1
+    return mask
+
+
+def _imwrite(path: Path, image: np.ndarray) -> Path:
+    """Write an image (format from the suffix), creating folders; returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), image):
+        raise OSError(f"cv2 could not write {path}")
+    return path
+
+
+def _write_videos(split_dir: Path, names: list[str], n_frames: int, pattern: str, rng: np.random.Generator,
+                  color: bool = True, first: int = 0) -> tuple[dict[str, int], list[Path]]:
+    """Write video i of `names` with n_frames + i frames; frame j goes to `split_dir/<name>/pattern.format(j + first)`
+    (first=1 for 1-based names). Returns ({name: frame count}, written paths)."""
+    counts, files = {}, []
+    for i, name in enumerate(names):
+        counts[name] = n_frames + i
+        files += [_imwrite(split_dir / name / pattern.format(j + first), _frame(rng, j, color))
+                  for j in range(counts[name])]
+    return counts, files
+
+
+def _result(dataset_dir: Path, train: dict, test: dict, labels: dict, label_files: list[Path],
+            frame_files: list[Path]) -> dict:
+    """The dict every writer returns (see the module docstring)."""
+    return {"dataset_dir": dataset_dir, "train_videos": train, "test_videos": test, "labels": labels,
+            "frame_size": FAKE_FRAME_SIZE, "label_files": label_files, "files": frame_files + label_files}
+
+
+def _test_labels(test: dict[str, int]) -> dict[str, np.ndarray]:
+    """Labels of every test video, from fake_intervals."""
+    return {name: intervals_to_labels(fake_intervals(i, n), n) for i, (name, n) in enumerate(test.items())}
+
+
+def write_ped2_layout(root: str | os.PathLike, name: str = "ped2", with_frames_level: bool = True,
+                      n_train: int = 2, n_test: int = 2, n_frames: int = 8, seed: int = 0) -> dict:
+    """FFP-style Ped2: <root>/<name>/{training,testing}[/frames]/<NN>/<NNN>.jpg (0-based) and
+    <root>/<name>/<name>.mat holding `gt`, a 1 x n_test cell of 2xK uint16 1-based inclusive intervals."""
+    rng = np.random.default_rng(seed)
+    dataset = Path(root) / name
+    sub = ("frames",) if with_frames_level else ()
+    train, train_files = _write_videos(dataset.joinpath("training", *sub), [f"{i + 1:02d}" for i in range(n_train)],
+                                       n_frames, "{:03d}.jpg", rng)
+    test, test_files = _write_videos(dataset.joinpath("testing", *sub), [f"{i + 1:02d}" for i in range(n_test)],
+                                     n_frames, "{:03d}.jpg", rng)
+    gt = np.empty(n_test, dtype=object)
+    for i, n in enumerate(test.values()):
+        gt[i] = fake_intervals(i, n).astype(np.uint16)
+    mat = dataset / f"{name}.mat"
+    scipy.io.savemat(str(mat), {"gt": gt})
+    return _result(dataset, train, test, _test_labels(test), [mat], train_files + test_files)
+
+
+def write_shanghaitech_layout(root: str | os.PathLike, n_train: int = 2, n_test: int = 2, n_frames: int = 8,
+                              seed: int = 0) -> dict:
+    """ShanghaiTech: <root>/shanghaitech/{training,testing}/frames/<video>/<NNN>.jpg with training videos named
+    like 01_001 and test videos like 01_0014, and testing/test_frame_mask/<video>.npy (int64 0/1 per frame)."""
+    rng = np.random.default_rng(seed)
+    dataset = Path(root) / "shanghaitech"
+    train_names = [f"{i % 13 + 1:02d}_{i // 13 + 1:03d}" for i in range(n_train)]
+    test_names = [f"{i % 2 + 1:02d}_{i + 14:04d}" for i in range(n_test)]
+    train, train_files = _write_videos(dataset / "training" / "frames", train_names, n_frames, "{:03d}.jpg", rng)
+    test, test_files = _write_videos(dataset / "testing" / "frames", test_names, n_frames, "{:03d}.jpg", rng)
+    labels = _test_labels(test)
+    label_files = []
+    for video, video_labels in labels.items():
+        path = dataset / "testing" / "test_frame_mask" / f"{video}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, video_labels)
+        label_files.append(path)
+    return _result(dataset, dict(sorted(train.items())), dict(sorted(test.items())),
+                   dict(sorted(labels.items())), label_files, train_files + test_files)
+
+
+def write_avenue_layout(root: str | os.PathLike, n_train: int = 2, n_test: int = 2, n_frames: int = 8,
+                        seed: int = 0) -> dict:
+    """CUHK Avenue: <root>/avenue/{training,testing}/frames/<NN>/<NNNN>.jpg (0-based, four digits as in the
+    FFP release) and <root>/avenue/testing_label_mask/<N>_label.mat (N 1-based, unpadded) holding `volLabel`,
+    a 1 x n_frames cell of HxW uint8 masks; a frame is abnormal iff its mask has a nonzero pixel."""
+    rng = np.random.default_rng(seed)
+    dataset = Path(root) / "avenue"
+    train, train_files = _write_videos(dataset / "training" / "frames", [f"{i + 1:02d}" for i in range(n_train)],
+                                       n_frames, "{:04d}.jpg", rng)
+    test, test_files = _write_videos(dataset / "testing" / "frames", [f"{i + 1:02d}" for i in range(n_test)],
+                                     n_frames, "{:04d}.jpg", rng)
+    labels = _test_labels(test)
+    label_files = []
+    for i, video_labels in enumerate(labels.values()):
+        vol = np.empty((1, len(video_labels)), dtype=object)
+        for j, value in enumerate(video_labels):
+            vol[0, j] = _mask(value, j)
+        path = dataset / "testing_label_mask" / f"{i + 1}_label.mat"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scipy.io.savemat(str(path), {"volLabel": vol})
+        label_files.append(path)
+    return _result(dataset, train, test, labels, label_files, train_files + test_files)
+
+
+def _m_file_text(test: dict[str, int]) -> str:
+    """The UCSD `<name>.m` label script: one `TestVideoFile{end+1}.gt_frame = [a:b, c:d];` line per test video."""
+    lines = ["% ground truth for the test videos (1-based, inclusive)", "TestVideoFile = {};", ""]
+    for i, n in enumerate(test.values()):
+        ranges = ", ".join(f"{s}:{e}" for s, e in fake_intervals(i, n).T)
+        lines.append(f"TestVideoFile{{end+1}}.gt_frame = [{ranges}];")
+    return "\n".join(lines) + "\n"
+
+
+def _write_mask_folders(test_dir: Path, labels: dict[str, np.ndarray], mask_ext: str) -> list[Path]:
+    """TestNNN_gt/<NNN>.<mask_ext> masks (0/255); the last folder (when there are >= 2) uses the real release's
+    quirky `frameNNN.<ext>` names."""
+    files = []
+    for i, (video, video_labels) in enumerate(labels.items()):
+        prefix = "frame" if len(labels) >= 2 and i == len(labels) - 1 else ""
+        for j, value in enumerate(video_labels):
+            path = test_dir / f"{video}_gt" / f"{prefix}{j + 1:03d}.{mask_ext}"
+            files.append(_imwrite(path, _mask(value, j) * np.uint8(255)))
+    return files
+
+
+def write_ucsd_original_layout(root: str | os.PathLike, name: str = "UCSDped2", mask_ext: str = "bmp",
+                               use_m_file: bool = True, n_train: int = 2, n_test: int = 2, n_frames: int = 8,
+                               seed: int = 0) -> dict:
+    """The original UCSD release: <root>/<name>/Train/TrainNNN/NNN.tif and Test/TestNNN/NNN.tif (1-based,
+    single-channel grey TIFF). Labels from Test/<name>.m when use_m_file, else from Test/TestNNN_gt/NNN.<mask_ext>
+    masks (mask_ext 'bmp' or 'png'; 0/255; one folder named frameNNN.<ext>)."""
+    if mask_ext not in ("bmp", "png"):
+        raise ValueError(f"mask_ext={mask_ext!r}: expected 'bmp' or 'png'")
+    rng = np.random.default_rng(seed)
+    dataset = Path(root) / name
+    # 1-based frame names, unlike the FFP layouts
+    train, train_files = _write_videos(dataset / "Train", [f"Train{i + 1:03d}" for i in range(n_train)],
+                                       n_frames, "{:03d}.tif", rng, color=False, first=1)
+    test, test_files = _write_videos(dataset / "Test", [f"Test{i + 1:03d}" for i in range(n_test)],
+                                     n_frames, "{:03d}.tif", rng, color=False, first=1)
+    labels = _test_labels(test)
+    if use_m_file:
+        m_file = dataset / "Test" / f"{name}.m"
+        m_file.write_text(_m_file_text(test), encoding="utf-8")
+        label_files = [m_file]
+    else:
+        label_files = _write_mask_folders(dataset / "Test", labels, mask_ext)
+    result = _result(dataset, train, test, labels, label_files, train_files + test_files)
+    result["label_source"] = "m_file" if use_m_file else "masks"
+    return result

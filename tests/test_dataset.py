@@ -1,0 +1,175 @@
+"""Loaders on every supported on-disk layout (fake, tiny) and on the real label files (exact counts)."""
+import numpy as np
+import pytest
+import torch
+
+import fake_layouts as fl
+from config import build_config
+from dataset import (EpochShuffleSampler, TrainWindows, find_dataset, read_avenue_labels, read_frame,
+                     read_mat_intervals, read_shanghaitech_labels, read_ucsd_m_intervals, intervals_to_labels,
+                     video_frame_batches)
+from utils import FFPError
+
+
+def assert_matches(files, written):
+    """The loader found exactly the videos, frame counts and labels the fake writer produced."""
+    assert {v.name: len(v) for v in files.train} == written["train_videos"]
+    assert {v.name: len(v) for v in files.test} == written["test_videos"]
+    for v in files.test:
+        np.testing.assert_array_equal(v.labels, written["labels"][v.name])
+
+
+@pytest.mark.parametrize("with_frames_level", [True, False])
+def test_ped2_layouts(tmp_path, with_frames_level):
+    written = fl.write_ped2_layout(tmp_path, with_frames_level=with_frames_level)
+    files = find_dataset(tmp_path, "ped2")
+    assert files.layout == ("frames" if with_frames_level else "flat")
+    assert_matches(files, written)
+
+
+def test_shanghaitech_layout(tmp_path):
+    written = fl.write_shanghaitech_layout(tmp_path)
+    assert_matches(find_dataset(tmp_path, "shanghaitech"), written)
+
+
+def test_avenue_layout(tmp_path):
+    written = fl.write_avenue_layout(tmp_path)
+    assert_matches(find_dataset(tmp_path, "avenue"), written)
+
+
+@pytest.mark.parametrize("use_m_file,mask_ext", [(True, "bmp"), (False, "bmp"), (False, "png")])
+def test_ucsd_original_layout(tmp_path, use_m_file, mask_ext):
+    written = fl.write_ucsd_original_layout(tmp_path, use_m_file=use_m_file, mask_ext=mask_ext)
+    files = find_dataset(tmp_path, "ped2")
+    assert files.layout == "ucsd"
+    assert_matches(files, written)
+
+
+def test_frames_are_rgb_resized_and_ordered(tmp_path):
+    written = fl.write_ucsd_original_layout(tmp_path)   # single-channel TIFFs
+    files = find_dataset(tmp_path, "ped2")
+    frame = read_frame(files.test[0].frames[3], 32, 48)
+    assert frame.shape == (32, 48, 3) and frame.dtype == np.uint8
+    assert np.array_equal(frame[..., 0], frame[..., 1])            # gray repeated to 3 channels
+    means = [read_frame(p, 24, 36).mean() for p in files.test[0].frames]
+    expected = [fl.frame_mean(j) for j in range(len(means))]
+    np.testing.assert_allclose(means, expected, atol=3)
+
+
+def test_label_count_mismatch_names_video_and_counts(tmp_path):
+    written = fl.write_shanghaitech_layout(tmp_path)
+    name = next(iter(written["test_videos"]))
+    n = written["test_videos"][name]
+    video_dir = written["dataset_dir"] / "testing" / "frames" / name
+    sorted(video_dir.iterdir())[-1].unlink()
+    with pytest.raises(FFPError, match=rf"test video {name}: {n} labels but {n - 1} frames"):
+        find_dataset(tmp_path, "shanghaitech")
+
+
+def test_interval_beyond_video_end(tmp_path):
+    written = fl.write_ped2_layout(tmp_path)
+    video_dir = written["dataset_dir"] / "testing" / "frames" / "02"   # its interval runs to the last frame
+    sorted(video_dir.iterdir())[-1].unlink()
+    with pytest.raises(FFPError, match="test video 02: interval .* outside the video's"):
+        find_dataset(tmp_path, "ped2")
+
+
+def test_missing_root_and_unknown_layout(tmp_path):
+    with pytest.raises(FFPError, match="does not exist"):
+        find_dataset(tmp_path / "nope", "ped2")
+    (tmp_path / "ped2" / "something").mkdir(parents=True)
+    with pytest.raises(FFPError, match="not found under .*looked for"):
+        find_dataset(tmp_path, "ped2")
+
+
+def test_missing_labels_is_an_error(tmp_path):
+    written = fl.write_ped2_layout(tmp_path)
+    for f in written["label_files"]:
+        f.unlink()
+    with pytest.raises(FFPError, match="no frame labels found"):
+        find_dataset(tmp_path, "ped2")
+
+
+def test_wrong_variable_name(tmp_path):
+    import scipy.io
+    written = fl.write_ped2_layout(tmp_path)
+    scipy.io.savemat(written["label_files"][0], {"labels": np.zeros(3)})
+    with pytest.raises(FFPError, match="no variable 'gt'"):
+        find_dataset(tmp_path, "ped2")
+
+
+def test_squeezed_single_interval():
+    assert intervals_to_labels(np.array([2, 3]), 4, "v").tolist() == [0, 1, 1, 0]
+    assert intervals_to_labels(np.array([[1, 4], [1, 4]]), 5, "v").tolist() == [1, 0, 0, 1, 0]
+
+
+def test_train_windows_cover_every_window_once_per_epoch(tmp_path):
+    fl.write_ped2_layout(tmp_path, n_train=2, n_frames=8)
+    cfg = build_config("ped2", "tiny", {"data_root": str(tmp_path)})
+    files = find_dataset(tmp_path, "ped2")
+    windows = TrainWindows(files.train, cfg)
+    assert len(windows) == sum(len(v) - 4 for v in files.train)      # 8-4 + 9-4 = 9
+    clip = windows[0]
+    assert clip.shape == (5, 3, cfg.height, cfg.width) and clip.dtype == torch.uint8
+    sampler = iter(EpochShuffleSampler(len(windows), seed=3))
+    epoch = [next(sampler) for _ in range(len(windows))]
+    assert sorted(epoch) == list(range(len(windows)))
+    again = iter(EpochShuffleSampler(len(windows), seed=3, start=4))
+    assert [next(again) for _ in range(len(windows))] == (epoch + [next(sampler) for _ in range(4)])[4:]
+
+
+def test_ddp_shards_do_not_overlap():
+    shards = [set(list(iter_n(EpochShuffleSampler(11, seed=0, rank=r, world_size=2), 5))) for r in (0, 1)]
+    assert not shards[0] & shards[1]
+
+
+def iter_n(sampler, n):
+    it = iter(sampler)
+    return [next(it) for _ in range(n)]
+
+
+def test_video_batches_in_order(tmp_path):
+    fl.write_ped2_layout(tmp_path)
+    cfg = build_config("ped2", "tiny", {"data_root": str(tmp_path), "height": 24 + 8, "width": 40})
+    video = find_dataset(tmp_path, "ped2").test[1]
+    batches = list(video_frame_batches(video, cfg, batch_size=3, workers=0))
+    frames = torch.cat(batches)
+    assert frames.shape[0] == len(video)
+    means = frames.float().mean(dim=(1, 2, 3)).numpy()
+    np.testing.assert_allclose(means, [fl.frame_mean(j) for j in range(len(video))], atol=3)
+
+
+# ------------------------------------------------------------------------------------------ real data
+def test_real_ped2(shared_data):
+    files = find_dataset(shared_data, "ped2")
+    assert len(files.train) == 16 and sum(len(v) for v in files.train) == 2550
+    assert len(files.test) == 12 and sum(len(v) for v in files.test) == 2010
+    assert sum(int(v.labels.sum()) for v in files.test) == 1648
+    assert sum(len(v) - 4 for v in files.test) == 1962
+    # The official UCSDped2.m and the pixel masks give the very same labels as ped2.mat.
+    m_labels = read_ucsd_m_intervals(shared_data / "ped2" / "UCSDped2.m")
+    for video, intervals in zip(files.test, m_labels):
+        np.testing.assert_array_equal(intervals_to_labels(intervals, len(video), video.name), video.labels)
+        assert video.masks is not None and len(video.masks) == len(video)
+    assert len(read_mat_intervals(shared_data / "ped2" / "ped2.mat")) == 12
+
+
+def test_real_ped2_masks_agree_with_labels(shared_data):
+    from dataset import labels_from_masks
+    files = find_dataset(shared_data, "ped2")
+    for video in files.test[5:7]:          # Test006 uses the frameNNN.png naming quirk
+        np.testing.assert_array_equal(labels_from_masks(video.masks), video.labels)
+
+
+def test_real_shanghaitech_labels(shared_data):
+    labels = read_shanghaitech_labels(shared_data / "labels" / "shanghaitech" / "test_frame_mask")
+    assert len(labels) == 107
+    assert sum(len(v) for v in labels.values()) == 40791
+    assert sum(int(v.sum()) for v in labels.values()) == 17326
+
+
+def test_real_avenue_labels(shared_data):
+    labels = read_avenue_labels(shared_data / "labels" / "avenue" / "testing_label_mask")
+    assert len(labels) == 21 and sorted(labels) == [f"{i:02d}" for i in range(1, 22)]
+    assert sum(len(v) for v in labels.values()) == 15324
+    assert sum(int(v.sum()) for v in labels.values()) == 3712

@@ -1,0 +1,226 @@
+"""Report files, heatmap videos and the HTML page, on small fake data."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import cv2
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+import evaluation.report as report
+from evaluation.metrics import compute_metrics
+from evaluation.report import write_detect_report, write_report
+from evaluation.video import HeatmapVideoWriter, choose_vmax
+from utils import FFPError
+
+META = {"checkpoint": "weights/ped2_latest.pth", "step": np.int64(1200), "dropped_frames": 4,
+        "selected_with_test_labels": False, "config": {"lr": np.float32(2e-4), "size": (64, 64)}}
+
+
+def _fake_dataset():
+    """Two videos: 'Test001' (30 frames, abnormal 12..20) and 'Test 002' (25 frames, all normal)."""
+    rng = np.random.default_rng(0)
+    lab1 = np.zeros(30, int)
+    lab1[12:21] = 1
+    psnr1 = 32 - 5 * lab1 + rng.normal(0, 0.7, 30)
+    psnr2 = 33 + rng.normal(0, 0.7, 25)
+    return {"Test001": psnr1, "Test 002": psnr2}, {"Test001": lab1, "Test 002": np.zeros(25, int)}
+
+
+class _Links(HTMLParser):
+    """Collects every src/href attribute of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        self.links += [v for k, v in attrs if k in ("src", "href")]
+
+
+def _links(index: Path) -> list[str]:
+    parser = _Links()
+    parser.feed(index.read_text(encoding="utf-8"))
+    return parser.links
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    """Temp files a failed or finished atomic write could leave behind."""
+    return [p for p in folder.rglob("*") if p.name.startswith(".") or ".tmp" in p.name]
+
+
+def _write_heatmap(path: Path, n: int = 7, size=(32, 48), labels=None) -> HeatmapVideoWriter:
+    rng = np.random.default_rng(0)
+    errs = [rng.random(size) * 0.02 for _ in range(n)]
+    with HeatmapVideoWriter(path, fps=10, vmax=choose_vmax(errs), size=size, curve_length=n) as writer:
+        for i, err in enumerate(errs):
+            frame = np.repeat(rng.random(size)[..., None], 3, axis=2)
+            writer.add(frame, err, score=i / max(n - 1, 1), label=None if labels is None else labels[i])
+    return writer
+
+
+def _count_frames(path: Path) -> tuple[int, int, int]:
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened()
+    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n, width, height
+
+
+# ----------------------------------------------------------------------------- labelled report
+
+@pytest.fixture()
+def written_report(tmp_path):
+    psnr, labels = _fake_dataset()
+    metrics = compute_metrics(psnr, labels, smooth_sigma=1.0)
+    metrics["pixel_auroc"] = np.float64(0.8)
+    out = tmp_path / "report"
+    _write_heatmap(out / "videos" / "Test001.mp4", labels=labels["Test001"][:7])
+    index = write_report(out, psnr, labels, metrics, META, videos={"Test001": "videos/Test001.mp4"})
+    return out, index, psnr, metrics
+
+
+def test_report_files_exist(written_report):
+    out, index, psnr, _ = written_report
+    assert index == out / "index.html"
+    for name in ("scores.csv", "metrics.json", "roc.png", "index.html"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0
+    assert sorted(p.name for p in (out / "curves").iterdir()) == ["Test001.png", "Test_002.png"]
+    assert _leftovers(out) == []
+    assert plt.get_fignums() == []
+
+
+def test_scores_csv(written_report):
+    out, _, psnr, _ = written_report
+    with open(out / "scores.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["video", "frame", "psnr", "score", "label"]
+    assert len(rows) - 1 == sum(len(v) for v in psnr.values())
+    first = rows[1]
+    assert first[0] == "Test001" and first[1] == "4"  # first scored frame is frame 4 of the video
+    scores = [float(r[3]) for r in rows[1:] if r[0] == "Test001"]
+    assert min(scores) == 0.0 and max(scores) == 1.0  # unsmoothed per-video min-max score
+
+
+def test_metrics_json(written_report):
+    out, _, _, metrics = written_report
+    data = json.loads((out / "metrics.json").read_text())
+    for key in ("micro_auc", "macro_auc", "eer", "ap", "raw_psnr_micro_auc", "pixel_auroc"):
+        assert type(data[key]) is float and 0.0 <= data[key] <= 1.0
+    assert data["micro_auc"] == pytest.approx(metrics["micro_auc"])
+    assert type(data["n_frames"]) is int and data["n_frames"] == 55
+    assert set(data["per_video_auc"]) == {"Test001", "Test 002"}
+    assert data["checkpoint"] == "weights/ped2_latest.pth" and data["step"] == 1200
+    assert data["selected_with_test_labels"] is False and data["smooth_sigma"] == 1.0
+    assert data["config"]["size"] == [64, 64] and data["config"]["lr"] == pytest.approx(2e-4)
+
+
+def test_index_links_resolve(written_report):
+    out, index, _, _ = written_report
+    links = _links(index)
+    assert "roc.png" in links and "videos/Test001.mp4" in links
+    assert sum(link.startswith("curves/") for link in links) == 2
+    for link in links:
+        assert "://" not in link and not link.startswith("/")
+        assert (out / unquote(link)).is_file(), link
+    page = index.read_text()
+    assert "per-video min-max" in page and "pad trick" in page and "<video" in page
+    assert "<script" not in page
+
+
+def test_missing_video_link_rejected(tmp_path):
+    psnr, labels = _fake_dataset()
+    with pytest.raises(ValueError, match="heatmap"):
+        write_report(tmp_path, psnr, labels, compute_metrics(psnr, labels), META, videos={"Test001": "nope.mp4"})
+
+
+def test_failure_leaves_no_index_or_temp_files(tmp_path, monkeypatch):
+    psnr, labels = _fake_dataset()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("plot failed")
+
+    monkeypatch.setattr(report, "_plot_video_curve", broken)
+    with pytest.raises(RuntimeError):
+        write_report(tmp_path, psnr, labels, compute_metrics(psnr, labels), META)
+    assert not (tmp_path / "index.html").exists()
+    assert _leftovers(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- heatmap video
+
+def test_heatmap_video_frames_and_size(tmp_path):
+    path = tmp_path / "v.mp4"
+    writer = _write_heatmap(path, n=7, size=(32, 48), labels=[0, 0, 1, 1, 0, 0, 0])
+    # 32 px high -> integer upscale 6 -> panels of 192 x 288; three panels side by side; strip of 80 below.
+    assert writer.panel_size == (192, 288)
+    assert _count_frames(path) == (7, 3 * 288, 192 + 80)
+    assert _leftovers(tmp_path) == []
+
+
+def test_heatmap_video_removed_on_exception(tmp_path):
+    path = tmp_path / "v.mp4"
+    with pytest.raises(RuntimeError):
+        with HeatmapVideoWriter(path, vmax=0.01, size=(16, 16)) as writer:
+            writer.add(np.zeros((16, 16, 3)), np.zeros((16, 16)), 0.5, None)
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_heatmap_writer_cannot_open(tmp_path):
+    with pytest.raises(FFPError, match="mp4"):
+        HeatmapVideoWriter(tmp_path / "v.notavideo", vmax=0.01, size=(16, 16))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_choose_vmax_percentile():
+    # Values 0.00 .. 0.99; the 50th percentile of 100 evenly spaced values is (0.49 + 0.50) / 2.
+    errors = [np.arange(50).reshape(5, 10) / 100, np.arange(50, 100).reshape(5, 10) / 100]
+    assert choose_vmax(errors, q=50) == pytest.approx(0.495)
+    assert choose_vmax([np.zeros((4, 4))]) > 0  # a perfect prediction still gives a usable scale
+
+
+# ----------------------------------------------------------------------------- unlabelled video
+
+def test_detect_report(tmp_path):
+    frames = np.arange(4, 14)
+    scores = np.array([0.1, 0.2, 0.9, 0.95, 0.3, 0.2, 0.1, 0.8, 0.1, 0.1])
+    index = write_detect_report(tmp_path, frames, 30 - 10 * scores, scores, 0.5, {"video": "clip.avi"})
+    with open(tmp_path / "scores.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["frame", "psnr", "score", "above_threshold"] and len(rows) == 11
+    assert [r[0] for r in rows[1:] if r[3] == "1"] == ["6", "7", "11"]
+    alarms = (tmp_path / "alarms.txt").read_text()
+    assert "6-7, 11-11" in alarms
+    assert [line.split("\t")[0] for line in alarms.splitlines()[3:]] == ["6", "7", "11"]
+    for link in _links(index):
+        assert (tmp_path / link).is_file()
+    assert (tmp_path / "curve.png").is_file() and plt.get_fignums() == []
+    assert json.loads((tmp_path / "summary.json").read_text())["alarm_intervals"] == [[6, 7], [11, 11]]
+    assert _leftovers(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- rendering in a browser
+
+def test_index_renders_in_headless_chromium(written_report, tmp_path):
+    chromium = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not installed (/usr/bin/chromium missing); page rendering not checked")
+    _, index, _, _ = written_report
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,2000",
+                    index.resolve().as_uri()], check=True, timeout=60, capture_output=True)
+    image = cv2.imread(str(shot))
+    assert image is not None and image.std() > 10  # a blank (all-white) page has std ~0
