@@ -55,6 +55,11 @@ class Config:
     val_interval: int = 1_000
     log_interval: int = 20
     eval_batch_size: int = 16
+    # speed of training (none of these changes the method); see bench/README.md for measurements
+    channels_last: str = field(default="auto", metadata={"choices": ("auto", "on", "off"), "const": "on"})
+    amp: bool = False                       # autocast: bf16 (CUDA, or CPU bf16), fp16 + GradScaler on CUDA only
+    amp_dtype: str = field(default="bf16", metadata={"choices": ("bf16", "fp16")})
+    compile: bool = False                   # torch.compile G and D (first steps are slow while it compiles)
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (tuples become lists), as stored in checkpoints."""
@@ -137,6 +142,10 @@ def validate(cfg: Config) -> None:
     if min(cfg.height, cfg.width) < 32:
         raise FFPError(f"--height/--width must be >= 32 (the discriminator's 4 strided convs), got "
                        f"{cfg.height}×{cfg.width}")
+    for f in fields(cfg):
+        choices = f.metadata.get("choices")
+        if choices and getattr(cfg, f.name) not in choices:
+            raise FFPError(f"--{f.name} must be one of {', '.join(choices)}, got {getattr(cfg, f.name)!r}")
     from flownet import FLOW_CHOICES  # local import: flownet imports torch models, config must stay light
     if cfg.flownet not in FLOW_CHOICES:
         raise FFPError(f"--flownet {cfg.flownet!r} is unknown; choose one of {', '.join(FLOW_CHOICES)}")
@@ -151,7 +160,11 @@ def _int_tuple(text: str) -> tuple[int, ...]:
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags for every Config field; all default to None so 'not given' never overrides a dataset default."""
+    """Flags for every Config field; all default to None so 'not given' never overrides a dataset default.
+
+    A bool flag given bare (`--amp`) means true; a field with `choices` metadata may name a bare value
+    (`--channels_last` means 'on').
+    """
     parser.add_argument("--dataset", default=None, help="dataset name (default: synthetic)")
     parser.add_argument("--preset", default=None, help=f"named configuration: {', '.join(PRESETS)}")
     types = {int: int, float: float, str: str, bool: _bool}
@@ -159,6 +172,15 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         if f.name in ("dataset", "preset"):
             continue
         default = f.default
+        if "choices" in f.metadata:
+            const = f.metadata.get("const")
+            parser.add_argument(f"--{f.name}", choices=f.metadata["choices"], default=None,
+                                nargs="?" if const else None, const=const, help=f"(default {default})")
+            continue
+        if isinstance(default, bool):
+            parser.add_argument(f"--{f.name}", type=_bool, nargs="?", const=True, default=None,
+                                help=f"(default {default}; bare flag = true)")
+            continue
         if isinstance(default, tuple):
             kind = _int_tuple if all(isinstance(v, int) for v in default) else _float_tuple
         else:

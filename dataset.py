@@ -27,6 +27,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from config import Config
 from utils import FFPError
 
+_cv_log = cv2.utils.logging   # OpenCV's C++ log level (its decoders log errors to stderr)
+
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 MASK_EXTS = (".bmp", ".png")
 
@@ -64,20 +66,70 @@ def list_images(folder: Path, exts: tuple[str, ...] = IMAGE_EXTS) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.suffix.lower() in exts and p.is_file()), key=_natural_key)
 
 
+def prepare_frame(bgr: np.ndarray, height: int, width: int) -> np.ndarray:
+    """One decoded OpenCV frame (H0×W0×3 BGR uint8) -> height×width×3 uint8 RGB, as every model input.
+
+    Shared by image files (`read_frame`) and decoded video files (detect.py), so both see identical
+    preprocessing. INTER_AREA when shrinking (no aliasing), bilinear when enlarging.
+    """
+    h, w = bgr.shape[:2]
+    if (h, w) != (height, width):
+        shrink = h * w > height * width
+        bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+_JPEG_TAIL = 4096   # FF D9 cannot occur inside entropy-coded data (0xFF is byte-stuffed), so this is safe
+
+
+def _check_complete(data: bytes, path: str | Path) -> None:
+    """Refuse a JPEG/PNG/BMP whose end is missing (a truncated copy or download), naming the file.
+
+    Decoders accept such files silently (a JPEG decodes to a half-grey image) or print C-level warnings,
+    so the end of the file is checked first: JPEG end-of-image marker FF D9 near the end (a little trailing
+    padding is tolerated), PNG IEND chunk, BMP header size <= file size. A cheap byte test, no decoding.
+    """
+    if data[:3] == b"\xff\xd8\xff":
+        if b"\xff\xd9" not in data[-_JPEG_TAIL:]:
+            raise FFPError(f"cannot read image {path}: truncated JPEG ({len(data)} bytes, no end-of-image "
+                           f"marker); re-extract or replace this frame")
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        if b"IEND" not in data[-64:]:
+            raise FFPError(f"cannot read image {path}: truncated PNG ({len(data)} bytes, no IEND chunk); "
+                           f"re-extract or replace this frame")
+    elif data[:2] == b"BM" and len(data) >= 6:
+        expected = int.from_bytes(data[2:6], "little")
+        if len(data) < expected:
+            raise FFPError(f"cannot read image {path}: truncated BMP ({len(data)} of {expected} bytes); "
+                           f"re-extract or replace this frame")
+
+
 def read_frame(path: str | Path, height: int, width: int) -> np.ndarray:
     """Read one image as H×W×3 uint8 RGB resized to (height, width); FFPError naming the file if unreadable.
 
-    Every frame is resized to the config size, so frames of different sizes in one video are made
-    consistent (not refused). INTER_AREA when shrinking (no aliasing), bilinear when enlarging.
+    Missing, unreadable, empty, truncated (JPEG/PNG/BMP, see `_check_complete`) and undecodable files are
+    refused with one message naming the file; OpenCV's own C-level log lines are silenced while decoding
+    so the user sees only that message. Every frame is resized to the config size, so frames of different
+    sizes in one video are made consistent (not refused). INTER_AREA when shrinking (no aliasing),
+    bilinear when enlarging.
     """
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise FFPError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    if not data:
+        raise FFPError(f"cannot read image {path}: the file is empty (0 bytes)")
+    _check_complete(data, path)
+    previous = _cv_log.getLogLevel()
+    _cv_log.setLogLevel(_cv_log.LOG_LEVEL_SILENT)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    finally:
+        _cv_log.setLogLevel(previous)
     if image is None:
-        raise FFPError(f"cannot read image {path}: missing, empty or not a valid image file")
-    h, w = image.shape[:2]
-    if (h, w) != (height, width):
-        shrink = h * w > height * width
-        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        raise FFPError(f"cannot read image {path}: not a valid image file (corrupt or unsupported format)")
+    return prepare_frame(image, height, width)
 
 
 def to_network_range(frames: torch.Tensor) -> torch.Tensor:
@@ -210,61 +262,71 @@ def find_dataset(root: str | Path, name: str) -> DatasetFiles:
     root = Path(root)
     if not root.is_dir():
         raise FFPError(f"--data_root {root} does not exist (expected a folder holding {name}/)")
-    looked = []
-    for dsdir in _candidate_dirs(root, name):
+    candidates = list(dict.fromkeys(_candidate_dirs(root, name)))   # UCSDped2 / UCSDPed2 may coincide
+    empty = []
+    for dsdir in candidates:
         for layout, train_dir, test_dir in (("frames", dsdir / "training" / "frames", dsdir / "testing" / "frames"),
                                             ("flat", dsdir / "training", dsdir / "testing"),
                                             ("ucsd", dsdir / "Train", dsdir / "Test")):
-            looked.append(f"{train_dir} + {test_dir}")
-            if train_dir.is_dir() and test_dir.is_dir() and _video_dirs(test_dir):
-                files = DatasetFiles(name, dsdir, layout, _videos_in(train_dir), _videos_in(test_dir))
-                _attach_labels(files)
-                return files
-    raise FFPError(f"dataset {name!r} not found under {root}; looked for " + "; ".join(looked[:6]))
+            if train_dir.is_dir() and test_dir.is_dir():
+                if _video_dirs(test_dir):
+                    files = DatasetFiles(name, dsdir, layout, _videos_in(train_dir), _videos_in(test_dir))
+                    _attach_labels(files)
+                    return files
+                empty.append(str(test_dir))
+    hint = f" ({', '.join(empty)} holds no video folders)" if empty else ""
+    raise FFPError(f"dataset {name!r} not found under {root}: looked for training and test video folders "
+                   f"<dir>/{{training,testing}}/frames/<video>/, <dir>/{{training,testing}}/<video>/ or "
+                   f"<dir>/{{Train,Test}}/<video>/ with <dir> one of {', '.join(map(str, candidates))}{hint}")
 
 
 def _attach_labels(files: DatasetFiles) -> None:
     """Find the label source for the test videos and attach labels (and pixel masks when present)."""
     _attach_masks(files)
-    labels = _read_labels(files)
+    labels, source = _read_labels(files)
     if labels is None:
         raise FFPError(f"no frame labels found for {files.name} in {files.root}: expected {files.name}.mat, "
                        f"testing/test_frame_mask/*.npy, testing_label_mask/*_label.mat, UCSD*.m or *_gt masks")
     if isinstance(labels, list):  # per-video interval arrays, in video order
         if len(labels) != len(files.test):
-            raise FFPError(f"label file lists {len(labels)} test videos but {len(files.test)} were found in "
-                           f"{files.root}")
+            raise FFPError(f"label file {source} lists {len(labels)} test videos but {len(files.test)} were "
+                           f"found in {files.root}")
         for video, intervals in zip(files.test, labels):
-            video.labels = intervals_to_labels(intervals, len(video), f"{files.name} test video {video.name}")
+            try:
+                video.labels = intervals_to_labels(intervals, len(video), f"{files.name} test video {video.name}")
+            except FFPError as exc:
+                raise FFPError(f"{exc} (labels from {source}, frames in {video.frames[0].parent})") from None
     else:
         for video in files.test:
             if video.name not in labels:
-                raise FFPError(f"no labels for test video {video.name} of {files.name}")
+                raise FFPError(f"no labels for test video {video.name} of {files.name} in {source}")
             video.labels = labels[video.name]
     for video in files.test:
         if len(video.labels) != len(video):
+            per_video = sorted(Path(source).glob(f"{video.name}.*")) if Path(source).is_dir() else []
             raise FFPError(f"{files.name} test video {video.name}: {len(video.labels)} labels but "
-                           f"{len(video)} frames")
+                           f"{len(video)} frames (labels from {per_video[0] if per_video else source}, frames in "
+                           f"{video.frames[0].parent})")
 
 
-def _read_labels(files: DatasetFiles) -> list[np.ndarray] | dict[str, np.ndarray] | None:
-    """Labels from the first label source that exists (see module docstring), or None."""
+def _read_labels(files: DatasetFiles) -> tuple[list[np.ndarray] | dict[str, np.ndarray] | None, str]:
+    """(labels, where they came from) from the first label source that exists (module docstring), or (None, '')."""
     root, name = files.root, files.name
     for mat in (root / f"{name}.mat", root / f"{root.name}.mat"):
         if mat.is_file():
-            return read_mat_intervals(mat)
+            return read_mat_intervals(mat), str(mat)
     for npy_dir in (root / "testing" / "test_frame_mask", root / "test_frame_mask"):
         if npy_dir.is_dir():
-            return read_shanghaitech_labels(npy_dir)
+            return read_shanghaitech_labels(npy_dir), str(npy_dir)
     for avenue_dir in (root / "testing_label_mask", root / "testing" / "testing_label_mask"):
         if avenue_dir.is_dir():
-            return read_avenue_labels(avenue_dir)
+            return read_avenue_labels(avenue_dir), str(avenue_dir)
     m_files = sorted(root.glob("*.m")) + sorted((root / "Test").glob("*.m"))
     if m_files:
-        return read_ucsd_m_intervals(m_files[0])
+        return read_ucsd_m_intervals(m_files[0]), str(m_files[0])
     if files.test and all(v.masks for v in files.test):
-        return {v.name: labels_from_masks(v.masks) for v in files.test}
-    return None
+        return {v.name: labels_from_masks(v.masks) for v in files.test}, "the TestNNN_gt pixel masks"
+    return None, ""
 
 
 def _mask_dirs(files: DatasetFiles) -> list[Path]:
@@ -295,8 +357,8 @@ def prepare_dataset(cfg: Config) -> DatasetFiles:
     window = cfg.in_frames + 1
     for video in files.train + files.test:
         if len(video) < window:
-            raise FFPError(f"video {video.name} of {cfg.dataset} has {len(video)} frames, shorter than the "
-                           f"{window}-frame window")
+            raise FFPError(f"video folder {video.frames[0].parent} has {len(video)} frames, shorter than the "
+                           f"{window}-frame window (--in_frames {cfg.in_frames} + the predicted frame)")
     return files
 
 

@@ -1,11 +1,27 @@
 """Evaluate a trained FFP generator on a dataset's test videos with the paper's protocol.
 
-    python eval.py --trained_model weights/ped2_latest.pth --data_root ../shared/data
+    python eval.py --trained_model weights/ped2_latest.pth --data_root ../shared/data [--save_video]
 
 Protocol (the headline number): PSNR of every predicted frame on [0, 1] frames, min-max normalised within
 each test video, score = 1 − normalised PSNR, the first 4 frames of each video dropped, all videos
-concatenated, one ROC-AUC with abnormal = positive ("micro-AUC"). Other metrics are labelled as such.
-Writes results/<dataset>_<checkpoint-name>/ (scores.csv, metrics.json, roc.png, curves/, index.html).
+concatenated, one ROC-AUC with abnormal = positive ("micro-AUC"). Other metrics are labelled as such, and
+every printed AUC line names its knobs (checkpoint, selected with test labels or not, dropped frames, sigma).
+
+Pixel-level localisation (when the test videos have pixel masks, e.g. Ped2; off with --no_pixel_auroc):
+ROC-AUC of the per-pixel squared error of the scored frames (index >= 4) against the masks resized to the
+error-map size with nearest neighbour (mask > 0 = abnormal). Each batch's error maps are offered to a
+seeded uniform subsample of at most 2,000,000 pixels as they are predicted (`PixelAUROC`), so memory is
+bounded whatever the dataset size; no error map of the dataset is kept.
+
+--save_video: per test video an .mp4 (frame | error heatmap | overlay, plus the running score curve) in
+videos/, linked from index.html. The heatmap scale is fixed per video (choose_vmax over all its error
+maps), so the video's frames and error maps (uint8 + float16, 5 bytes per pixel: 59 MB for a 180-frame
+256×256 Ped2 video) are kept in memory until that video is written; one prediction pass, no second one.
+Without --save_video no error map is computed unless pixel AUROC needs it, and none is kept.
+
+Writes results/<dataset>_<checkpoint-stem>/ (a numbered sibling when it exists, unless --overwrite):
+scores.csv, metrics.json, roc.png, curves/, videos/, index.html. The folder is built in a hidden temp
+sibling and renamed into place at the end, so a failure leaves no half-written result folder.
 """
 from __future__ import annotations
 
@@ -13,48 +29,139 @@ import argparse
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
+from tqdm import tqdm
 
-from cli import run_cli
-from config import Config, add_config_flags, config_from_namespace
-from dataset import prepare_dataset
-from evaluation.metrics import compute_metrics, format_metrics_table
-from evaluation.predict import score_videos
-from evaluation.report import write_report
+from cli import ArgumentParser, run_cli
+from config import DATASET_DEFAULTS, Config, add_config_flags, config_from_namespace
+from dataset import Video, prepare_dataset, video_frame_batches
+from evaluation.metrics import PixelAUROC, compute_metrics, format_metrics_table, metric_rows, video_scores
+from evaluation.predict import generator_from_state, iter_predictions
+from evaluation.report import StagedResult, file_stems, write_report
+from evaluation.video import HeatmapVideoWriter, choose_vmax
 from model import Generator
-from training.checkpoint import load_checkpoint, load_state_strict
-from utils import resolve_device
+from training.checkpoint import load_checkpoint
+from utils import FFPError, resolve_device
+
+# Pixels scored for pixel AUROC: ~1.6% of Ped2's 126M scored test pixels at 256×256, and tens of thousands of
+# abnormal ones, so sampling noise is far below differences between models while memory stays ~50 MB.
+PIXEL_SAMPLES = 2_000_000
+PIXEL_SEED = 0
+VIDEO_FPS = 10.0            # UCSD Ped2 was recorded at about 10 frames per second
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trained_model", required=True, help="checkpoint (.pth) written by train.py")
     parser.add_argument("--out_dir", default="results", help="parent folder of the run's result folder")
-    parser.add_argument("--overwrite", action="store_true", help="reuse an existing result folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing result folder")
     parser.add_argument("--smooth_sigma", type=float, default=0.0,
                         help="temporal Gaussian smoothing of scores (frames; 0 = none, the paper)")
+    parser.add_argument("--save_video", action="store_true", help="write a heatmap .mp4 per test video")
+    parser.add_argument("--no_pixel_auroc", action="store_true", help="skip pixel-level AUROC against masks")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     add_config_flags(parser)   # e.g. --data_root, --device, --eval_batch_size, --num_workers
     return parser.parse_args(argv)
 
 
 def load_generator(path: str | Path, cfg: Config, device: torch.device) -> tuple[Generator, dict]:
-    """Generator from a checkpoint (architecture from the checkpoint's config), in eval mode on `device`."""
+    """Generator from a checkpoint file, and the checkpoint dict."""
     state = load_checkpoint(path)
-    g = Generator(cfg.in_frames, cfg.g_widths)
-    load_state_strict(g, state["net_g"], f"checkpoint {path}")
-    return g.to(device).eval(), state
+    return generator_from_state(state, cfg, device, f"checkpoint {path}"), state
 
 
-def result_dir(out_root: Path, cfg: Config, checkpoint: Path, overwrite: bool) -> Path:
-    """results/<dataset>_<checkpoint stem>, or a numbered sibling so earlier results are never overwritten."""
-    base = out_root / f"{cfg.dataset}_{checkpoint.stem}"
-    if overwrite or not base.exists():
-        return base
-    n = 2
-    while (out_root / f"{base.name}_{n}").exists():
-        n += 1
-    return out_root / f"{base.name}_{n}"
+def selected_with_test_labels(path: Path, state: dict) -> bool:
+    """True when the checkpoint was picked by test-label AUC: its own flag if it has one, else a *_best name."""
+    flag = state.get("selected_with_test_labels")
+    return bool(flag) if flag is not None else path.stem.endswith("_best")
+
+
+def read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """Pixel mask file -> H×W bool (True = abnormal: value > 0), resized to size=(H, W) with nearest neighbour."""
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise FFPError(f"cannot read pixel mask {path}: missing, empty or not a valid image file")
+    if mask.shape != tuple(size):
+        # Nearest keeps the mask binary; interpolating would invent half-abnormal pixels.
+        mask = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    return mask > 0
+
+
+def predict_video(generator: Generator, video: Video, cfg: Config, device: torch.device,
+                  pixels: PixelAUROC | None, keep: bool) -> tuple[np.ndarray, tuple | None]:
+    """One test video: PSNR of frames in_frames.. (float32 (N,)), and with `keep` its (frames, error maps).
+
+    pixels: when given, every batch's error maps and the matching masks are added to it. keep: also
+    return the targets N×H×W×3 uint8 and error maps N×H×W float16 (for the heatmap video).
+    Error maps are computed only when `pixels` or `keep` needs them.
+    """
+    psnr, frames, maps = [], [], []
+    for pred in iter_predictions(generator, video_frame_batches(video, cfg, cfg.eval_batch_size),
+                                 cfg.in_frames, device):
+        psnr.append(pred.psnr)
+        if pixels is None and not keep:
+            continue
+        err = pred.error_maps().cpu()
+        if pixels is not None:
+            idx = range(pred.first_index, pred.first_index + len(err))
+            pixels.add(err.numpy(), np.stack([read_mask(video.masks[i], err.shape[-2:]) for i in idx]))
+        if keep:
+            frames.append(pred.target_images().cpu())
+            maps.append(err.half())
+    if not psnr:  # shorter than one window: nothing to score
+        return np.zeros(0, dtype=np.float32), None
+    kept = (torch.cat(frames).numpy(), torch.cat(maps).numpy()) if keep else None
+    return torch.cat(psnr).float().cpu().numpy(), kept
+
+
+def write_heatmap_video(path: Path, kept: tuple, scores: np.ndarray, labels: np.ndarray, first_frame: int) -> None:
+    """mp4 of one video from its kept (frames N×H×W×3 uint8, error maps N×H×W) with a fixed heatmap scale
+    (choose_vmax over the whole video); scores/labels (N,) belong to video frames first_frame.."""
+    frames, maps = kept
+    vmax = choose_vmax(m.astype(np.float32) for m in maps)
+    with HeatmapVideoWriter(path, VIDEO_FPS, vmax=vmax, size=maps.shape[1:], curve_length=len(maps),
+                            first_frame=first_frame) as writer:
+        writer.add_batch(frames, maps, scores, labels)
+
+
+def pixel_metrics(pixels: PixelAUROC | None, size: tuple[int, int], in_frames: int, reason: str) -> dict:
+    """metrics.json entries of pixel AUROC: value + protocol string, or why it was not computed."""
+    if pixels is None:
+        return {"pixel_auroc_skipped": reason}
+    try:
+        value = pixels.result()
+    except FFPError as exc:  # e.g. masks without abnormal pixels: report, don't fail the frame-level eval
+        return {"pixel_auroc_skipped": str(exc)}
+    sampling = (f"uniform random subsample of {pixels.n_sampled:,} of {pixels.n_pixels:,} pixels "
+                f"(seed {pixels.seed})")
+    return {"pixel_auroc": value, "pixel_auroc_sampling": sampling,
+            "pixel_auroc_protocol": (
+                f"ROC-AUC of per-pixel squared error (mean over RGB, frames on [0, 1]) of the {pixels.n_frames} "
+                f"scored frames (frame index >= {in_frames}) against ground-truth masks resized to the "
+                f"{size[0]}x{size[1]} error-map size with nearest neighbour (mask > 0 = abnormal), all test "
+                f"videos pooled, no normalisation or smoothing; {sampling}")}
+
+
+def evaluate(generator: Generator, files, cfg: Config, device: torch.device, args,
+             out: Path) -> tuple[dict, dict, dict]:
+    """Predict every test video (writing heatmap videos into out/videos with --save_video).
+
+    Returns ({video: PSNR (N_v,)}, pixel-AUROC metrics entries, {video: mp4 path relative to out}).
+    """
+    has_masks = bool(files.test) and all(v.masks for v in files.test)
+    pixels = PixelAUROC(PIXEL_SAMPLES, PIXEL_SEED) if has_masks and not args.no_pixel_auroc else None
+    reason = "--no_pixel_auroc" if has_masks else "the test videos have no pixel masks"
+    stems = file_stems(v.name for v in files.test)
+    psnr, links = {}, {}
+    for video in tqdm(files.test, desc="test videos", unit="video", disable=None):
+        psnr[video.name], kept = predict_video(generator, video, cfg, device, pixels, args.save_video)
+        if kept is not None:
+            links[video.name] = f"videos/{stems[video.name]}.mp4"
+            write_heatmap_video(out / links[video.name], kept, video_scores(psnr[video.name], args.smooth_sigma),
+                                video.labels[cfg.in_frames:], cfg.in_frames)
+    return psnr, pixel_metrics(pixels, (cfg.height, cfg.width), cfg.in_frames, reason), links
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,25 +169,30 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_path = Path(args.trained_model)
     state = load_checkpoint(ckpt_path)
     cfg = config_from_namespace(args, Config.from_dict(state["config"]))
+    if args.dataset and args.dataset not in DATASET_DEFAULTS:
+        raise FFPError(f"--dataset {args.dataset!r} is unknown; known datasets: {', '.join(DATASET_DEFAULTS)}")
     if args.dataset:
         cfg.dataset = args.dataset
+    if args.smooth_sigma < 0:
+        raise FFPError(f"--smooth_sigma must be >= 0 (frames), got {args.smooth_sigma}")
     device = resolve_device(cfg.device)
-    generator, _ = load_generator(ckpt_path, cfg, device)
+    generator = generator_from_state(state, cfg, device, f"checkpoint {ckpt_path}")
     files = prepare_dataset(cfg)
-
-    psnr = score_videos(generator, files.test, cfg, device)
-    labels = {v.name: v.labels[cfg.in_frames:] for v in files.test}
-    metrics = compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma)
-    selected = ckpt_path.stem.endswith("_best")
-    knobs = {"checkpoint": ckpt_path.name, "selected_with_test_labels": selected,
+    knobs = {"checkpoint": ckpt_path.name, "selected_with_test_labels": selected_with_test_labels(ckpt_path, state),
              "dropped_frames": cfg.in_frames, "smooth_sigma": args.smooth_sigma}
-    out = result_dir(Path(args.out_dir), cfg, ckpt_path, args.overwrite)
-    meta = {**knobs, "config": cfg.to_dict(), "checkpoint_path": str(ckpt_path), "step": state.get("step"),
-            "dataset": cfg.dataset}
-    write_report(out, psnr, labels, metrics, meta)
+    with StagedResult(args.out_dir, f"{cfg.dataset}_{ckpt_path.stem}", args.overwrite) as stage:
+        psnr, pixel, links = evaluate(generator, files, cfg, device, args, stage.dir)
+        labels = {v.name: v.labels[cfg.in_frames:] for v in files.test}
+        metrics = {**compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma), **pixel}
+        meta = {**knobs, "config": cfg.to_dict(), "checkpoint_path": str(ckpt_path), "step": state.get("step"),
+                "dataset": cfg.dataset, "psnr_range": "frames on [0, 1], PSNR = 10 log10(1 / MSE)"}
+        write_report(stage.dir, psnr, labels, metrics, meta, videos=links)
     print(format_metrics_table(metrics, knobs))
-    print(f"scored {metrics['n_frames']} frames of {len(files.test)} test videos; results in {out}")
-    print(f"micro-AUC: {metrics['micro_auc']:.4f}")
+    if "pixel_auroc_skipped" in metrics:
+        print(f"  pixel AUROC not computed: {metrics['pixel_auroc_skipped']}")
+    print(f"scored {metrics['n_frames']} frames of {len(files.test)} test videos; results in {stage.path}")
+    micro = metric_rows(metrics, knobs)[0]
+    print(f"micro-AUC: {micro[1]}  [{micro[2]}]")
     return 0
 
 

@@ -42,9 +42,27 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:   # e.g. ENOSPC from write(): name the target
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
+
+
+def check_writable(folder: str | os.PathLike, flag: str) -> None:
+    """FFPError naming `flag` and `folder` unless files can be created in `folder` (created if missing).
+
+    Call before long work (training, scoring) so an unwritable output folder fails at once, not at the end.
+    Probes with a real file, so it is meaningful as root too (where permission bits do not stop writes).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write_test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise FFPError(f"{flag} {folder} is not writable: {exc.strerror or exc}") from None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -179,6 +179,46 @@ class _PixelSampler:
         return self.values, self.labels
 
 
+class PixelAUROC:
+    """Push-style pixel-level ROC-AUC: feed error maps and masks batch by batch, read the AUC at the end.
+
+    Memory stays bounded however many frames are added: a seeded uniform subsample of at most
+    `max_pixels` pixels is kept (see `_PixelSampler`). Used by `pixel_auroc` and by eval.py, which adds
+    each batch's error maps as they are predicted instead of keeping the dataset's maps.
+    """
+
+    def __init__(self, max_pixels: int = 2_000_000, seed: int = 0):
+        self.max_pixels, self.seed = int(max_pixels), int(seed)
+        self._sampler = _PixelSampler(self.max_pixels, self.seed)
+        self.n_frames = 0
+        self.n_pixels = 0
+
+    def add(self, errors: np.ndarray, masks: np.ndarray) -> None:
+        """errors: (H, W) or (B, H, W) float, higher = more anomalous; masks: same shape, > 0.5 = abnormal.
+
+        FFPError when the shapes differ (the masks must already be resized to the error-map size).
+        """
+        errors, masks = np.asarray(errors, dtype=np.float32), np.asarray(masks)
+        if errors.shape != masks.shape:
+            raise FFPError(f"pixel AUROC frame {self.n_frames}: error map {errors.shape} and mask {masks.shape} "
+                           "differ (resize masks to the error-map size with nearest-neighbour)")
+        self._sampler.add(errors.ravel(), masks.ravel() > 0.5)
+        self.n_frames += 1 if errors.ndim == 2 else errors.shape[0]
+        self.n_pixels += errors.size
+
+    def result(self) -> float:
+        """ROC-AUC in [0, 1] of the sampled pixels; FFPError when one class is absent."""
+        values, labels = self._sampler.result()
+        if labels.size == 0 or labels.all() or not labels.any():
+            raise FFPError("pixel AUROC: the masks need both abnormal and normal pixels; AUC is undefined")
+        return float(roc_auc_score(labels, values))
+
+    @property
+    def n_sampled(self) -> int:
+        """How many pixels the AUC is computed on (min(max_pixels, n_pixels))."""
+        return min(self.max_pixels, self.n_pixels)
+
+
 def pixel_auroc(error_maps: Iterable[np.ndarray], masks: Iterable[np.ndarray],
                 max_pixels: int = 2_000_000, seed: int = 0) -> float:
     """Pixel-level ROC-AUC of per-pixel errors against ground-truth anomaly masks.
@@ -190,20 +230,13 @@ def pixel_auroc(error_maps: Iterable[np.ndarray], masks: Iterable[np.ndarray],
     at most `max_pixels` pixels (seeded by `seed`, so repeatable) is scored. Returns a float in [0, 1].
     Raises FFPError when a pair's shapes differ, the iterables differ in length, or one class is absent.
     """
-    sampler = _PixelSampler(max_pixels, seed)
+    acc = PixelAUROC(max_pixels, seed)
     missing = object()
     for n, (err, mask) in enumerate(zip_longest(error_maps, masks, fillvalue=missing)):
         if err is missing or mask is missing:
             raise FFPError(f"pixel AUROC: error maps and masks differ in count (they diverge at frame {n})")
-        err, mask = np.asarray(err, dtype=np.float32), np.asarray(mask)
-        if err.shape != mask.shape:
-            raise FFPError(f"pixel AUROC frame {n}: error map {err.shape} and mask {mask.shape} differ "
-                           "(resize masks to the error-map size with nearest-neighbour)")
-        sampler.add(err.ravel(), mask.ravel() > 0.5)
-    values, labels = sampler.result()
-    if labels.size == 0 or labels.all() or not labels.any():
-        raise FFPError("pixel AUROC: the masks need both abnormal and normal pixels; AUC is undefined")
-    return float(roc_auc_score(labels, values))
+        acc.add(err, mask)
+    return acc.result()
 
 
 def _yes_no(flag) -> str:
@@ -230,7 +263,8 @@ def metric_rows(metrics: Mapping, knobs: Mapping) -> list[tuple[str, str, str]]:
     ]
     if metrics.get("pixel_auroc") is not None:
         rows.append(("pixel AUROC", metrics["pixel_auroc"],
-                     f"per-pixel squared error vs masks, pixels subsampled, norm=none, sigma=0, {base}"))
+                     f"per-pixel squared error vs masks, {metrics.get('pixel_auroc_sampling', 'pixels subsampled')}, "
+                     f"norm=none, sigma=0, {base}"))
     rows = [(name, f"{value:.4f}", knob) for name, value, knob in rows]
     rows.append(("frames", str(metrics["n_frames"]),
                  f"{metrics['n_abnormal']} abnormal; after dropping {knobs.get('dropped_frames', 4)}/video"))

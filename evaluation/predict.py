@@ -6,6 +6,7 @@ memory stays flat however long the video is. Per-frame PSNR stays on the device 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -13,8 +14,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from dataset import to_network_range
+from dataset import Video, to_network_range, video_frame_batches
 from evaluation.scores import error_map, psnr_per_frame
+from model import Generator
+from training.checkpoint import load_state_strict
+from utils import FFPError
+
+
+def generator_from_state(state: dict, cfg, device: torch.device, what: str) -> nn.Module:
+    """Generator with a checkpoint's 'net_g' weights (architecture from `cfg`), in eval mode on `device`.
+
+    `what` names the checkpoint in the FFPError raised when the weights do not fit the architecture.
+    """
+    g = Generator(cfg.in_frames, cfg.g_widths)
+    load_state_strict(g, state["net_g"], what)
+    return g.to(device).eval()
 
 
 @dataclass
@@ -31,6 +45,32 @@ class WindowPrediction:
     def error_maps(self) -> torch.Tensor:
         """M×H×W per-pixel squared error on [0, 1] frames, averaged over channels."""
         return error_map(self.preds, self.targets)
+
+    def target_images(self) -> torch.Tensor:
+        """M×H×W×3 uint8 RGB target frames (inverse of `to_network_range`, exact for uint8 input), on the device."""
+        return (self.targets.float() + 1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+# On CPU the generator runs on micro-batches whose full-resolution activation (N×widths[0]×H×W float32) stays
+# about the size of a last-level cache: at 256×256 with 64 channels that is one window (16 MiB); a batch of
+# 16 streams 256 MiB per layer through memory and costs ~30 % more per frame (bench/README.md).
+CPU_ACTIVATION_BYTES = 16 * 2**20
+
+
+def run_generator(generator: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """generator(inputs): B×3T×H×W -> B×3×H×W, channels-last, on CPU in cache-sized micro-batches.
+
+    Channels-last because oneDNN's (and cuDNN's tensor-core) convolutions work in NHWC natively; NCHW
+    input is reordered at every layer (~1.4× slower per frame at 256×256 on CPU, bench/eval_speed.py).
+    """
+    inputs = inputs.contiguous(memory_format=torch.channels_last)
+    if inputs.device.type != "cpu":
+        return generator(inputs)
+    per_window = getattr(generator, "widths", (64,))[0] * inputs.shape[-2] * inputs.shape[-1] * 4
+    chunk = max(1, CPU_ACTIVATION_BYTES // per_window)
+    if chunk >= inputs.shape[0]:
+        return generator(inputs)
+    return torch.cat([generator(part) for part in inputs.split(chunk)])
 
 
 def iter_predictions(generator: nn.Module, frame_batches: Iterable[torch.Tensor], in_frames: int,
@@ -51,7 +91,7 @@ def iter_predictions(generator: nn.Module, frame_batches: Iterable[torch.Tensor]
                 windows = seq.unfold(0, in_frames + 1, 1).permute(0, 4, 1, 2, 3)
                 inputs = windows[:, :in_frames].reshape(n_targets, -1, *seq.shape[-2:])
                 targets = windows[:, in_frames]
-                preds = generator(inputs)
+                preds = run_generator(generator, inputs)
                 first = seen + frames.shape[0] - n_targets
                 yield WindowPrediction(first, targets, preds, psnr_per_frame(preds, targets))
             history = seq[-in_frames:]
@@ -70,8 +110,35 @@ def predict_video_psnr(generator: nn.Module, frame_batches: Iterable[torch.Tenso
 def score_videos(generator: nn.Module, videos: list, cfg, device: torch.device,
                  batch_size: int | None = None) -> dict[str, np.ndarray]:
     """{video name: PSNR per predicted frame} for a list of `dataset.Video`, frames decoded once by workers."""
-    from dataset import video_frame_batches
     batch_size = batch_size or cfg.eval_batch_size
     generator.eval()
     return {v.name: predict_video_psnr(generator, video_frame_batches(v, cfg, batch_size), cfg.in_frames, device)
             for v in videos}
+
+
+def training_psnr_stats(generator: nn.Module, videos: list[Video], cfg, device: torch.device,
+                        max_windows: int = 2000, batch_size: int | None = None) -> dict:
+    """PSNR statistics of the generator's predictions on training windows, for `detect.py --mode stream`.
+
+    Stored in checkpoints as state['psnr_stats'] so an unlabelled stream can be normalised without seeing
+    its future (score = (mean - psnr) / std). Uses the first ceil(max_windows / len(videos)) windows of
+    every training video (contiguous, so each frame is decoded once), at most `max_windows` in total.
+    The generator is run in eval mode and put back in the mode it was in.
+    Returns {'mean': float dB, 'std': float dB (population), 'n': int windows}; FFPError when no video
+    has a full window.
+    """
+    per_video = max(1, math.ceil(max_windows / max(1, len(videos))))
+    was_training = generator.training
+    generator.eval()
+    chunks = []
+    try:
+        for v in videos:
+            prefix = Video(v.name, v.frames[:per_video + cfg.in_frames])
+            batches = video_frame_batches(prefix, cfg, batch_size or cfg.eval_batch_size)
+            chunks.append(predict_video_psnr(generator, batches, cfg.in_frames, device))
+    finally:
+        generator.train(was_training)
+    psnr = np.concatenate(chunks or [np.zeros(0)]).astype(np.float64)[:max_windows]
+    if psnr.size == 0:
+        raise FFPError(f"training PSNR statistics: no training video has {cfg.in_frames + 1} frames (one window)")
+    return {"mean": float(psnr.mean()), "std": float(psnr.std()), "n": int(psnr.size)}

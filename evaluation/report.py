@@ -1,7 +1,8 @@
 """Evaluation reports on disk: per-frame CSV, metrics JSON, ROC and score-curve figures, one HTML page.
 
 Every file is written atomically (temp file in the same folder, then os.replace), and index.html is
-written last, so a crash never leaves a page that links to missing or half-written files.
+written last, so a crash never leaves a page that links to missing or half-written files. Whole result
+folders (eval.py, detect.py) are built in a hidden temp sibling and renamed into place (`StagedResult`).
 Figures are `matplotlib.figure.Figure` objects on the Agg canvas, never registered with pyplot: no
 global figure state, nothing left open after saving, safe without a display.
 """
@@ -14,6 +15,8 @@ import json
 import math
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 from urllib.parse import quote
@@ -25,7 +28,7 @@ from sklearn.metrics import auc, roc_curve
 
 from evaluation.metrics import aligned_videos, metric_rows, video_scores
 from evaluation.scores import anomaly_scores, true_runs
-from utils import atomic_write_bytes, atomic_write_text
+from utils import FFPError, atomic_write_bytes, atomic_write_text
 
 _CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
@@ -80,7 +83,7 @@ def _save_png(fig: Figure, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _file_stems(names) -> dict[str, str]:
+def file_stems(names) -> dict[str, str]:
     """Video name -> unique, filesystem- and URL-safe file stem (no leading dot, no separators)."""
     stems: dict[str, str] = {}
     for name in names:
@@ -89,6 +92,59 @@ def _file_stems(names) -> dict[str, str]:
             stem += "_"
         stems[name] = stem
     return stems
+
+
+# ----------------------------------------------------------------------------- result folders
+
+def free_result_path(out_root: Path, name: str, overwrite: bool) -> Path:
+    """out_root/name, or the first free numbered sibling name_2, name_3, ... unless `overwrite`."""
+    base = Path(out_root) / name
+    if overwrite or not base.exists():
+        return base
+    n = 2
+    while base.with_name(f"{name}_{n}").exists():
+        n += 1
+    return base.with_name(f"{name}_{n}")
+
+
+class StagedResult:
+    """Context manager building a result folder in a hidden temp sibling, moved into place only on success.
+
+        with StagedResult(Path("results"), "ped2_latest", overwrite=False) as stage:
+            write files into stage.dir
+        print(stage.path)          # results/ped2_latest (or ped2_latest_2, ...)
+
+    On an exception the temp folder is deleted, so a crash never leaves a half-written result folder
+    (a SIGKILL can leave a hidden `.<name>.tmp-*` folder, never a visible one). The final name is picked
+    when the work is done, so the numbered sibling is free at that moment; with `overwrite` an existing
+    folder is replaced (moved aside, the new one renamed in, the old one deleted).
+    """
+
+    def __init__(self, out_root: str | os.PathLike, name: str, overwrite: bool):
+        self.out_root, self.name, self.overwrite = Path(out_root), name, overwrite
+        self.dir: Path | None = None
+        self.path: Path | None = None
+
+    def __enter__(self) -> "StagedResult":
+        try:
+            self.out_root.mkdir(parents=True, exist_ok=True)
+            self.dir = Path(tempfile.mkdtemp(prefix=f".{self.name}.tmp-", dir=self.out_root))
+        except OSError as exc:
+            raise FFPError(f"--out_dir {self.out_root} is not writable: {exc.strerror or exc}") from None
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            return
+        self.path = free_result_path(self.out_root, self.name, self.overwrite)
+        old = None
+        if self.path.exists():  # only with overwrite: swap, so the old folder is never half-deleted
+            old = Path(tempfile.mkdtemp(prefix=f".{self.name}.old-", dir=self.out_root))
+            os.replace(self.path, old / self.name)
+        os.replace(self.dir, self.path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- HTML
@@ -218,7 +274,7 @@ def write_report(out_dir: str | os.PathLike, psnr_by_video: dict[str, np.ndarray
                                                     _scores_rows(data, offset)))
     atomic_write_text(out / "metrics.json", _json_text({**meta, **metrics}))
     _plot_roc(out / "roc.png", data, sigma, metrics.get("eer"))
-    stems = _file_stems(data)
+    stems = file_stems(data)
     per_video = metrics.get("per_video_auc", {})
     for name, (psnr, labels) in data.items():
         _plot_video_curve(out / "curves" / f"{stems[name]}.png", name, psnr, labels, offset, sigma,
@@ -230,17 +286,31 @@ def write_report(out_dir: str | os.PathLike, psnr_by_video: dict[str, np.ndarray
 
 # ----------------------------------------------------------------------------- unlabelled video
 
-def _plot_detect_curve(path: Path, frames: np.ndarray, scores: np.ndarray, threshold: float) -> None:
+DETECT_CSV_HEADER = ("frame", "psnr", "score", "above_threshold")
+
+
+def detect_csv_rows(frames, psnr, scores, threshold: float):
+    """scores.csv rows of an unlabelled video (see DETECT_CSV_HEADER); alarm = score > threshold (strictly).
+
+    frames: (N,) frame numbers; psnr: (N,) dB; scores: (N,). A generator, so detect.py can append the
+    rows of each batch to an open file as it goes.
+    """
+    for f, p, s in zip(frames, psnr, scores):
+        yield int(f), f"{p:.6f}", f"{s:.6f}", int(s > threshold)
+
+
+def _plot_detect_curve(path: Path, frames: np.ndarray, scores: np.ndarray, threshold: float,
+                       score_label: str) -> None:
     """Score curve of an unlabelled video with the alarm threshold and the frames above it."""
     above = scores > threshold
     fig = _new_figure()
     ax = fig.add_subplot()
-    ax.plot(frames, scores, lw=1.2, label="anomaly score")
+    ax.plot(frames, scores, lw=1.2, label=score_label)
     ax.axhline(threshold, color="red", ls="--", lw=1, label=f"threshold {threshold:.3g}")
     if above.any():
         ax.plot(frames[above], scores[above], "r.", ms=4, label=f"{int(above.sum())} frames above")
     ax.set(xlabel="frame index", ylabel="anomaly score", title="Anomaly score per frame")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="best", fontsize=8)  # alarms usually sit mid-video; let matplotlib avoid covering them
     _save_png(fig, path)
 
 
@@ -259,11 +329,14 @@ def _alarms_text(frames, scores, above, threshold: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _detect_html(n_frames: int, n_above: int, threshold: float, intervals, meta: Mapping) -> str:
-    """index.html of an unlabelled video: alarm summary, score curve, alarm intervals, files, meta."""
+def _detect_html(n_frames: int, n_above: int, threshold: float, intervals, meta: Mapping,
+                 video: str | None) -> str:
+    """index.html of an unlabelled video: alarm summary, score curve, heatmap video, alarm intervals, files, meta."""
+    player = "" if video is None else (f'<video controls preload="metadata" src="{_href(video)}"></video>'
+                                       f'<br><a href="{_href(video)}">heatmap video (mp4)</a>')
     body = "\n".join([
         f"<p>{n_above} of {n_frames} scored frames have anomaly score &gt; {threshold:.4g}.</p>",
-        '<img src="curve.png" alt="anomaly score curve">',
+        '<img src="curve.png" alt="anomaly score curve">', player,
         "<h2>Alarm intervals</h2>",
         _html_table(["first frame", "last frame", "span (frames)"], [(a, b, b - a + 1) for a, b in intervals],
                     numeric=(0, 1, 2)),
@@ -274,13 +347,16 @@ def _detect_html(n_frames: int, n_above: int, threshold: float, intervals, meta:
 
 
 def write_detect_report(out_dir: str | os.PathLike, frame_indices: Sequence[int], psnr: np.ndarray,
-                        scores: np.ndarray, threshold: float, meta: dict) -> Path:
+                        scores: np.ndarray, threshold: float, meta: dict, *, csv_written: bool = False,
+                        video: str | None = None, score_label: str = "anomaly score") -> Path:
     """Report for scoring an unlabelled video; returns index.html's path.
 
     frame_indices: (N,) int frame numbers in the source video; psnr: (N,) dB; scores: (N,) anomaly
     scores; a frame alarms when score > threshold (strictly). Writes scores.csv
-    (frame,psnr,score,above_threshold), curve.png, alarms.txt, summary.json (meta + threshold + alarm
-    intervals) and index.html into `out_dir` (created).
+    (frame,psnr,score,above_threshold; skipped when `csv_written`, i.e. the caller streamed it with
+    `detect_csv_rows`), curve.png, alarms.txt, summary.json (meta + threshold + alarm intervals) and
+    index.html into `out_dir` (created). video: heatmap mp4 path relative to out_dir, linked from the page.
+    score_label: legend of the score curve (e.g. how the score was normalised).
     """
     frames = np.asarray(frame_indices, dtype=np.int64)
     psnr, scores = np.asarray(psnr, dtype=np.float64), np.asarray(scores, dtype=np.float64)
@@ -288,15 +364,21 @@ def write_detect_report(out_dir: str | os.PathLike, frame_indices: Sequence[int]
         raise ValueError(f"need equal, non-zero lengths: {len(frames)} frames, {len(psnr)} PSNR, {len(scores)} scores")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if video is not None:
+        _checked_video_links(out, {"heatmap": video})
     above = scores > threshold
-    rows = ((int(f), f"{p:.6f}", f"{s:.6f}", int(a)) for f, p, s, a in zip(frames, psnr, scores, above))
-    atomic_write_text(out / "scores.csv", _csv_text(["frame", "psnr", "score", "above_threshold"], rows))
-    _plot_detect_curve(out / "curve.png", frames, scores, float(threshold))
+    if not csv_written:
+        atomic_write_text(out / "scores.csv",
+                          _csv_text(DETECT_CSV_HEADER, detect_csv_rows(frames, psnr, scores, threshold)))
+    elif not (out / "scores.csv").is_file():
+        raise ValueError(f"csv_written=True but {out / 'scores.csv'} does not exist")
+    _plot_detect_curve(out / "curve.png", frames, scores, float(threshold), score_label)
     atomic_write_text(out / "alarms.txt", _alarms_text(frames, scores, above, float(threshold)))
     intervals = _alarm_intervals(frames, above)
     summary = {**meta, "threshold": float(threshold), "n_frames": len(frames),
                "n_above_threshold": int(above.sum()), "alarm_intervals": intervals}
     atomic_write_text(out / "summary.json", _json_text(summary))
     index = out / "index.html"
-    atomic_write_text(index, _detect_html(len(frames), int(above.sum()), float(threshold), intervals, meta))
+    atomic_write_text(index, _detect_html(len(frames), int(above.sum()), float(threshold), intervals, meta,
+                                          video))
     return index

@@ -22,21 +22,48 @@ VMAX_SAMPLES_PER_FRAME = 16384  # bounds choose_vmax memory on long videos
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
+class VmaxEstimator:
+    """Running estimate of a fixed heatmap scale: the q-th percentile of every per-pixel error seen.
+
+    Each frame contributes an evenly strided subsample of at most 16384 pixels; once the pool holds
+    more than `max_samples` values it is halved (every other value kept) and later frames are strided
+    twice as much, so all frames stay equally represented and memory is bounded however long the video.
+    """
+
+    def __init__(self, q: float = 99.5, max_samples: int = 1 << 21):
+        self.q, self.max_samples = q, max_samples
+        self._chunks: list[np.ndarray] = []
+        self._count, self._extra_stride = 0, 1
+
+    def add(self, err: np.ndarray) -> None:
+        """Offer one H x W (or B x H x W) error map."""
+        flat = np.asarray(err, dtype=np.float32).reshape(-1, *np.shape(err)[-2:])
+        for frame in flat.reshape(flat.shape[0], -1):
+            step = max(1, frame.size // VMAX_SAMPLES_PER_FRAME) * self._extra_stride
+            self._chunks.append(frame[::step].copy())
+            self._count += self._chunks[-1].size
+        if self._count > self.max_samples:
+            pool = np.concatenate(self._chunks)[::2]
+            self._chunks, self._count, self._extra_stride = [pool], pool.size, self._extra_stride * 2
+
+    def value(self) -> float:
+        """The percentile, at least 1e-8 (so a perfect prediction still divides safely)."""
+        if not self._chunks:
+            raise ValueError("choose_vmax needs at least one error map")
+        return max(float(np.percentile(np.concatenate(self._chunks), self.q)), 1e-8)
+
+
 def choose_vmax(errors: Iterable[np.ndarray], q: float = 99.5) -> float:
     """Fixed heatmap scale for one video: the q-th percentile of all its per-pixel errors.
 
     errors: iterable of H x W float arrays (squared error on [0, 1] frames). Frames larger than
-    16384 pixels contribute an evenly strided subsample, so memory stays small on long videos.
-    Returns a positive float (at least 1e-8, so a perfect prediction still divides safely).
+    16384 pixels contribute an evenly strided subsample, and the pool is capped (`VmaxEstimator`), so
+    memory stays small on long videos. Returns a positive float (at least 1e-8).
     """
-    samples = []
+    estimator = VmaxEstimator(q)
     for err in errors:
-        flat = np.asarray(err, dtype=np.float32).ravel()
-        step = max(1, flat.size // VMAX_SAMPLES_PER_FRAME)
-        samples.append(flat[::step])
-    if not samples:
-        raise ValueError("choose_vmax needs at least one error map")
-    return max(float(np.percentile(np.concatenate(samples), q)), 1e-8)
+        estimator.add(err)
+    return estimator.value()
 
 
 def _even(n: int) -> int:
@@ -71,16 +98,25 @@ class HeatmapVideoWriter:
     an integer factor to at least 192 px high, and a score-curve strip of 80 px below. The heatmap uses
     a fixed `vmax` for the whole video, so equal colours mean equal error in every frame.
     `size` = (H, W) of the frames and error maps passed to `add`. `curve_length` (total frame count,
-    when known) fixes the curve's x-axis; otherwise the curve rescales as frames arrive.
+    when known) fixes the curve's x-axis; otherwise the curve rescales as frames arrive. `score_range`
+    (lo, hi) is the curve's y-axis (scores outside are clipped), (0, 1) for min-max scores; a
+    `threshold`, when given, is drawn as a red line. `first_frame`: video frame index of the first frame
+    added (e.g. 4 when the first 4 frames have no prediction), used in the frame counter.
     Output goes to a hidden temp file in the same folder, renamed onto `path` on a clean exit and
     deleted on an exception. Raises FFPError when OpenCV cannot open the writer.
     Attributes: panel_size (H, W) of one panel; frame_size (W, H) of the whole video frame.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 25.0, *, vmax: float,
-                 size: tuple[int, int], curve_length: int | None = None):
+                 size: tuple[int, int], curve_length: int | None = None,
+                 score_range: tuple[float, float] = (0.0, 1.0), threshold: float | None = None,
+                 first_frame: int = 0):
         if not vmax > 0:
             raise ValueError(f"vmax must be positive, got {vmax}")
+        if not score_range[1] > score_range[0]:
+            raise ValueError(f"score_range must be (lo, hi) with hi > lo, got {score_range}")
+        self.score_range, self.threshold = (float(score_range[0]), float(score_range[1])), threshold
+        self.first_frame = int(first_frame)
         self.path, self.vmax, self.size, self.curve_length = Path(path), float(vmax), tuple(size), curve_length
         scale = max(1, math.ceil(PANEL_MIN_H / size[0]))
         self.panel_size = (size[0] * scale, size[1] * scale)
@@ -115,7 +151,7 @@ class HeatmapVideoWriter:
         """Append one video frame.
 
         frame01: H x W x 3 RGB float in [0, 1] (H x W grey also accepted); err: H x W float per-pixel
-        squared error; score: anomaly score, drawn clipped to [0, 1]; label: 1 abnormal, 0 normal,
+        squared error; score: anomaly score, drawn clipped to `score_range`; label: 1 abnormal, 0 normal,
         None unknown (abnormal frames are shaded red on the curve).
         """
         if self._writer is None:
@@ -129,6 +165,14 @@ class HeatmapVideoWriter:
         canvas[: panels.shape[0], : panels.shape[1]] = panels
         self._draw_strip(canvas[self.panel_size[0]: self.panel_size[0] + STRIP_H])
         self._writer.write(canvas)
+
+    def add_batch(self, frames: np.ndarray, errors: np.ndarray, scores, labels=None) -> None:
+        """Append B video frames: frames B x H x W x 3 uint8 RGB; errors B x H x W float per-pixel squared
+        error; scores (B,); labels (B,) 0/1 or None (unknown). See `add`."""
+        labels = [None] * len(frames) if labels is None else labels
+        for frame, err, score, label in zip(frames, errors, scores, labels):
+            self.add(np.asarray(frame, dtype=np.float32) / 255.0, err, float(score),
+                     None if label is None else int(label))
 
     def _panels(self, frame01: np.ndarray, err: np.ndarray) -> np.ndarray:
         """The three upscaled panels side by side, BGR uint8, with their titles."""
@@ -151,16 +195,24 @@ class HeatmapVideoWriter:
         length = max(self.curve_length or n, n, 2)
         left, right, top, bottom = 6, w - 6, 22, h - 6
         xs = left + np.arange(n) * (right - left) / (length - 1)
-        ys = bottom - np.clip(self._scores, 0.0, 1.0) * (bottom - top)
+        ys = bottom - self._unit(np.asarray(self._scores)) * (bottom - top)
         half = max(1, int((right - left) / (length - 1) / 2))
         for start, end in true_runs(np.asarray(self._labels) == 1):
             cv2.rectangle(strip, (int(xs[start]) - half, top), (int(xs[end]) + half, bottom), (40, 40, 150), -1)
+        if self.threshold is not None:
+            y = int(round(bottom - self._unit(np.float64(self.threshold)) * (bottom - top)))
+            cv2.line(strip, (left, y), (right, y), (60, 60, 230), 1, cv2.LINE_AA)
         points = np.stack([xs, ys], axis=1).round().astype(np.int32)
         cv2.polylines(strip, [points], False, (0, 220, 255), 1, cv2.LINE_AA)
         cv2.circle(strip, tuple(int(v) for v in points[-1]), 3, (255, 255, 255), -1, cv2.LINE_AA)
         status = {1: "  ABNORMAL (ground truth)", 0: "  normal (ground truth)"}.get(self._labels[-1], "")
-        _label_text(strip, f"frame {n - 1}  score {self._scores[-1]:.3f}{status}", (left, 15),
+        _label_text(strip, f"frame {self.first_frame + n - 1}  score {self._scores[-1]:.3f}{status}", (left, 15),
                     (120, 120, 255) if self._labels[-1] == 1 else (255, 255, 255))
+
+    def _unit(self, scores: np.ndarray) -> np.ndarray:
+        """Scores mapped from `score_range` to [0, 1] (clipped) for plotting."""
+        lo, hi = self.score_range
+        return np.clip((scores - lo) / (hi - lo), 0.0, 1.0)
 
     def close(self) -> None:
         """Finish the file and move it onto `path`; FFPError (and no file) if no frame was added."""

@@ -16,8 +16,6 @@ for the project's [-1, 1] frames of any size.
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -127,9 +125,9 @@ def _check_multiple_of_64(inputs: torch.Tensor) -> None:
 
 def missing_checkpoint_message(path: str | os.PathLike) -> str:
     """One-line explanation of where the FlowNet2-SD checkpoint goes and how to train without it."""
-    return (f"FlowNet2-SD checkpoint not found: {path}. Put NVIDIA's {OFFICIAL_CHECKPOINT_NAME} (or the same file "
-            f"renamed FlowNet2-SD.pth) at {DEFAULT_FLOWNET2SD_PATH} or pass --flownet_ckpt PATH; or train without "
-            f"it with `--flownet classical` (weights-free optical flow) or `--flownet none` (no motion loss)")
+    return (f"FlowNet2-SD checkpoint not found: {path}. Save NVIDIA's {OFFICIAL_CHECKPOINT_NAME} as "
+            f"{DEFAULT_FLOWNET2SD_PATH} (or keep its name in that folder), or pass --flownet_ckpt PATH; to train "
+            f"without it use `--flownet classical` (weights-free optical flow) or `--flownet none` (no motion loss)")
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -139,10 +137,10 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError,
-            AttributeError, TypeError, KeyError, IndexError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FFPError(f"{path}: not a loadable weights-only PyTorch checkpoint ({reason[:200]})") from exc
+    except Exception as exc:  # any parse failure (bad zip, bad pickle, refused global, ...) = not a checkpoint
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FFPError(f"{path}: not a loadable weights-only PyTorch checkpoint ({reason[:200]}); if the file "
+                       f"is trusted but holds other objects, re-save only its tensors with torch.save") from exc
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):

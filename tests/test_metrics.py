@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.metrics import (compute_metrics, equal_error_rate, format_metrics_table, padded_auc,
+from evaluation.metrics import (PixelAUROC, compute_metrics, equal_error_rate, format_metrics_table, padded_auc,
                                 pixel_auroc)
 from evaluation.scores import anomaly_scores, error_map, minmax_normalise, psnr_per_frame, true_runs
 from utils import FFPError
@@ -207,6 +207,28 @@ def test_pixel_auroc_shape_and_count_errors():
         pixel_auroc([np.zeros((4, 4))] * 2, [np.eye(4)])
     with pytest.raises(FFPError, match="both"):
         pixel_auroc([np.zeros((4, 4))], [np.zeros((4, 4))])
+
+
+def test_pixel_auroc_accumulator_batches_match_the_iterable_version():
+    # eval.py adds whole batches as they are predicted; the result must not depend on how frames are grouped.
+    rng = np.random.default_rng(1)
+    masks = rng.random((6, 8, 8)) > 0.8
+    errs = rng.random((6, 8, 8)) + 0.3 * masks
+    acc = PixelAUROC(max_pixels=10_000, seed=0)
+    acc.add(errs[:4], masks[:4])
+    acc.add(errs[4:], masks[4:])
+    assert acc.result() == pytest.approx(pixel_auroc(list(errs), list(masks)))
+    assert (acc.n_frames, acc.n_pixels, acc.n_sampled) == (6, 384, 384)
+
+
+def test_pixel_auroc_accumulator_memory_is_bounded():
+    acc = PixelAUROC(max_pixels=1_000, seed=0)
+    rng = np.random.default_rng(2)
+    for _ in range(50):   # 50 × 4096 pixels offered, at most 2k kept between trims
+        mask = rng.random((64, 64)) > 0.9
+        acc.add(rng.random((64, 64)) + mask, mask)
+        assert len(acc._sampler.keys) <= 2 * 1_000 + 64 * 64
+    assert acc.n_sampled == 1_000 and 0.9 < acc.result() <= 1.0
 
 
 # ----------------------------------------------------------------------------- console table

@@ -16,8 +16,8 @@ import pytest
 
 import evaluation.report as report
 from evaluation.metrics import compute_metrics
-from evaluation.report import write_detect_report, write_report
-from evaluation.video import HeatmapVideoWriter, choose_vmax
+from evaluation.report import StagedResult, detect_csv_rows, write_detect_report, write_report
+from evaluation.video import HeatmapVideoWriter, VmaxEstimator, choose_vmax
 from utils import FFPError
 
 META = {"checkpoint": "weights/ped2_latest.pth", "step": np.int64(1200), "dropped_frames": 4,
@@ -190,6 +190,57 @@ def test_choose_vmax_percentile():
     assert choose_vmax([np.zeros((4, 4))]) > 0  # a perfect prediction still gives a usable scale
 
 
+def test_vmax_estimator_bounded_and_close_to_exact():
+    rng = np.random.default_rng(0)
+    maps = [rng.random((128, 128)) ** 3 for _ in range(40)]
+    est = VmaxEstimator(q=99.0, max_samples=50_000)
+    for m in maps:
+        est.add(m)
+    assert sum(c.size for c in est._chunks) <= 50_000 + 16384
+    exact = np.percentile(np.concatenate([m.ravel() for m in maps]), 99.0)
+    assert est.value() == pytest.approx(exact, rel=0.02)
+    batched = VmaxEstimator(q=99.0, max_samples=50_000)
+    batched.add(np.stack(maps[:20]))   # a B x H x W batch counts as 20 frames
+    batched.add(np.stack(maps[20:]))
+    assert batched.value() == pytest.approx(est.value(), rel=0.02)
+
+
+def test_heatmap_writer_score_range_threshold_first_frame(tmp_path):
+    path = tmp_path / "z.mp4"
+    with HeatmapVideoWriter(path, vmax=0.01, size=(32, 48), curve_length=5, score_range=(-2.0, 8.0),
+                            threshold=3.0, first_frame=4) as writer:
+        writer.add_batch(np.zeros((5, 32, 48, 3), np.uint8), np.zeros((5, 32, 48)), [-1.0, 0.0, 2.0, 5.0, 9.0])
+    assert _count_frames(path)[0] == 5
+    with pytest.raises(ValueError, match="score_range"):
+        HeatmapVideoWriter(tmp_path / "bad.mp4", vmax=0.01, size=(32, 48), score_range=(1.0, 1.0))
+
+
+def test_staged_result_numbering_overwrite_and_failure(tmp_path):
+    with StagedResult(tmp_path, "run", overwrite=False) as stage:
+        (stage.dir / "a.txt").write_text("1")
+        assert not (tmp_path / "run").exists()    # nothing visible until the end
+    assert stage.path == tmp_path / "run" and (stage.path / "a.txt").read_text() == "1"
+    with StagedResult(tmp_path, "run", overwrite=False) as second:
+        (second.dir / "a.txt").write_text("2")
+    assert second.path == tmp_path / "run_2"
+    with StagedResult(tmp_path, "run", overwrite=True) as third:
+        (third.dir / "b.txt").write_text("3")
+    assert third.path == tmp_path / "run" and sorted(p.name for p in third.path.iterdir()) == ["b.txt"]
+    with pytest.raises(RuntimeError):
+        with StagedResult(tmp_path, "crash", overwrite=False) as failed:
+            (failed.dir / "half.txt").write_text("x")
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "run_2"]   # no temp folders left
+
+
+def test_unwritable_out_dir_is_ffperror(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(FFPError, match="--out_dir"):
+        with StagedResult(blocker / "sub", "run", overwrite=False):
+            pass
+
+
 # ----------------------------------------------------------------------------- unlabelled video
 
 def test_detect_report(tmp_path):
@@ -208,6 +259,23 @@ def test_detect_report(tmp_path):
     assert (tmp_path / "curve.png").is_file() and plt.get_fignums() == []
     assert json.loads((tmp_path / "summary.json").read_text())["alarm_intervals"] == [[6, 7], [11, 11]]
     assert _leftovers(tmp_path) == []
+
+
+def test_detect_report_with_streamed_csv_and_video(tmp_path):
+    frames, scores = np.arange(4, 11), np.array([0.0, 1.0, 4.0, 5.0, 0.5, 3.5, 0.0])
+    with open(tmp_path / "scores.csv", "w", newline="") as f:   # as detect.py --mode stream writes it
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(report.DETECT_CSV_HEADER)
+        writer.writerows(detect_csv_rows(frames, 30 - scores, scores, 3.0))
+    streamed = (tmp_path / "scores.csv").read_text()
+    _write_heatmap(tmp_path / "heatmap.mp4")
+    index = write_detect_report(tmp_path, frames, 30 - scores, scores, 3.0, {}, csv_written=True,
+                                video="heatmap.mp4")
+    assert (tmp_path / "scores.csv").read_text() == streamed     # kept, not rewritten
+    assert "heatmap.mp4" in _links(index)
+    assert "6-7, 9-9" in (tmp_path / "alarms.txt").read_text()
+    with pytest.raises(ValueError, match="expected an existing file"):
+        write_detect_report(tmp_path, frames, 30 - scores, scores, 3.0, {}, video="missing.mp4")
 
 
 # ----------------------------------------------------------------------------- rendering in a browser

@@ -1,13 +1,16 @@
 """The training step: G then D, no gradient leak from G's loss into D, frozen flow network untouched."""
 import copy
 
+import pytest
 import torch
 
-from config import build_config
+from config import build_config, config_from_namespace
 from flownet import FLOW_LOSS_SCALE, FlowNet2SD, FlowNet2SDFlow
 from model import Discriminator, Generator, init_weights
 from training import losses
-from training.step import Nets, split_clip, train_step
+from train import parse_args
+from training.step import Nets, Precision, make_precision, split_clip, train_step, use_channels_last
+from utils import FFPError
 
 
 def make_nets(cfg, flow=None, seed=0):
@@ -71,3 +74,85 @@ def test_frozen_flownet_receives_no_gradient_and_stays_unchanged():
     assert all(torch.equal(before[k], v) for k, v in flow_net.state_dict().items())
     # The flow term changed the generator's update: its gradient really reached G.
     assert any(not torch.equal(p, q) for p, q in zip(with_flow.g.parameters(), without.g.parameters()))
+
+
+# ------------------------------------------------------------------------------ fast paths (issue 5)
+class CountingModule(torch.nn.Module):
+    """Calls `inner` (sharing its parameters) and counts the calls: stands in for a compiled/DDP runner."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.calls = inner, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.inner(x)
+
+
+def test_adversarial_term_uses_d_run_and_d_update_uses_d_sync():
+    # Under DDP, d_sync is the DDP wrapper: it must run only in D's own update (G's term uses d_run).
+    cfg = tiny_cfg()
+    clip = random_clip(cfg)
+    plain, routed = make_nets(cfg), make_nets(cfg)
+    routed.d_run, routed.d_sync = CountingModule(routed.d), CountingModule(routed.d)
+    train_step(plain, cfg, clip, torch.device("cpu"))
+    train_step(routed, cfg, clip, torch.device("cpu"))
+    assert (routed.d_run.calls, routed.d_sync.calls) == (1, 2)
+    for net in ("g", "d"):
+        for p, q in zip(getattr(plain, net).parameters(), getattr(routed, net).parameters()):
+            assert torch.equal(p, q)
+
+
+def test_channels_last_step_matches_contiguous():
+    cfg = tiny_cfg()
+    clip = random_clip(cfg)
+    nchw, nhwc = make_nets(cfg), make_nets(cfg)
+    nhwc.g.to(memory_format=torch.channels_last)
+    nhwc.d.to(memory_format=torch.channels_last)
+    nhwc.memory_format = torch.channels_last
+    a = train_step(nchw, cfg, clip, torch.device("cpu"))
+    b = train_step(nhwc, cfg, clip, torch.device("cpu"))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-6) for k in a)
+    # Same gradients up to float summation order (compared before Adam, which amplifies noise near 0).
+    for net in ("g", "d"):
+        grads = [(p.grad, q.grad) for p, q in zip(getattr(nchw, net).parameters(), getattr(nhwc, net).parameters())]
+        error = sum((x - y).pow(2).sum() for x, y in grads).sqrt()
+        assert error <= 1e-4 * sum(x.pow(2).sum() for x, _ in grads).sqrt()
+
+
+def test_bf16_autocast_step_on_cpu_keeps_float32_losses():
+    cfg = tiny_cfg(amp=True)
+    nets = make_nets(cfg)
+    nets.precision = make_precision(cfg, torch.device("cpu"))
+    assert nets.precision.dtype == torch.bfloat16 and nets.precision.scaler_g is None
+    before = [p.clone() for p in nets.g.parameters()]
+    parts = train_step(nets, cfg, random_clip(cfg), torch.device("cpu"))
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in parts.values())
+    assert any(not torch.equal(p, q) for p, q in zip(before, nets.g.parameters()))
+    assert all(p.requires_grad for p in nets.d.parameters())
+
+
+def test_grad_scaler_path_updates_both_networks():
+    # The fp16 path's GradScalers, exercised on CPU (the CLI allows fp16 on CUDA only).
+    cfg = tiny_cfg()
+    nets = make_nets(cfg)
+    nets.precision = Precision("cpu", torch.bfloat16, torch.amp.GradScaler("cpu"), torch.amp.GradScaler("cpu"))
+    before = {net: [p.clone() for p in getattr(nets, net).parameters()] for net in ("g", "d")}
+    train_step(nets, cfg, random_clip(cfg), torch.device("cpu"))
+    for net in ("g", "d"):
+        assert any(not torch.equal(p, q) for p, q in zip(before[net], getattr(nets, net).parameters()))
+    assert nets.precision.scaler_g.get_scale() == nets.precision.scaler_d.get_scale() == 2.0 ** 16
+
+
+def test_fp16_amp_on_cpu_is_a_user_error():
+    with pytest.raises(FFPError, match="--amp_dtype fp16 needs a CUDA device"):
+        make_precision(tiny_cfg(amp=True, amp_dtype="fp16"), torch.device("cpu"))
+
+
+def test_speed_flags_parse_bare_and_with_values():
+    cfg = config_from_namespace(parse_args(["--amp", "--channels_last", "--compile", "false"]))
+    assert (cfg.amp, cfg.channels_last, cfg.compile, cfg.amp_dtype) == (True, "on", False, "bf16")
+    assert use_channels_last(cfg, torch.device("cpu"))
+    assert not use_channels_last(tiny_cfg(channels_last="off"), torch.device("cuda"))
+    with pytest.raises(FFPError, match="--channels_last"):
+        parse_args(["--channels_last", "maybe"])

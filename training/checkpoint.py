@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import pickle
-import zipfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -17,11 +17,58 @@ from torch import nn
 from utils import FFPError, atomic_write_bytes
 
 
+def _non_finite(state: dict) -> str | None:
+    """Name of the first floating tensor of net_g/net_d holding NaN/inf, or None (one check per save)."""
+    for part in ("net_g", "net_d"):
+        for name, tensor in (state.get(part) or {}).items():
+            if torch.is_tensor(tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                return f"{part}.{name}"
+    return None
+
+
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    """Serialise `state` in memory, then write it atomically (temp file, fsync, os.replace)."""
+    """Serialise `state` in memory, then write it atomically (temp file, fsync, os.replace).
+
+    Refuses (FFPError) to write network weights holding NaN/inf, so a diverged run can never replace the
+    last good checkpoint; a failed write (disk full, permissions) is an FFPError naming the file, and the
+    previous file at `path` is left as it was.
+    """
+    path = Path(path)
+    bad = _non_finite(state)
+    if bad is not None:
+        raise FFPError(f"non-finite weights ({bad}) at step {state.get('step', '?')}: not saving {path}, the "
+                       f"last good checkpoint there is kept (training diverged; try a lower --lr_g)")
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as exc:
+        raise FFPError(f"cannot write checkpoint {path}: {exc.strerror or exc} (the previous file, if any, "
+                       f"is unchanged)") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The informative line of a torch.load error (the line naming the refused global, else the first)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if "GLOBAL" in line or line.startswith("Unsupported"):
+            return line
+    first = lines[0].split(". ")[0].rstrip(".") if lines else ""   # torch's zip errors run on for sentences
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _not_serialised(path: Path) -> str | None:
+    """Why the file cannot be a torch.save file (zip archive or binary pickle), or None when it may be one."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not head:
+        return "the file is empty"
+    if head[:4] == b"PK\x03\x04" or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
+        return None
+    return f"not a torch.save file: it starts with {head!r}"
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -32,18 +79,46 @@ def load_checkpoint(path: str | Path) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise FFPError(f"checkpoint {path} does not exist")
+        raise FFPError(f"checkpoint {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
+    why = _not_serialised(path)
+    if why is not None:
+        raise FFPError(f"checkpoint {path} is truncated or not a checkpoint ({why})")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():   # e.g. 'Detected pickle protocol 4': the error below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FFPError(f"checkpoint {path} was refused by safe (weights_only) loading: {first}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FFPError(f"checkpoint {path} is truncated or not a checkpoint: {first}") from None
+        if "Weights only load failed" in str(exc):
+            raise FFPError(f"checkpoint {path} was refused by safe loading (weights_only): it holds pickled "
+                           f"objects other than tensors and plain containers, possibly code, which are never "
+                           f"run; only load checkpoints written by train.py ({_reason(exc)})") from None
+        raise FFPError(f"checkpoint {path} is truncated or not a checkpoint ({_reason(exc)})") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # torch.load raises many types for a damaged or foreign file (KeyError for text)
+        raise FFPError(f"checkpoint {path} is truncated or not a checkpoint ({_reason(exc)})") from None
     if not isinstance(state, dict) or "net_g" not in state or "config" not in state:
         raise FFPError(f"checkpoint {path} is not an FFP checkpoint (expected a dict with 'net_g' and 'config')")
+    for part in ("net_g", "net_d"):
+        weights = state.get(part, {})
+        if not isinstance(weights, dict) or not all(isinstance(k, str) and torch.is_tensor(v)
+                                                    for k, v in weights.items()):
+            raise FFPError(f"checkpoint {path}: '{part}' is not a state dict of named tensors")
+    _check_config(state["config"], path)
     return state
+
+
+def _check_config(config, path: Path) -> None:
+    """The stored config must rebuild a valid Config (FFPError naming the checkpoint otherwise)."""
+    from config import Config, validate   # local import: config is light, but keep checkpoint I/O importable alone
+    if not isinstance(config, dict):
+        raise FFPError(f"checkpoint {path}: 'config' is a {type(config).__name__}, expected a dict")
+    try:
+        validate(Config.from_dict(config))
+    except FFPError as exc:
+        raise FFPError(f"checkpoint {path} holds an invalid config: {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise FFPError(f"checkpoint {path} holds an invalid config ({type(exc).__name__}: {exc})") from None
 
 
 def load_state_strict(module: nn.Module, state_dict: dict, what: str) -> None:

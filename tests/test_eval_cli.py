@@ -1,0 +1,212 @@
+"""eval.py end to end on the synthetic dataset (6 test videos of 120 frames, pixel masks) with a randomly
+initialised very small generator saved as a checkpoint: seconds per run, no training."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import eval as eval_script
+import evaluation.predict as predict
+import evaluation.report as report
+from cli import run_cli
+from config import build_config
+from dataset import find_dataset
+from evaluation.video import PANEL_MIN_H, STRIP_H
+from model import Generator
+from training.checkpoint import save_checkpoint
+
+# 32×48 frames and a 2-level U-Net of widths (4, 8): a few ms per frame on a loaded 2-core machine.
+TINY = build_config("synthetic", "tiny", {"g_widths": (4, 8)})
+N_TEST_VIDEOS, N_FRAMES = 6, 120           # the default synthetic dataset (prepare_dataset insists on it)
+
+
+def save_random_checkpoint(path: Path, **extra) -> Path:
+    """A generator-only checkpoint of a seeded, untrained tiny generator."""
+    torch.manual_seed(0)
+    g = Generator(TINY.in_frames, TINY.g_widths)
+    save_checkpoint(path, {"net_g": g.state_dict(), "config": TINY.to_dict(), "step": 0, **extra})
+    return path
+
+
+def run_eval(ckpt: Path, root: Path, out: Path, *extra: str) -> int:
+    return eval_script.main(["--trained_model", str(ckpt), "--data_root", str(root), "--out_dir", str(out),
+                             "--device", "cpu", *extra])
+
+
+@pytest.fixture(scope="module")
+def video_run(synthetic_root, tmp_path_factory):
+    """One eval with --save_video and pixel AUROC; returns (result folder, checkpoint, out root)."""
+    tmp = tmp_path_factory.mktemp("eval")
+    ckpt = save_random_checkpoint(tmp / "synthetic_latest.pth")
+    assert run_eval(ckpt, synthetic_root, tmp / "results", "--save_video") == 0
+    return tmp / "results" / "synthetic_synthetic_latest", ckpt, tmp / "results"
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        self.links += [v for k, v in attrs if k in ("src", "href")]
+
+
+def test_scores_csv_rows_and_frames(video_run):
+    out, _, _ = video_run
+    with open(out / "scores.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["video", "frame", "psnr", "score", "label"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(rows) - 1 == metrics["n_frames"] == N_TEST_VIDEOS * (N_FRAMES - 4)
+    by_video = {}
+    for video, frame, *_ in rows[1:]:
+        by_video.setdefault(video, []).append(int(frame))
+    assert len(by_video) == N_TEST_VIDEOS
+    assert all(frames == list(range(4, N_FRAMES)) for frames in by_video.values())
+
+
+def test_metrics_json_keys_types_ranges(video_run):
+    out, _, _ = video_run
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("micro_auc", "macro_auc", "eer", "ap", "raw_psnr_micro_auc", "pixel_auroc"):
+        assert isinstance(m[key], float) and 0.0 <= m[key] <= 1.0, key
+    assert isinstance(m["n_frames"], int) and m["step"] == 0
+    assert m["checkpoint"] == "synthetic_latest.pth" and m["selected_with_test_labels"] is False
+    assert m["dropped_frames"] == 4 and m["smooth_sigma"] == 0.0 and m["config"]["height"] == 32
+    protocol = m["pixel_auroc_protocol"]
+    assert "nearest" in protocol and "frame index >= 4" in protocol and "subsample" in protocol
+    # All scored frames' 32×48 pixels fit in the 2M sample: nothing is dropped here.
+    assert f"{m['n_frames'] * 32 * 48:,} of {m['n_frames'] * 32 * 48:,} pixels" in protocol
+
+
+def test_figures_and_index_links_exist(video_run):
+    out, _, _ = video_run
+    assert (out / "roc.png").stat().st_size > 0
+    assert len(list((out / "curves").glob("*.png"))) == N_TEST_VIDEOS
+    parser = _Links()
+    parser.feed((out / "index.html").read_text(encoding="utf-8"))
+    assert "roc.png" in parser.links and sum(link.endswith(".mp4") for link in parser.links) >= N_TEST_VIDEOS
+    for link in parser.links:
+        assert (out / unquote(link)).is_file(), link
+
+
+def test_heatmap_videos_frames_and_width(video_run):
+    out, _, _ = video_run
+    videos = sorted((out / "videos").glob("*.mp4"))
+    assert len(videos) == N_TEST_VIDEOS
+    scale = math.ceil(PANEL_MIN_H / TINY.height)
+    for path in videos:
+        cap = cv2.VideoCapture(str(path))
+        assert cap.isOpened(), path
+        n, frame = 0, None
+        while True:
+            ok, img = cap.read()
+            if not ok:
+                break
+            n, frame = n + 1, img
+        cap.release()
+        assert n == N_FRAMES - 4, path
+        assert frame.shape[1] == 3 * TINY.width * scale                       # frame | heatmap | overlay
+        assert frame.shape[0] == TINY.height * scale + STRIP_H                 # panels + score strip
+
+
+def test_second_run_is_numbered_then_overwrite_reuses(video_run, synthetic_root):
+    out, ckpt, results = video_run
+    assert run_eval(ckpt, synthetic_root, results, "--no_pixel_auroc") == 0
+    second = results / "synthetic_synthetic_latest_2"
+    m2 = json.loads((second / "metrics.json").read_text())
+    assert "pixel_auroc" not in m2 and m2["pixel_auroc_skipped"] == "--no_pixel_auroc"
+    assert run_eval(ckpt, synthetic_root, results, "--no_pixel_auroc", "--overwrite") == 0
+    assert not (results / "synthetic_synthetic_latest_3").exists()
+    replaced = json.loads((out / "metrics.json").read_text())
+    assert "pixel_auroc" not in replaced           # the first folder was replaced by the new run
+    assert not (out / "videos").exists()           # ... entirely, not merged into
+    assert not [p for p in results.iterdir() if p.name.startswith(".")], "temp folders left behind"
+
+
+@pytest.mark.parametrize("module, target, flags", [
+    (report, "_plot_roc", ()),                                   # after scores.csv and metrics.json
+    (eval_script, "write_heatmap_video", ("--save_video",)),     # during the per-video pass
+])
+def test_failure_midway_leaves_no_result_folder(synthetic_root, tmp_path, monkeypatch, module, target, flags):
+    """A crash after some files were written leaves neither a result folder nor temp files."""
+    ckpt = save_random_checkpoint(tmp_path / "synthetic_latest.pth")
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(module, target, boom)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_eval(ckpt, synthetic_root, tmp_path / "results", *flags)
+    assert list((tmp_path / "results").iterdir()) == []
+
+
+def test_plain_run_computes_no_error_maps(synthetic_root, tmp_path, monkeypatch, capsys):
+    """Without --save_video and pixel AUROC, error maps are never computed (metric runs stay fast)."""
+    def forbidden(self):
+        raise AssertionError("error_maps() called in a plain metric run")
+
+    monkeypatch.setattr(predict.WindowPrediction, "error_maps", forbidden)
+    ckpt = save_random_checkpoint(tmp_path / "synthetic_best.pth")
+    assert run_eval(ckpt, synthetic_root, tmp_path / "r", "--no_pixel_auroc", "--smooth_sigma", "2") == 0
+    printed = capsys.readouterr().out
+    auc_lines = [line for line in printed.splitlines() if "AUC" in line and "pixel" not in line]
+    assert auc_lines and all("ckpt=synthetic_best.pth" in line and "selected_with_test_labels=YES" in line
+                             and "sigma=2" in line and "dropped=4" in line for line in auc_lines)
+    m = json.loads((tmp_path / "r" / "synthetic_synthetic_best" / "metrics.json").read_text())
+    assert m["selected_with_test_labels"] is True and m["smooth_sigma"] == 2.0
+
+
+def test_checkpoint_flag_overrides_name(tmp_path):
+    state = {"selected_with_test_labels": True}
+    assert eval_script.selected_with_test_labels(tmp_path / "x_latest.pth", state) is True
+    assert eval_script.selected_with_test_labels(tmp_path / "x_best.pth", {"selected_with_test_labels": False}) is False
+    assert eval_script.selected_with_test_labels(tmp_path / "x_best.pth", {}) is True
+
+
+def test_pixel_auroc_sees_every_scored_frame_and_its_mask(synthetic_root):
+    """predict_video feeds each scored frame's error map with that frame's mask (frame index >= 4)."""
+    files = find_dataset(synthetic_root, "synthetic")
+    video = files.test[0]
+    torch.manual_seed(0)
+    g = Generator(TINY.in_frames, TINY.g_widths).eval()
+    seen = []
+
+    class Recorder:
+        def add(self, errors, masks):
+            seen.append((errors.shape, masks.copy()))
+
+    psnr, kept = eval_script.predict_video(g, video, TINY, torch.device("cpu"), Recorder(), keep=False)
+    assert kept is None and len(psnr) == len(video) - 4
+    masks = np.concatenate([m for _, m in seen])
+    assert masks.shape == (len(video) - 4, TINY.height, TINY.width) and masks.dtype == bool
+    expected = [eval_script.read_mask(video.masks[i], (TINY.height, TINY.width)) for i in range(4, len(video))]
+    assert np.array_equal(masks, np.stack(expected))
+    assert masks.any() and not masks.all()
+
+
+def test_read_mask_nearest_keeps_binary(tmp_path):
+    mask = np.zeros((240, 360), np.uint8)
+    mask[100:140, 200:260] = 255
+    cv2.imwrite(str(tmp_path / "m.png"), mask)
+    small = eval_script.read_mask(tmp_path / "m.png", (64, 96))
+    assert small.shape == (64, 96) and small.dtype == bool
+    assert 0.5 * (40 * 60 / (240 * 360)) < small.mean() < 1.5 * (40 * 60 / (240 * 360))
+
+
+def test_bad_inputs_are_one_line_errors(synthetic_root, tmp_path, capsys):
+    ckpt = save_random_checkpoint(tmp_path / "c.pth")
+    assert run_cli(eval_script.main, ["--trained_model", str(tmp_path / "missing.pth")]) == 1
+    assert run_cli(eval_script.main, ["--trained_model", str(ckpt), "--data_root", str(synthetic_root),
+                                      "--smooth_sigma", "-1"]) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and "missing.pth" in errors[0] and "--smooth_sigma" in errors[1]

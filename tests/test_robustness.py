@@ -1,0 +1,662 @@
+"""Bad input -> one clear error line, a non-zero exit, nothing half-written (issue 6).
+
+Each CASE below builds its own bad input in a fresh folder and names the command line to run
+(`train.py …` / `eval.py …` from the repository root); every case asserts the same contract:
+  - exit status != 0;
+  - stderr is exactly one non-empty line, starting with 'error:', naming the offending path/value, no traceback;
+  - no output file appeared: no checkpoint, no result folder (a training run that already started may leave
+    its log folder, never a checkpoint).
+Every case runs in its own process with its own stdout/stderr file descriptors and real exit status. Starting
+Python + torch + sklearn costs ~3 s per process on 2 cores, too slow for ~40 cases, so most cases run in a
+child forked from a "zygote" process that imported those libraries once and then executes the script as
+`__main__` exactly as `python train.py …` would (runpy); the cases marked `real=True` (one or more per script
+and failure kind, including the DataLoader-worker ones) run as plain `sys.executable train.py …` subprocesses.
+A few cases that need no CLI (mixed frame sizes, a NaN loss at a known step) run in-process.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import pytest
+import scipy.io
+import torch
+
+from fake_layouts import write_ped2_layout, write_shanghaitech_layout
+
+ROOT = Path(__file__).resolve().parents[1]
+PARALLEL = 2          # cases at a time (one zygote each): the machine has 2 cores
+TIMEOUT_S = 180
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+@dataclass
+class Ctx:
+    """What a case's setup gets: its own empty folder, a shared valid dataset root (fake ped2; read only) and a
+    tiny checkpoint trained on it (read only)."""
+    dir: Path
+    good: Path
+    ckpt: Path
+
+
+@dataclass
+class Case:
+    """One bad input: `setup(ctx)` writes it and returns (argv after the python executable, needles).
+
+    needles: strings the error line must contain (the offending path/value). check: extra assertions on
+    (ctx, completed process). logs_ok: the run got as far as starting its tensorboard log (worker errors).
+    """
+    id: str
+    setup: Callable[[Ctx], tuple[list[str], list[str]]]
+    check: Callable[[Ctx, subprocess.CompletedProcess], None] | None = None
+    logs_ok: bool = False
+    xfail: str | None = None
+    real: bool = False                                  # a plain `python script.py` subprocess, no zygote
+    argv: list[str] = field(default_factory=list)       # filled in by the `outcomes` fixture
+    needles: list[str] = field(default_factory=list)
+
+
+CASES: list[Case] = []
+
+
+def case(id: str, check=None, logs_ok: bool = False, xfail: str | None = None, real: bool = False):
+    """Register the decorated setup function as a Case."""
+    def register(setup):
+        CASES.append(Case(id, setup, check, logs_ok, xfail, real))
+        return setup
+    return register
+
+
+def train_argv(ctx: Ctx, *extra: str, dataset: str = "ped2", data_root: Path | None = None) -> list[str]:
+    """A 2-step tiny training run writing only into ctx.dir (w/ and runs/)."""
+    return ["train.py", "--dataset", dataset, "--preset", "tiny", "--iters", "2", "--flownet", "none",
+            "--data_root", str(data_root if data_root is not None else ctx.dir / "data"),
+            "--weights_dir", str(ctx.dir / "w"), "--log_dir", str(ctx.dir / "runs"), "--val_interval", "100",
+            "--device", "cpu", *extra]
+
+
+def eval_argv(ctx: Ctx, *extra: str, ckpt: Path | None = None, dataset: str = "ped2",
+              data_root: Path | None = None) -> list[str]:
+    """Evaluate a checkpoint (default: the shared tiny one) into ctx.dir/results."""
+    return ["eval.py", "--trained_model", str(ckpt or ctx.ckpt), "--dataset", dataset,
+            "--data_root", str(data_root if data_root is not None else ctx.dir / "data"),
+            "--out_dir", str(ctx.dir / "results"), "--num_workers", "0", "--device", "cpu", *extra]
+
+
+def fake_ped2(ctx: Ctx, **kw) -> dict:
+    """A tiny FFP-layout Ped2 under ctx.dir/data: 1 training and 1 test video of 6 frames (24×36 JPEG) by default."""
+    kw = {"n_train": 1, "n_test": 1, "n_frames": 6, **kw}
+    return write_ped2_layout(ctx.dir / "data", **kw)
+
+
+def frame(info: dict, split: str, video: str, index: int) -> Path:
+    """Path of frame `index` of `video` in a fake ped2 layout."""
+    return info["dataset_dir"] / split / "frames" / video / f"{index:03d}.jpg"
+
+
+def truncate(path: Path) -> Path:
+    """Keep the first half of a file, as an interrupted copy or download would."""
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    return path
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()} if folder.exists() else set()
+
+
+@contextmanager
+def own_signal_handlers():
+    """train.main installs SIGINT/SIGTERM handlers (StopRequest); give pytest its own back afterwards."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+def train_in_process(argv: list[str]) -> int:
+    import train as train_script
+    with own_signal_handlers():
+        return train_script.main(argv)
+
+
+# A long-lived process that imports the CLIs' libraries once, then per request forks a child that runs
+# `script.py argv…` as __main__ with fds 1/2 redirected to files, and reports the child's exit status.
+ZYGOTE = r"""
+import json, os, runpy, sys, traceback
+sys.path.insert(0, os.getcwd())
+import train, eval  # noqa: F401  (torch, sklearn, tensorboardX, cv2, scipy: imported once, shared by every child)
+print("ready", flush=True)
+for line in sys.stdin:
+    job = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            for fd, name in ((1, job["stdout"]), (2, job["stderr"])):
+                os.dup2(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+            sys.argv = list(job["argv"])
+            try:
+                runpy.run_path(sys.argv[0], run_name="__main__")
+                code = 0
+            except SystemExit as exc:  # what the interpreter does with sys.exit(x)
+                if exc.code is None or isinstance(exc.code, int):
+                    code = exc.code or 0
+                else:
+                    print(exc.code, file=sys.stderr)
+            except BaseException:
+                traceback.print_exc()
+        finally:
+            try:
+                sys.stdout.flush(); sys.stderr.flush()
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    print(json.dumps({"status": os.waitstatus_to_exitcode(status)}), flush=True)
+"""
+
+
+class Zygote:
+    """Runs CLI invocations in forked children of one pre-imported Python process (see ZYGOTE)."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", ZYGOTE], cwd=ROOT, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "ready", "zygote failed to import train/eval"
+
+    def run(self, argv: list[str], workdir: Path) -> subprocess.CompletedProcess:
+        out, err = workdir / "zygote.stdout", workdir / "zygote.stderr"
+        self.proc.stdin.write(json.dumps({"argv": argv, "stdout": str(out), "stderr": str(err)}) + "\n")
+        self.proc.stdin.flush()
+        status = json.loads(self.proc.stdout.readline())["status"]
+        result = subprocess.CompletedProcess(argv, status, out.read_text(), err.read_text())
+        out.unlink()
+        err.unlink()
+        return result
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def run_real(argv: list[str]) -> subprocess.CompletedProcess:
+    """`python script.py argv…` from the repository root, as a user would run it."""
+    return subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
+
+
+# ----------------------------------------------------------------------------------------------- 1. data root / layout
+@case("data_root_missing", real=True)
+def _(ctx):
+    return train_argv(ctx, data_root=ctx.dir / "nope"), [str(ctx.dir / "nope"), "does not exist"]
+
+
+@case("eval_data_root_missing")
+def _(ctx):
+    return eval_argv(ctx, data_root=ctx.dir / "nope"), [str(ctx.dir / "nope"), "does not exist"]
+
+
+@case("layout_matches_none")
+def _(ctx):
+    # frames in <ds>/videos/01/: none of frames/, flat training+testing, or UCSD Train+Test
+    video = ctx.dir / "data" / "ped2" / "videos" / "01"
+    video.mkdir(parents=True)
+    for i in range(6):
+        cv2.imwrite(str(video / f"{i:03d}.jpg"), np.zeros((24, 36), np.uint8))
+    return train_argv(ctx), ["not found under", str(ctx.dir / "data"), "{training,testing}/frames/<video>/",
+                             "{Train,Test}/<video>/", str(ctx.dir / "data" / "ped2"), "UCSDped2"]
+
+
+# ----------------------------------------------------------------------------------------------- 2. dataset name
+@case("unknown_dataset")
+def _(ctx):
+    return train_argv(ctx, dataset="pedestrian3"), ["'pedestrian3'", "ped2", "ped1", "avenue", "shanghaitech"]
+
+
+@case("unknown_preset")
+def _(ctx):
+    return train_argv(ctx, "--preset", "huge"), ["'huge'", "tiny"]
+
+
+@case("eval_unknown_dataset",
+      xfail="eval.py does not check --dataset against config.DATASET_DEFAULTS (says 'not found', lists no names)")
+def _(ctx):
+    fake_ped2(ctx)
+    return eval_argv(ctx, dataset="pedestrian3"), ["'pedestrian3'", "ped2", "avenue", "shanghaitech"]
+
+
+# ----------------------------------------------------------------------------------------------- 3. videos
+@case("video_without_frames")
+def _(ctx):
+    info = fake_ped2(ctx, n_train=2)
+    video = info["dataset_dir"] / "training" / "frames" / "02"
+    for f in video.iterdir():
+        f.unlink()
+    return train_argv(ctx), [str(video), "no frames"]
+
+
+@case("video_shorter_than_window")
+def _(ctx):
+    info = fake_ped2(ctx, n_train=2)
+    for i in range(3, 7):                       # video 02 had 7 frames: keep 000..002
+        frame(info, "training", "02", i).unlink()
+    return train_argv(ctx), [str(info["dataset_dir"] / "training" / "frames" / "02"), "3 frames", "5-frame window"]
+
+
+# ----------------------------------------------------------------------------------------------- 4. bad images
+@case("train_zero_byte_frame")             # decoded up front into the frame cache (main process)
+def _(ctx):
+    bad = frame(fake_ped2(ctx), "training", "01", 2)
+    bad.write_bytes(b"")
+    return train_argv(ctx), [str(bad), "empty"]
+
+
+@case("train_not_an_image")
+def _(ctx):
+    bad = frame(fake_ped2(ctx), "training", "01", 2)
+    bad.write_text("this is not a JPEG\n")
+    return train_argv(ctx), [str(bad), "not a valid image"]
+
+
+def _failed_in_training_loop(ctx, proc):
+    """The frame cache is off, so the bad frame is only met by a DataLoader worker once training has started."""
+    assert (ctx.dir / "runs" / "ped2" / "config.json").is_file()
+    assert not list((ctx.dir / "w").glob("*.pth"))
+
+
+@case("train_truncated_jpeg_in_worker", logs_ok=True, real=True, check=_failed_in_training_loop)
+def _(ctx):   # every window of the 6-frame video holds frame 2
+    bad = truncate(frame(fake_ped2(ctx), "training", "01", 2))
+    return train_argv(ctx, "--num_workers", "2", "--cache_frames", "false"), [str(bad), "truncated JPEG"]
+
+
+@case("train_zero_byte_in_worker", logs_ok=True, check=_failed_in_training_loop)
+def _(ctx):
+    bad = frame(fake_ped2(ctx), "training", "01", 3)
+    bad.write_bytes(b"")
+    return train_argv(ctx, "--num_workers", "2", "--cache_frames", "false"), [str(bad), "empty"]
+
+
+@case("eval_truncated_jpeg_in_worker", real=True)
+def _(ctx):
+    bad = truncate(frame(fake_ped2(ctx), "testing", "01", 3))
+    argv = eval_argv(ctx)
+    argv[argv.index("--num_workers") + 1] = "2"
+    return argv, [str(bad), "truncated JPEG"]
+
+
+@case("eval_zero_byte_frame")
+def _(ctx):
+    bad = frame(fake_ped2(ctx), "testing", "01", 4)
+    bad.write_bytes(b"")
+    return eval_argv(ctx), [str(bad), "empty"]
+
+
+# ----------------------------------------------------------------------------------------------- 6. labels
+@case("label_file_missing")
+def _(ctx):
+    info = fake_ped2(ctx)
+    (info["dataset_dir"] / "ped2.mat").unlink()
+    return train_argv(ctx), ["no frame labels found", str(info["dataset_dir"]), "ped2.mat"]
+
+
+@case("label_variable_misnamed")
+def _(ctx):
+    info = fake_ped2(ctx)
+    mat = info["dataset_dir"] / "ped2.mat"
+    scipy.io.savemat(str(mat), {"labels": np.zeros((1, 6))})
+    return train_argv(ctx), [str(mat), "'gt'", "labels"]
+
+
+@case("label_count_differs_from_frames")
+def _(ctx):
+    info = write_shanghaitech_layout(ctx.dir / "data", n_train=1, n_test=1, n_frames=8)
+    video, n = next(iter(info["test_videos"].items()))
+    np.save(info["dataset_dir"] / "testing" / "test_frame_mask" / f"{video}.npy", np.zeros(n - 2, np.int64))
+    return train_argv(ctx, dataset="shanghaitech"), [f"video {video}", f"{n - 2} labels", f"{n} frames",
+                                                    f"test_frame_mask/{video}.npy"]
+
+
+@case("label_interval_beyond_video")
+def _(ctx):
+    info = fake_ped2(ctx)
+    gt = np.empty(1, dtype=object)
+    gt[0] = np.array([[2], [40]], dtype=np.uint16)  # the test video has 6 frames
+    scipy.io.savemat(str(info["dataset_dir"] / "ped2.mat"), {"gt": gt})
+    return train_argv(ctx), ["test video 01", "[2, 40]", "6 frames", "ped2.mat"]
+
+
+# ----------------------------------------------------------------------------------------------- 7-9. checkpoints
+def _bad_checkpoint(ctx: Ctx, kind: str) -> Path:
+    path = ctx.dir / f"{kind}.pth"
+    if kind == "truncated":
+        data = ctx.ckpt.read_bytes()
+        path.write_bytes(data[:len(data) // 2])
+    elif kind == "text":
+        path.write_text("not a checkpoint\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    return path
+
+
+for _kind in ("truncated", "text", "empty"):
+    def _eval_setup(ctx, kind=_kind):
+        fake_ped2(ctx)
+        path = _bad_checkpoint(ctx, kind)
+        return eval_argv(ctx, ckpt=path), [str(path), "truncated or not a checkpoint"]
+
+    def _resume_setup(ctx, kind=_kind):
+        path = _bad_checkpoint(ctx, kind)
+        return train_argv(ctx, "--resume", str(path)), [str(path), "truncated or not a checkpoint"]
+
+    case(f"eval_checkpoint_{_kind}")(_eval_setup)
+    case(f"resume_checkpoint_{_kind}")(_resume_setup)
+
+
+def _mismatched_checkpoint(ctx: Ctx, widths: tuple[int, ...]) -> Path:
+    """The shared checkpoint (config: g_widths 8,16,32) with net_g replaced by a generator of other `widths`."""
+    from model import Generator
+    state = torch.load(ctx.ckpt, map_location="cpu", weights_only=True)
+    state["net_g"] = Generator(4, widths).state_dict()
+    path = ctx.dir / "other_widths.pth"
+    torch.save(state, path)
+    return path
+
+
+@case("eval_checkpoint_other_architecture")
+def _(ctx):
+    fake_ped2(ctx)
+    path = _mismatched_checkpoint(ctx, (16, 32, 64))
+    return eval_argv(ctx, ckpt=path), [str(path), "does not fit", "shape mismatch", "(16,"]
+
+
+@case("resume_checkpoint_other_architecture")
+def _(ctx):
+    path = _mismatched_checkpoint(ctx, (8, 16, 32, 64))   # one more U-Net level: missing/unexpected tensors
+    return train_argv(ctx, "--resume", str(path), data_root=ctx.good), \
+        ["--resume generator", "does not fit", "unexpected"]
+
+
+class _Exploit:
+    """Unpickling this runs a shell command (what a malicious checkpoint would do)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _malicious_checkpoint(ctx: Ctx) -> Path:
+    state = torch.load(ctx.ckpt, map_location="cpu", weights_only=True)
+    state["net_g"]["payload"] = _Exploit(ctx.dir / "PWNED")
+    path = ctx.dir / "malicious.pth"
+    torch.save(state, path)
+    return path
+
+
+def _not_executed(ctx, proc):
+    assert not (ctx.dir / "PWNED").exists(), "the pickled payload was executed"
+
+
+@case("eval_checkpoint_runs_code", check=_not_executed, real=True)
+def _(ctx):
+    fake_ped2(ctx)
+    path = _malicious_checkpoint(ctx)
+    return eval_argv(ctx, ckpt=path), [str(path), "refused by safe loading", "posix.system"]
+
+
+@case("resume_checkpoint_runs_code", check=_not_executed, real=True)
+def _(ctx):
+    path = _malicious_checkpoint(ctx)
+    return train_argv(ctx, "--resume", str(path)), [str(path), "refused by safe loading", "posix.system"]
+
+
+# ----------------------------------------------------------------------------------------------- 10. non-finite loss
+@case("nan_before_first_save",
+      xfail="train.py's non-finite-loss message claims 'the last good checkpoint … is kept' when none was saved")
+def _(ctx):
+    fake_ped2(ctx)
+    return train_argv(ctx, "--lr_g", "1e30", "--iters", "30", "--save_interval", "10", "--log_interval", "1"), \
+        ["non-finite loss", "step", "no checkpoint"]
+
+
+# ----------------------------------------------------------------------------------------------- 11. unwritable output
+def _not_started(ctx, proc):
+    assert "FFP training on" not in proc.stdout, "training started before the output folder was checked"
+
+
+@case("weights_dir_under_a_file", check=_not_started, real=True)
+def _(ctx):
+    fake_ped2(ctx)
+    blocker = ctx.dir / "a_file"
+    blocker.write_text("")
+    return train_argv(ctx, "--weights_dir", str(blocker / "w")), ["--weights_dir", str(blocker / "w"),
+                                                                  "not writable"]
+
+
+@case("log_dir_in_proc", check=_not_started)   # /proc refuses new files even to root
+def _(ctx):
+    fake_ped2(ctx)
+    return train_argv(ctx, "--log_dir", "/proc/ffp_runs"), ["--log_dir", "/proc/ffp_runs", "not writable"]
+
+
+def _not_scored(ctx, proc):
+    assert "scored" not in proc.stdout
+
+
+@case("eval_out_dir_under_a_file", check=_not_scored)
+def _(ctx):
+    fake_ped2(ctx)
+    blocker = ctx.dir / "a_file"
+    blocker.write_text("")
+    argv = eval_argv(ctx)
+    argv[argv.index("--out_dir") + 1] = str(blocker / "results")
+    return argv, ["--out_dir", str(blocker / "results"), "not writable"]
+
+
+# ----------------------------------------------------------------------------------------------- 12. flags
+for _flags, _needles in [(("--iters", "-5"), ["--iters", "-5"]),
+                         (("--batch_size", "0"), ["--batch_size", "0"]),
+                         (("--height", "50"), ["--height", "50", "divisible by 4"]),
+                         (("--g_widths", "8,16,32,64", "--width", "36"), ["divisible by 8", "36"]),
+                         (("--lr_g", "-1"), ["--lr_g", "-1"]),
+                         (("--num_workers", "-1"), ["--num_workers", "-1"]),
+                         (("--flownet", "pwc"), ["--flownet", "'pwc'", "classical"])]:
+    case("flag " + " ".join(_flags))(lambda ctx, f=_flags, n=_needles: (train_argv(ctx, *f), n))
+
+case("eval flag --eval_batch_size 0")(
+    lambda ctx: (eval_argv(ctx, "--eval_batch_size", "0"), ["--eval_batch_size", "0"]))
+case("flag --iters abc")(lambda ctx: (train_argv(ctx, "--iters", "abc"), ["--iters", "'abc'"]))
+case("eval flag --smooth_sigma abc",
+     xfail="eval.py parse_args uses argparse.ArgumentParser (usage + 2 lines, exit 2), not cli.ArgumentParser")(
+    lambda ctx: (eval_argv(ctx, "--smooth_sigma", "abc"), ["--smooth_sigma", "'abc'"]))
+
+
+# ----------------------------------------------------------------------------------------------- runner
+@pytest.fixture(scope="module")
+def good_data(tmp_path_factory) -> Path:
+    """A valid data root: fake ped2 with 2 training and 2 test videos of 8-9 frames."""
+    root = tmp_path_factory.mktemp("good_data")
+    write_ped2_layout(root, n_train=2, n_test=2, n_frames=8)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(good_data, tmp_path_factory) -> Path:
+    """A real 2-step training checkpoint (tiny preset: 32×48, g_widths 8,16,32) of ped2, trained in-process once."""
+    out = tmp_path_factory.mktemp("tiny_ckpt")
+    rc = train_in_process(["--dataset", "ped2", "--preset", "tiny", "--iters", "2", "--flownet", "none",
+                           "--data_root", str(good_data), "--weights_dir", str(out / "w"),
+                           "--log_dir", str(out / "runs"), "--val_interval", "100", "--device", "cpu"])
+    assert rc == 0
+    return out / "w" / "ped2_latest.pth"
+
+
+@pytest.fixture(scope="module")
+def outcomes(request, good_data, tiny_checkpoint, tmp_path_factory) -> dict:
+    """{case id: (ctx, completed process, files before the run)} for every case this session selected."""
+    wanted = {item.callspec.params["bad_input"].id for item in request.session.items
+              if getattr(item, "module", None) is request.module and hasattr(item, "callspec")
+              and "bad_input" in item.callspec.params}
+    jobs = []
+    for c in CASES:
+        if c.id not in wanted:
+            continue
+        ctx = Ctx(tmp_path_factory.mktemp("case") / "work", good_data, tiny_checkpoint)
+        ctx.dir.mkdir()
+        c.argv, c.needles = c.setup(ctx)
+        jobs.append((c, ctx, files_under(ctx.dir)))
+
+    zygotes = [Zygote() for _ in range(PARALLEL)]
+    free = list(zygotes)
+
+    def run(job):
+        c, ctx, before = job
+        if c.real:
+            return c.id, (ctx, run_real(c.argv), before)
+        zygote = free.pop()   # list.pop/append are atomic: each thread holds its own zygote
+        try:
+            # zygote output files live outside ctx.dir so the 'no new files' check is not disturbed
+            return c.id, (ctx, zygote.run(c.argv, ctx.dir.parent), before)
+        finally:
+            free.append(zygote)
+
+    try:
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            return dict(pool.map(run, jobs))
+    finally:
+        for zygote in zygotes:
+            zygote.close()
+
+
+def _params():
+    for c in CASES:
+        marks = [pytest.mark.xfail(reason=c.xfail, strict=True)] if c.xfail else []
+        yield pytest.param(c, id=c.id, marks=marks)
+
+
+@pytest.mark.parametrize("bad_input", list(_params()))
+def test_bad_input_is_one_clear_error_line(bad_input: Case, outcomes):
+    ctx, proc, before = outcomes[bad_input.id]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    context = f"{' '.join(bad_input.argv)}\nexit {proc.returncode}\nstderr:\n{proc.stderr[-3000:]}"
+    assert proc.returncode != 0, context
+    assert "Traceback" not in proc.stderr, context
+    assert len(lines) == 1 and lines[0].startswith("error:") and len(lines[0]) > len("error: "), context
+    for needle in bad_input.needles:
+        assert needle in lines[0], f"{needle!r} not named in: {lines[0]}"
+    new = files_under(ctx.dir) - before
+    if bad_input.logs_ok:
+        new = {p for p in new if ctx.dir / "runs" not in p.parents}
+    assert not new, f"files written by a failed run: {sorted(map(str, new))}"
+    assert not (ctx.dir / "results").exists() or not any((ctx.dir / "results").iterdir())
+    if bad_input.check:
+        bad_input.check(ctx, proc)
+
+
+# ----------------------------------------------------------------------------------------------- in-process cases
+def test_frames_of_different_sizes_are_resized_consistently(tmp_path):
+    """Case 5: frames of different sizes in one video are NOT an error: read_frame resizes every frame to the
+    config size (height×width), so the video loads and every window/batch has the config shape."""
+    from config import build_config
+    from dataset import FrameFiles, TrainWindows, prepare_dataset
+    info = write_ped2_layout(tmp_path / "data", n_train=1, n_test=1, n_frames=6)
+    rng = np.random.default_rng(0)
+    for split, index, size in [("training", 1, (48, 64)), ("training", 3, (10, 14)), ("testing", 2, (240, 360))]:
+        cv2.imwrite(str(frame(info, split, "01", index)), rng.integers(0, 255, (*size, 3), dtype=np.uint8))
+    cfg = build_config("ped2", "tiny", {"data_root": str(tmp_path / "data")})
+    files = prepare_dataset(cfg)
+    for cache in (True, False):
+        cfg.cache_frames = cache
+        windows = TrainWindows(files.train, cfg)
+        assert all(windows[i].shape == (5, 3, cfg.height, cfg.width) for i in range(len(windows)))
+    test_frames = FrameFiles(files.test[0].frames, cfg.height, cfg.width)
+    assert {tuple(test_frames[i].shape) for i in range(len(test_frames))} == {(3, cfg.height, cfg.width)}
+
+
+def test_nan_loss_stops_keeps_last_good_checkpoint_and_reports_step(good_data, tmp_path, monkeypatch, capsys):
+    """Case 10: the intensity loss turns NaN at step 5 (saves every 2 steps): training stops with one error line
+    naming step 5; the latest checkpoint on disk is step 4's and holds finite weights."""
+    import training.losses as losses
+    from cli import run_cli
+    import train as train_script
+    real, calls = losses.intensity_loss, {"n": 0}
+
+    def nan_at_step_5(pred, target):
+        calls["n"] += 1
+        value = real(pred, target)
+        return value * float("nan") if calls["n"] == 5 else value
+    monkeypatch.setattr(losses, "intensity_loss", nan_at_step_5)
+    argv = ["--dataset", "ped2", "--preset", "tiny", "--iters", "12", "--flownet", "none", "--device", "cpu",
+            "--data_root", str(good_data), "--weights_dir", str(tmp_path / "w"), "--log_dir",
+            str(tmp_path / "runs"), "--save_interval", "2", "--log_interval", "1", "--val_interval", "100"]
+    capsys.readouterr()
+    with own_signal_handlers():
+        rc = run_cli(train_script.main, argv)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert rc == 1 and len(err) == 1 and err[0].startswith("error: non-finite loss"), err
+    assert "step 5" in err[0]
+    state = torch.load(tmp_path / "w" / "ped2_latest.pth", map_location="cpu", weights_only=True)
+    assert state["step"] == 4
+    for part in ("net_g", "net_d"):
+        assert all(torch.isfinite(t).all() for t in state[part].values() if t.is_floating_point())
+    assert not list((tmp_path / "w").glob("*.tmp"))
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "png", "bmp", "tif"])
+def test_truncated_or_empty_image_names_the_file_and_prints_nothing_else(tmp_path, capfd, fmt):
+    """read_frame refuses a truncated (first half) or zero-byte frame of every supported format with an FFPError
+    naming the file, and the decoders' own C-level messages (libjpeg 'Premature end of JPEG file', libpng
+    'Read Error', OpenCV's TIFF log lines) never reach stderr, so the CLI's one error line stays one line."""
+    from dataset import read_frame
+    from utils import FFPError
+    image = np.random.default_rng(0).integers(0, 255, (60, 90, 3), dtype=np.uint8)
+    good = tmp_path / f"good.{fmt}"
+    assert cv2.imwrite(str(good), image)
+    assert read_frame(good, 32, 48).shape == (32, 48, 3)
+    half = tmp_path / f"half.{fmt}"
+    half.write_bytes(good.read_bytes()[:good.stat().st_size // 2])
+    empty = tmp_path / f"empty.{fmt}"
+    empty.write_bytes(b"")
+    capfd.readouterr()
+    for bad in (half, empty, tmp_path / f"missing.{fmt}"):
+        with pytest.raises(FFPError) as info:
+            read_frame(bad, 32, 48)
+        assert str(info.value).startswith(f"cannot read image {bad}: ")
+    assert capfd.readouterr().err == ""
+
+
+def _raise(exc):
+    def main(argv):
+        raise exc
+    return main
+
+
+@pytest.mark.parametrize("exc, status, line", [
+    (OSError(28, "No space left on device", "/data/w/ped2_latest.pth"), 1,
+     "error: /data/w/ped2_latest.pth: No space left on device"),
+    (KeyboardInterrupt(), 130, "error: interrupted"),
+    (RuntimeError("Caught FFPError in DataLoader worker process 1.\nOriginal Traceback (most recent call last):\n"
+                  "  File \"dataset.py\", line 1, in read_frame\nutils.FFPError: cannot read image /d/001.jpg: "
+                  "truncated JPEG"), 1, "error: cannot read image /d/001.jpg: truncated JPEG"),
+], ids=["os-error", "ctrl-c", "worker-error"])
+def test_cli_user_errors_are_one_line(capsys, exc, status, line):
+    """run_cli: an OSError naming a file (disk full, unwritable folder), Ctrl-C before training's own handler,
+    and an FFPError re-raised from a DataLoader worker each become one 'error:' line; --debug re-raises."""
+    from cli import run_cli
+    assert run_cli(_raise(exc), []) == status
+    assert capsys.readouterr().err == line + "\n"
+    with pytest.raises(type(exc)):
+        run_cli(_raise(exc), ["--debug"])
