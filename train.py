@@ -32,7 +32,7 @@ from cli import ArgumentParser, run_cli
 from config import Config, add_config_flags, config_from_namespace
 from dataset import TrainWindows, prepare_dataset, train_loader
 from evaluation.metrics import compute_metrics
-from evaluation.predict import score_videos
+from evaluation.predict import score_videos, training_psnr_stats
 from flownet import FLOW_LOSS_SCALE, build_flow_estimator
 from model import Discriminator, Generator, init_weights
 from training.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
@@ -175,14 +175,26 @@ def train(cfg: Config, resume: dict | None, info: DistInfo, device: torch.device
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
         writer = SummaryWriter(str(run_dir))
 
-    def checkpoint(kind: str) -> None:
-        """Rank 0 only. The plain modules' weights: interchangeable between DDP and single-process runs."""
+    last_saved = step if resume else None   # step of the newest 'latest' on disk written by this run
+
+    def checkpoint(kind: str, final: bool = False) -> None:
+        """Rank 0 only. The plain modules' weights: interchangeable between DDP and single-process runs.
+
+        The final save also stores PSNR statistics of the training predictions, which `detect.py --mode
+        stream` uses to normalise an unlabelled stream (only then: it costs up to 500 forward passes).
+        """
+        nonlocal last_saved
         state = {"net_g": nets.g.state_dict(), "net_d": nets.d.state_dict(),
                  "optim_g": nets.opt_g.state_dict(), "optim_d": nets.opt_d.state_dict(),
                  "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(), "step": step,
                  "config": cfg.to_dict(), "rng": {"torch": torch.get_rng_state()}, "history": history,
-                 "flownet": {"name": flow_name, "checkpoint": cfg.flownet_ckpt}}
+                 "flownet": {"name": flow_name, "checkpoint": cfg.flownet_ckpt},
+                 "selected_with_test_labels": kind == "best"}
+        if final:
+            state["psnr_stats"] = training_psnr_stats(nets.g, files.train, cfg, device, max_windows=500)
         save_checkpoint(weights_dir / f"{cfg.dataset}_{kind}.pth", state)
+        if kind == "latest":
+            last_saved = step
 
     stop = StopRequest()
     nets.g.train()
@@ -203,8 +215,10 @@ def train(cfg: Config, resume: dict | None, info: DistInfo, device: torch.device
         at_end = step == cfg.iters
         if step % cfg.log_interval == 0 or at_end or step % cfg.save_interval == 0:
             if any_rank(bad, info):  # one host sync per logging/saving step, never per iteration
-                raise FFPError(f"non-finite loss at or before step {step}: training stopped; the last good "
-                               f"checkpoint {weights_dir / (cfg.dataset + '_latest.pth')} is kept (try a lower --lr_g)")
+                kept = (f"the last good checkpoint {weights_dir / (cfg.dataset + '_latest.pth')} (step {last_saved}) "
+                        f"is kept" if last_saved is not None else "no checkpoint was saved yet by this run")
+                raise FFPError(f"non-finite loss at or before step {step}: training stopped; {kept} "
+                               f"(try a lower --lr_g)")
             values = mean_over_ranks(parts, info)
             if writer is not None:
                 log_scalars(writer, values, sched_g.get_last_lr()[0], step)
@@ -217,12 +231,12 @@ def train(cfg: Config, resume: dict | None, info: DistInfo, device: torch.device
                 best_auc = auc
                 checkpoint("best")
         if info.is_main and save_now:
-            checkpoint("latest")
+            checkpoint("latest", final=at_end)
         if validate_now or save_now:
             barrier(info)   # the other ranks wait for rank 0's validation and files
     if stopped and step < cfg.iters:
         if info.is_main:
-            checkpoint("latest")
+            checkpoint("latest", final=True)
             print(f"stopped at step {step}; resume with --resume latest")
         barrier(info)
     bar.close()

@@ -86,6 +86,7 @@ def _flat_grad(loss: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
 
 @pytest.fixture(scope="module", params=["classical", "flownet2sd"])
 def estimator(request):
+    """Each test runs once per estimator kind."""
     return _estimator(request.param)
 
 

@@ -229,8 +229,7 @@ def _(ctx):
     return train_argv(ctx, "--preset", "huge"), ["'huge'", "tiny"]
 
 
-@case("eval_unknown_dataset",
-      xfail="eval.py does not check --dataset against config.DATASET_DEFAULTS (says 'not found', lists no names)")
+@case("eval_unknown_dataset")
 def _(ctx):
     fake_ped2(ctx)
     return eval_argv(ctx, dataset="pedestrian3"), ["'pedestrian3'", "ped2", "avenue", "shanghaitech"]
@@ -424,8 +423,7 @@ def _(ctx):
 
 
 # ----------------------------------------------------------------------------------------------- 10. non-finite loss
-@case("nan_before_first_save",
-      xfail="train.py's non-finite-loss message claims 'the last good checkpoint … is kept' when none was saved")
+@case("nan_before_first_save", logs_ok=True)   # training had started: its logs stay, no checkpoint
 def _(ctx):
     fake_ped2(ctx)
     return train_argv(ctx, "--lr_g", "1e30", "--iters", "30", "--save_interval", "10", "--log_interval", "1"), \
@@ -479,8 +477,7 @@ for _flags, _needles in [(("--iters", "-5"), ["--iters", "-5"]),
 case("eval flag --eval_batch_size 0")(
     lambda ctx: (eval_argv(ctx, "--eval_batch_size", "0"), ["--eval_batch_size", "0"]))
 case("flag --iters abc")(lambda ctx: (train_argv(ctx, "--iters", "abc"), ["--iters", "'abc'"]))
-case("eval flag --smooth_sigma abc",
-     xfail="eval.py parse_args uses argparse.ArgumentParser (usage + 2 lines, exit 2), not cli.ArgumentParser")(
+case("eval flag --smooth_sigma abc")(
     lambda ctx: (eval_argv(ctx, "--smooth_sigma", "abc"), ["--smooth_sigma", "'abc'"]))
 
 
