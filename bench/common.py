@@ -8,7 +8,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import resource
 import statistics
 import sys
@@ -121,43 +120,15 @@ def autocast(device: torch.device, enabled: bool):
 
 
 # ----------------------------------------------------------------------------------------------- memory
-class PeakMemory:
-    """Memory a block of work added at its peak, in MiB: `with PeakMemory(device) as mem: ...; mem.mb`.
+def peak_memory_mb(device: torch.device) -> float:
+    """This process's peak memory so far, MiB: CUDA max_memory_allocated, else the peak resident set (ru_maxrss).
 
-    CUDA: torch.cuda.max_memory_allocated above what was allocated at the start. CPU: this process's peak
-    resident set (Linux VmHWM, reset by writing 5 to /proc/self/clear_refs) above its resident set at the
-    start; DataLoader worker processes are not included. Without /proc, the lifetime ru_maxrss is used.
+    Meant for a fresh process that ran one variant only (see train_speed.py), so both variants pay the same
+    baseline (Python, torch, OpenCV). DataLoader worker processes are not included.
     """
-
-    def __init__(self, device: torch.device):
-        self.device, self.mb = device, float("nan")
-
-    def __enter__(self) -> "PeakMemory":
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.start = torch.cuda.memory_allocated(self.device)
-            return self
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-            self.start = _proc_status_kib("VmRSS") * 1024
-        except (OSError, AttributeError):
-            self.start = 0   # fallback: the lifetime peak, from zero
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
-            self.mb = (torch.cuda.max_memory_allocated(self.device) - self.start) / 2**20
-            return
-        try:
-            peak = _proc_status_kib("VmHWM") * 1024
-        except (OSError, AttributeError):
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        self.mb = (peak - self.start) / 2**20
-
-
-def _proc_status_kib(field: str) -> int:
-    """A kB field of /proc/self/status (VmRSS, VmHWM)."""
-    return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
 
 
 # ----------------------------------------------------------------------------------------------- output

@@ -10,21 +10,25 @@ and adversarial losses, then D update) with the same config, initial weights and
   and no per-step host sync;
 - naive (written here): no DataLoader, each step decodes its windows' JPEGs in the main process
   (cv2.imread + resize), fp32 NCHW networks, `.item()` of every loss every step.
-Setup (building the frame cache, starting workers) is reported apart from the per-step rate. Peak memory
-is what each variant added above the process's memory before it was built (CPU: resident set of the
-main process; CUDA: max_memory_allocated). Prints one `key: value` line per size, writes
+Setup (building the frame cache, starting workers) is reported apart from the per-step rate. Peak memory:
+each variant runs alone in a fresh process for its warm-up and one repetition (CPU: peak resident set of
+the main process, ru_maxrss; CUDA: max_memory_allocated). Prints one `key: value` line per size, writes
 bench/train_speed.json.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import itertools
+import json
+import subprocess
+import sys
 import time
 
 import numpy as np
 import torch
 
-from common import (PeakMemory, base_parser, bench_data, machine_info, median, naive_read, parse_sizes,
+from common import (base_parser, bench_data, machine_info, median, naive_read, parse_sizes, peak_memory_mb,
                     size_config, size_fields, summary_line, time_reps, write_json)
 from dataset import EpochShuffleSampler, TrainWindows, train_loader
 from train import accelerate, build_nets
@@ -83,15 +87,27 @@ class NaiveTrainer:
             assert np.isfinite(losses["g_total"]), "non-finite loss"
 
 
+TRAINERS = {"project": ProjectTrainer, "naive": NaiveTrainer}
+
+
+def fresh_process_peak_mb(size: str, name: str, args) -> float:
+    """Peak memory of trainer `name` at `size`, run alone in a new process of this script (--peak_of)."""
+    flags = ["--device", args.device, *(["--amp"] if args.amp else []),
+             *(["--num_workers", str(args.num_workers)] if args.num_workers is not None else []),
+             *(["--data_root", args.data_root] if args.data_root else [])]
+    done = subprocess.run([sys.executable, __file__, "--sizes", size, "--peak_of", name, *flags],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"]
+
+
 def bench_size(size: str, files, root, args, device: torch.device) -> dict:
-    """Both trainers at `size`: setup, peak memory, then alternating timed repetitions."""
+    """Both trainers at `size`: peak memory (fresh processes), setup, then alternating timed repetitions."""
     cfg = size_config(size, files, root, args, amp=args.amp)
-    trainers, memory = {}, {}
-    for name, kind in (("naive", NaiveTrainer), ("project", ProjectTrainer)):   # naive first: see PeakMemory
+    memory = {name: fresh_process_peak_mb(size, name, args) for name in TRAINERS}
+    trainers = {}
+    for name, kind in TRAINERS.items():
         torch.manual_seed(cfg.seed)   # identical initial weights
-        with PeakMemory(device) as mem:
-            trainers[name] = kind(cfg, files, device)
-        memory[name] = mem.mb
+        trainers[name] = kind(cfg, files, device)
     n, times = STEPS[size], {"project": [], "naive": []}
     for _ in range(args.reps):   # alternate, so a change in machine load hits both variants alike
         for name in ("project", "naive"):
@@ -105,10 +121,21 @@ def bench_size(size: str, files, root, args, device: torch.device) -> dict:
             "project_rep_s": times["project"], "naive_rep_s": times["naive"]}
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = base_parser(__doc__).parse_args(argv)
+def report_peak(name: str, size: str, files, root, args, device: torch.device) -> None:
+    """--peak_of: warm up and run one repetition of one trainer, print {'peak_mb': ...} as the last line."""
+    trainer = TRAINERS[name](size_config(size, files, root, args, amp=args.amp), files, device)
+    trainer.steps(STEPS[size])
+    print(json.dumps({"peak_mb": peak_memory_mb(device)}))
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    parser = base_parser(__doc__)
+    parser.add_argument("--peak_of", choices=list(TRAINERS), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
     device = torch.device(args.device)
     files, root = bench_data(args.data_root)
+    if args.peak_of:
+        return report_peak(args.peak_of, parse_sizes(args.sizes)[0], files, root, args, device)
     results = {"machine": machine_info(device), "data": f"{files.name} training videos", "amp": args.amp,
                "sizes": {}}
     for size in parse_sizes(args.sizes):

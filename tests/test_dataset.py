@@ -46,7 +46,7 @@ def test_ucsd_original_layout(tmp_path, use_m_file, mask_ext):
 
 
 def test_frames_are_rgb_resized_and_ordered(tmp_path):
-    written = fl.write_ucsd_original_layout(tmp_path)   # single-channel TIFFs
+    fl.write_ucsd_original_layout(tmp_path)   # single-channel TIFFs
     files = find_dataset(tmp_path, "ped2")
     frame = read_frame(files.test[0].frames[3], 32, 48)
     assert frame.shape == (32, 48, 3) and frame.dtype == np.uint8

@@ -194,6 +194,19 @@ def test_real_clip_vtest(ckpts, tmp_path):
     assert json.loads((out / "summary.json").read_text())["frames_read"] == 120
 
 
+
+def test_real_clip_from_ped2(shared_data, ckpts, tmp_path):
+    """A real clip: the first 60 frames of UCSD Ped2 Test004 (a cart) written as an MJPG .avi, whole mode + video."""
+    frames = find_dataset(shared_data, "ped2").test[3].frames[:60]
+    clip = write_avi(tmp_path / "ped2_test004.avi", frames)
+    out = run_detect(clip, ckpts["stats"], tmp_path / "out", "--save_video")
+    rows = read_scores(out)
+    assert len(rows) == 56 and all(np.isfinite(float(r["psnr"])) for r in rows)
+    assert (out / "curve.png").stat().st_size > 0 and (out / "alarms.txt").is_file()
+    video = cv2.VideoCapture(str(out / "heatmap.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 56
+    video.release()
+
 MEMORY_SCRIPT = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, sys.argv[1])

@@ -12,10 +12,11 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from helpers import own_signal_handlers
 import torch
 
 from fake_layouts import write_ped2_layout
@@ -33,15 +34,6 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
-@contextmanager
-def own_signal_handlers():
-    """train.main installs SIGINT/SIGTERM handlers (StopRequest); give pytest its own back afterwards."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in saved.items():
-            signal.signal(s, handler)
 
 
 def tiny_args(data_root: Path, out: Path, iters: int, *extra: str) -> list[str]:

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,6 +27,8 @@ from typing import Callable
 import cv2
 import numpy as np
 import pytest
+
+from helpers import own_signal_handlers
 import scipy.io
 import torch
 
@@ -115,15 +115,6 @@ def files_under(folder: Path) -> set[Path]:
     return {p for p in folder.rglob("*") if p.is_file()} if folder.exists() else set()
 
 
-@contextmanager
-def own_signal_handlers():
-    """train.main installs SIGINT/SIGTERM handlers (StopRequest); give pytest its own back afterwards."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in saved.items():
-            signal.signal(s, handler)
 
 
 def train_in_process(argv: list[str]) -> int:

@@ -1,7 +1,6 @@
 """End to end on tiny synthetic data: train -> checkpoint -> resume -> eval, and exact resume."""
 import json
 
-import pytest
 import torch
 
 import eval as eval_script
