@@ -12,7 +12,8 @@ and adversarial losses, then D update) with the same config, initial weights and
   (cv2.imread + resize), fp32 NCHW networks, `.item()` of every loss every step.
 Setup (building the frame cache, starting workers) is reported apart from the per-step rate. Peak memory:
 each variant runs alone in a fresh process for its warm-up and one repetition (CPU: peak resident set of
-the main process, ru_maxrss; CUDA: max_memory_allocated). Prints one `key: value` line per size, writes
+the main process, ru_maxrss; CUDA: max_memory_allocated); baseline_peak_mb is such a process that only
+imported everything (subtract it for what a variant itself needs). Prints one `key: value` line per size, writes
 bench/train_speed.json.
 """
 from __future__ import annotations
@@ -103,7 +104,7 @@ def fresh_process_peak_mb(size: str, name: str, args) -> float:
 def bench_size(size: str, files, root, args, device: torch.device) -> dict:
     """Both trainers at `size`: peak memory (fresh processes), setup, then alternating timed repetitions."""
     cfg = size_config(size, files, root, args, amp=args.amp)
-    memory = {name: fresh_process_peak_mb(size, name, args) for name in TRAINERS}
+    memory = {name: fresh_process_peak_mb(size, name, args) for name in ("baseline", *TRAINERS)}
     trainers = {}
     for name, kind in TRAINERS.items():
         torch.manual_seed(cfg.seed)   # identical initial weights
@@ -117,20 +118,25 @@ def bench_size(size: str, files, root, args, device: torch.device) -> dict:
             "channels_last": trainers["project"].nets.memory_format == torch.channels_last,
             "project_its": project_its, "naive_its": naive_its, "speedup_vs_naive": project_its / naive_its,
             "project_peak_mb": memory["project"], "naive_peak_mb": memory["naive"],
+            "baseline_peak_mb": memory["baseline"],
             "project_setup_s": trainers["project"].setup_s, "naive_setup_s": trainers["naive"].setup_s,
             "project_rep_s": times["project"], "naive_rep_s": times["naive"]}
 
 
 def report_peak(name: str, size: str, files, root, args, device: torch.device) -> None:
-    """--peak_of: warm up and run one repetition of one trainer, print {'peak_mb': ...} as the last line."""
-    trainer = TRAINERS[name](size_config(size, files, root, args, amp=args.amp), files, device)
-    trainer.steps(STEPS[size])
+    """--peak_of: warm up and run one repetition of one trainer, print {'peak_mb': ...} as the last line.
+
+    'baseline' builds nothing: the memory of the interpreter with torch, OpenCV and the project imported.
+    """
+    if name != "baseline":
+        trainer = TRAINERS[name](size_config(size, files, root, args, amp=args.amp), files, device)
+        trainer.steps(STEPS[size])
     print(json.dumps({"peak_mb": peak_memory_mb(device)}))
 
 
 def main(argv: list[str] | None = None) -> dict | None:
     parser = base_parser(__doc__)
-    parser.add_argument("--peak_of", choices=list(TRAINERS), help=argparse.SUPPRESS)
+    parser.add_argument("--peak_of", choices=["baseline", *TRAINERS], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     files, root = bench_data(args.data_root)
