@@ -12,6 +12,7 @@ from torch import nn
 
 from config import Config
 from dataset import to_network_range
+from evaluation.scores import psnr_per_frame
 from training import losses
 from utils import FFPError
 
@@ -163,6 +164,5 @@ def train_step(nets: Nets, cfg: Config, clip: torch.Tensor, device: torch.device
 
 
 def train_psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean PSNR (dB) of the batch on [0, 1] frames, as a tensor (no host sync)."""
-    mse = ((pred - target) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return (10 * torch.log10(1 / mse)).mean()
+    """Mean PSNR (dB) of the batch on [0, 1] frames, as a tensor (no host sync); the evaluation's PSNR."""
+    return psnr_per_frame(pred.float(), target.float()).mean()
