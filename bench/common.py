@@ -121,14 +121,19 @@ def autocast(device: torch.device, enabled: bool):
 
 # ----------------------------------------------------------------------------------------------- memory
 def peak_memory_mb(device: torch.device) -> float:
-    """This process's peak memory so far, MiB: CUDA max_memory_allocated, else the peak resident set (ru_maxrss).
+    """This process's peak memory so far, MiB: CUDA max_memory_allocated, else the peak resident set.
 
     Meant for a fresh process that ran one variant only (see train_speed.py), so both variants pay the same
-    baseline (Python, torch, OpenCV). DataLoader worker processes are not included.
+    baseline (Python, torch, OpenCV). CPU: Linux VmHWM, which starts afresh at exec (ru_maxrss would keep
+    the parent's resident set at fork as a floor); elsewhere ru_maxrss. DataLoader workers are not included.
     """
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0]) / 1024   # kB
+    except (OSError, IndexError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
 
 
 # ----------------------------------------------------------------------------------------------- output

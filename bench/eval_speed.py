@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from common import (autocast, base_parser, bench_data, machine_info, median, naive_read, parse_sizes,
                     size_config, size_fields, summary_line, synchronize, time_reps, write_json)
 from dataset import Video, to_network_range, video_frame_batches
-from evaluation.predict import predict_video_psnr
+from evaluation.predict import generator_from_state, predict_video_psnr
 from evaluation.scores import psnr_per_frame
 from model import Generator, init_weights
 
@@ -122,9 +122,10 @@ def bench_size(size: str, files, root, args, device: torch.device) -> dict:
     source = files.test[0]
     video = Video(source.name, source.frames[:WINDOWS[size] + cfg.in_frames])
     torch.manual_seed(0)
-    generator = Generator(cfg.in_frames, cfg.g_widths)
-    init_weights(generator)
-    generator = generator.to(device).eval()
+    weights = Generator(cfg.in_frames, cfg.g_widths)
+    init_weights(weights)
+    # Built as eval.py builds it from a checkpoint, so the benchmark follows the project's choices.
+    generator = generator_from_state({"net_g": weights.state_dict()}, cfg, device, "benchmark weights")
     flops = unet_flops_per_frame(generator, cfg, device)
     paths = {"project": lambda clip: project_video_psnr(generator, clip, cfg, device, args.amp),
              "naive": lambda clip: naive_video_psnr(generator, clip, cfg, device)}
