@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -18,6 +17,7 @@ import eval as eval_script
 import evaluation.predict as predict
 import evaluation.report as report
 from cli import run_cli
+from helpers import page_links
 from config import build_config
 from dataset import find_dataset
 from evaluation.video import PANEL_MIN_H, STRIP_H
@@ -51,13 +51,6 @@ def video_run(synthetic_root, tmp_path_factory):
     return tmp / "results" / "synthetic_synthetic_latest", ckpt, tmp / "results"
 
 
-class _Links(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.links = []
-
-    def handle_starttag(self, tag, attrs):
-        self.links += [v for k, v in attrs if k in ("src", "href")]
 
 
 def test_scores_csv_rows_and_frames(video_run):
@@ -92,10 +85,9 @@ def test_figures_and_index_links_exist(video_run):
     out, _, _ = video_run
     assert (out / "roc.png").stat().st_size > 0
     assert len(list((out / "curves").glob("*.png"))) == N_TEST_VIDEOS
-    parser = _Links()
-    parser.feed((out / "index.html").read_text(encoding="utf-8"))
-    assert "roc.png" in parser.links and sum(link.endswith(".mp4") for link in parser.links) >= N_TEST_VIDEOS
-    for link in parser.links:
+    links = page_links(out / "index.html")
+    assert "roc.png" in links and sum(link.endswith(".mp4") for link in links) >= N_TEST_VIDEOS
+    for link in links:
         assert (out / unquote(link)).is_file(), link
 
 

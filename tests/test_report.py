@@ -5,7 +5,6 @@ import csv
 import json
 import shutil
 import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -18,6 +17,7 @@ import evaluation.report as report
 from evaluation.metrics import compute_metrics
 from evaluation.report import StagedResult, detect_csv_rows, write_detect_report, write_report
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator, choose_vmax
+from helpers import page_links
 from utils import FFPError
 
 META = {"checkpoint": "weights/ped2_latest.pth", "step": np.int64(1200), "dropped_frames": 4,
@@ -34,21 +34,6 @@ def _fake_dataset():
     return {"Test001": psnr1, "Test 002": psnr2}, {"Test001": lab1, "Test 002": np.zeros(25, int)}
 
 
-class _Links(HTMLParser):
-    """Collects every src/href attribute of a page."""
-
-    def __init__(self):
-        super().__init__()
-        self.links = []
-
-    def handle_starttag(self, tag, attrs):
-        self.links += [v for k, v in attrs if k in ("src", "href")]
-
-
-def _links(index: Path) -> list[str]:
-    parser = _Links()
-    parser.feed(index.read_text(encoding="utf-8"))
-    return parser.links
 
 
 def _leftovers(folder: Path) -> list[Path]:
@@ -127,7 +112,7 @@ def test_metrics_json(written_report):
 
 def test_index_links_resolve(written_report):
     out, index, _, _ = written_report
-    links = _links(index)
+    links = page_links(index)
     assert "roc.png" in links and "videos/Test001.mp4" in links
     assert sum(link.startswith("curves/") for link in links) == 2
     for link in links:
@@ -254,7 +239,7 @@ def test_detect_report(tmp_path):
     alarms = (tmp_path / "alarms.txt").read_text()
     assert "6-7, 11-11" in alarms
     assert [line.split("\t")[0] for line in alarms.splitlines()[3:]] == ["6", "7", "11"]
-    for link in _links(index):
+    for link in page_links(index):
         assert (tmp_path / link).is_file()
     assert (tmp_path / "curve.png").is_file() and plt.get_fignums() == []
     assert json.loads((tmp_path / "summary.json").read_text())["alarm_intervals"] == [[6, 7], [11, 11]]
@@ -272,7 +257,7 @@ def test_detect_report_with_streamed_csv_and_video(tmp_path):
     index = write_detect_report(tmp_path, frames, 30 - scores, scores, 3.0, {}, csv_written=True,
                                 video="heatmap.mp4")
     assert (tmp_path / "scores.csv").read_text() == streamed     # kept, not rewritten
-    assert "heatmap.mp4" in _links(index)
+    assert "heatmap.mp4" in page_links(index)
     assert "6-7, 9-9" in (tmp_path / "alarms.txt").read_text()
     with pytest.raises(ValueError, match="expected an existing file"):
         write_detect_report(tmp_path, frames, 30 - scores, scores, 3.0, {}, video="missing.mp4")
