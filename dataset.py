@@ -14,6 +14,7 @@ kept as uint8 until the batch reaches the device, where `to_network_range` maps 
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from config import Config
-from utils import FFPError
+from utils import FFPError, resolve_device
 
 _cv_log = cv2.utils.logging   # OpenCV's C++ log level (its decoders log errors to stderr)
 
@@ -43,6 +44,11 @@ class Video:
 
     def __len__(self) -> int:
         return len(self.frames)
+
+
+def scored_labels(videos: list[Video], in_frames: int) -> dict[str, np.ndarray]:
+    """{name: labels of the predicted frames}: the first `in_frames` frames of a video have no prediction."""
+    return {v.name: v.labels[in_frames:] for v in videos}
 
 
 @dataclass
@@ -430,10 +436,28 @@ class EpochShuffleSampler(Sampler[int]):
         return self.n // self.world
 
 
+AUTO_WORKERS = 2   # what --num_workers -1 asks for when spare cores allow (GPU runs, machines with many cores)
+
+
+def data_workers(requested: int, device: str | None) -> int:
+    """DataLoader workers for --num_workers `requested` (an explicit count is used as given).
+
+    -1 (auto) means AUTO_WORKERS, but when the networks run on the CPU no more than the cores torch's compute
+    threads leave free: a worker on a core the OpenMP threads need stalls every parallel region (64×96
+    evaluation on 2 cores: 0.71 s per video with 2 workers, 0.42 s with none; bench/README.md).
+    """
+    if requested >= 0:
+        return requested
+    if resolve_device(device).type != "cpu":
+        return AUTO_WORKERS
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(AUTO_WORKERS, cores - torch.get_num_threads()))
+
+
 def train_loader(windows: TrainWindows, cfg: Config, start_step: int, rank: int = 0, world_size: int = 1) -> DataLoader:
     """DataLoader over training windows in the seeded order, resuming at `start_step`."""
     sampler = EpochShuffleSampler(len(windows), cfg.seed, start_step * cfg.batch_size, rank, world_size)
-    workers = cfg.num_workers
+    workers = data_workers(cfg.num_workers, cfg.device)
     return DataLoader(windows, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=torch.cuda.is_available(), drop_last=True,
                       persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
@@ -454,7 +478,9 @@ class FrameFiles(Dataset):
 
 
 def video_frame_batches(video: Video, cfg: Config, batch_size: int, workers: int | None = None) -> DataLoader:
-    """Ordered uint8 batches B×3×H×W of one video's frames, decoded in worker processes."""
-    workers = cfg.num_workers if workers is None else workers
+    """Ordered uint8 batches B×3×H×W of one video's frames, decoded in worker processes.
+
+    `workers` None: from cfg.num_workers via `data_workers`."""
+    workers = data_workers(cfg.num_workers, cfg.device) if workers is None else workers
     return DataLoader(FrameFiles(video.frames, cfg.height, cfg.width), batch_size=batch_size, shuffle=False,
                       num_workers=workers, pin_memory=torch.cuda.is_available())

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from cli import ArgumentParser, run_cli
 from config import DATASET_DEFAULTS, Config, add_config_flags, config_from_namespace
-from dataset import Video, prepare_dataset, video_frame_batches
+from dataset import Video, prepare_dataset, scored_labels, video_frame_batches
 from evaluation.metrics import PixelAUROC, compute_metrics, format_metrics_table, metric_rows, video_scores
 from evaluation.predict import generator_from_state, iter_predictions
 from evaluation.report import StagedResult, file_stems, write_report
@@ -153,14 +153,14 @@ def evaluate(generator: Generator, files, cfg: Config, device: torch.device, arg
     has_masks = bool(files.test) and all(v.masks for v in files.test)
     pixels = PixelAUROC(PIXEL_SAMPLES, PIXEL_SEED) if has_masks and not args.no_pixel_auroc else None
     reason = "--no_pixel_auroc" if has_masks else "the test videos have no pixel masks"
-    stems = file_stems(v.name for v in files.test)
+    stems, labels = file_stems(v.name for v in files.test), scored_labels(files.test, cfg.in_frames)
     psnr, links = {}, {}
     for video in tqdm(files.test, desc="test videos", unit="video", disable=None):
         psnr[video.name], kept = predict_video(generator, video, cfg, device, pixels, args.save_video)
         if kept is not None:
             links[video.name] = f"videos/{stems[video.name]}.mp4"
             write_heatmap_video(out / links[video.name], kept, video_scores(psnr[video.name], args.smooth_sigma),
-                                video.labels[cfg.in_frames:], cfg.in_frames)
+                                labels[video.name], cfg.in_frames)
     return psnr, pixel_metrics(pixels, (cfg.height, cfg.width), cfg.in_frames, reason), links
 
 
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
              "dropped_frames": cfg.in_frames, "smooth_sigma": args.smooth_sigma}
     with StagedResult(args.out_dir, f"{cfg.dataset}_{ckpt_path.stem}", args.overwrite) as stage:
         psnr, pixel, links = evaluate(generator, files, cfg, device, args, stage.dir)
-        labels = {v.name: v.labels[cfg.in_frames:] for v in files.test}
+        labels = scored_labels(files.test, cfg.in_frames)
         metrics = {**compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma), **pixel}
         meta = {**knobs, "config": cfg.to_dict(), "checkpoint_path": str(ckpt_path), "step": state.get("step"),
                 "dataset": cfg.dataset, "psnr_range": "frames on [0, 1], PSNR = 10 log10(1 / MSE)"}

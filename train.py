@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from cli import ArgumentParser, run_cli
 from config import Config, add_config_flags, config_from_namespace
-from dataset import TrainWindows, prepare_dataset, train_loader
+from dataset import TrainWindows, prepare_dataset, scored_labels, train_loader
 from evaluation.metrics import compute_metrics
 from evaluation.predict import score_videos, training_psnr_stats
 from flownet import FLOW_LOSS_SCALE, build_flow_estimator
@@ -118,9 +118,7 @@ def validate_auc(nets: Nets, cfg: Config, files, device: torch.device) -> float:
     """Paper-protocol micro-AUC on the test set (uses test labels: for monitoring and 'best' only)."""
     psnr = score_videos(nets.g, files.test, cfg, device)
     nets.g.train()
-    offset = cfg.in_frames
-    labels = {v.name: v.labels[offset:] for v in files.test}
-    return compute_metrics(psnr, labels)["micro_auc"]
+    return compute_metrics(psnr, scored_labels(files.test, cfg.in_frames))["micro_auc"]
 
 
 def validate_and_log(writer: SummaryWriter, nets: Nets, cfg: Config, files, clip: torch.Tensor,
@@ -147,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(cfg: Config, resume: dict | None, info: DistInfo, device: torch.device) -> int:
     """The training loop; under torchrun one copy per rank, rank 0 alone logs, validates and saves."""
+    process_start = time.time()
+    prior_seconds = float(resume.get("train_seconds", 0.0)) if resume else 0.0
     weights_dir, run_dir = Path(cfg.weights_dir), Path(cfg.log_dir) / f"{cfg.dataset}"
     precision = make_precision(cfg, device)   # before any slow set-up: an impossible --amp_dtype fails at once
     if info.is_main:
@@ -189,7 +189,9 @@ def train(cfg: Config, resume: dict | None, info: DistInfo, device: torch.device
                  "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(), "step": step,
                  "config": cfg.to_dict(), "rng": {"torch": torch.get_rng_state()}, "history": history,
                  "flownet": {"name": flow_name, "checkpoint": cfg.flownet_ckpt},
-                 "selected_with_test_labels": kind == "best"}
+                 "selected_with_test_labels": kind == "best",
+                 # wall-clock seconds of all sessions of this run so far (setup, validation and saves included)
+                 "train_seconds": prior_seconds + time.time() - process_start}
         if final:
             state["psnr_stats"] = training_psnr_stats(nets.g, files.train, cfg, device, max_windows=500)
         save_checkpoint(weights_dir / f"{cfg.dataset}_{kind}.pth", state)

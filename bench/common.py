@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:  # runnable as `python bench/<name>.py` from anywh
     sys.path.insert(0, str(ROOT))
 
 from config import DATASET_DEFAULTS, Config, build_config  # noqa: E402
-from dataset import DatasetFiles, find_dataset  # noqa: E402
+from dataset import DatasetFiles, data_workers, find_dataset  # noqa: E402
 from utils import atomic_write_text, shared_data_dir  # noqa: E402
 
 # The paper's network at 256×256, and the small CPU configuration (the synthetic dataset's defaults).
@@ -81,7 +81,7 @@ def size_config(size: str, files: DatasetFiles, data_root: Path, args: argparse.
 def size_fields(cfg: Config, args: argparse.Namespace) -> dict:
     """The leading fields of a summary line: what was measured, under which settings."""
     return {"size": f"{cfg.height}x{cfg.width}", "widths": "-".join(map(str, cfg.g_widths)), "amp": args.amp,
-            "num_workers": cfg.num_workers}
+            "num_workers": data_workers(cfg.num_workers, cfg.device)}   # -1 (auto) resolved as the loaders do
 
 
 def synchronize(device: torch.device) -> None:

@@ -173,3 +173,13 @@ def test_real_avenue_labels(shared_data):
     assert len(labels) == 21 and sorted(labels) == [f"{i:02d}" for i in range(1, 22)]
     assert sum(len(v) for v in labels.values()) == 15324
     assert sum(int(v.sum()) for v in labels.values()) == 3712
+
+
+def test_data_workers_auto_leaves_the_compute_threads_their_cores(monkeypatch):
+    """--num_workers -1 (auto): 2 workers, but on CPU runs only as many as cores left by torch's threads."""
+    import dataset
+    monkeypatch.setattr(dataset.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    for threads, expected in [(1, 2), (3, 1), (4, 0), (8, 0)]:
+        monkeypatch.setattr(dataset.torch, "get_num_threads", lambda t=threads: t)
+        assert dataset.data_workers(-1, "cpu") == expected
+    assert dataset.data_workers(3, "cpu") == 3 and dataset.data_workers(0, "cpu") == 0   # explicit: as given

@@ -461,7 +461,7 @@ for _flags, _needles in [(("--iters", "-5"), ["--iters", "-5"]),
                          (("--height", "50"), ["--height", "50", "divisible by 4"]),
                          (("--g_widths", "8,16,32,64", "--width", "36"), ["divisible by 8", "36"]),
                          (("--lr_g", "-1"), ["--lr_g", "-1"]),
-                         (("--num_workers", "-1"), ["--num_workers", "-1"]),
+                         (("--num_workers", "-2"), ["--num_workers", "-2"]),
                          (("--flownet", "pwc"), ["--flownet", "'pwc'", "classical"])]:
     case("flag " + " ".join(_flags))(lambda ctx, f=_flags, n=_needles: (train_argv(ctx, *f), n))
 

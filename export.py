@@ -1,0 +1,49 @@
+"""Turn a training checkpoint into a small generator-only file to ship or share.
+
+    python export.py weights/ped2_latest.pth weights/ped2_cpu.pth
+
+Keeps what evaluation and detection need — the generator's weights, the config, the step, the training-data
+PSNR statistics used by `detect.py --mode stream`, the validation history, the flow estimator's name, the
+training wall time and whether the checkpoint was selected with test labels — and drops the discriminator,
+optimizer, scheduler and RNG states (a shipped file cannot be resumed; it is a fraction of the size).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cli import ArgumentParser, run_cli
+from training.checkpoint import load_checkpoint, save_checkpoint
+from utils import FFPError
+
+KEPT = ("net_g", "config", "step", "psnr_stats", "history", "flownet", "selected_with_test_labels",
+        "train_seconds")
+
+
+def generator_only(state: dict, source: Path) -> dict:
+    """The shipped subset of a training checkpoint dict; FFPError when it lacks the streaming statistics."""
+    if "psnr_stats" not in state:
+        raise FFPError(f"{source} has no 'psnr_stats' (only the final save of a run stores them): export the "
+                       f"checkpoint written at the end of training")
+    return {k: state[k] for k in KEPT if k in state}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="training checkpoint written by train.py (e.g. weights/ped2_latest.pth)")
+    parser.add_argument("output", help="generator-only file to write (e.g. weights/ped2_cpu.pth)")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    args = parser.parse_args(argv)
+    source, output = Path(args.checkpoint), Path(args.output)
+    if output.exists() and not args.overwrite:
+        raise FFPError(f"output {output} exists; pass --overwrite to replace it")
+    shipped = generator_only(load_checkpoint(source), source)
+    save_checkpoint(output, shipped)
+    size_mb = output.stat().st_size / 2**20
+    print(f"wrote {output} ({size_mb:.1f} MiB; step {shipped['step']}; "
+          f"{'SELECTED WITH TEST LABELS' if shipped.get('selected_with_test_labels') else 'not selected with test labels'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,103 @@
+"""The shipped weights/ped2_cpu.pth: loadable, small, honest metadata, and its Ped2 scores unchanged.
+
+The reference PSNRs in tests/data/ped2_cpu_reference.json were recorded from the shipped file when it was
+made; any later change to the data pipeline, the generator or the scoring that moves them fails here.
+Re-record (only when the checkpoint itself is replaced) with:
+
+    python tests/test_shipped_checkpoint.py --record
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from config import PRESETS, Config                  # noqa: E402
+from dataset import find_dataset, video_frame_batches  # noqa: E402
+from evaluation.predict import generator_from_state, predict_video_psnr  # noqa: E402
+from training.checkpoint import load_checkpoint     # noqa: E402
+
+SHIPPED = ROOT / "weights" / "ped2_cpu.pth"
+REFERENCE = ROOT / "tests" / "data" / "ped2_cpu_reference.json"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+VIDEOS = ("01", "04")      # both normal at first, abnormal from frame 61 (01) and 31 (04) on
+N_FRAMES = 80              # frames read per video (76 scored): enough to cover normal and abnormal frames
+TOLERANCE_DB = 0.02        # float differences between CPUs/thread counts stay far below this
+
+
+def shipped_psnr(data_root: Path) -> dict[str, list[float]]:
+    """PSNR (dB) of the first N_FRAMES − in_frames predicted frames of each reference video, shipped weights."""
+    state = load_checkpoint(SHIPPED)
+    cfg = Config.from_dict(state["config"])
+    cfg.num_workers = 0
+    generator = generator_from_state(state, cfg, torch.device("cpu"), str(SHIPPED))
+    videos = {v.name: v for v in find_dataset(data_root, "ped2").test}
+    out = {}
+    for name in VIDEOS:
+        video = videos[name]
+        video.frames = video.frames[:N_FRAMES]
+        batches = video_frame_batches(video, cfg, batch_size=16, workers=0)
+        out[name] = [round(float(x), 4) for x in predict_video_psnr(generator, batches, cfg.in_frames,
+                                                                     torch.device("cpu"))]
+    return out
+
+
+@pytest.fixture(scope="module")
+def shipped_state() -> dict:
+    if not SHIPPED.is_file():
+        pytest.fail(f"{SHIPPED} is missing: it is tracked by git and must ship with the project")
+    return load_checkpoint(SHIPPED)
+
+
+def test_shipped_file_is_small_generator_only_and_honest(shipped_state):
+    assert SHIPPED.stat().st_size <= 20 * 2**20
+    assert "net_d" not in shipped_state and "optim_g" not in shipped_state
+    assert shipped_state["selected_with_test_labels"] is False   # the last checkpoint, not picked on test labels
+    stats = shipped_state["psnr_stats"]                           # streaming detection works out of the box
+    assert np.isfinite(stats["mean"]) and stats["std"] > 0
+    cfg = Config.from_dict(shipped_state["config"])
+    assert cfg.dataset == "ped2" and cfg.preset == "cpu"
+    for key, value in PRESETS["cpu"].items():                      # it was trained with the preset as documented
+        assert getattr(cfg, key) == value, key
+    assert shipped_state["step"] == cfg.iters                       # the end of the run
+
+
+def test_shipped_scores_match_the_recorded_reference(shared_data):
+    reference = json.loads(REFERENCE.read_text())
+    got = shipped_psnr(shared_data)
+    for name in VIDEOS:
+        want = np.asarray(reference["psnr"][name])
+        assert len(got[name]) == len(want) == N_FRAMES - 4
+        np.testing.assert_allclose(got[name], want, atol=TOLERANCE_DB, err_msg=f"Ped2 test video {name}")
+
+
+def test_detect_runs_out_of_the_box_and_scores_the_cyclist_higher(shared_data, tmp_path):
+    """detect.py --mode stream with the shipped weights on a frame folder cut from Ped2 Test001 (frames 31-110;
+    a cyclist enters at frame 61): the training statistics in the file make the z-scores meaningful."""
+    from test_detect import read_scores, run_detect
+    video = find_dataset(shared_data, "ped2").test[0]
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for i, frame in enumerate(video.frames[30:110]):
+        shutil.copy(frame, clip / f"{i:03d}.jpg")
+    rows = read_scores(run_detect(clip, SHIPPED, tmp_path / "out", "--mode", "stream"))
+    scores, labels = np.array([float(r["score"]) for r in rows]), video.labels[34:110]
+    assert len(rows) == 76 and labels.min() == 0 and labels.max() == 1
+    assert scores[labels == 1].mean() > scores[labels == 0].mean()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--record"]:
+        raise SystemExit("usage: python tests/test_shipped_checkpoint.py --record")
+    REFERENCE.parent.mkdir(exist_ok=True)
+    record = {"checkpoint": SHIPPED.name, "videos": VIDEOS, "n_frames": N_FRAMES, "psnr": shipped_psnr(SHARED_DATA)}
+    REFERENCE.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {REFERENCE}")
