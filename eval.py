@@ -144,16 +144,17 @@ def pixel_metrics(pixels: PixelAUROC | None, size: tuple[int, int], in_frames: i
                 f"videos pooled, no normalisation or smoothing; {sampling}")}
 
 
-def evaluate(generator: Generator, files, cfg: Config, device: torch.device, args,
-             out: Path) -> tuple[dict, dict, dict]:
+def evaluate(generator: Generator, files, labels: dict[str, np.ndarray], cfg: Config, device: torch.device,
+             args, out: Path) -> tuple[dict, dict, dict]:
     """Predict every test video (writing heatmap videos into out/videos with --save_video).
 
-    Returns ({video: PSNR (N_v,)}, pixel-AUROC metrics entries, {video: mp4 path relative to out}).
+    `labels`: scored_labels of the test videos (for the heatmap videos' curves). Returns ({video: PSNR (N_v,)},
+    pixel-AUROC metrics entries, {video: mp4 path relative to out}).
     """
     has_masks = bool(files.test) and all(v.masks for v in files.test)
     pixels = PixelAUROC(PIXEL_SAMPLES, PIXEL_SEED) if has_masks and not args.no_pixel_auroc else None
     reason = "--no_pixel_auroc" if has_masks else "the test videos have no pixel masks"
-    stems, labels = file_stems(v.name for v in files.test), scored_labels(files.test, cfg.in_frames)
+    stems = file_stems(v.name for v in files.test)
     psnr, links = {}, {}
     for video in tqdm(files.test, desc="test videos", unit="video", disable=None):
         psnr[video.name], kept = predict_video(generator, video, cfg, device, pixels, args.save_video)
@@ -181,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     knobs = {"checkpoint": ckpt_path.name, "selected_with_test_labels": selected_with_test_labels(ckpt_path, state),
              "dropped_frames": cfg.in_frames, "smooth_sigma": args.smooth_sigma}
     with StagedResult(args.out_dir, f"{cfg.dataset}_{ckpt_path.stem}", args.overwrite) as stage:
-        psnr, pixel, links = evaluate(generator, files, cfg, device, args, stage.dir)
         labels = scored_labels(files.test, cfg.in_frames)
+        psnr, pixel, links = evaluate(generator, files, labels, cfg, device, args, stage.dir)
         metrics = {**compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma), **pixel}
         meta = {**knobs, "config": cfg.to_dict(), "checkpoint_path": str(ckpt_path), "step": state.get("step"),
                 "dataset": cfg.dataset, "psnr_range": "frames on [0, 1], PSNR = 10 log10(1 / MSE)"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from config import PRESETS, Config                  # noqa: E402
-from dataset import find_dataset, video_frame_batches  # noqa: E402
-from evaluation.predict import generator_from_state, predict_video_psnr  # noqa: E402
+from dataset import find_dataset                    # noqa: E402
+from evaluation.predict import generator_from_state, score_videos  # noqa: E402
 from training.checkpoint import load_checkpoint     # noqa: E402
 
 SHIPPED = ROOT / "weights" / "ped2_cpu.pth"
@@ -37,17 +38,10 @@ def shipped_psnr(data_root: Path) -> dict[str, list[float]]:
     """PSNR (dB) of the first N_FRAMES − in_frames predicted frames of each reference video, shipped weights."""
     state = load_checkpoint(SHIPPED)
     cfg = Config.from_dict(state["config"])
-    cfg.num_workers = 0
     generator = generator_from_state(state, cfg, torch.device("cpu"), str(SHIPPED))
-    videos = {v.name: v for v in find_dataset(data_root, "ped2").test}
-    out = {}
-    for name in VIDEOS:
-        video = videos[name]
-        video.frames = video.frames[:N_FRAMES]
-        batches = video_frame_batches(video, cfg, batch_size=16, workers=0)
-        out[name] = [round(float(x), 4) for x in predict_video_psnr(generator, batches, cfg.in_frames,
-                                                                     torch.device("cpu"))]
-    return out
+    clips = [replace(v, frames=v.frames[:N_FRAMES]) for v in find_dataset(data_root, "ped2").test if v.name in VIDEOS]
+    psnr = score_videos(generator, clips, cfg, torch.device("cpu"))
+    return {name: [round(float(x), 4) for x in values] for name, values in psnr.items()}
 
 
 @pytest.fixture(scope="module")
