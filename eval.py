@@ -7,7 +7,12 @@ each test video, score = 1 − normalised PSNR, the first 4 frames of each video
 concatenated, one ROC-AUC with abnormal = positive ("micro-AUC"). Other metrics are labelled as such, and
 every printed AUC line names its knobs (checkpoint, selected with test labels or not, dropped frames, sigma).
 
-Pixel-level localisation (when the test videos have pixel masks, e.g. Ped2; off with --no_pixel_auroc):
+Test videos may be frame folders or video files. A test video file that decodes with gaps or stops early is
+refused (detect.py scores such files as far as they decode). Without frame labels (your own data, or only one
+class) the report is written all the same — scores, curves, videos — and says plainly that AUC needs labels.
+
+Pixel-level localisation (when the test videos have pixel masks, e.g. Ped2 and ShanghaiTech; off with
+--no_pixel_auroc):
 ROC-AUC of the per-pixel squared error of the scored frames (index >= 4) against the masks resized to the
 error-map size with nearest neighbour (mask > 0 = abnormal). Each batch's error maps are offered to a
 seeded uniform subsample of at most 2,000,000 pixels as they are predicted (`PixelAUROC`), so memory is
@@ -29,21 +34,20 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from cli import ArgumentParser, run_cli
-from config import DATASET_DEFAULTS, Config, add_config_flags, config_from_namespace
-from dataset import Video, prepare_dataset, scored_labels, video_frame_batches
+from config import Config, add_config_flags, config_from_namespace, dataset_defaults
+from dataset import Video, VideoFile, prepare_dataset, scored_labels, video_frame_batches
 from evaluation.metrics import PixelAUROC, compute_metrics, format_metrics_table, metric_rows, video_scores
 from evaluation.predict import generator_from_state, iter_predictions
 from evaluation.report import StagedResult, file_stems, write_report
+from evaluation.scores import flat_videos_note
 from evaluation.video import HeatmapVideoWriter, choose_vmax
 from model import Generator
 from training.checkpoint import load_checkpoint
-from utils import FFPError, resolve_device
+from utils import FFPError, Progress, configure_threads, resolve_device
 
 # Pixels scored for pixel AUROC: ~1.6% of Ped2's 126M scored test pixels at 256×256, and tens of thousands of
 # abnormal ones, so sampling noise is far below differences between models while memory stays ~50 MB.
@@ -78,45 +82,37 @@ def selected_with_test_labels(path: Path, state: dict) -> bool:
     return bool(flag) if flag is not None else path.stem.endswith("_best")
 
 
-def read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """Pixel mask file -> H×W bool (True = abnormal: value > 0), resized to size=(H, W) with nearest neighbour."""
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise FFPError(f"cannot read pixel mask {path}: missing, empty or not a valid image file")
-    if mask.shape != tuple(size):
-        # Nearest keeps the mask binary; interpolating would invent half-abnormal pixels.
-        mask = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-    return mask > 0
-
-
 def predict_video(generator: Generator, video: Video, cfg: Config, device: torch.device,
-                  pixels: PixelAUROC | None, keep: bool) -> tuple[np.ndarray, tuple | None]:
-    """One test video: PSNR of frames in_frames.. (float32 (N,)), and with `keep` its (frames, error maps).
+                  pixels: PixelAUROC | None, keep: bool) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+    """One test video: PSNR of frames in_frames.. (float32 (N,)), their frame numbers in the source ((N,) int64),
+    and with `keep` its (frames, error maps).
 
     pixels: when given, every batch's error maps and the matching masks are added to it. keep: also
     return the targets N×H×W×3 uint8 and error maps N×H×W float16 (for the heatmap video).
     Error maps are computed only when `pixels` or `keep` needs them.
     """
     psnr, frames, maps = [], [], []
-    for pred in iter_predictions(generator, video_frame_batches(video, cfg, cfg.eval_batch_size),
-                                 cfg.in_frames, device):
+    batches = video_frame_batches(video, cfg, cfg.eval_batch_size)
+    for pred in iter_predictions(generator, batches, cfg.in_frames, device):
         psnr.append(pred.psnr)
         if pixels is None and not keep:
             continue
         err = pred.error_maps().cpu()
         if pixels is not None:
             idx = range(pred.first_index, pred.first_index + len(err))
-            pixels.add(err.numpy(), np.stack([read_mask(video.masks[i], err.shape[-2:]) for i in idx]))
+            pixels.add(err.numpy(), np.stack([video.masks.read(i, tuple(err.shape[-2:])) for i in idx]))
         if keep:
             frames.append(pred.target_images().cpu())
             maps.append(err.half())
+    numbers = np.asarray(batches.numbers[cfg.in_frames:], dtype=np.int64)
     if not psnr:  # shorter than one window: nothing to score
-        return np.zeros(0, dtype=np.float32), None
+        return np.zeros(0, dtype=np.float32), numbers, None
     kept = (torch.cat(frames).numpy(), torch.cat(maps).numpy()) if keep else None
-    return torch.cat(psnr).float().cpu().numpy(), kept
+    return torch.cat(psnr).float().cpu().numpy(), numbers, kept
 
 
-def write_heatmap_video(path: Path, kept: tuple, scores: np.ndarray, labels: np.ndarray, first_frame: int) -> None:
+def write_heatmap_video(path: Path, kept: tuple, scores: np.ndarray, labels: np.ndarray | None,
+                        first_frame: int) -> None:
     """mp4 of one video from its kept (frames N×H×W×3 uint8, error maps N×H×W) with a fixed heatmap scale
     (choose_vmax over the whole video); scores/labels (N,) belong to video frames first_frame.."""
     frames, maps = kept
@@ -144,25 +140,51 @@ def pixel_metrics(pixels: PixelAUROC | None, size: tuple[int, int], in_frames: i
                 f"videos pooled, no normalisation or smoothing; {sampling}")}
 
 
-def evaluate(generator: Generator, files, labels: dict[str, np.ndarray], cfg: Config, device: torch.device,
-             args, out: Path) -> tuple[dict, dict, dict]:
+def evaluate(generator: Generator, files, labels: dict[str, np.ndarray] | None, cfg: Config, device: torch.device,
+             args, out: Path) -> tuple[dict, dict, dict, dict]:
     """Predict every test video (writing heatmap videos into out/videos with --save_video).
 
-    `labels`: scored_labels of the test videos (for the heatmap videos' curves). Returns ({video: PSNR (N_v,)},
-    pixel-AUROC metrics entries, {video: mp4 path relative to out}).
+    `labels`: scored_labels of the test videos (for the heatmap videos' curves), or None when unlabelled.
+    Returns ({video: PSNR (N_v,)}, {video: frame numbers (N_v,)}, pixel-AUROC metrics entries,
+    {video: mp4 path relative to out}).
     """
-    has_masks = bool(files.test) and all(v.masks for v in files.test)
+    has_masks = bool(files.test) and all(v.masks is not None for v in files.test)
     pixels = PixelAUROC(PIXEL_SAMPLES, PIXEL_SEED) if has_masks and not args.no_pixel_auroc else None
     reason = "--no_pixel_auroc" if has_masks else "the test videos have no pixel masks"
     stems = file_stems(v.name for v in files.test)
-    psnr, links = {}, {}
-    for video in tqdm(files.test, desc="test videos", unit="video", disable=None):
-        psnr[video.name], kept = predict_video(generator, video, cfg, device, pixels, args.save_video)
+    psnr, numbers, links = {}, {}, {}
+    progress = Progress(len(files.test), "test videos", unit="video", min_interval_s=5)
+    for video in files.test:
+        psnr[video.name], numbers[video.name], kept = predict_video(generator, video, cfg, device, pixels,
+                                                                    args.save_video)
         if kept is not None:
             links[video.name] = f"videos/{stems[video.name]}.mp4"
             write_heatmap_video(out / links[video.name], kept, video_scores(psnr[video.name], args.smooth_sigma),
-                                labels[video.name], cfg.in_frames)
-    return psnr, pixel_metrics(pixels, (cfg.height, cfg.width), cfg.in_frames, reason), links
+                                None if labels is None else labels[video.name], cfg.in_frames)
+        progress.update()
+    progress.close()
+    return psnr, numbers, pixel_metrics(pixels, (cfg.height, cfg.width), cfg.in_frames, reason), links
+
+
+def refuse_damaged(files) -> None:
+    """eval.py scores whole test videos only: FFPError for a test video file that decoded with gaps or stopped early."""
+    for video in files.test:
+        report = video.source.report() if isinstance(video.source, VideoFile) else None
+        if report is not None and report.problems():
+            raise FFPError(f"test video {video.name} ({video.where}): {'; '.join(report.problems())} — eval.py scores "
+                           f"whole test videos only: re-encode or replace the file (detect.py scores what decodes)")
+
+
+def auc_skipped(files, cfg: Config) -> str | None:
+    """Why no frame-level AUC can be computed (None when it can)."""
+    if not files.labelled:
+        return (f"AUC needs frame labels and none were found for the test videos of {files.name} in {files.root} "
+                f"(see README 'Your own data' for the label formats)")
+    values = np.concatenate(list(scored_labels(files.test, cfg.in_frames).values()))
+    if values.size and values.min() == values.max():
+        return f"AUC needs normal and abnormal frames; every scored test frame is labelled " \
+               f"{'abnormal' if values[0] else 'normal'}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,28 +192,49 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_path = Path(args.trained_model)
     state = load_checkpoint(ckpt_path)
     cfg = config_from_namespace(args, Config.from_dict(state["config"]))
-    if args.dataset and args.dataset not in DATASET_DEFAULTS:
-        raise FFPError(f"--dataset {args.dataset!r} is unknown; known datasets: {', '.join(DATASET_DEFAULTS)}")
     if args.dataset:
+        dataset_defaults(args.dataset)   # refuses a name that cannot be a dataset folder
         cfg.dataset = args.dataset
     if args.smooth_sigma < 0:
         raise FFPError(f"--smooth_sigma must be >= 0 (frames), got {args.smooth_sigma}")
+    warning = configure_threads(cfg.threads)
+    if warning:
+        print(warning, flush=True)
     device = resolve_device(cfg.device)
     generator = generator_from_state(state, cfg, device, f"checkpoint {ckpt_path}")
     files = prepare_dataset(cfg)
+    if not files.test:
+        raise FFPError(f"dataset {cfg.dataset} in {files.root} has no test videos (expected them next to the training "
+                       f"videos, e.g. {files.root / 'testing'}/)")
+    refuse_damaged(files)
+    for note in files.notes.lines:
+        print(f"labels: {note}")
+    skipped = auc_skipped(files, cfg)
     knobs = {"checkpoint": ckpt_path.name, "selected_with_test_labels": selected_with_test_labels(ckpt_path, state),
              "dropped_frames": cfg.in_frames, "smooth_sigma": args.smooth_sigma}
     with StagedResult(args.out_dir, f"{cfg.dataset}_{ckpt_path.stem}", args.overwrite) as stage:
-        labels = scored_labels(files.test, cfg.in_frames)
-        psnr, pixel, links = evaluate(generator, files, labels, cfg, device, args, stage.dir)
-        metrics = {**compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma), **pixel}
+        labels = None if skipped else scored_labels(files.test, cfg.in_frames)
+        psnr, numbers, pixel, links = evaluate(generator, files, labels, cfg, device, args, stage.dir)
+        flat = flat_videos_note(psnr)
+        notes = ([flat] if flat else []) + [f"labels: {n}" for n in files.notes.lines]
+        metrics = None if skipped else {**compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma), **pixel}
         meta = {**knobs, "config": cfg.to_dict(), "checkpoint_path": str(ckpt_path), "step": state.get("step"),
-                "dataset": cfg.dataset, "psnr_range": "frames on [0, 1], PSNR = 10 log10(1 / MSE)"}
-        write_report(stage.dir, psnr, labels, metrics, meta, videos=links)
+                "dataset": cfg.dataset, "label_source": files.label_source or None,
+                "psnr_range": "frames on [0, 1], PSNR = 10 log10(1 / MSE)"}
+        if skipped:
+            meta["auc_skipped"] = skipped
+        write_report(stage.dir, psnr, labels, metrics, meta, videos=links, frame_numbers=numbers, notes=notes)
+    if flat:
+        print(f"note: {flat}")
+    n_frames = sum(len(p) for p in psnr.values())
+    if skipped:
+        print(f"no AUC: {skipped}")
+        print(f"scored {n_frames} frames of {len(files.test)} test videos; results in {stage.path}")
+        return 0
     print(format_metrics_table(metrics, knobs))
     if "pixel_auroc_skipped" in metrics:
         print(f"  pixel AUROC not computed: {metrics['pixel_auroc_skipped']}")
-    print(f"scored {metrics['n_frames']} frames of {len(files.test)} test videos; results in {stage.path}")
+    print(f"scored {n_frames} frames of {len(files.test)} test videos; results in {stage.path}")
     micro = metric_rows(metrics, knobs)[0]
     print(f"micro-AUC: {micro[1]}  [{micro[2]}]")
     return 0

@@ -2,17 +2,19 @@
 
     python train.py --dataset ped2 --data_root ../shared/data
     python train.py --dataset ped2 --resume latest          # or --resume weights/ped2_latest.pth
+    python train.py --dataset mycam --init_from weights/ped2_cpu.pth   # fine-tune on other data
     torchrun --nproc_per_node=4 train.py --dataset ped2 ...  # DDP: 4 GPUs (NCCL), or 4 CPU processes (gloo)
 
 Under torchrun --batch_size is per process (global batch N × batch_size); each rank trains on its own
 shard of every epoch's window order; rank 0 alone logs, validates and saves, and checkpoints hold the
 plain modules' weights, so they resume and evaluate in single- or multi-process runs alike.
 Speed: --channels_last (auto: on), --amp [--amp_dtype fp16] (bf16 autocast; fp16 + GradScaler on CUDA),
---compile (torch.compile of G and D); measurements in bench/README.md.
+--compile (torch.compile of G and D), --threads; measurements in bench/README.md.
 
 Writes weights/<dataset>_latest.pth every --save_interval steps and weights/<dataset>_best.pth at the best
 validation AUC. "best" is selected WITH TEST LABELS (the test set is the only labelled set these benchmarks
-have); "latest" is not, and is what honest results should report.
+have); "latest" is not, and is what honest results should report. Without usable test labels (none, or
+one class only) training runs the same, without validation and without "best".
 """
 from __future__ import annotations
 
@@ -25,44 +27,62 @@ import time
 from pathlib import Path
 
 import torch
-from tensorboardX import SummaryWriter
-from tqdm import tqdm
 
 from cli import ArgumentParser, run_cli
 from config import Config, add_config_flags, config_from_namespace
-from dataset import TrainWindows, prepare_dataset, scored_labels, train_loader
+from dataset import TrainWindows, prepare_dataset, scored_labels, train_loader, training_videos
 from evaluation.metrics import compute_metrics
-from evaluation.predict import score_videos, training_psnr_stats
+from evaluation.predict import Cancelled, score_videos, training_psnr_stats
 from flownet import FLOW_LOSS_SCALE, build_flow_estimator
 from model import Discriminator, Generator, init_weights
 from training.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
 from training.distributed import (DistInfo, any_rank, barrier, init_distributed, main_first, mean_over_ranks,
                                   shutdown_distributed, wrap_ddp)
+from training.resume import SCHEDULE, apply_schedule, data_fingerprint, init_config, resume_config
+from training.runlog import RunLock, RunLog, remove_stale_temp_files
 from training.step import Nets, Precision, make_precision, split_clip, train_step, use_channels_last
-from utils import FFPError, atomic_write_text, check_writable, seed_everything
+from utils import FFPError, Progress, atomic_write_text, check_writable, configure_threads, seed_everything
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_flags(parser)
-    parser.add_argument("--resume", default=None, help="checkpoint path, or 'latest' for weights/<ds>_latest.pth")
+    parser.add_argument("--resume", default=None, help="continue a run: checkpoint path, or 'latest' for "
+                                                       "<weights_dir>/<dataset>_latest.pth")
+    parser.add_argument("--init_from", default=None, help="start a NEW run from a checkpoint's weights (fresh "
+                                                          "optimizers, step 0; any dataset)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser.parse_args(argv)
 
 
-def resolve_resume(args: argparse.Namespace) -> dict | None:
-    """Load the checkpoint named by --resume ('latest' -> <weights_dir>/<dataset>_latest.pth)."""
-    if args.resume is None:
-        return None
-    path = Path(args.resume)
-    if args.resume == "latest":
-        path = Path(args.weights_dir or "weights") / f"{args.dataset or 'synthetic'}_latest.pth"
-    state = load_checkpoint(path)
-    for key in ("net_d", "optim_g", "optim_d", "sched_g", "sched_d", "step"):
-        if key not in state:
-            raise FFPError(f"--resume {path}: not a training checkpoint (no '{key}'; generator-only checkpoints "
-                           f"can be evaluated but not resumed)")
-    return state
+@dataclasses.dataclass
+class Start:
+    """How this run starts: its config, and the checkpoint it resumes or initialises from (if any)."""
+    cfg: Config
+    resume: dict | None = None
+    init: dict | None = None
+    source: str = ""                       # path of that checkpoint
+    changes: list[str] = dataclasses.field(default_factory=list)   # flags changed on resume
+
+
+def resolve_start(args: argparse.Namespace) -> Start:
+    """The run's config from flags, a resumed checkpoint (its data/architecture kept) or --init_from weights."""
+    if args.resume and args.init_from:
+        raise FFPError("--resume continues a run and --init_from starts a new one from trained weights: give one")
+    if args.resume is not None:
+        path = Path(args.weights_dir or "weights") / f"{args.dataset or 'synthetic'}_latest.pth" \
+            if args.resume == "latest" else Path(args.resume)
+        state = load_checkpoint(path)
+        for key in ("net_d", "optim_g", "optim_d", "sched_g", "sched_d", "step"):
+            if key not in state:
+                raise FFPError(f"--resume {path}: not a training checkpoint (no '{key}'; generator-only checkpoints "
+                               f"can be evaluated, or fine-tuned with --init_from)")
+        cfg, changes = resume_config(args, state, str(path))
+        return Start(cfg, resume=state, source=str(path), changes=changes)
+    if args.init_from is not None:
+        state = load_checkpoint(args.init_from)
+        return Start(init_config(args, state, args.init_from), init=state, source=args.init_from)
+    return Start(config_from_namespace(args))
 
 
 def build_nets(cfg: Config, device: torch.device) -> Nets:
@@ -99,7 +119,8 @@ def accelerate(nets: Nets, cfg: Config, device: torch.device, info: DistInfo, pr
 
 
 class StopRequest:
-    """SIGINT/SIGTERM: the first asks the loop to save and stop after the current step; a second exits at once."""
+    """SIGINT/SIGTERM: the first asks the loop to save and stop after the current step (a running validation
+    or statistics pass is abandoned); a second exits at once."""
 
     def __init__(self):
         self.requested = False
@@ -109,79 +130,113 @@ class StopRequest:
     def _handle(self, signum, frame):
         if self.requested:
             raise SystemExit(128 + signum)
-        self.requested = True
-        tqdm.write(f"signal {signum}: saving a checkpoint at the current step, then stopping "
-                   f"(send again to exit at once)")
+        self.requested = signum   # the loop says so: printing inside a signal handler can hit a half-done print
 
 
-def validate_auc(nets: Nets, cfg: Config, files, device: torch.device) -> float:
-    """Paper-protocol micro-AUC on the test set (uses test labels: for monitoring and 'best' only)."""
-    psnr = score_videos(nets.g, files.test, cfg, device)
-    nets.g.train()
+def validation_skipped(files, cfg: Config) -> str | None:
+    """Why validation AUC cannot be computed for this dataset (None when it can): no test videos, no labels,
+    or one class only among the scored frames."""
+    if not files.test:
+        return f"{files.name} has no test videos"
+    if not files.labelled:
+        return f"no frame labels for the test videos of {files.name} in {files.root}"
+    scored = scored_labels(files.test, cfg.in_frames)
+    values = [v for lab in scored.values() for v in lab.tolist()]
+    if not values or min(values) == max(values):
+        return f"every scored test frame of {files.name} is labelled {'abnormal' if values and values[0] else 'normal'}"
+    return None
+
+
+def validate_auc(nets: Nets, cfg: Config, files, device: torch.device, stop: StopRequest) -> float | None:
+    """Paper-protocol micro-AUC on the test set (test labels: for monitoring and 'best' only); None when a
+    stop was requested while it ran."""
+    try:
+        psnr = score_videos(nets.g, files.test, cfg, device, cancel=lambda: stop.requested)
+    except Cancelled:
+        return None
+    finally:
+        nets.g.train()
     return compute_metrics(psnr, scored_labels(files.test, cfg.in_frames))["micro_auc"]
-
-
-def validate_and_log(writer: SummaryWriter, nets: Nets, cfg: Config, files, clip: torch.Tensor,
-                     device: torch.device, step: int) -> float:
-    """Rank 0: validation micro-AUC to tensorboard and the console, plus images of the last batch; the AUC."""
-    auc = validate_auc(nets, cfg, files, device)
-    writer.add_scalar("val/micro_auc", auc, step)
-    log_images(writer, nets, clip, device, step)
-    tqdm.write(f"step {step}: validation micro-AUC {auc:.4f} (test labels; used only to pick 'best')")
-    return auc
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    resume = resolve_resume(args)          # every rank loads it: DDP resumes from identical states
-    base = Config.from_dict(resume["config"]) if resume else None
-    cfg = config_from_namespace(args, base)
-    info, device = init_distributed(cfg.device)
+    start = resolve_start(args)
+    warning = configure_threads(start.cfg.threads)
+    info, device = init_distributed(start.cfg.device)
     try:
-        return train(cfg, resume, info, device)
+        if warning and info.is_main:
+            print(warning, flush=True)
+        return train(start, info, device)
     finally:
         shutdown_distributed()
 
 
-def train(cfg: Config, resume: dict | None, info: DistInfo, device: torch.device) -> int:
+def train(start: Start, info: DistInfo, device: torch.device) -> int:
     """The training loop; under torchrun one copy per rank, rank 0 alone logs, validates and saves."""
+    cfg, resume = start.cfg, start.resume
     process_start = time.time()
     prior_seconds = float(resume.get("train_seconds", 0.0)) if resume else 0.0
     weights_dir, run_dir = Path(cfg.weights_dir), Path(cfg.log_dir) / f"{cfg.dataset}"
     precision = make_precision(cfg, device)   # before any slow set-up: an impossible --amp_dtype fails at once
+    lock = None
     if info.is_main:
         check_writable(weights_dir, "--weights_dir")
         check_writable(run_dir, "--log_dir")
+        lock = RunLock([weights_dir, run_dir], cfg.dataset).acquire()
+        for path in remove_stale_temp_files(weights_dir, cfg.dataset):
+            print(f"removed {path}, a temp file left by a run killed while saving", flush=True)
+    try:
+        return _train(start, cfg, resume, info, device, precision, weights_dir, run_dir, process_start, prior_seconds)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(start: Start, cfg: Config, resume: dict | None, info: DistInfo, device: torch.device,
+           precision: Precision, weights_dir: Path, run_dir: Path, process_start: float, prior_seconds: float) -> int:
     seed_everything(cfg.seed)   # the same seed on every rank: identical initial weights
     with main_first(info):      # rank 0 generates the synthetic data once; the others then read it
         files = prepare_dataset(cfg)
-    windows = TrainWindows(files.train, cfg)
+    skip_validation = validation_skipped(files, cfg)
+    videos = training_videos(files, cfg)
+    windows = TrainWindows(videos, cfg)            # decodes the training frames: every check runs before step 1
+    fingerprint = data_fingerprint(videos, windows.store.lengths)
+    if resume and resume.get("data_fingerprint", fingerprint) != fingerprint:
+        raise FFPError(f"--resume {start.source}: the training data under --data_root {cfg.data_root} differs from "
+                       f"the data this run trained on ({len(videos)} videos, {sum(windows.store.lengths)} frames now); "
+                       f"resume with the original data, or fine-tune with --init_from {start.source}")
     nets = build_nets(cfg, device)
     sched_g = torch.optim.lr_scheduler.MultiStepLR(nets.opt_g, list(cfg.lr_drop_steps), cfg.lr_gamma)
     sched_d = torch.optim.lr_scheduler.MultiStepLR(nets.opt_d, list(cfg.lr_drop_steps), cfg.lr_gamma)
-    step, history = restore(resume, nets, sched_g, sched_d) if resume else (0, [])
-    best_auc = max([h["val_auc"] for h in history if "val_auc" in h], default=-1.0)
+    step, history = 0, []
+    if resume:
+        step, history = restore(resume, nets, sched_g, sched_d)
+        if any(change.split(":")[0] in SCHEDULE for change in start.changes):
+            apply_schedule(cfg, [nets.opt_g, nets.opt_d], [sched_g, sched_d])
+    elif start.init:
+        initialise(start.init, nets, start.source)
+    best_auc = max([h["val_auc"] for h in history if h.get("val_auc") is not None], default=None)
     if info.enabled:  # per-rank random streams (e.g. DataLoader worker seeds); the data order is the sampler's
         torch.manual_seed(cfg.seed + 1_000_003 * info.rank + step)
     nets = accelerate(nets, cfg, device, info, precision)
     flow_name = type(nets.flow).__name__ if nets.flow is not None else "none"
 
-    writer = None
+    log = None
     if info.is_main:
-        print(f"FFP training on {cfg.dataset} ({len(files.train)} videos, {len(windows)} windows), device {device}"
-              f"{f' ×{info.world_size} processes (batch {cfg.batch_size} each)' if info.enabled else ''}, flow "
-              f"estimator {flow_name}, {'resuming at step ' + str(step) if resume else 'from scratch'}\n"
-              f"{cfg.pretty()}")
+        print_start(cfg, files, windows, start, step, flow_name, device, info, skip_validation)
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
-        writer = SummaryWriter(str(run_dir))
+        log = RunLog(run_dir, purge_step=step if resume else None)
 
     last_saved = step if resume else None   # step of the newest 'latest' on disk written by this run
+    latest = weights_dir / f"{cfg.dataset}_latest.pth"
 
     def checkpoint(kind: str, final: bool = False) -> None:
         """Rank 0 only. The plain modules' weights: interchangeable between DDP and single-process runs.
 
-        The final save also stores PSNR statistics of the training predictions, which `detect.py --mode
-        stream` uses to normalise an unlabelled stream (only then: it costs up to 500 forward passes).
+        The final save of a completed run also stores PSNR statistics of the training predictions, which
+        `detect.py --mode stream` uses to normalise an unlabelled stream (only then: it costs up to 500
+        forward passes, too slow for a signal-stop; detect.py computes them when a checkpoint lacks them).
         """
         nonlocal last_saved
         state = {"net_g": nets.g.state_dict(), "net_d": nets.d.state_dict(),
@@ -189,12 +244,19 @@ def train(cfg: Config, resume: dict | None, info: DistInfo, device: torch.device
                  "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(), "step": step,
                  "config": cfg.to_dict(), "rng": {"torch": torch.get_rng_state()}, "history": history,
                  "flownet": {"name": flow_name, "checkpoint": cfg.flownet_ckpt},
-                 "selected_with_test_labels": kind == "best",
+                 "selected_with_test_labels": kind == "best", "data_fingerprint": fingerprint,
                  # wall-clock seconds of all sessions of this run so far (setup, validation and saves included)
                  "train_seconds": prior_seconds + time.time() - process_start}
+        if start.init:
+            state["init_from"] = start.source
         if final:
-            state["psnr_stats"] = training_psnr_stats(nets.g, files.train, cfg, device, max_windows=500)
+            try:
+                state["psnr_stats"] = training_psnr_stats(nets.g, videos, cfg, device, max_windows=500,
+                                                          cancel=lambda: stop.requested)
+            except Cancelled:
+                pass
         save_checkpoint(weights_dir / f"{cfg.dataset}_{kind}.pth", state)
+        log.flush()
         if kind == "latest":
             last_saved = step
 
@@ -202,52 +264,82 @@ def train(cfg: Config, resume: dict | None, info: DistInfo, device: torch.device
     nets.g.train()
     nets.d.train()
     bad = torch.zeros((), dtype=torch.bool, device=device)   # any non-finite loss since the last sync
-    bar = tqdm(total=cfg.iters, initial=step, dynamic_ncols=True, disable=None if info.is_main else True)
+    progress = Progress(cfg.iters, "train", unit="step", initial=step, every=cfg.log_interval, enabled=info.is_main)
     started, first_step, stopped = time.time(), step, False
     for clip in train_loader(windows, cfg, step, info.rank, info.world_size):
         stopped = should_stop(stop, step, cfg, info, device)
         if step >= cfg.iters or stopped:
+            if stopped and info.is_main:
+                progress.write(f"signal {int(stop.requested)}: saving a checkpoint at step {step}, then stopping "
+                               f"(send again to exit at once)")
             break
         parts = train_step(nets, cfg, clip, device)
         bad |= ~torch.isfinite(parts["g_total"])
         sched_g.step()
         sched_d.step()
         step += 1
-        bar.update(1)
         at_end = step == cfg.iters
         if step % cfg.log_interval == 0 or at_end or step % cfg.save_interval == 0:
             if any_rank(bad, info):  # one host sync per logging/saving step, never per iteration
-                kept = (f"the last good checkpoint {weights_dir / (cfg.dataset + '_latest.pth')} (step {last_saved}) "
-                        f"is kept" if last_saved is not None else "no checkpoint was saved yet by this run")
+                kept = (f"the last good checkpoint {latest} (step {last_saved}) is kept" if last_saved is not None
+                        else "no checkpoint was saved yet by this run")
                 raise FFPError(f"non-finite loss at or before step {step}: training stopped; {kept} "
-                               f"(try a lower --lr_g)")
+                               f"(lower the learning rate, e.g. --resume latest --lr_g {cfg.lr_g / 10:g})")
             values = mean_over_ranks(parts, info)
-            if writer is not None:
-                log_scalars(writer, values, sched_g.get_last_lr()[0], step)
-                bar.set_postfix({k: f"{values[k]:.4g}" for k in ("g_total", "int", "psnr") if k in values})
-        validate_now, save_now = step % cfg.val_interval == 0 or at_end, step % cfg.save_interval == 0 or at_end
-        if info.is_main and validate_now:
-            auc = validate_and_log(writer, nets, cfg, files, clip, device, step)
-            history.append({"step": step, "val_auc": auc})
-            if auc > best_auc:
-                best_auc = auc
-                checkpoint("best")
+            if log is not None:
+                for k, v in values.items():
+                    log.scalar(f"train/{k}", v, step)
+                log.scalar("train/lr_g", sched_g.get_last_lr()[0], step)
+                progress.set_postfix({k: f"{values[k]:.4g}" for k in ("g_total", "int", "psnr") if k in values})
+        progress.update(1)
+        validate_now = step % cfg.val_interval == 0 or at_end
+        save_now = step % cfg.save_interval == 0 or at_end
+        if info.is_main and validate_now and skip_validation is None:
+            auc = validate_auc(nets, cfg, files, device, stop)
+            if auc is not None:
+                log.scalar("val/micro_auc", auc, step)
+                log_images(log, nets, clip, device, step)
+                progress.write(f"step {step}: validation micro-AUC {auc:.4f} (test labels; used only to pick 'best')")
+                history.append({"step": step, "val_auc": auc})
+                if best_auc is None or auc > best_auc:
+                    best_auc = auc
+                    checkpoint("best")
         if info.is_main and save_now:
             checkpoint("latest", final=at_end)
         if validate_now or save_now:
             barrier(info)   # the other ranks wait for rank 0's validation and files
     if stopped and step < cfg.iters:
         if info.is_main:
-            checkpoint("latest", final=True)
-            print(f"stopped at step {step}; resume with --resume latest")
+            checkpoint("latest")
+            print(f"stopped at step {step}; resume with --resume latest", flush=True)
         barrier(info)
-    bar.close()
-    if writer is not None:
-        writer.close()
-        print(f"trained steps {first_step}..{step} in {time.time() - started:.0f}s; latest: "
-              f"{weights_dir / (cfg.dataset + '_latest.pth')} (best by test-label AUC {best_auc:.4f}: "
-              f"{weights_dir / (cfg.dataset + '_best.pth')})")
+    progress.close()
+    if log is not None:
+        log.close()
+        best = (f"best by test-label AUC {best_auc:.4f}: {weights_dir / (cfg.dataset + '_best.pth')}"
+                if best_auc is not None else "no validation ran, so no 'best' checkpoint")
+        print(f"trained steps {first_step}..{step} in {time.time() - started:.0f}s; latest: {latest} ({best})")
     return 0
+
+
+def print_start(cfg: Config, files, windows: TrainWindows, start: Start, step: int, flow_name: str,
+                device: torch.device, info: DistInfo, skip_validation: str | None) -> None:
+    """The start-up printout: data, device, how the run starts, changes on resume, warnings, the config."""
+    where = (f"resuming at step {step} from {start.source}" if start.resume else
+             f"from the weights of {start.source} (new run, step 0)" if start.init else "from scratch")
+    ddp = f" ×{info.world_size} processes (batch {cfg.batch_size} each)" if info.enabled else ""
+    lines = [f"FFP training on {cfg.dataset} ({len(files.train)} videos, {len(windows)} windows, layout "
+             f"{files.layout}), device {device}{ddp}, {torch.get_num_threads()} CPU threads, flow estimator "
+             f"{flow_name}, {where}"]
+    lines += [f"resume: {change} (applied)" for change in start.changes]
+    lines += [f"warning: {problem} (trained on the frames that decoded)" for problem in windows.decode_problems()]
+    lines += [f"labels: {note}" for note in files.notes.lines]
+    if skip_validation:
+        lines.append(f"warning: validation AUC skipped ({skip_validation}); training runs without it: "
+                     f"'latest' is saved, 'best' is not")
+    elif files.label_source:
+        lines.append(f"labels: {files.label_source}")
+    print("\n".join(lines) + "\n" + cfg.pretty(), flush=True)
 
 
 def restore(resume: dict, nets: Nets, sched_g, sched_d) -> tuple[int, list]:
@@ -260,6 +352,13 @@ def restore(resume: dict, nets: Nets, sched_g, sched_d) -> tuple[int, list]:
     sched_d.load_state_dict(resume["sched_d"])
     torch.set_rng_state(resume["rng"]["torch"])
     return resume["step"], list(resume.get("history", []))
+
+
+def initialise(state: dict, nets: Nets, source: str) -> None:
+    """--init_from: the checkpoint's generator weights, and its discriminator's when it has one; nothing else."""
+    load_state_strict(nets.g, state["net_g"], f"--init_from {source} generator")
+    if "net_d" in state:
+        load_state_strict(nets.d, state["net_d"], f"--init_from {source} discriminator")
 
 
 def should_stop(stop: StopRequest, step: int, cfg: Config, info: DistInfo, device: torch.device) -> bool:
@@ -276,21 +375,14 @@ def should_stop(stop: StopRequest, step: int, cfg: Config, info: DistInfo, devic
     return any_rank(torch.tensor(stop.requested, device=device), info)
 
 
-def log_scalars(writer: SummaryWriter, values: dict[str, float], lr_g: float, step: int) -> None:
-    """Training losses (averaged over ranks) and the generator's learning rate to tensorboard."""
-    for k, v in values.items():
-        writer.add_scalar(f"train/{k}", v, step)
-    writer.add_scalar("train/lr_g", lr_g, step)
-
-
-def log_images(writer: SummaryWriter, nets: Nets, clip: torch.Tensor, device: torch.device, step: int) -> None:
+def log_images(log: RunLog, nets: Nets, clip: torch.Tensor, device: torch.device, step: int) -> None:
     """A few target / prediction / error images of the last batch, on [0, 1]."""
     with torch.no_grad():
         inputs, target = split_clip(clip[:4], device)
-        pred = nets.g(inputs)
-    writer.add_images("val/target", (target + 1) / 2, step)
-    writer.add_images("val/prediction", (pred + 1) / 2, step)
-    writer.add_images("val/error", ((pred - target).abs() / 2).mean(1, keepdim=True), step)
+        pred = nets.g(inputs).float()
+    log.images("val/target", ((target + 1) / 2).cpu().numpy(), step)
+    log.images("val/prediction", ((pred + 1) / 2).clamp(0, 1).cpu().numpy(), step)
+    log.images("val/error", ((pred - target).abs() / 2).mean(1, keepdim=True).clamp(0, 1).cpu().numpy(), step)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,19 @@ def resolve_device(name: str | None) -> torch.device:
     return device
 
 
+def current_umask() -> int:
+    """The process's file-mode creation mask (e.g. 0o022), read without changing it."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so a crash never leaves a half-written file: temp file, fsync, os.replace."""
+    """Write `data` to `path` so a crash never leaves a half-written file: temp file, fsync, os.replace.
+
+    The file gets the permissions a plain open() would give (0666 minus the umask, e.g. 0644), not the
+    0600 of the temporary file, so colleagues on a shared machine can read results and checkpoints.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -40,6 +51,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
@@ -78,3 +90,97 @@ def repo_root() -> Path:
 def shared_data_dir() -> Path:
     """`<repo>/../shared/data`, where the real datasets live on the project's machines (may not exist)."""
     return repo_root().parent / "shared" / "data"
+
+
+def _duration(seconds: float) -> str:
+    """'1h02m', '3m05s', '42s' for progress lines."""
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else (f"{minutes}m{secs:02d}s" if minutes else f"{secs}s")
+
+
+class Progress:
+    """Progress that suits where output goes: a tqdm bar on a terminal, plain lines in a log file.
+
+    When stdout is not a terminal (`nohup`, a cluster job, `> log 2>&1`) a bar prints nothing useful, so a
+    line `desc: n/total (p%), rate unit/s, ETA …, k=v …` goes to stdout every `every` units, at most one per
+    `min_interval_s` seconds, and at the end. `write` prints a line either way without breaking the bar.
+    """
+
+    def __init__(self, total: int | None, desc: str, unit: str = "it", initial: int = 0, every: int = 1,
+                 min_interval_s: float = 10.0, enabled: bool = True):
+        import sys
+        import time
+        from tqdm import tqdm
+        self.total, self.desc, self.unit, self.n, self.every = total, desc, unit, initial, max(1, every)
+        self.enabled, self.min_interval_s, self._clock = enabled, min_interval_s, time.monotonic
+        self.postfix: dict = {}
+        self._start, self._start_n = self._clock(), initial
+        self._last_print, self._last_n = self._start, initial
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True) \
+            if enabled and sys.stdout.isatty() else None
+
+    def update(self, n: int = 1) -> None:
+        """Count `n` more units done; maybe print a plain line."""
+        self.n += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.enabled and self.n - self._last_n >= self.every \
+                and self._clock() - self._last_print >= self.min_interval_s:
+            self._line()
+
+    def set_postfix(self, values: dict) -> None:
+        """Values shown after the rate (e.g. losses); formatted by the caller."""
+        self.postfix = dict(values)
+        if self.bar is not None:
+            self.bar.set_postfix(self.postfix)
+
+    def write(self, text: str) -> None:
+        """Print one line (above the bar on a terminal)."""
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def _line(self) -> None:
+        now = self._clock()
+        rate = (self.n - self._start_n) / max(now - self._start, 1e-9)
+        parts = [f"{self.desc}: {self.n}" + (f"/{self.total} ({100 * self.n / self.total:.0f}%)" if self.total else "")]
+        parts.append(f"{rate:.2f} {self.unit}/s")
+        if self.total and rate > 0:
+            parts.append(f"ETA {_duration((self.total - self.n) / rate)}")
+        parts += [f"{k} {v}" for k, v in self.postfix.items()]
+        print(", ".join(parts), flush=True)
+        self._last_print, self._last_n = now, self.n
+
+    def close(self) -> None:
+        """Final line (plain mode) or close the bar."""
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled and self.n != self._last_n:
+            self._line()
+
+
+def configure_threads(threads: int) -> str | None:
+    """Apply --threads (0 keeps torch's default, one per core) and return a warning when the cores look taken.
+
+    OpenMP threads wait for each other at every operation; when another process holds a core, a 2-thread
+    step waits for the descheduled thread (measured on the 2-core machine: 20-200× slower than alone, while
+    1 thread beside the other job ran at its normal 1-thread speed). The 1-minute load average before this
+    process starts working tells how many cores others use.
+    """
+    if threads > 0:
+        torch.set_num_threads(threads)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return None
+    used = torch.get_num_threads()
+    free = max(0, int(cores - load + 0.5))
+    if load >= 0.75 and used > free:
+        return (f"warning: the load average is {load:.1f} on {cores} cores, so other processes use about "
+                f"{min(cores, round(load))} of them, and this run's {used} torch threads will wait for each other "
+                f"(measured 20-200× slower than alone); pass --threads {max(1, free)} or wait for the cores to free up")
+    return None

@@ -102,7 +102,7 @@ def naive_video_psnr(generator: torch.nn.Module, video: Video, cfg, device: torc
     t, psnr = cfg.in_frames, []
     with torch.no_grad():
         for i in range(t, len(video)):
-            frames = np.stack([naive_read(p, cfg.height, cfg.width) for p in video.frames[i - t:i + 1]])
+            frames = np.stack([naive_read(p, cfg.height, cfg.width) for p in video.source.files[i - t:i + 1]])
             clip = to_network_range(torch.from_numpy(frames).permute(0, 3, 1, 2).to(device))
             pred = generator(clip[:t].reshape(1, 3 * t, cfg.height, cfg.width)).float()
             psnr.append(psnr_per_frame(pred, clip[t:]).item())
@@ -120,7 +120,7 @@ def bench_size(size: str, files, root, args, device: torch.device) -> dict:
     """Time both paths on one video clip at `size`, and the convolution ceiling between them; summary values."""
     cfg = size_config(size, files, root, args)
     source = files.test[0]
-    video = Video(source.name, source.frames[:WINDOWS[size] + cfg.in_frames])
+    video = source.head(WINDOWS[size] + cfg.in_frames)
     torch.manual_seed(0)
     weights = Generator(cfg.in_frames, cfg.g_widths)
     init_weights(weights)
@@ -129,7 +129,7 @@ def bench_size(size: str, files, root, args, device: torch.device) -> dict:
     flops = unet_flops_per_frame(generator, cfg, device)
     paths = {"project": lambda clip: project_video_psnr(generator, clip, cfg, device, args.amp),
              "naive": lambda clip: naive_video_psnr(generator, clip, cfg, device)}
-    warm = Video(video.name, video.frames[:cfg.eval_batch_size + cfg.in_frames])
+    warm = video.head(cfg.eval_batch_size + cfg.in_frames)
     results = {name: path(warm) for name, path in paths.items()}   # warm-up: allocator, oneDNN kernels
     times, ceilings = {"project": [], "naive": []}, []
     for _ in range(args.reps):   # alternate, so a change in machine load hits all measurements alike

@@ -67,8 +67,9 @@ class NaiveTrainer:
         started = time.perf_counter()
         cfg = dataclasses.replace(cfg, channels_last="off", cache_frames=False)
         self.cfg, self.device = cfg, device
-        windows = TrainWindows(files.train, cfg)   # only for its window starts and frame paths (no decoding)
-        self.starts, self.paths, self.window = windows.starts, windows.store.paths, windows.window
+        windows = TrainWindows(files.train, cfg)   # only for its windows and frame paths (no decoding)
+        self.index, self.window = windows.index, windows.window
+        self.paths = [reader.files for reader in windows.store.readers]   # frame folders (not cached)
         self.order = iter(EpochShuffleSampler(len(windows), cfg.seed))   # the project's window order
         self.nets = build_nets(cfg, device)
         self.steps(WARMUP_STEPS)
@@ -76,9 +77,9 @@ class NaiveTrainer:
 
     def clip(self) -> torch.Tensor:
         """B×(T+1)×3×H×W uint8 of the next batch of windows, decoded now."""
-        starts = [int(self.starts[i]) for i in itertools.islice(self.order, self.cfg.batch_size)]
-        frames = np.stack([[naive_read(self.paths[s + k], self.cfg.height, self.cfg.width)
-                            for k in range(self.window)] for s in starts])
+        windows = [self.index[i] for i in itertools.islice(self.order, self.cfg.batch_size)]
+        frames = np.stack([[naive_read(self.paths[v][s + k], self.cfg.height, self.cfg.width)
+                            for k in range(self.window)] for v, s in windows])
         return torch.from_numpy(frames).permute(0, 1, 4, 2, 3)
 
     def steps(self, n: int) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -73,16 +73,23 @@ def run_generator(generator: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     return torch.cat([generator(part) for part in inputs.split(chunk)])
 
 
+class Cancelled(Exception):
+    """A prediction pass stopped because its `cancel` callback said so (e.g. a training run got SIGTERM)."""
+
+
 def iter_predictions(generator: nn.Module, frame_batches: Iterable[torch.Tensor], in_frames: int,
-                     device: torch.device) -> Iterator[WindowPrediction]:
+                     device: torch.device, cancel: Callable[[], bool] | None = None) -> Iterator[WindowPrediction]:
     """Slide an (in_frames+1)-window over a stream of uint8 B×3×H×W frame batches and predict each target.
 
-    Yields one WindowPrediction per input batch that completes at least one window.
+    Yields one WindowPrediction per input batch that completes at least one window. Raises Cancelled before
+    a batch when `cancel()` is true.
     """
     history: torch.Tensor | None = None
     seen = 0
     with torch.inference_mode():
         for batch in frame_batches:
+            if cancel is not None and cancel():
+                raise Cancelled
             frames = to_network_range(batch.to(device, non_blocking=True))
             seq = frames if history is None else torch.cat([history, frames])
             n_targets = seq.shape[0] - in_frames
@@ -99,25 +106,28 @@ def iter_predictions(generator: nn.Module, frame_batches: Iterable[torch.Tensor]
 
 
 def predict_video_psnr(generator: nn.Module, frame_batches: Iterable[torch.Tensor], in_frames: int,
-                       device: torch.device) -> np.ndarray:
+                       device: torch.device, cancel: Callable[[], bool] | None = None) -> np.ndarray:
     """PSNR (dB) of every predicted frame of one video, (n_frames − in_frames,) float32 (frame in_frames first)."""
-    chunks = [p.psnr for p in iter_predictions(generator, frame_batches, in_frames, device)]
+    chunks = [p.psnr for p in iter_predictions(generator, frame_batches, in_frames, device, cancel)]
     if not chunks:
         return np.zeros(0, dtype=np.float32)
     return torch.cat(chunks).float().cpu().numpy()
 
 
-def score_videos(generator: nn.Module, videos: list, cfg, device: torch.device,
-                 batch_size: int | None = None) -> dict[str, np.ndarray]:
-    """{video name: PSNR per predicted frame} for a list of `dataset.Video`, frames decoded once by workers."""
+def score_videos(generator: nn.Module, videos: list, cfg, device: torch.device, batch_size: int | None = None,
+                 cancel: Callable[[], bool] | None = None) -> dict[str, np.ndarray]:
+    """{video name: PSNR per predicted frame} for a list of `dataset.Video`, each frame decoded once.
+
+    Raises Cancelled as soon as `cancel()` is true (checked before every batch)."""
     batch_size = batch_size or cfg.eval_batch_size
     generator.eval()
-    return {v.name: predict_video_psnr(generator, video_frame_batches(v, cfg, batch_size), cfg.in_frames, device)
-            for v in videos}
+    return {v.name: predict_video_psnr(generator, video_frame_batches(v, cfg, batch_size), cfg.in_frames, device,
+                                       cancel) for v in videos}
 
 
 def training_psnr_stats(generator: nn.Module, videos: list[Video], cfg, device: torch.device,
-                        max_windows: int = 2000, batch_size: int | None = None) -> dict:
+                        max_windows: int = 2000, batch_size: int | None = None,
+                        cancel: Callable[[], bool] | None = None) -> dict:
     """PSNR statistics of the generator's predictions on training windows, for `detect.py --mode stream`.
 
     Stored in checkpoints as state['psnr_stats'] so an unlabelled stream can be normalised without seeing
@@ -125,7 +135,7 @@ def training_psnr_stats(generator: nn.Module, videos: list[Video], cfg, device: 
     every training video (contiguous, so each frame is decoded once), at most `max_windows` in total.
     The generator is run in eval mode and put back in the mode it was in.
     Returns {'mean': float dB, 'std': float dB (population), 'n': int windows}; FFPError when no video
-    has a full window.
+    has a full window; Cancelled when `cancel()` turns true.
     """
     per_video = max(1, math.ceil(max_windows / max(1, len(videos))))
     was_training = generator.training
@@ -133,12 +143,30 @@ def training_psnr_stats(generator: nn.Module, videos: list[Video], cfg, device: 
     chunks = []
     try:
         for v in videos:
-            prefix = Video(v.name, v.frames[:per_video + cfg.in_frames])
-            batches = video_frame_batches(prefix, cfg, batch_size or cfg.eval_batch_size)
-            chunks.append(predict_video_psnr(generator, batches, cfg.in_frames, device))
+            batches = video_frame_batches(v.head(per_video + cfg.in_frames), cfg, batch_size or cfg.eval_batch_size)
+            chunks.append(predict_video_psnr(generator, batches, cfg.in_frames, device, cancel))
     finally:
         generator.train(was_training)
     psnr = np.concatenate(chunks or [np.zeros(0)]).astype(np.float64)[:max_windows]
     if psnr.size == 0:
         raise FFPError(f"training PSNR statistics: no training video has {cfg.in_frames + 1} frames (one window)")
     return {"mean": float(psnr.mean()), "std": float(psnr.std()), "n": int(psnr.size)}
+
+
+def psnr_stats_from_training_data(state: dict, data_root: str | None, device: torch.device, what: str,
+                                  max_windows: int = 500) -> dict:
+    """training_psnr_stats of a checkpoint's generator on its own training data (found from its config, or under
+    `data_root`), for checkpoints saved without them (a run stopped before its end). FFPError when the data
+    cannot be read."""
+    from config import Config
+    from dataset import find_dataset, training_videos
+    cfg = Config.from_dict(state["config"])
+    root = data_root or cfg.data_root
+    try:
+        files = find_dataset(root, cfg.dataset, with_labels=False)
+    except FFPError as exc:
+        raise FFPError(f"{what} has no training PSNR statistics (a run stopped before its end) and its training "
+                       f"data could not be read to compute them ({exc}); pass --data_root") from None
+    generator = generator_from_state(state, cfg, device, what)
+    stats = training_psnr_stats(generator, training_videos(files, cfg), cfg, device, max_windows=max_windows)
+    return {**stats, "computed_from": str(files.root)}

@@ -176,11 +176,12 @@ def _meta_block(meta: Mapping) -> str:
 
 # ----------------------------------------------------------------------------- labelled test set
 
-def _scores_rows(videos: Mapping[str, tuple[np.ndarray, np.ndarray]], offset: int):
-    """CSV rows video,frame,psnr,score,label; frame is the 0-based index in the video (first = offset)."""
+def _scores_rows(videos: Mapping[str, tuple[np.ndarray, np.ndarray | None]], numbers: Mapping[str, np.ndarray]):
+    """CSV rows video,frame,psnr,score,label (label empty when unlabelled); frame = the frame's number in its source."""
     for name, (psnr, labels) in videos.items():
-        for i, (p, s, lab) in enumerate(zip(psnr, anomaly_scores(psnr), labels)):
-            yield name, i + offset, f"{p:.6f}", f"{s:.6f}", int(lab)
+        labels = [""] * len(psnr) if labels is None else [int(v) for v in labels]
+        for f, p, s, lab in zip(numbers[name], psnr, anomaly_scores(psnr), labels):
+            yield name, int(f), f"{p:.6f}", f"{s:.6f}", lab
 
 
 def _plot_roc(path: Path, videos, sigma: float, eer: float | None) -> None:
@@ -200,20 +201,19 @@ def _plot_roc(path: Path, videos, sigma: float, eer: float | None) -> None:
     _save_png(fig, path)
 
 
-def _plot_video_curve(path: Path, name: str, psnr: np.ndarray, labels: np.ndarray, offset: int,
+def _plot_video_curve(path: Path, name: str, psnr: np.ndarray, labels: np.ndarray | None, frames: np.ndarray,
                       sigma: float, video_auc: float | None) -> None:
-    """One video's score curve over frame index, ground-truth abnormal intervals shaded."""
-    frames = offset + np.arange(len(psnr))
+    """One video's score curve over its frame numbers, ground-truth abnormal intervals shaded (when labelled)."""
     fig = _new_figure()
     ax = fig.add_subplot()
-    for k, (start, end) in enumerate(true_runs(labels == 1)):
+    for k, (start, end) in enumerate(true_runs(labels == 1) if labels is not None else []):
         ax.axvspan(frames[start] - 0.5, frames[end] + 0.5, color="red", alpha=0.2,
                    label="ground truth abnormal" if k == 0 else None)
     ax.plot(frames, anomaly_scores(psnr), lw=1.2, label="score = 1 - minmax(PSNR)")
     if sigma > 0:
         ax.plot(frames, video_scores(psnr, sigma), lw=1.5, label=f"smoothed, sigma={sigma:g}")
     auc_text = "" if video_auc is None else f" (padded AUC {video_auc:.3f})"
-    ax.set(xlabel="frame index in video", ylabel="anomaly score", ylim=(-0.03, 1.03),
+    ax.set(xlabel="frame number in video", ylabel="anomaly score", ylim=(-0.03, 1.03),
            xlim=(frames[0] - 0.5, frames[-1] + 0.5), title=f"{name}{auc_text}")
     ax.legend(loc="upper left", fontsize=8)
     _save_png(fig, path)
@@ -229,18 +229,26 @@ def _checked_video_links(out: Path, videos: Mapping[str, str] | None) -> dict[st
     return videos
 
 
-def _report_html(videos, metrics: Mapping, meta: Mapping, stems: Mapping[str, str],
-                 links: Mapping[str, str]) -> str:
-    """index.html body: metrics with knobs, ROC, per-video table, curves and heatmap videos."""
-    per_video = metrics.get("per_video_auc", {})
-    parts = ["<h2>Frame-level metrics</h2>",
-             _html_table(["metric", "value", "protocol"], metric_rows(metrics, meta), numeric=(1,)),
-             _meta_block(meta),
-             '<h2>ROC</h2>\n<img src="roc.png" alt="micro ROC curve" width="500">',
-             "<h2>Per video</h2>",
-             _html_table(["video", "scored frames", "abnormal", "padded AUC"],
-                         [(v, len(lab), int(lab.sum()), f"{per_video[v]:.4f}" if v in per_video else "-")
-                          for v, (_, lab) in videos.items()], numeric=(1, 2, 3))]
+def _report_html(videos, metrics: Mapping | None, meta: Mapping, stems: Mapping[str, str],
+                 links: Mapping[str, str], notes: Sequence[str]) -> str:
+    """index.html body: metrics with knobs (or why there are none), notes, ROC, per-video table, curves, videos."""
+    per_video = (metrics or {}).get("per_video_auc", {})
+    if metrics is not None:
+        parts = ["<h2>Frame-level metrics</h2>",
+                 _html_table(["metric", "value", "protocol"], metric_rows(metrics, meta), numeric=(1,))]
+    else:
+        parts = ["<h2>Frame-level metrics</h2>",
+                 f"<p><b>No AUC</b>: {html.escape(str(meta.get('auc_skipped', 'the test videos have no labels')))}. "
+                 "Scores, curves and videos below are computed all the same.</p>"]
+    parts += [f"<p>Note: {html.escape(n)}</p>" for n in notes]
+    parts.append(_meta_block(meta))
+    if metrics is not None:
+        parts.append('<h2>ROC</h2>\n<img src="roc.png" alt="micro ROC curve" width="500">')
+    parts += ["<h2>Per video</h2>",
+              _html_table(["video", "scored frames", "abnormal", "padded AUC"],
+                          [(v, len(p), "-" if lab is None else int(lab.sum()),
+                            f"{per_video[v]:.4f}" if v in per_video else "-")
+                           for v, (p, lab) in videos.items()], numeric=(1, 2, 3))]
     for name in videos:
         src = f"curves/{stems[name]}.png"
         parts.append(f'<figure id="{_href(stems[name])}"><img src="{_href(src)}" alt="scores of {html.escape(name)}">'
@@ -254,33 +262,42 @@ def _report_html(videos, metrics: Mapping, meta: Mapping, stems: Mapping[str, st
 
 
 def write_report(out_dir: str | os.PathLike, psnr_by_video: dict[str, np.ndarray],
-                 labels_by_video: dict[str, np.ndarray], metrics: dict, meta: dict,
-                 videos: dict[str, str] | None = None) -> Path:
-    """Write the evaluation report of a labelled test set into `out_dir` (created); returns index.html's path.
+                 labels_by_video: dict[str, np.ndarray] | None, metrics: dict | None, meta: dict,
+                 videos: dict[str, str] | None = None, frame_numbers: dict[str, np.ndarray] | None = None,
+                 notes: Sequence[str] = ()) -> Path:
+    """Write the evaluation report of a test set into `out_dir` (created); returns index.html's path.
 
-    psnr_by_video / labels_by_video: video -> (N_v,) aligned arrays (first `dropped_frames` frames
-    already removed); metrics: `compute_metrics` output (plus optional 'pixel_auroc'); meta: run
-    info (config, checkpoint, step, dropped_frames (default 4), selected_with_test_labels, ...),
+    psnr_by_video / labels_by_video: video -> (N_v,) aligned arrays (first `dropped_frames` frames already
+    removed); labels_by_video and metrics are None for an unlabelled test set (no AUC, no ROC; the page
+    says why, from meta['auc_skipped']). metrics: `compute_metrics` output (plus optional 'pixel_auroc');
+    meta: run info (config, checkpoint, step, dropped_frames (default 4), selected_with_test_labels, ...),
     merged into metrics.json (metrics win on a clash). videos: video -> mp4 path relative to out_dir.
-    Files: scores.csv (video,frame,psnr,score,label; unsmoothed paper score), metrics.json, roc.png,
+    frame_numbers: video -> (N_v,) source frame numbers of the scored frames (default: dropped_frames + i).
+    notes: lines shown on the page and stored in metrics.json (e.g. videos without PSNR spread).
+    Files: scores.csv (video,frame,psnr,score,label; unsmoothed paper score), metrics.json, roc.png (labelled),
     curves/<video>.png, index.html.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     links = _checked_video_links(out, videos)
-    data = aligned_videos(psnr_by_video, labels_by_video)
-    offset, sigma = int(meta.get("dropped_frames", 4)), float(metrics.get("smooth_sigma", 0.0))
+    offset, sigma = int(meta.get("dropped_frames", 4)), float((metrics or {}).get("smooth_sigma", 0.0))
+    if labels_by_video is None:
+        data = {k: (np.asarray(v, dtype=np.float64), None) for k, v in psnr_by_video.items() if len(v)}
+    else:
+        data = aligned_videos(psnr_by_video, labels_by_video)
+    numbers = {k: np.asarray((frame_numbers or {}).get(k, offset + np.arange(len(p)))) for k, (p, _) in data.items()}
     atomic_write_text(out / "scores.csv", _csv_text(["video", "frame", "psnr", "score", "label"],
-                                                    _scores_rows(data, offset)))
-    atomic_write_text(out / "metrics.json", _json_text({**meta, **metrics}))
-    _plot_roc(out / "roc.png", data, sigma, metrics.get("eer"))
+                                                    _scores_rows(data, numbers)))
+    atomic_write_text(out / "metrics.json", _json_text({**meta, **(metrics or {}), "notes": list(notes)}))
+    if metrics is not None:
+        _plot_roc(out / "roc.png", data, sigma, metrics.get("eer"))
     stems = file_stems(data)
-    per_video = metrics.get("per_video_auc", {})
+    per_video = (metrics or {}).get("per_video_auc", {})
     for name, (psnr, labels) in data.items():
-        _plot_video_curve(out / "curves" / f"{stems[name]}.png", name, psnr, labels, offset, sigma,
+        _plot_video_curve(out / "curves" / f"{stems[name]}.png", name, psnr, labels, numbers[name], sigma,
                           per_video.get(name))
     index = out / "index.html"
-    atomic_write_text(index, _report_html(data, metrics, meta, stems, links))
+    atomic_write_text(index, _report_html(data, metrics, meta, stems, links, notes))
     return index
 
 
@@ -334,8 +351,11 @@ def _detect_html(n_frames: int, n_above: int, threshold: float, intervals, meta:
     """index.html of an unlabelled video: alarm summary, score curve, heatmap video, alarm intervals, files, meta."""
     player = "" if video is None else (f'<video controls preload="metadata" src="{_href(video)}"></video>'
                                        f'<br><a href="{_href(video)}">heatmap video (mp4)</a>')
+    notes = [f"<p><b>Interrupted</b>: scoring stopped early; the {n_frames} frames scored so far are all here.</p>"] \
+        if meta.get("interrupted") else []
+    notes += [f"<p>Note: {html.escape(str(n))}</p>" for n in meta.get("notes") or []]
     body = "\n".join([
-        f"<p>{n_above} of {n_frames} scored frames have anomaly score &gt; {threshold:.4g}.</p>",
+        f"<p>{n_above} of {n_frames} scored frames have anomaly score &gt; {threshold:.4g}.</p>", *notes,
         '<img src="curve.png" alt="anomaly score curve">', player,
         "<h2>Alarm intervals</h2>",
         _html_table(["first frame", "last frame", "span (frames)"], [(a, b, b - a + 1) for a, b in intervals],

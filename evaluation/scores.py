@@ -49,23 +49,46 @@ def error_map(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return diff.pow(2).mean(dim=1)
 
 
-def minmax_normalise(x: np.ndarray) -> np.ndarray:
-    """Min-max normalise one video's values to [0, 1] as float64: (x - min) / (max - min).
+# A video whose PSNR varies by less than this (max − min, dB) has no spread to normalise: min-max would blow
+# sensor noise up to the full [0, 1] range and rank a clip where nothing happens above every other video.
+# 0.1 dB means the worst frame's MSE is within 2.3 % of the best frame's.
+FLAT_PSNR_SPAN_DB = 0.1
 
-    x: 1-D array (N,), N >= 1. A constant video has no spread to normalise, so it maps to all
-    zeros (every frame then scores 1 - 0 = 1, i.e. equally suspicious) instead of dividing by zero.
+
+def is_flat(psnr: np.ndarray) -> bool:
+    """Whether one video's PSNR span (max − min) is below FLAT_PSNR_SPAN_DB (dB); empty counts as flat."""
+    psnr = np.asarray(psnr, dtype=np.float64)
+    return psnr.size == 0 or float(psnr.max() - psnr.min()) < FLAT_PSNR_SPAN_DB
+
+
+def minmax_normalise(psnr: np.ndarray) -> np.ndarray:
+    """Min-max normalise one video's PSNR (dB) to [0, 1] as float64: (x - min) / (max - min).
+
+    psnr: 1-D array (N,). A video without spread (`is_flat`) maps to all ones — every frame as good as
+    its best, i.e. normal — instead of amplifying noise (or dividing by zero).
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(psnr, dtype=np.float64)
+    if is_flat(x):
+        return np.ones_like(x)
     lo, hi = x.min(), x.max()
-    span = hi - lo
-    if span <= 0:
-        return np.zeros_like(x)
-    return (x - lo) / span
+    return (x - lo) / (hi - lo)
 
 
 def anomaly_scores(psnr: np.ndarray) -> np.ndarray:
-    """Paper score of one video: 1 - minmax(PSNR). psnr: (N,) dB; returns float64 (N,) in [0, 1], high = anomalous."""
+    """Paper score of one video: 1 - minmax(PSNR). psnr: (N,) dB; returns float64 (N,) in [0, 1], high = anomalous.
+
+    A video without spread (`is_flat`) scores 0 everywhere (normal)."""
     return 1.0 - minmax_normalise(psnr)
+
+
+def flat_videos_note(psnr_by_video: dict[str, np.ndarray]) -> str | None:
+    """One line naming the videos whose scores are 0 because their PSNR has no spread, or None."""
+    flat = [name for name, psnr in psnr_by_video.items() if len(psnr) and is_flat(psnr)]
+    if not flat:
+        return None
+    shown = ", ".join(flat[:8]) + (", …" if len(flat) > 8 else "")
+    return (f"{len(flat)} video(s) have a PSNR span below {FLAT_PSNR_SPAN_DB} dB (max − min), no spread to "
+            f"min-max normalise: their frames score 0 (normal): {shown}")
 
 
 def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -49,6 +49,7 @@ def blur(maps: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     """
     channels, radius = maps.shape[1], taps.numel() // 2
     taps = taps.to(maps)
+    maps = maps.contiguous(memory_format=torch.channels_last)
     maps = F.conv2d(maps, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), padding=(0, radius), groups=channels)
     return F.conv2d(maps, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), padding=(radius, 0), groups=channels)
 

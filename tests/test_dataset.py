@@ -5,9 +5,9 @@ import torch
 
 import fake_layouts as fl
 from config import build_config
-from dataset import (EpochShuffleSampler, TrainWindows, find_dataset, read_avenue_labels, read_frame,
-                     read_mat_intervals, read_shanghaitech_labels, read_ucsd_m_intervals, intervals_to_labels,
-                     video_frame_batches)
+from dataset import EpochShuffleSampler, LabelNotes, TrainWindows, find_dataset, read_frame, video_frame_batches
+from dataset.labels import (interval_labels, read_avenue_dir, read_frame_mask_dir, read_mat_entries,
+                            read_ucsd_m_entries)
 from utils import FFPError
 
 
@@ -48,10 +48,10 @@ def test_ucsd_original_layout(tmp_path, use_m_file, mask_ext):
 def test_frames_are_rgb_resized_and_ordered(tmp_path):
     fl.write_ucsd_original_layout(tmp_path)   # single-channel TIFFs
     files = find_dataset(tmp_path, "ped2")
-    frame = read_frame(files.test[0].frames[3], 32, 48)
+    frame = read_frame(files.test[0].source.files[3], 32, 48)
     assert frame.shape == (32, 48, 3) and frame.dtype == np.uint8
     assert np.array_equal(frame[..., 0], frame[..., 1])            # gray repeated to 3 channels
-    means = [read_frame(p, 24, 36).mean() for p in files.test[0].frames]
+    means = [read_frame(p, 24, 36).mean() for p in files.test[0].source.files]
     expected = [fl.frame_mean(j) for j in range(len(means))]
     np.testing.assert_allclose(means, expected, atol=3)
 
@@ -62,7 +62,7 @@ def test_label_count_mismatch_names_video_and_counts(tmp_path):
     n = written["test_videos"][name]
     video_dir = written["dataset_dir"] / "testing" / "frames" / name
     sorted(video_dir.iterdir())[-1].unlink()
-    with pytest.raises(FFPError, match=rf"test video {name}: {n} labels but {n - 1} frames"):
+    with pytest.raises(FFPError, match=rf"test video {name} \(labels .*{name}.npy.*\): {n} labels but {n - 1} frames"):
         find_dataset(tmp_path, "shanghaitech")
 
 
@@ -70,7 +70,7 @@ def test_interval_beyond_video_end(tmp_path):
     written = fl.write_ped2_layout(tmp_path)
     video_dir = written["dataset_dir"] / "testing" / "frames" / "02"   # its interval runs to the last frame
     sorted(video_dir.iterdir())[-1].unlink()
-    with pytest.raises(FFPError, match="test video 02: interval .* outside the video's"):
+    with pytest.raises(FFPError, match="test video 02 .*: interval .* outside the video's"):
         find_dataset(tmp_path, "ped2")
 
 
@@ -82,25 +82,27 @@ def test_missing_root_and_unknown_layout(tmp_path):
         find_dataset(tmp_path, "ped2")
 
 
-def test_missing_labels_is_an_error(tmp_path):
+def test_missing_labels_leave_the_test_videos_unlabelled(tmp_path):
+    """Labels are optional (training runs without validation, eval.py reports without AUC)."""
     written = fl.write_ped2_layout(tmp_path)
     for f in written["label_files"]:
         f.unlink()
-    with pytest.raises(FFPError, match="no frame labels found"):
-        find_dataset(tmp_path, "ped2")
+    files = find_dataset(tmp_path, "ped2")
+    assert len(files.test) == 2 and not files.labelled and files.label_source == ""
+    assert all(v.labels is None for v in files.test)
 
 
 def test_wrong_variable_name(tmp_path):
     import scipy.io
     written = fl.write_ped2_layout(tmp_path)
-    scipy.io.savemat(written["label_files"][0], {"labels": np.zeros(3)})
-    with pytest.raises(FFPError, match="no variable 'gt'"):
+    scipy.io.savemat(written["label_files"][0], {"foo": np.zeros(3), "bar": np.ones(2)})
+    with pytest.raises(FFPError, match="no variable 'gt' .* several others \\(foo, bar\\)"):
         find_dataset(tmp_path, "ped2")
 
 
 def test_squeezed_single_interval():
-    assert intervals_to_labels(np.array([2, 3]), 4, "v").tolist() == [0, 1, 1, 0]
-    assert intervals_to_labels(np.array([[1, 4], [1, 4]]), 5, "v").tolist() == [1, 0, 0, 1, 0]
+    assert interval_labels(np.array([2, 3]), 4, "v", LabelNotes()).tolist() == [0, 1, 1, 0]
+    assert interval_labels(np.array([[1, 4], [1, 4]]), 5, "v", LabelNotes()).tolist() == [1, 0, 0, 1, 0]
 
 
 def test_train_windows_cover_every_window_once_per_epoch(tmp_path):
@@ -147,11 +149,11 @@ def test_real_ped2(shared_data):
     assert sum(int(v.labels.sum()) for v in files.test) == 1648
     assert sum(len(v) - 4 for v in files.test) == 1962
     # The official UCSDped2.m and the pixel masks give the very same labels as ped2.mat.
-    m_labels = read_ucsd_m_intervals(shared_data / "ped2" / "UCSDped2.m")
+    m_labels = read_ucsd_m_entries(shared_data / "ped2" / "UCSDped2.m")
     for video, intervals in zip(files.test, m_labels):
-        np.testing.assert_array_equal(intervals_to_labels(intervals, len(video), video.name), video.labels)
+        np.testing.assert_array_equal(interval_labels(intervals, len(video), video.name, LabelNotes()), video.labels)
         assert video.masks is not None and len(video.masks) == len(video)
-    assert len(read_mat_intervals(shared_data / "ped2" / "ped2.mat")) == 12
+    assert len(read_mat_entries(shared_data / "ped2" / "ped2.mat", 12, LabelNotes())) == 12
 
 
 def test_real_ped2_masks_agree_with_labels(shared_data):
@@ -162,24 +164,24 @@ def test_real_ped2_masks_agree_with_labels(shared_data):
 
 
 def test_real_shanghaitech_labels(shared_data):
-    labels = read_shanghaitech_labels(shared_data / "labels" / "shanghaitech" / "test_frame_mask")
+    labels = {k: v for k, (v, _) in read_frame_mask_dir(shared_data / "labels" / "shanghaitech" / "test_frame_mask").items()}
     assert len(labels) == 107
     assert sum(len(v) for v in labels.values()) == 40791
     assert sum(int(v.sum()) for v in labels.values()) == 17326
 
 
 def test_real_avenue_labels(shared_data):
-    labels = read_avenue_labels(shared_data / "labels" / "avenue" / "testing_label_mask")
-    assert len(labels) == 21 and sorted(labels) == [f"{i:02d}" for i in range(1, 22)]
+    labels = {k: v for k, (v, _) in read_avenue_dir(shared_data / "labels" / "avenue" / "testing_label_mask").items()}
+    assert len(labels) == 21 and sorted(labels, key=int) == [str(i) for i in range(1, 22)]
     assert sum(len(v) for v in labels.values()) == 15324
     assert sum(int(v.sum()) for v in labels.values()) == 3712
 
 
 def test_data_workers_auto_leaves_the_compute_threads_their_cores(monkeypatch):
     """--num_workers -1 (auto): 2 workers, but on CPU runs only as many as cores left by torch's threads."""
-    import dataset
-    monkeypatch.setattr(dataset.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    from dataset import loaders
+    monkeypatch.setattr(loaders.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
     for threads, expected in [(1, 2), (3, 1), (4, 0), (8, 0)]:
-        monkeypatch.setattr(dataset.torch, "get_num_threads", lambda t=threads: t)
-        assert dataset.data_workers(-1, "cpu") == expected
-    assert dataset.data_workers(3, "cpu") == 3 and dataset.data_workers(0, "cpu") == 0   # explicit: as given
+        monkeypatch.setattr(loaders.torch, "get_num_threads", lambda t=threads: t)
+        assert loaders.data_workers(-1, "cpu") == expected
+    assert loaders.data_workers(3, "cpu") == 3 and loaders.data_workers(0, "cpu") == 0   # explicit: as given

@@ -27,7 +27,7 @@ VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")   # Debian's o
 @pytest.fixture(scope="module")
 def test_video(synthetic_root) -> Path:
     """Frame folder of synthetic test video 01 (120 frames of 64×96, abnormal interval inside)."""
-    return find_dataset(synthetic_root, "synthetic").test[0].frames[0].parent
+    return find_dataset(synthetic_root, "synthetic").test[0].source.path
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +141,9 @@ def test_lossless_avi_scores_like_the_folder(test_video, ckpts, tmp_path):
 
 
 def test_stream_mode_without_stats_is_a_clear_error(test_video, ckpts, tmp_path, capsys):
+    """A checkpoint without statistics whose training data cannot be found: one line saying what to do."""
     argv = ["--video", str(test_video), "--trained_model", str(ckpts["plain"]), "--mode", "stream",
-            "--out_dir", str(tmp_path)]
+            "--out_dir", str(tmp_path), "--data_root", str(tmp_path / "nowhere")]
     assert run_cli(detect.main, argv) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "psnr_stats" in err and "--mode whole" in err and "--psnr_mean" in err
@@ -166,7 +167,7 @@ def _garbage_file(tmp: Path) -> Path:
 @pytest.mark.parametrize("make, fragment", [
     (lambda tmp: tmp / "missing.mp4", "does not exist"),
     (_empty_folder, "holds no frames"),
-    (_garbage_file, "OpenCV cannot open it"),
+    (_garbage_file, "cannot open video file"),
 ])
 def test_bad_video_inputs(make, fragment, ckpts, tmp_path, capsys):
     video = make(tmp_path)
@@ -197,7 +198,7 @@ def test_real_clip_vtest(ckpts, tmp_path):
 
 def test_real_clip_from_ped2(shared_data, ckpts, tmp_path):
     """A real clip: the first 60 frames of UCSD Ped2 Test004 (a cart) written as an MJPG .avi, whole mode + video."""
-    frames = find_dataset(shared_data, "ped2").test[3].frames[:60]
+    frames = find_dataset(shared_data, "ped2").test[3].source.files[:60]
     clip = write_avi(tmp_path / "ped2_test004.avi", frames)
     out = run_detect(clip, ckpts["stats"], tmp_path / "out", "--save_video")
     rows = read_scores(out)
@@ -212,26 +213,34 @@ MEMORY_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     import torch
     torch.set_num_threads(1)
-    from detect import Normaliser, score_stream
+    import array
+    from detect import Normaliser, score_pass
     from model import Generator
 
     torch.manual_seed(0)
     g = Generator(4, (4, 8)).eval()
 
-    def batches(n, size=64):  # lazily made 32x48 frames: nothing of the stream exists up front
-        rng = torch.Generator().manual_seed(0)
-        for start in range(0, n, size):
-            yield torch.randint(0, 256, (min(size, n - start), 3, 32, 48), dtype=torch.uint8, generator=rng)
+    class batches:  # lazily made 32x48 frames: nothing of the stream exists up front (like dataset.FrameBatches)
+        def __init__(self, n, size=64):
+            self.n, self.size, self.numbers, self.report = n, size, array.array("q"), None
+
+        def __iter__(self):
+            rng = torch.Generator().manual_seed(0)
+            for start in range(0, self.n, self.size):
+                batch = torch.randint(0, 256, (min(self.size, self.n - start), 3, 32, 48), dtype=torch.uint8,
+                                      generator=rng)
+                self.numbers.extend(range(start, start + len(batch)))
+                yield batch
 
     def peak_kb():
         return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
 
     norm = Normaliser("stream", 30.0, 2.0)
-    with open(sys.argv[2] + ".warm", "w") as f:   # warm-up: allocator, model, first batches
-        score_stream(g, batches(2_000), 4, torch.device("cpu"), norm, 3.0, f)
+    from pathlib import Path
+    # warm-up: allocator, model, first batches
+    score_pass(g, batches(2_000), 4, 0, torch.device("cpu"), norm, 3.0, Path(sys.argv[2] + ".warm"))
     before = peak_kb()
-    with open(sys.argv[2], "w") as f:
-        psnr = score_stream(g, batches(20_000), 4, torch.device("cpu"), norm, 3.0, f)
+    psnr = score_pass(g, batches(20_000), 4, 0, torch.device("cpu"), norm, 3.0, Path(sys.argv[2])).psnr
     print(json.dumps({"n": len(psnr), "growth_kb": peak_kb() - before}))
 """)
 
@@ -249,4 +258,4 @@ def test_streaming_memory_does_not_grow_with_length(tmp_path):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["n"] == 19_996
     assert report["growth_kb"] < 16 * 1024, report
-    assert sum(1 for _ in open(csv_path)) == 19_996   # one row per frame, written as the stream went
+    assert sum(1 for _ in open(csv_path)) == 19_996 + 1   # header + one row per frame, written as it went

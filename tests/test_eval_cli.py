@@ -177,11 +177,11 @@ def test_pixel_auroc_sees_every_scored_frame_and_its_mask(synthetic_root):
         def add(self, errors, masks):
             seen.append((errors.shape, masks.copy()))
 
-    psnr, kept = eval_script.predict_video(g, video, TINY, torch.device("cpu"), Recorder(), keep=False)
-    assert kept is None and len(psnr) == len(video) - 4
+    psnr, numbers, kept = eval_script.predict_video(g, video, TINY, torch.device("cpu"), Recorder(), keep=False)
+    assert kept is None and len(psnr) == len(video) - 4 and numbers.tolist() == list(range(4, len(video)))
     masks = np.concatenate([m for _, m in seen])
     assert masks.shape == (len(video) - 4, TINY.height, TINY.width) and masks.dtype == bool
-    expected = [eval_script.read_mask(video.masks[i], (TINY.height, TINY.width)) for i in range(4, len(video))]
+    expected = [video.masks.read(i, (TINY.height, TINY.width)) for i in range(4, len(video))]
     assert np.array_equal(masks, np.stack(expected))
     assert masks.any() and not masks.all()
 
@@ -190,7 +190,8 @@ def test_read_mask_nearest_keeps_binary(tmp_path):
     mask = np.zeros((240, 360), np.uint8)
     mask[100:140, 200:260] = 255
     cv2.imwrite(str(tmp_path / "m.png"), mask)
-    small = eval_script.read_mask(tmp_path / "m.png", (64, 96))
+    from dataset import MaskImages
+    small = MaskImages([tmp_path / "m.png"], tmp_path).read(0, (64, 96))
     assert small.shape == (64, 96) and small.dtype == bool
     assert 0.5 * (40 * 60 / (240 * 360)) < small.mean() < 1.5 * (40 * 60 / (240 * 360))
 

@@ -29,10 +29,23 @@ def test_export_keeps_what_eval_and_detect_need(tmp_path):
     assert (tmp_path / "out.pth").stat().st_size < source.stat().st_size
 
 
-def test_export_refuses_a_checkpoint_without_stats(tmp_path, capsys):
+def test_export_refuses_a_checkpoint_without_stats_and_without_its_data(tmp_path, capsys):
+    """A run stopped before its end has no streaming statistics; without its training data they cannot be made."""
     source = training_checkpoint(tmp_path / "run.pth")
-    assert run_cli(export.main, [str(source), str(tmp_path / "out.pth")]) == 1
-    assert "no 'psnr_stats'" in capsys.readouterr().err and not (tmp_path / "out.pth").exists()
+    argv = [str(source), str(tmp_path / "out.pth"), "--data_root", str(tmp_path / "moved")]
+    assert run_cli(export.main, argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "has no training PSNR statistics" in err and "--data_root" in err
+    assert not (tmp_path / "out.pth").exists()
+
+
+def test_export_computes_missing_stats_from_the_training_data(synthetic_root, tmp_path, capsys):
+    """...and with the data (here the synthetic set the checkpoint names) export computes them and says so."""
+    source = training_checkpoint(tmp_path / "run.pth")
+    assert export.main([str(source), str(tmp_path / "out.pth"), "--data_root", str(synthetic_root)]) == 0
+    stats = load_checkpoint(tmp_path / "out.pth")["psnr_stats"]
+    assert stats["n"] == 500 and stats["std"] > 0 and 5 < stats["mean"] < 60
+    assert "computed the training PSNR statistics (500 windows" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("flag", [[], ["--overwrite"]])

@@ -53,21 +53,21 @@ def test_error_map_halves_differences():
 
 def test_minmax_and_score_chain_three_videos():
     # A: [20, 25, 30] -> minmax [0, .5, 1] -> score [1, .5, 0]
-    # B: constant [40, 40] -> minmax zeros (documented) -> score [1, 1]
+    # B: constant [40, 40] -> no spread (is_flat): minmax ones -> score [0, 0] (normal, documented)
     # C: [10, 14, 12, 18] -> min 10, max 18 -> minmax [0, .5, .25, 1] -> score [1, .5, .75, 0]
     assert minmax_normalise(np.array([20.0, 25.0, 30.0])).tolist() == [0.0, 0.5, 1.0]
     assert anomaly_scores(np.array([20.0, 25.0, 30.0])).tolist() == [1.0, 0.5, 0.0]
-    assert minmax_normalise(np.array([40.0, 40.0])).tolist() == [0.0, 0.0]
-    assert anomaly_scores(np.array([40.0, 40.0])).tolist() == [1.0, 1.0]
+    assert minmax_normalise(np.array([40.0, 40.0])).tolist() == [1.0, 1.0]
+    assert anomaly_scores(np.array([40.0, 40.0])).tolist() == [0.0, 0.0]
     assert anomaly_scores(np.array([10.0, 14.0, 12.0, 18.0])).tolist() == [1.0, 0.5, 0.75, 0.0]
-    # Labels A [1,0,0], B [0,1], C [1,0,1,0]. Positives' scores {1 (A), 1 (B), 1 (C), .75 (C)};
-    # negatives' {.5, 0 (A), 1 (B), .5, 0 (C)}. Pairs won (tie = 1/2):
-    # each positive 1: beats .5, 0, .5, 0 and ties 1 -> 4.5, times 3 = 13.5; positive .75: beats 4 -> 4.
-    # AUC = 17.5 / (4 * 5) = 0.875.
+    # Labels A [1,0,0], B [0,1], C [1,0,1,0]. Positives' scores {1 (A), 0 (B), 1 (C), .75 (C)};
+    # negatives' {.5, 0 (A), 0 (B), .5, 0 (C)}. Pairs won (tie = 1/2):
+    # each positive 1 beats all 5 -> 10; .75 beats all 5 -> 5; 0 (B) ties the three 0s -> 1.5.
+    # AUC = 16.5 / (4 * 5) = 0.825.
     m = compute_metrics({"A": np.array([20.0, 25.0, 30.0]), "B": np.array([40.0, 40.0]),
                          "C": np.array([10.0, 14.0, 12.0, 18.0])},
                         {"A": np.array([1, 0, 0]), "B": np.array([0, 1]), "C": np.array([1, 0, 1, 0])})
-    assert m["micro_auc"] == pytest.approx(0.875)
+    assert m["micro_auc"] == pytest.approx(0.825)
     assert m["n_frames"] == 9 and m["n_abnormal"] == 4
 
 

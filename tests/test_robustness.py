@@ -205,14 +205,23 @@ def _(ctx):
     video.mkdir(parents=True)
     for i in range(6):
         cv2.imwrite(str(video / f"{i:03d}.jpg"), np.zeros((24, 36), np.uint8))
-    return train_argv(ctx), ["not found under", str(ctx.dir / "data"), "{training,testing}/frames/<video>/",
-                             "{Train,Test}/<video>/", str(ctx.dir / "data" / "ped2"), "UCSDped2"]
+    return train_argv(ctx), ["not found under", str(ctx.dir / "data"), "<dir>/training[/frames|/videos]/",
+                             "<dir>/training_videos/", "<dir>/Train/", str(ctx.dir / "data" / "ped2"), "UCSDped2"]
 
 
 # ----------------------------------------------------------------------------------------------- 2. dataset name
-@case("unknown_dataset")
+@case("unknown_dataset")   # any other name is the user's own data: the message names the folder it looked for
 def _(ctx):
-    return train_argv(ctx, dataset="pedestrian3"), ["'pedestrian3'", "ped2", "ped1", "avenue", "shanghaitech"]
+    fake_ped2(ctx)
+    return train_argv(ctx, dataset="pedestrian3"), ["'pedestrian3'", "not a built-in benchmark", "ped2", "ped1",
+                                                    "avenue", "shanghaitech",
+                                                    str(ctx.dir / "data" / "pedestrian3" / "training"),
+                                                    "does not exist"]
+
+
+@case("dataset_name_not_a_folder_name")
+def _(ctx):
+    return train_argv(ctx, dataset="../ped2"), ["'../ped2'", "built-in benchmark", "folder"]
 
 
 @case("unknown_preset")
@@ -223,7 +232,8 @@ def _(ctx):
 @case("eval_unknown_dataset")
 def _(ctx):
     fake_ped2(ctx)
-    return eval_argv(ctx, dataset="pedestrian3"), ["'pedestrian3'", "ped2", "avenue", "shanghaitech"]
+    return eval_argv(ctx, dataset="pedestrian3"), ["'pedestrian3'", "not a built-in benchmark",
+                                                   str(ctx.dir / "data" / "pedestrian3" / "training")]
 
 
 # ----------------------------------------------------------------------------------------------- 3. videos
@@ -294,19 +304,12 @@ def _(ctx):
 
 
 # ----------------------------------------------------------------------------------------------- 6. labels
-@case("label_file_missing")
-def _(ctx):
-    info = fake_ped2(ctx)
-    (info["dataset_dir"] / "ped2.mat").unlink()
-    return train_argv(ctx), ["no frame labels found", str(info["dataset_dir"]), "ped2.mat"]
-
-
-@case("label_variable_misnamed")
+@case("label_variable_misnamed")   # neither 'gt', a common name, nor the file's only variable
 def _(ctx):
     info = fake_ped2(ctx)
     mat = info["dataset_dir"] / "ped2.mat"
-    scipy.io.savemat(str(mat), {"labels": np.zeros((1, 6))})
-    return train_argv(ctx), [str(mat), "'gt'", "labels"]
+    scipy.io.savemat(str(mat), {"foo": np.zeros((1, 6)), "bar": np.ones(2)})
+    return train_argv(ctx), [str(mat), "'gt'", "foo", "bar"]
 
 
 @case("label_count_differs_from_frames")
@@ -559,7 +562,8 @@ def test_frames_of_different_sizes_are_resized_consistently(tmp_path):
     """Case 5: frames of different sizes in one video are NOT an error: read_frame resizes every frame to the
     config size (height×width), so the video loads and every window/batch has the config shape."""
     from config import build_config
-    from dataset import FrameFiles, TrainWindows, prepare_dataset
+    from dataset import TrainWindows, prepare_dataset
+    from dataset.loaders import FolderFrames
     info = write_ped2_layout(tmp_path / "data", n_train=1, n_test=1, n_frames=6)
     rng = np.random.default_rng(0)
     for split, index, size in [("training", 1, (48, 64)), ("training", 3, (10, 14)), ("testing", 2, (240, 360))]:
@@ -570,8 +574,8 @@ def test_frames_of_different_sizes_are_resized_consistently(tmp_path):
         cfg.cache_frames = cache
         windows = TrainWindows(files.train, cfg)
         assert all(windows[i].shape == (5, 3, cfg.height, cfg.width) for i in range(len(windows)))
-    test_frames = FrameFiles(files.test[0].frames, cfg.height, cfg.width)
-    assert {tuple(test_frames[i].shape) for i in range(len(test_frames))} == {(3, cfg.height, cfg.width)}
+    test_frames = FolderFrames(files.test[0].source, cfg.height, cfg.width)
+    assert {tuple(test_frames[i][0].shape) for i in range(len(test_frames))} == {(3, cfg.height, cfg.width)}
 
 
 def test_nan_loss_stops_keeps_last_good_checkpoint_and_reports_step(good_data, tmp_path, monkeypatch, capsys):

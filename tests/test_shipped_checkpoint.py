@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +38,7 @@ def shipped_psnr(data_root: Path) -> dict[str, list[float]]:
     state = load_checkpoint(SHIPPED)
     cfg = Config.from_dict(state["config"])
     generator = generator_from_state(state, cfg, torch.device("cpu"), str(SHIPPED))
-    clips = [replace(v, frames=v.frames[:N_FRAMES]) for v in find_dataset(data_root, "ped2").test if v.name in VIDEOS]
+    clips = [v.head(N_FRAMES) for v in find_dataset(data_root, "ped2").test if v.name in VIDEOS]
     psnr = score_videos(generator, clips, cfg, torch.device("cpu"))
     return {name: [round(float(x), 4) for x in values] for name, values in psnr.items()}
 
@@ -80,7 +79,7 @@ def test_detect_runs_out_of_the_box_and_scores_the_cyclist_higher(shared_data, t
     video = find_dataset(shared_data, "ped2").test[0]
     clip = tmp_path / "clip"
     clip.mkdir()
-    for i, frame in enumerate(video.frames[30:110]):
+    for i, frame in enumerate(video.source.files[30:110]):
         shutil.copy(frame, clip / f"{i:03d}.jpg")
     rows = read_scores(run_detect(clip, SHIPPED, tmp_path / "out", "--mode", "stream"))
     scores, labels = np.array([float(r["score"]) for r in rows]), video.labels[34:110]

@@ -1,0 +1,94 @@
+"""Continuing a run (--resume) and starting from trained weights (--init_from): what each flag may change.
+
+--resume continues ONE run exactly: flags that change its data or architecture (REFUSED_ON_RESUME) must
+match the checkpoint, or the run refuses in one line listing each difference. Optimisation flags
+(learning rates, LR schedule, Adam betas, loss weights, iterations, …) are applied: the new learning
+rates go into the optimizers' parameter groups and the new milestones into the schedulers, and the
+start-up printout lists every change. The config saved in later checkpoints is the one that ran.
+
+--init_from fine-tunes: the generator's (and discriminator's, when it fits) weights of a checkpoint,
+fresh optimizers, step 0, and any dataset. The architecture comes from that checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+from collections import Counter
+from dataclasses import fields
+
+from config import Config, build_config, validate
+from utils import FFPError
+
+# Flags that define the data a run trains on or the shape of its networks: a resumed run keeps them.
+REFUSED_ON_RESUME = ("dataset", "preset", "height", "width", "in_frames", "g_widths", "d_widths", "batch_size",
+                     "seed", "train_until")
+ARCHITECTURE = ("height", "width", "in_frames", "g_widths", "d_widths")
+SCHEDULE = ("lr_g", "lr_d", "lr_drop_steps", "lr_gamma", "adam_betas")
+
+
+def explicit_flags(args: argparse.Namespace) -> dict:
+    """{config field: value} of the flags given on the command line (add_config_flags defaults them to None)."""
+    names = {f.name for f in fields(Config)}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Config, list[str]]:
+    """(config of the resumed run, 'key: old -> new' lines of the applied changes).
+
+    FFPError listing every flag of REFUSED_ON_RESUME that differs from the checkpoint's config.
+    """
+    base = Config.from_dict(state["config"])
+    given = explicit_flags(args)
+    refused = [f"--{k} {_show(v)} (the checkpoint's: {_show(getattr(base, k))})" for k, v in given.items()
+               if k in REFUSED_ON_RESUME and v != getattr(base, k)]
+    if refused:
+        raise FFPError(f"--resume {path}: {'; '.join(refused)} — a resumed run keeps its data and architecture; "
+                       f"drop these flags to continue it, or fine-tune a new run with --init_from {path}")
+    cfg = Config.from_dict({**base.to_dict(), **given})
+    validate(cfg)
+    changes = [f"{k}: {_show(getattr(base, k))} -> {_show(getattr(cfg, k))}" for k in given
+               if getattr(cfg, k) != getattr(base, k)]
+    return cfg, changes
+
+
+def init_config(args: argparse.Namespace, state: dict, path: str) -> Config:
+    """Config of a run fine-tuned from `state`: the architecture of the checkpoint, everything else as a new run.
+
+    FFPError when a flag asks for another architecture than the checkpoint's weights have.
+    """
+    source = Config.from_dict(state["config"])
+    given = explicit_flags(args)
+    conflicts = [f"--{k} {_show(given[k])} (the weights': {_show(getattr(source, k))})" for k in ARCHITECTURE
+                 if k in given and given[k] != getattr(source, k)]
+    if conflicts:
+        raise FFPError(f"--init_from {path}: {'; '.join(conflicts)} — the weights fit only their own architecture")
+    overrides = {**{k: getattr(source, k) for k in ARCHITECTURE}, **given}
+    return build_config(args.dataset or source.dataset, args.preset, overrides)
+
+
+def apply_schedule(cfg: Config, optimizers: list, schedulers: list) -> None:
+    """Write cfg's learning rates, Adam betas and LR milestones into restored optimizers and MultiStepLR schedulers.
+
+    The current LR becomes base × gamma^(milestones passed), as if the run had used the new schedule from the
+    start. Call it only when a schedule flag changed (SCHEDULE), so a plain resume stays bit-identical.
+    """
+    for optimizer, scheduler, base_lr in zip(optimizers, schedulers, (cfg.lr_g, cfg.lr_d)):
+        scheduler.milestones = Counter(cfg.lr_drop_steps)
+        scheduler.gamma = cfg.lr_gamma
+        scheduler.base_lrs = [base_lr for _ in optimizer.param_groups]
+        passed = sum(1 for m in cfg.lr_drop_steps if m <= scheduler.last_epoch)
+        for group in optimizer.param_groups:
+            group["initial_lr"] = base_lr
+            group["lr"] = base_lr * cfg.lr_gamma ** passed
+            group["betas"] = tuple(cfg.adam_betas)
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
+
+
+def data_fingerprint(videos: list, lengths: list[int]) -> str:
+    """Short digest of the training videos' names and frame counts: tells whether a resume sees the same data."""
+    text = "|".join(f"{v.name}:{n}" for v, n in zip(videos, lengths))
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
