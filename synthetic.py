@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import scipy.io
 
-from utils import FFPError
+from utils import FFPError, shared_mode
 
 SYNTHETIC_VIDEO_SIZE = (64, 96)  # (H, W): 3:2 like Ped2's 240x360
 GENERATOR_VERSION = 1  # bump whenever output bytes change, so old caches are regenerated
@@ -612,6 +612,7 @@ def ensure_synthetic(root: str | os.PathLike, seed: int = 0, *, n_train: int = 8
                        f"generator; move it away or pass another data root")
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{DATASET_NAME}.tmp-", dir=dest.parent))
+        shared_mode(tmp, directory=True)
     except OSError as e:
         raise FFPError(f"synthetic data root {dest.parent}: not writable ({e.strerror})") from e
     try:

@@ -226,7 +226,8 @@ def _train(start: Start, cfg: Config, resume: dict | None, info: DistInfo, devic
     if info.is_main:
         print_start(cfg, files, windows, start, step, flow_name, device, info, skip_validation)
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
-        log = RunLog(run_dir, purge_step=step if resume else None)
+        # The checkpoint holds everything logged up to its step; a killed run's later events are dropped.
+        log = RunLog(run_dir, purge_step=step + 1 if resume else None)
 
     last_saved = step if resume else None   # step of the newest 'latest' on disk written by this run
     latest = weights_dir / f"{cfg.dataset}_latest.pth"

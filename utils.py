@@ -38,6 +38,12 @@ def current_umask() -> int:
     return mask
 
 
+def shared_mode(path: str | os.PathLike, directory: bool = False) -> None:
+    """Give a file (0666) or folder (0777) made by tempfile (0600/0700) the umask's permissions, as open() and
+    mkdir() would have, so results and checkpoints renamed into place are readable by colleagues."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` so a crash never leaves a half-written file: temp file, fsync, os.replace.
 

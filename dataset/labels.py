@@ -89,19 +89,18 @@ def frame_labels(values, n_frames: int, where: str, notes: LabelNotes) -> np.nda
 def _as_intervals(arr: np.ndarray, where: str, n_frames: int, notes: LabelNotes) -> np.ndarray:
     """Interval array of shape 2×K, K×2 or (2,) -> K×2 (start, end) rows, choosing the reading of its shape.
 
-    (2, K) with K != 2 is the official 2×K; (K, 2) with K != 2 has one interval per row; (2, 2) is
-    ambiguous and read as the official 2×K, noting it when the row reading would also be valid.
+    (2, K) with K != 2 is the official 2×K; (K, 2) with K != 2 has one interval per row. A (2, 2) array fits
+    both: the official 2×K reading (columns [start; end]) is used when it is valid; when only the row reading
+    is valid (e.g. [2 3; 9 10]: columns 2-9 and 3-10 would overlap) that one is used and noted. (Both readings
+    of ordered, non-overlapping intervals are never valid at once.)
     """
     if arr.ndim == 1:
         return arr.reshape(1, 2)
-    if arr.shape == (2, 2):
-        official, rows = arr.T, arr
-        if not np.array_equal(official, rows) and _valid_intervals(rows, n_frames) \
-                and _valid_intervals(official, n_frames):
-            show = lambda iv: ", ".join(f"{s}-{e}" for s, e in iv)   # noqa: E731
-            notes.add(f"{where}: a 2×2 interval array is ambiguous; read as the official 2×K (columns are "
-                      f"[start; end]): frames {show(official)}, not rows {show(rows)}")
-        return official
+    if arr.shape == (2, 2) and not _valid_intervals(arr.T, n_frames) and _valid_intervals(arr, n_frames):
+        notes.add(f"{where}: a 2×2 interval array read as one interval per row (frames {arr[0, 0]}-{arr[0, 1]} "
+                  f"and {arr[1, 0]}-{arr[1, 1]}), because the official 2×K reading (columns [start; end]) would "
+                  f"give overlapping intervals")
+        return arr
     return arr.T if arr.shape[0] == 2 else arr
 
 

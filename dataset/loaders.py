@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from config import Config
-from utils import FFPError, Progress, atomic_write_text, current_umask, resolve_device
+from utils import FFPError, Progress, atomic_write_text, resolve_device, shared_mode
 
 from .layouts import DatasetFiles, Video, check_lengths, find_dataset
 from .sources import DecodeReport, FrameFolder, VideoFile, read_frame
@@ -156,7 +156,7 @@ def extracted_frames(source: VideoFile, height: int, width: int, cache_dir: str 
         report = source.report()
         atomic_write_text(tmp / MANIFEST, json.dumps({"source": str(source.path.resolve()), "height": height,
                                                       "width": width, **report.summary()}))
-        os.chmod(tmp, 0o777 & ~current_umask())
+        shared_mode(tmp, directory=True)
         os.replace(tmp, folder)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)

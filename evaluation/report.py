@@ -28,7 +28,7 @@ from sklearn.metrics import auc, roc_curve
 
 from evaluation.metrics import aligned_videos, metric_rows, video_scores
 from evaluation.scores import anomaly_scores, true_runs
-from utils import FFPError, atomic_write_bytes, atomic_write_text
+from utils import FFPError, atomic_write_bytes, atomic_write_text, shared_mode
 
 _CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
@@ -129,6 +129,7 @@ class StagedResult:
         try:
             self.out_root.mkdir(parents=True, exist_ok=True)
             self.dir = Path(tempfile.mkdtemp(prefix=f".{self.name}.tmp-", dir=self.out_root))
+            shared_mode(self.dir, directory=True)
         except OSError as exc:
             raise FFPError(f"--out_dir {self.out_root} is not writable: {exc.strerror or exc}") from None
         return self

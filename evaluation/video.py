@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from evaluation.scores import true_runs
-from utils import FFPError
+from utils import FFPError, shared_mode
 
 PANEL_MIN_H = 192      # small frames (e.g. 64 px model inputs) are unreadable in a player below this
 STRIP_H = 80           # height of the score-curve strip under the panels
@@ -131,6 +131,7 @@ class HeatmapVideoWriter:
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}",
                                    dir=self.path.parent)
         os.close(fd)
+        shared_mode(tmp)   # the finished video gets the umask's permissions, not mkstemp's 0600
         writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), self.frame_size)
         if not writer.isOpened():
             Path(tmp).unlink(missing_ok=True)

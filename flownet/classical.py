@@ -79,8 +79,12 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     # align_corners=True maps pixel centres 0 and W-1 to -1 and +1, so pixel units convert linearly.
     gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
     gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
-    return F.grid_sample(image, torch.stack((gx, gy), dim=-1), mode="bilinear", padding_mode="border",
-                         align_corners=True)
+    # A NaN sampling position makes grid_sample's CPU backward index out of bounds (a segfault, not an
+    # error), so a diverged generator could crash training instead of stopping with 'non-finite loss'.
+    # NaN -> 0 and clamping to ±2 change nothing for finite positions: with border padding everything
+    # beyond ±1 samples the border with zero gradient already. The loss stays NaN and is reported.
+    grid = torch.nan_to_num(torch.stack((gx, gy), dim=-1), nan=0.0).clamp(-2.0, 2.0)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -209,3 +209,100 @@ def write_ucsd_original_layout(root: str | os.PathLike, name: str = "UCSDped2", 
     result = _result(dataset, train, test, labels, label_files, train_files + test_files)
     result["label_source"] = "m_file" if use_m_file else "masks"
     return result
+
+
+# ------------------------------------------------------------------------------------------ video files
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    """Write H×W×3 (or H×W grey) uint8 frames as a video file with OpenCV: MJPG for .avi, mp4v for .mp4."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h, w = frames[0].shape[:2]
+    fourcc = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    if not writer.isOpened():
+        raise OSError(f"OpenCV cannot write {path} ({fourcc})")
+    for frame in frames:
+        writer.write(frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+def video_frames(n: int, seed: int = 0, real: Path | None = None) -> list[np.ndarray]:
+    """n frames for a fake video: real UCSD Ped2 frames (`real`: a frame folder, e.g. ../shared Test001,
+    with frame j's grey level shifted by frame_mean(j) - 100 so order stays checkable) when given, else the
+    gradient frames of this module. Either way frame j has mean grey level ~ frame_mean(j)."""
+    rng = np.random.default_rng(seed)
+    if real is None:
+        return [_frame(rng, j, color=True) for j in range(n)]
+    files = sorted(real.glob("*.jpg"))
+    frames = []
+    for j in range(n):
+        grey = cv2.imread(str(files[j % len(files)]), cv2.IMREAD_GRAYSCALE).astype(np.float64)
+        grey = cv2.resize(grey, (FAKE_FRAME_SIZE[1], FAKE_FRAME_SIZE[0]), interpolation=cv2.INTER_AREA)
+        grey = grey - grey.mean() + frame_mean(j)
+        frames.append(cv2.cvtColor(np.clip(np.rint(grey), 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR))
+    return frames
+
+
+def _avenue_label_mat(path: Path, labels: np.ndarray) -> Path:
+    vol = np.empty((1, len(labels)), dtype=object)
+    for j, value in enumerate(labels):
+        vol[0, j] = _mask(value, j)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(str(path), {"volLabel": vol})
+    return path
+
+
+def write_official_avenue(root: str | os.PathLike, n_train: int = 2, n_test: int = 2, n_frames: int = 8,
+                          real: Path | None = None, ground_truth_demo: bool = True) -> dict:
+    """The CUHK Avenue download as it unpacks: avenue/training_videos/NN.avi, avenue/testing_videos/NN.avi and
+    avenue/ground_truth_demo/testing_label_mask/<N>_label.mat (`volLabel` masks; without ground_truth_demo/ when
+    `ground_truth_demo` is False). Video i has n_frames + i frames (MJPG)."""
+    dataset = Path(root) / "avenue"
+    train = {f"{i + 1:02d}": n_frames + i for i in range(n_train)}
+    test = {f"{i + 1:02d}": n_frames + i for i in range(n_test)}
+    files = [write_video(dataset / "training_videos" / f"{v}.avi", video_frames(n, i, real))
+             for i, (v, n) in enumerate(train.items())]
+    files += [write_video(dataset / "testing_videos" / f"{v}.avi", video_frames(n, 10 + i, real))
+              for i, (v, n) in enumerate(test.items())]
+    labels = _test_labels(test)
+    label_dir = dataset / "ground_truth_demo" / "testing_label_mask" if ground_truth_demo else \
+        dataset / "testing_label_mask"
+    label_files = [_avenue_label_mat(label_dir / f"{i + 1}_label.mat", lab) for i, lab in enumerate(labels.values())]
+    return _result(dataset, train, test, labels, label_files, files)
+
+
+def write_official_shanghaitech(root: str | os.PathLike, n_train: int = 2, n_test: int = 2, n_frames: int = 8,
+                                real: Path | None = None, pixel_masks: bool = True) -> dict:
+    """The ShanghaiTech Campus download as it unpacks: shanghaitech/training/videos/01_00N.avi, test frames in
+    testing/frames/<video>/NNN.jpg, testing/test_frame_mask/<video>.npy (0/1 per frame) and, with
+    `pixel_masks`, testing/test_pixel_mask/<video>.npy (n_frames×H×W 0/1)."""
+    dataset = Path(root) / "shanghaitech"
+    train = {f"01_{i + 1:03d}": n_frames + i for i in range(n_train)}
+    files = [write_video(dataset / "training" / "videos" / f"{v}.avi", video_frames(n, i, real))
+             for i, (v, n) in enumerate(train.items())]
+    test, test_files = _write_videos(dataset / "testing" / "frames", [f"01_{i + 14:04d}" for i in range(n_test)],
+                                     n_frames, "{:03d}.jpg", np.random.default_rng(5))
+    labels = _test_labels(test)
+    label_files = []
+    for video, video_labels in labels.items():
+        label_files.append(dataset / "testing" / "test_frame_mask" / f"{video}.npy")
+        label_files[-1].parent.mkdir(parents=True, exist_ok=True)
+        np.save(label_files[-1], video_labels)
+        if pixel_masks:
+            label_files.append(dataset / "testing" / "test_pixel_mask" / f"{video}.npy")
+            label_files[-1].parent.mkdir(parents=True, exist_ok=True)
+            np.save(label_files[-1], np.stack([_mask(v, j) for j, v in enumerate(video_labels)]))
+    return _result(dataset, train, test, labels, label_files, files + test_files)
+
+
+def write_custom(root: str | os.PathLike, name: str = "mycam", train: dict[str, int] | None = None,
+                 test: dict[str, int] | None = None, real: Path | None = None) -> dict:
+    """Someone's own footage: <root>/<name>/training/<file> video files ({file name: frames}), and optionally
+    testing/<file> ones, no labels."""
+    dataset = Path(root) / name
+    train = train or {"monday.avi": 12, "tuesday.mp4": 10}
+    files = [write_video(dataset / "training" / f, video_frames(n, i, real)) for i, (f, n) in enumerate(train.items())]
+    files += [write_video(dataset / "testing" / f, video_frames(n, 20 + i, real))
+              for i, (f, n) in enumerate((test or {}).items())]
+    return {"dataset_dir": dataset, "train_videos": {Path(f).stem: n for f, n in train.items()},
+            "test_videos": {Path(f).stem: n for f, n in (test or {}).items()}, "files": files}

@@ -347,11 +347,11 @@ for _kind in ("truncated", "text", "empty"):
     def _eval_setup(ctx, kind=_kind):
         fake_ped2(ctx)
         path = _bad_checkpoint(ctx, kind)
-        return eval_argv(ctx, ckpt=path), [str(path), "truncated or not a checkpoint"]
+        return eval_argv(ctx, ckpt=path), [str(path), "truncated, damaged or not a checkpoint"]
 
     def _resume_setup(ctx, kind=_kind):
         path = _bad_checkpoint(ctx, kind)
-        return train_argv(ctx, "--resume", str(path)), [str(path), "truncated or not a checkpoint"]
+        return train_argv(ctx, "--resume", str(path)), [str(path), "truncated, damaged or not a checkpoint"]
 
     case(f"eval_checkpoint_{_kind}")(_eval_setup)
     case(f"resume_checkpoint_{_kind}")(_resume_setup)

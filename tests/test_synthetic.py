@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import cv2
@@ -83,11 +82,9 @@ def test_intervals_round_trip():
     np.testing.assert_array_equal(S.intervals_to_labels(np.array([3, 4]), 5), [0, 0, 1, 1, 0])  # squeezed (2,)
 
 
-def test_default_counts_and_generation_time(tmp_path):
-    start = time.perf_counter()
+def test_default_counts(tmp_path):
+    """(Generation time is a benchmark: bench/data_speed.py.)"""
     dataset = S.ensure_synthetic(tmp_path)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 10.0, f"default generation took {elapsed:.1f}s"
     assert dataset == tmp_path / "synthetic"
     assert len(list((dataset / "training" / "frames").iterdir())) == 8
     assert len(list((dataset / "testing" / "frames").iterdir())) == 6
@@ -125,9 +122,7 @@ def test_in_memory_video_matches_written_video(small):
 def test_second_call_is_a_no_op(small):
     marker, frame = small / S.MARKER_NAME, small / "training" / "frames" / "01" / "000.jpg"
     before = (marker.stat().st_mtime_ns, frame.stat().st_mtime_ns)
-    start = time.perf_counter()
     assert S.ensure_synthetic(small.parent, seed=3, **SMALL) == small
-    assert time.perf_counter() - start < 0.5
     assert (marker.stat().st_mtime_ns, frame.stat().st_mtime_ns) == before
     assert sorted(p.name for p in small.parent.iterdir()) == ["synthetic"]  # no temporary siblings left
 

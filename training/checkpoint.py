@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import zipfile
 import warnings
 from pathlib import Path
 
@@ -71,18 +72,35 @@ def _not_serialised(path: Path) -> str | None:
     return f"not a torch.save file: it starts with {head!r}"
 
 
+def _damaged(path: Path) -> str | None:
+    """Why a torch.save zip archive fails its integrity check, or None when every member's CRC-32 matches.
+
+    torch.load does not verify the CRCs the archive stores, so a flipped bit in a weight would load silently;
+    zipfile.testzip() reads every member and checks it. (Legacy non-zip pickles carry no checksum.)
+    """
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        return f"damaged archive: {exc}"
+    return f"its member {bad} fails the CRC-32 check: the file was damaged after it was written" if bad else None
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint dict on CPU with weights_only=True; FFPError naming the file for any bad file.
 
     weights_only refuses pickled code (a crafted file cannot execute anything), so a file holding
-    anything but tensors and plain containers is rejected rather than trusted.
+    anything but tensors and plain containers is rejected rather than trusted. Every member of the zip
+    archive is checked against its stored CRC-32 first, so a damaged file (one flipped bit) is refused.
     """
     path = Path(path)
     if not path.is_file():
         raise FFPError(f"checkpoint {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
-    why = _not_serialised(path)
+    why = _not_serialised(path) or _damaged(path)
     if why is not None:
-        raise FFPError(f"checkpoint {path} is truncated or not a checkpoint ({why})")
+        raise FFPError(f"checkpoint {path} is truncated, damaged or not a checkpoint ({why})")
     try:
         with warnings.catch_warnings():   # e.g. 'Detected pickle protocol 4': the error below says it all
             warnings.simplefilter("ignore")
@@ -92,11 +110,11 @@ def load_checkpoint(path: str | Path) -> dict:
             raise FFPError(f"checkpoint {path} was refused by safe loading (weights_only): it holds pickled "
                            f"objects other than tensors and plain containers, possibly code, which are never "
                            f"run; only load checkpoints written by train.py ({_reason(exc)})") from None
-        raise FFPError(f"checkpoint {path} is truncated or not a checkpoint ({_reason(exc)})") from None
+        raise FFPError(f"checkpoint {path} is truncated, damaged or not a checkpoint ({_reason(exc)})") from None
     except MemoryError:
         raise
     except Exception as exc:  # torch.load raises many types for a damaged or foreign file (KeyError for text)
-        raise FFPError(f"checkpoint {path} is truncated or not a checkpoint ({_reason(exc)})") from None
+        raise FFPError(f"checkpoint {path} is truncated, damaged or not a checkpoint ({_reason(exc)})") from None
     if not isinstance(state, dict) or "net_g" not in state or "config" not in state:
         raise FFPError(f"checkpoint {path} is not an FFP checkpoint (expected a dict with 'net_g' and 'config')")
     for part in ("net_g", "net_d"):

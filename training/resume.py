@@ -67,6 +67,7 @@ def init_config(args: argparse.Namespace, state: dict, path: str) -> Config:
     if conflicts:
         raise FFPError(f"--init_from {path}: {'; '.join(conflicts)} — the weights fit only their own architecture")
     overrides = {**{k: getattr(source, k) for k in ARCHITECTURE}, **given}
+    overrides.pop("dataset", None), overrides.pop("preset", None)
     return build_config(args.dataset or source.dataset, args.preset, overrides)
 
 

@@ -31,15 +31,17 @@ from utils import FFPError
 class RunLog:
     """TensorBoard scalars and images of one run, written in the caller's thread.
 
-    folder: the run's log folder (created); purge_step: on resume, the checkpoint's step — TensorBoard
-    discards this folder's events at or after it that came before the marker (a killed run's tail).
+    folder: the run's log folder (created); purge_step: on resume, the first step after the checkpoint's —
+    TensorBoard discards this folder's earlier events at or after it (a killed run's tail).
     Every OSError (disk full, folder removed) becomes one FFPError naming `folder`.
     """
 
     def __init__(self, folder: str | os.PathLike, purge_step: int | None = None):
         self.folder = Path(folder)
+        # The suffix keeps event files of runs started within the same second in start order (TensorBoard
+        # reads them sorted by name, and a resume's purge marker must come after the killed run's events).
         self._writer = self._call(lambda: EventsWriter(str(self.folder / "events"),
-                                                       filename_suffix=f".{os.getpid()}"))
+                                                       filename_suffix=f".{time.time_ns()}.{os.getpid()}"))
         if purge_step is not None:
             self._write(Event(wall_time=time.time(), step=int(purge_step),
                               session_log=SessionLog(status=SessionLog.START)))

@@ -1,0 +1,305 @@
+"""Real footage in, as people have it (issue 11): video files everywhere, the official Avenue and ShanghaiTech
+downloads, your own camera, damaged files, and logs a person can follow when output goes to a file.
+
+Fake datasets are written in each official layout with OpenCV (videos made from real UCSD Ped2 frames when
+../shared is present, gradient frames otherwise); real footage (vtest.avi, tree.avi) comes from ../shared.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import fake_layouts as fl
+from cli import run_cli
+from config import build_config
+from dataset import TrainWindows, VideoFile, find_dataset, open_source, training_videos, video_frame_batches
+from helpers import own_signal_handlers
+from utils import FFPError
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+REAL_FRAMES = SHARED / "ped2" / "testing" / "frames" / "01"
+
+
+def real_frames() -> Path | None:
+    """Real Ped2 frames for the fake videos when ../shared is there."""
+    return REAL_FRAMES if REAL_FRAMES.is_dir() else None
+
+
+def tiny(root: Path, out: Path, dataset: str, *extra: str) -> list[str]:
+    return ["--dataset", dataset, "--preset", "tiny", "--flownet", "none", "--device", "cpu", "--data_root", str(root),
+            "--weights_dir", str(out / "w"), "--log_dir", str(out / "runs"), "--cache_dir", str(out / "cache"),
+            "--iters", "2", "--val_interval", "100", *extra]
+
+
+def train(argv: list[str]) -> int:
+    import train as train_script
+    with own_signal_handlers():
+        return run_cli(train_script.main, argv)
+
+
+def evaluate(ckpt: Path, root: Path, out: Path, *extra: str) -> int:
+    import eval as eval_script
+    return run_cli(eval_script.main, ["--trained_model", str(ckpt), "--data_root", str(root), "--out_dir", str(out),
+                                      "--device", "cpu", "--num_workers", "0", *extra])
+
+
+def snapshot(folder: Path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+# ------------------------------------------------------------------------------------------ decoding
+def test_frames_are_counted_by_decoding_not_by_the_header(shared_data):
+    """tree.avi's header declares 444 frames; 68 decode. Its timestamps are sparse (a new picture every ~6 slots
+    of 15 fps): frame numbers follow the timeline, and that is not reported as damage."""
+    source = open_source(shared_data / "real_video" / "tree.avi")
+    report = source.probe()
+    assert isinstance(source, VideoFile) and len(source) == 68 and report.header_frames == 444
+    assert report.numbers[0] == 0 and report.numbers[-1] == 443 and np.all(np.diff(report.numbers) > 0)
+    assert report.problems() == []
+
+
+def test_vtest_decodes_whole(shared_data):
+    report = open_source(shared_data / "real_video" / "vtest.avi").probe()
+    assert report.n_frames == 795 and report.numbers.tolist() == list(range(795)) and report.fps == 10
+    assert report.problems() == []
+
+
+@pytest.fixture(scope="module")
+def clean_mp4(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
+    """A 120-frame mp4 (10 fps) whose frame j has mean grey level frame_mean(j)."""
+    frames = fl.video_frames(120, real=real_frames())
+    return fl.write_video(tmp_path_factory.mktemp("mp4") / "clip.mp4", frames), frames
+
+
+def _damaged_middle(src: Path, dst: Path) -> Path:
+    data = bytearray(src.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + len(data) // 6] = bytes(len(data) // 6)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_a_damaged_middle_keeps_true_frame_numbers_and_is_reported(clean_mp4, tmp_path):
+    """Zeroed bytes in the middle of an mp4: the decoder skips the damaged frames; the frames after the gap keep
+    their numbers (their content matches the original frame of that number) and the gap is reported."""
+    path, originals = clean_mp4
+    damaged = VideoFile(_damaged_middle(path, tmp_path / "damaged.mp4"))
+    report = damaged.probe()
+    gaps = report.gaps()
+    assert 0 < report.n_frames < 120 and len(gaps) == 1 and "missing in 1 gap" in report.problems()[0]
+    decoded = dict(damaged.frames(*fl.FAKE_FRAME_SIZE))
+    after = [n for n in decoded if n > gaps[0][0]]
+    assert after and after[-1] == 119
+    for number in after[-5:]:
+        expected = cv2.cvtColor(originals[number], cv2.COLOR_BGR2RGB).astype(float).mean()
+        assert abs(decoded[number].astype(float).mean() - expected) < 4
+
+
+def test_a_cut_file_reports_its_early_end(shared_data, tmp_path):
+    """An .avi cut in half decodes its first half: the missing end is reported against the header's count."""
+    data = (shared_data / "real_video" / "vtest.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[:len(data) // 2])
+    report = VideoFile(tmp_path / "cut.avi").probe()
+    assert 300 < report.n_frames < 500 and report.missing_tail() == 795 - report.numbers[-1] - 1
+    assert "decoding stopped after frame" in report.problems()[0] and "795" in report.problems()[0]
+
+
+# ------------------------------------------------------------------------------------------ official layouts
+@pytest.mark.parametrize("ground_truth_demo", [True, False])
+def test_official_avenue_trains_and_evaluates(tmp_path, ground_truth_demo, capsys):
+    """avenue/training_videos/*.avi, testing_videos/*.avi, [ground_truth_demo/]testing_label_mask/: train.py and
+    eval.py work as the download unpacks; labels and frame counts match what was written."""
+    written = fl.write_official_avenue(tmp_path / "data", real=real_frames(), ground_truth_demo=ground_truth_demo)
+    files = find_dataset(tmp_path / "data", "avenue")
+    assert files.layout == "avenue" and all(isinstance(v.source, VideoFile) for v in files.train + files.test)
+    assert {v.name: len(v) for v in files.test} == written["test_videos"]
+    for video in files.test:
+        np.testing.assert_array_equal(video.labels, written["labels"][video.name])
+    assert train(tiny(tmp_path / "data", tmp_path, "avenue")) == 0
+    assert evaluate(tmp_path / "w" / "avenue_latest.pth", tmp_path / "data", tmp_path / "res") == 0
+    assert "micro-AUC:" in capsys.readouterr().out
+
+
+def test_official_shanghaitech_uses_its_pixel_masks(tmp_path, capsys):
+    """training/videos/*.avi + testing/frames/ + test_frame_mask/ + test_pixel_mask/: the mask folder is never a
+    video, and pixel AUROC is computed from test_pixel_mask/*.npy."""
+    written = fl.write_official_shanghaitech(tmp_path / "data", real=real_frames())
+    files = find_dataset(tmp_path / "data", "shanghaitech")
+    assert files.layout == "shanghaitech" and [v.name for v in files.test] == list(written["test_videos"])
+    assert all(v.masks is not None and len(v.masks) == len(v) for v in files.test)
+    assert train(tiny(tmp_path / "data", tmp_path, "shanghaitech")) == 0
+    assert evaluate(tmp_path / "w" / "shanghaitech_latest.pth", tmp_path / "data", tmp_path / "res") == 0
+    metrics = json.loads((tmp_path / "res" / "shanghaitech_shanghaitech_latest" / "metrics.json").read_text())
+    assert 0 <= metrics["pixel_auroc"] <= 1 and "pixel_auroc_skipped" not in metrics
+
+
+def test_the_flat_layout_never_takes_mask_folders_for_videos(tmp_path):
+    written = fl.write_shanghaitech_layout(tmp_path / "data")
+    masks = written["dataset_dir"] / "testing" / "test_pixel_mask"
+    masks.mkdir()
+    np.save(masks / "01_0014.npy", np.zeros((8, 24, 36), np.uint8))
+    assert [v.name for v in find_dataset(tmp_path / "data", "shanghaitech").test] == list(written["test_videos"])
+
+
+# ------------------------------------------------------------------------------------------ your own data
+def test_own_camera_without_labels_trains_and_reports_without_auc(tmp_path, capsys):
+    """<root>/mycam/training/{monday.avi, tuesday.mp4}, testing/ with one unlabelled file: training runs (no
+    validation, no 'best'), and eval.py writes scores, curves and the page, and says AUC needs labels."""
+    fl.write_custom(tmp_path / "data", "mycam", test={"wednesday.avi": 14}, real=real_frames())
+    assert train(tiny(tmp_path / "data", tmp_path, "mycam")) == 0
+    out = capsys.readouterr().out
+    assert "validation AUC skipped" in out and "no validation ran, so no 'best' checkpoint" in out
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["mycam_latest.pth"]
+    assert evaluate(tmp_path / "w" / "mycam_latest.pth", tmp_path / "data", tmp_path / "res") == 0
+    out = capsys.readouterr().out
+    assert "no AUC: AUC needs frame labels" in out
+    report = tmp_path / "res" / "mycam_mycam_latest"
+    rows = (report / "scores.csv").read_text().splitlines()
+    assert rows[0] == "video,frame,psnr,score,label" and len(rows) == 1 + 14 - 4 and rows[1].startswith("wednesday,4,")
+    assert (report / "curves" / "wednesday.png").is_file() and not (report / "roc.png").exists()
+    assert "AUC needs frame labels" in (report / "index.html").read_text()
+
+
+def test_own_labels_csv_gives_an_auc(tmp_path, capsys):
+    fl.write_custom(tmp_path / "data", "mycam", test={"wednesday.avi": 14})
+    (tmp_path / "data" / "mycam" / "testing" / "labels.csv").write_text("video,start,end\nwednesday,8,11\n")
+    files = find_dataset(tmp_path / "data", "mycam")
+    assert files.test[0].labels.tolist() == [0] * 7 + [1] * 4 + [0] * 3
+    assert train(tiny(tmp_path / "data", tmp_path, "mycam")) == 0
+    assert evaluate(tmp_path / "w" / "mycam_latest.pth", tmp_path / "data", tmp_path / "res") == 0
+    assert "micro-AUC:" in capsys.readouterr().out
+
+
+def test_custom_defaults_are_the_cpu_preset():
+    from config import PRESETS
+    cfg = build_config("mycam")
+    assert all(getattr(cfg, k) == v for k, v in PRESETS["cpu"].items())
+
+
+def test_train_until_uses_the_normal_part_only(tmp_path):
+    """--train_until 9 (frames) or '0.9s' (10 fps): every training video is cut to frames numbered < 9."""
+    fl.write_custom(tmp_path / "data", "mycam", train={"a.avi": 20, "b.avi": 12})
+    files = find_dataset(tmp_path / "data", "mycam")
+    for until in ("9", "0.9s"):
+        cfg = build_config("mycam", "tiny", {"data_root": str(tmp_path / "data"), "train_until": until})
+        windows = TrainWindows(training_videos(files, cfg), cfg)
+        assert windows.store.lengths == [9, 9] and len(windows) == 2 * (9 - 4)
+
+
+def test_detect_start_scores_the_rest(clean_mp4, tmp_path):
+    """detect.py --start 6s on a 10 fps file scores frames 60..119 (frames 56-59 are the first window's history)."""
+    from test_detect import read_scores, run_detect
+    from test_eval_cli import save_random_checkpoint
+    ckpt = save_random_checkpoint(tmp_path / "c.pth")
+    rows = read_scores(run_detect(clean_mp4[0], ckpt, tmp_path / "out", "--start", "6s"))
+    assert [int(r["frame"]) for r in rows] == list(range(60, 120))
+
+
+# ------------------------------------------------------------------------------------------ frame cache
+def test_video_files_beyond_the_ram_budget_are_extracted_once_outside_the_data(tmp_path):
+    """cache_max_gb 0: video files are extracted into --cache_dir (never under --data_root), reused by the next
+    run, and re-extracted when the file changes (the stale extraction is removed)."""
+    fl.write_custom(tmp_path / "data", "mycam", train={"a.avi": 12})
+    before = snapshot(tmp_path / "data")
+    cfg = build_config("mycam", "tiny", {"data_root": str(tmp_path / "data"), "cache_max_gb": 0.0,
+                                         "cache_dir": str(tmp_path / "cache")})
+    files = find_dataset(tmp_path / "data", "mycam")
+    first = TrainWindows(files.train, cfg)
+    extracted = list((tmp_path / "cache" / "frames").iterdir())
+    assert len(extracted) == 1 and len(list(extracted[0].glob("*.jpg"))) == 12 and not first.store.in_ram
+    stamp = snapshot(tmp_path / "cache")
+    second = TrainWindows(files.train, cfg)
+    assert snapshot(tmp_path / "cache") == stamp and torch.equal(first[3], second[3])
+    fl.write_custom(tmp_path / "data", "mycam", train={"a.avi": 14})     # the recording was replaced
+    third = TrainWindows(find_dataset(tmp_path / "data", "mycam").train, cfg)
+    now = list((tmp_path / "cache" / "frames").iterdir())
+    assert len(third) == 14 - 4 and len(now) == 1 and now[0] != extracted[0]
+    assert set(snapshot(tmp_path / "data")) == set(before)
+
+
+def test_video_and_folder_give_the_same_windows(tmp_path):
+    """A lossless video of a frame folder trains on the same pixels as the folder (RAM cache and batches)."""
+    written = fl.write_ped2_layout(tmp_path / "data", n_train=1, n_test=1)
+    folder = written["dataset_dir"] / "training" / "frames" / "01"
+    frames = [cv2.imread(str(p)) for p in sorted(folder.glob("*.jpg"))]
+    video = tmp_path / "lossless.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"FFV1"), 10.0, frames[0].shape[1::-1])
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    cfg = build_config("ped2", "tiny", {"data_root": str(tmp_path / "data")})
+    from dataset import Video
+    a = TrainWindows([Video("01", open_source(folder))], cfg)
+    b = TrainWindows([Video("01", open_source(video))], cfg)
+    assert len(a) == len(b) and all(torch.equal(a[i], b[i]) for i in range(len(a)))
+    batches = [torch.cat(list(video_frame_batches(v, cfg, 3, workers=0))) for v in a.videos + b.videos]
+    assert torch.equal(*batches)
+
+
+# ------------------------------------------------------------------------------------------ bad input
+def test_bad_video_files_are_one_line_errors(tmp_path):
+    root = tmp_path / "data"
+    fl.write_custom(root, "cam", train={"ok.avi": 8})
+    (root / "cam" / "training" / "junk.mp4").write_bytes(b"this is not a video")
+    with pytest.raises(FFPError, match=r"cannot open video file .*junk\.mp4"):
+        TrainWindows(find_dataset(root, "cam").train, build_config("cam", "tiny", {"data_root": str(root)}))
+    (root / "cam" / "training" / "junk.mp4").write_bytes(b"")
+    with pytest.raises(FFPError, match=r"junk\.mp4: the file is empty"):
+        TrainWindows(find_dataset(root, "cam").train, build_config("cam", "tiny", {"data_root": str(root)}))
+    (root / "cam" / "training" / "junk.mp4").unlink()
+    fl.write_video(root / "cam" / "training" / "short.avi", fl.video_frames(3))
+    with pytest.raises(FFPError, match=r"video file .*short\.avi has 3 frames, shorter than the 5-frame window"):
+        TrainWindows(find_dataset(root, "cam").train, build_config("cam", "tiny", {"data_root": str(root)}))
+
+
+def test_a_split_mixing_files_and_folders_is_refused(tmp_path):
+    fl.write_custom(tmp_path, "cam", train={"a.avi": 8})
+    (tmp_path / "cam" / "training" / "01").mkdir()
+    cv2.imwrite(str(tmp_path / "cam" / "training" / "01" / "000.jpg"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(FFPError, match=r"split folder .*training mixes video files \(a\.avi\) and frame folders \(01\)"):
+        find_dataset(tmp_path, "cam")
+
+
+def test_eval_refuses_a_damaged_test_video_and_detect_scores_it(clean_mp4, tmp_path, capsys):
+    """A test video file with a gap: eval.py refuses it (one line, nothing written); detect.py scores the frames
+    that decode, with true numbers, and says what is missing in its output and summary.json."""
+    from test_detect import read_scores, run_detect
+    from test_eval_cli import save_random_checkpoint
+    fl.write_custom(tmp_path / "data", "cam", train={"a.avi": 8})
+    damaged = _damaged_middle(clean_mp4[0], tmp_path / "data" / "cam" / "testing" / "damaged.mp4")
+    ckpt = save_random_checkpoint(tmp_path / "c.pth")
+    assert evaluate(ckpt, tmp_path / "data", tmp_path / "res", "--dataset", "cam") == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "damaged.mp4" in err and "missing in 1 gap" in err
+    assert not (tmp_path / "res").exists() or not list((tmp_path / "res").iterdir())
+    out = run_detect(damaged, ckpt, tmp_path / "det")
+    numbers = [int(r["frame"]) for r in read_scores(out)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert numbers[-1] == 119 and len(numbers) < 116 and summary["decoding"]["gaps"]
+    assert "warning:" in capsys.readouterr().out and any("gap" in n for n in summary["notes"])
+
+
+# ------------------------------------------------------------------------------------------ logs in a file
+def test_redirected_training_prints_progress_lines(tmp_path):
+    """`train.py … > log 2>&1`: no terminal, so plain progress lines (step, rate, ETA, losses) appear."""
+    fl.write_ped2_layout(tmp_path / "data")
+    with open(tmp_path / "log", "w") as log:
+        proc = subprocess.run([sys.executable, "train.py", *tiny(tmp_path / "data", tmp_path, "ped2", "--iters", "6",
+                                                                 "--log_interval", "2")],
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=300)
+    text = (tmp_path / "log").read_text()
+    assert proc.returncode == 0, text[-2000:]
+    lines = [line for line in text.splitlines() if line.startswith("train: ")]
+    assert lines and lines[-1].startswith("train: 6/6 (100%)") and "step/s" in lines[-1] and "psnr" in lines[-1]
+    assert "\r" not in text
