@@ -168,13 +168,24 @@ class Progress:
             self._line()
 
 
+def _others_running_now() -> int:
+    """Runnable tasks of other processes right now (from /proc/loadavg; 0 where it cannot be read). The load
+    average lags by a minute, so a job that just ended would otherwise still look like a neighbour."""
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return 1
+    return max(0, running - 1)   # this process's own main thread is running
+
+
 def configure_threads(threads: int) -> str | None:
     """Apply --threads (0 keeps torch's default, one per core) and return a warning when the cores look taken.
 
     OpenMP threads wait for each other at every operation; when another process holds a core, a 2-thread
     step waits for the descheduled thread (measured on the 2-core machine: 20-200× slower than alone, while
     1 thread beside the other job ran at its normal 1-thread speed). The 1-minute load average before this
-    process starts working tells how many cores others use.
+    process starts working tells how many cores others use; a warning also needs another process running now.
     """
     if threads > 0:
         torch.set_num_threads(threads)
@@ -185,7 +196,7 @@ def configure_threads(threads: int) -> str | None:
         return None
     used = torch.get_num_threads()
     free = max(0, int(cores - load + 0.5))
-    if load >= 0.75 and used > free:
+    if load >= 0.75 and used > free and _others_running_now() > 0:
         return (f"warning: the load average is {load:.1f} on {cores} cores, so other processes use about "
                 f"{min(cores, round(load))} of them, and this run's {used} torch threads will wait for each other "
                 f"(measured 20-200× slower than alone); pass --threads {max(1, free)} or wait for the cores to free up")

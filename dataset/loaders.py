@@ -29,7 +29,7 @@ from config import Config
 from utils import FFPError, Progress, atomic_write_text, resolve_device, shared_mode
 
 from .layouts import DatasetFiles, Video, check_lengths, find_dataset
-from .sources import DecodeReport, FrameFolder, VideoFile, read_frame
+from .sources import DecodeReport, FrameFolder, VideoFile
 
 MANIFEST = "manifest.json"
 JPEG_QUALITY = 95   # extraction cache: visually lossless, ~10× smaller than raw frames

@@ -14,9 +14,8 @@ import pytest
 import scipy.io
 
 import fake_layouts as fl
-from cli import run_cli
 from dataset import LabelNotes, entry_labels, find_dataset
-from helpers import own_signal_handlers
+from helpers import eval_cli, train_cli
 from utils import FFPError
 
 
@@ -32,16 +31,6 @@ def tiny(root: Path, out: Path, dataset: str = "ped2", *extra: str) -> list[str]
             *extra]
 
 
-def train(argv: list[str]) -> int:
-    import train as train_script
-    with own_signal_handlers():
-        return run_cli(train_script.main, argv)
-
-
-def run_eval(ckpt: Path, root: Path, out: Path, *extra: str) -> int:
-    import eval as eval_script
-    return run_cli(eval_script.main, ["--trained_model", str(ckpt), "--data_root", str(root), "--out_dir", str(out),
-                                      "--device", "cpu", "--num_workers", "0", *extra])
 
 
 def set_gt(info: dict, entries: list) -> Path:
@@ -192,22 +181,21 @@ def test_another_variable_name_is_read_and_said(tmp_path):
 def test_bad_labels_stop_train_and_eval_before_any_work(tmp_path, capsys):
     """Labels of 0/3 are refused by train.py before it starts (no 'FFP training on', nothing written) and by
     eval.py before it predicts (no result folder); 0/255 labels are accepted and said once."""
-    from test_eval_cli import TINY
     info = fl.write_shanghaitech_layout(tmp_path / "data", n_train=1, n_test=2, n_frames=8)
     masks = info["dataset_dir"] / "testing" / "test_frame_mask"
     for video, n in info["test_videos"].items():
         np.save(masks / f"{video}.npy", np.array([0, 3] * (n // 2) + [0] * (n % 2)))
-    assert train(tiny(tmp_path / "data", tmp_path, "shanghaitech")) == 1
+    assert train_cli(tiny(tmp_path / "data", tmp_path, "shanghaitech")) == 1
     captured = capsys.readouterr()
     assert "FFP training on" not in captured.out and "found values [0, 3]" in captured.err
     assert not (tmp_path / "w").exists() or not list((tmp_path / "w").iterdir())
     for video, n in info["test_videos"].items():
         np.save(masks / f"{video}.npy", np.array([0, 255] * (n // 2) + [0] * (n % 2)))
-    assert train(tiny(tmp_path / "data", tmp_path, "shanghaitech")) == 0
+    assert train_cli(tiny(tmp_path / "data", tmp_path, "shanghaitech")) == 0
     out = capsys.readouterr().out
     assert out.count("0/255 were read as 0 = normal, 255 = abnormal") == 1
     np.save(masks / f"{next(iter(info['test_videos']))}.npy", np.zeros(3))
-    assert run_eval(tmp_path / "w" / "shanghaitech_latest.pth", tmp_path / "data", tmp_path / "res") == 1
+    assert eval_cli(tmp_path / "w" / "shanghaitech_latest.pth", tmp_path / "data", tmp_path / "res") == 1
     assert "3 labels but 8 frames" in capsys.readouterr().err and not (tmp_path / "res").exists()
 
 
@@ -220,7 +208,7 @@ def test_training_without_usable_labels_runs_without_validation(tmp_path, capsys
         set_gt(info, [np.zeros((2, 0)), np.zeros((2, 0))])
     else:
         (info["dataset_dir"] / "ped2.mat").unlink()
-    assert train(tiny(tmp_path / "data", tmp_path, "ped2", "--iters", "4")) == 0
+    assert train_cli(tiny(tmp_path / "data", tmp_path, "ped2", "--iters", "4")) == 0
     out = capsys.readouterr().out
     assert out.count("warning: validation AUC skipped") == 1 and "validation micro-AUC" not in out
     assert ("labelled normal" if how == "one_class" else "no frame labels") in out
@@ -236,7 +224,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     fl.write_ped2_layout(root, n_test=2, n_frames=8)
     fl.write_avenue_layout(root, n_test=2, n_frames=8)
     out = tmp_path_factory.mktemp("run")
-    assert train(tiny(root, out)) == 0
+    assert train_cli(tiny(root, out)) == 0
     return root, out
 
 
@@ -245,7 +233,7 @@ def test_resume_refuses_flags_that_change_data_or_architecture(trained, tmp_path
     ckpt = run / "w" / "ped2_latest.pth"
     before = ckpt.read_bytes()
     argv = tiny(root, run, "avenue", "--resume", str(ckpt), "--height", "64", "--g_widths", "8,16")
-    assert train(argv) == 1
+    assert train_cli(argv) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"--resume {ckpt}" in err
     for part in ("--dataset avenue (the checkpoint's: ped2)", "--height 64 (the checkpoint's: 32)",
@@ -259,11 +247,11 @@ def test_init_from_fine_tunes_on_other_data(trained, tmp_path, capsys):
     import torch
     root, run = trained
     source = run / "w" / "ped2_latest.pth"
-    assert train(tiny(root, tmp_path, "avenue", "--init_from", str(source), "--iters", "3")) == 0
+    assert train_cli(tiny(root, tmp_path, "avenue", "--init_from", str(source), "--iters", "3")) == 0
     assert f"from the weights of {source} (new run, step 0)" in capsys.readouterr().out
     state = torch.load(tmp_path / "w" / "avenue_latest.pth", weights_only=True)
     assert state["step"] == 3 and state["init_from"] == str(source) and state["config"]["dataset"] == "avenue"
-    assert train(tiny(root, tmp_path / "b", "avenue", "--init_from", str(source), "--height", "64")) == 1
+    assert train_cli(tiny(root, tmp_path / "b", "avenue", "--init_from", str(source), "--height", "64")) == 1
     assert "--height 64 (the weights': 32)" in capsys.readouterr().err
 
 
@@ -318,7 +306,7 @@ def test_eval_notes_videos_without_spread(tmp_path, capsys):
     for path in video.iterdir():
         cv2.imwrite(str(path), np.full((24, 36, 3), 90, np.uint8))
     ckpt = save_random_checkpoint(tmp_path / "c.pth")
-    assert run_eval(ckpt, tmp_path / "data", tmp_path / "res", "--dataset", "ped2", "--height", "32", "--width", "48",
+    assert eval_cli(ckpt, tmp_path / "data", tmp_path / "res", "--dataset", "ped2", "--height", "32", "--width", "48",
                     "--g_widths", "4,8", "--no_pixel_auroc") == 0
     assert "note: 1 video(s) have a PSNR span below 0.1 dB" in capsys.readouterr().out
     report = tmp_path / "res" / "ped2_c"
@@ -337,6 +325,6 @@ def test_stale_temp_files_of_this_dataset_are_removed_at_start_and_nothing_else(
     others = [weights / ".ped1_latest.pth.a1b2c3d4.tmp", weights / "notes.tmp", weights / ".ped2_latest.pth.keep"]
     for path in mine + others:
         path.write_bytes(b"partial")
-    assert train(tiny(info_root, tmp_path)) == 0
+    assert train_cli(tiny(info_root, tmp_path)) == 0
     assert not any(p.exists() for p in mine) and all(p.exists() for p in others)
     assert capsys.readouterr().out.count("a temp file left by a run killed while saving") == 2

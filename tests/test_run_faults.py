@@ -7,7 +7,6 @@ Real `python train.py …` / `detect.py …` subprocesses where signals, kills o
 from __future__ import annotations
 
 import json
-import os
 import signal
 import struct
 import subprocess
@@ -21,7 +20,7 @@ import torch
 
 import fake_layouts as fl
 from cli import run_cli
-from helpers import own_signal_handlers
+from helpers import train_cli
 from test_faults import assert_same_training_state, load, popen_train, wait_for_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,19 +40,14 @@ def tiny_args(data_root: Path, out: Path, iters: int, *extra: str) -> list[str]:
             "--iters", str(iters), "--val_interval", "100000", *extra]
 
 
-def train(argv: list[str]) -> int:
-    import train as train_script
-    with own_signal_handlers():
-        return run_cli(train_script.main, argv)
-
 
 # ------------------------------------------------------------------------------------------ 1. resume applies flags
 def test_resume_applies_new_learning_rates_schedule_and_betas(data_root, tmp_path, capsys):
     """--resume latest --lr_g 1e-5 --lr_drop_steps 5 --adam_betas 0.5,0.9: the optimizer really uses them (the LR
     is 1e-5, then ×0.1 after step 5), the start-up printout lists each change, the saved config is what ran."""
-    assert train(tiny_args(data_root, tmp_path, 3, "--save_interval", "3")) == 0
+    assert train_cli(tiny_args(data_root, tmp_path, 3, "--save_interval", "3")) == 0
     capsys.readouterr()
-    assert train(tiny_args(data_root, tmp_path, 7, "--resume", "latest", "--lr_g", "1e-5", "--lr_drop_steps", "5",
+    assert train_cli(tiny_args(data_root, tmp_path, 7, "--resume", "latest", "--lr_g", "1e-5", "--lr_drop_steps", "5",
                            "--adam_betas", "0.5,0.9")) == 0
     out = capsys.readouterr().out
     for change in ("resume: lr_g: 0.0001 -> 1e-05 (applied)", "resume: lr_drop_steps: 7000 -> 5 (applied)",
@@ -68,9 +62,9 @@ def test_resume_applies_new_learning_rates_schedule_and_betas(data_root, tmp_pat
 
 def test_a_plain_resume_changes_nothing(data_root, tmp_path):
     """Resuming with no flags stays bit-identical to an uninterrupted run (the schedule is not rewritten)."""
-    assert train(tiny_args(data_root, tmp_path / "a", 6, "--save_interval", "3", "--lr_drop_steps", "2,4")) == 0
-    assert train(tiny_args(data_root, tmp_path / "b", 3, "--save_interval", "3", "--lr_drop_steps", "2,4")) == 0
-    assert train(tiny_args(data_root, tmp_path / "b", 6, "--save_interval", "3", "--lr_drop_steps", "2,4",
+    assert train_cli(tiny_args(data_root, tmp_path / "a", 6, "--save_interval", "3", "--lr_drop_steps", "2,4")) == 0
+    assert train_cli(tiny_args(data_root, tmp_path / "b", 3, "--save_interval", "3", "--lr_drop_steps", "2,4")) == 0
+    assert train_cli(tiny_args(data_root, tmp_path / "b", 6, "--save_interval", "3", "--lr_drop_steps", "2,4",
                            "--resume", "latest")) == 0
     assert_same_training_state(load(tmp_path / "a" / "w" / LATEST), load(tmp_path / "b" / "w" / LATEST))
 
@@ -240,7 +234,6 @@ def test_ctrl_c_during_a_stream_keeps_what_was_scored(tmp_path):
     """SIGINT while detect.py --mode stream scores a long clip: exit 130, and the result folder holds every row
     scored so far, the alarms, and a summary marked interrupted."""
     from test_eval_cli import save_random_checkpoint
-    import cv2
     clip = tmp_path / "clip.avi"
     fl.write_video(clip, fl.video_frames(3000))
     ckpt = save_random_checkpoint(tmp_path / "c.pth")
@@ -276,9 +269,9 @@ def test_no_command_writes_under_data_root(tmp_path):
     args = ["--dataset", "cam", "--preset", "tiny", "--flownet", "none", "--device", "cpu", "--data_root", str(root),
             "--weights_dir", str(tmp_path / "w"), "--log_dir", str(tmp_path / "runs"), "--cache_dir",
             str(tmp_path / "cache"), "--cache_max_gb", "0", "--iters", "2"]
-    assert train(args) == 0 and list((tmp_path / "cache" / "frames").iterdir())
-    assert train([*args[:-1], "4", "--resume", "latest"]) == 0
-    assert train([*args, "--resume", str(tmp_path / "w" / "cam_latest.pth"), "--dataset", "ped2"]) == 1
+    assert train_cli(args) == 0 and list((tmp_path / "cache" / "frames").iterdir())
+    assert train_cli([*args[:-1], "4", "--resume", "latest"]) == 0
+    assert train_cli([*args, "--resume", str(tmp_path / "w" / "cam_latest.pth"), "--dataset", "ped2"]) == 1
     import eval as eval_script
     assert run_cli(eval_script.main, ["--trained_model", str(tmp_path / "w" / "cam_latest.pth"), "--data_root",
                                       str(root), "--out_dir", str(tmp_path / "res"), "--num_workers", "0"]) == 0
@@ -311,7 +304,7 @@ def test_a_checkpoint_with_one_flipped_bit_is_refused(data_root, tmp_path):
     import zipfile
     from training.checkpoint import load_checkpoint
     from utils import FFPError
-    assert train(tiny_args(data_root, tmp_path, 2)) == 0
+    assert train_cli(tiny_args(data_root, tmp_path, 2)) == 0
     ckpt = tmp_path / "w" / LATEST
     with zipfile.ZipFile(ckpt) as archive:
         member = max(archive.infolist(), key=lambda info: info.file_size)   # the largest weight tensor

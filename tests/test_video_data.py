@@ -7,7 +7,6 @@ Fake datasets are written in each official layout with OpenCV (videos made from 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +17,9 @@ import pytest
 import torch
 
 import fake_layouts as fl
-from cli import run_cli
 from config import build_config
 from dataset import TrainWindows, VideoFile, find_dataset, open_source, training_videos, video_frame_batches
-from helpers import own_signal_handlers
+from helpers import eval_cli, train_cli
 from utils import FFPError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,16 +38,6 @@ def tiny(root: Path, out: Path, dataset: str, *extra: str) -> list[str]:
             "--iters", "2", "--val_interval", "100", *extra]
 
 
-def train(argv: list[str]) -> int:
-    import train as train_script
-    with own_signal_handlers():
-        return run_cli(train_script.main, argv)
-
-
-def evaluate(ckpt: Path, root: Path, out: Path, *extra: str) -> int:
-    import eval as eval_script
-    return run_cli(eval_script.main, ["--trained_model", str(ckpt), "--data_root", str(root), "--out_dir", str(out),
-                                      "--device", "cpu", "--num_workers", "0", *extra])
 
 
 def snapshot(folder: Path) -> dict:
@@ -125,8 +113,8 @@ def test_official_avenue_trains_and_evaluates(tmp_path, ground_truth_demo, capsy
     assert {v.name: len(v) for v in files.test} == written["test_videos"]
     for video in files.test:
         np.testing.assert_array_equal(video.labels, written["labels"][video.name])
-    assert train(tiny(tmp_path / "data", tmp_path, "avenue")) == 0
-    assert evaluate(tmp_path / "w" / "avenue_latest.pth", tmp_path / "data", tmp_path / "res") == 0
+    assert train_cli(tiny(tmp_path / "data", tmp_path, "avenue")) == 0
+    assert eval_cli(tmp_path / "w" / "avenue_latest.pth", tmp_path / "data", tmp_path / "res") == 0
     assert "micro-AUC:" in capsys.readouterr().out
 
 
@@ -137,8 +125,8 @@ def test_official_shanghaitech_uses_its_pixel_masks(tmp_path, capsys):
     files = find_dataset(tmp_path / "data", "shanghaitech")
     assert files.layout == "shanghaitech" and [v.name for v in files.test] == list(written["test_videos"])
     assert all(v.masks is not None and len(v.masks) == len(v) for v in files.test)
-    assert train(tiny(tmp_path / "data", tmp_path, "shanghaitech")) == 0
-    assert evaluate(tmp_path / "w" / "shanghaitech_latest.pth", tmp_path / "data", tmp_path / "res") == 0
+    assert train_cli(tiny(tmp_path / "data", tmp_path, "shanghaitech")) == 0
+    assert eval_cli(tmp_path / "w" / "shanghaitech_latest.pth", tmp_path / "data", tmp_path / "res") == 0
     metrics = json.loads((tmp_path / "res" / "shanghaitech_shanghaitech_latest" / "metrics.json").read_text())
     assert 0 <= metrics["pixel_auroc"] <= 1 and "pixel_auroc_skipped" not in metrics
 
@@ -156,11 +144,11 @@ def test_own_camera_without_labels_trains_and_reports_without_auc(tmp_path, caps
     """<root>/mycam/training/{monday.avi, tuesday.mp4}, testing/ with one unlabelled file: training runs (no
     validation, no 'best'), and eval.py writes scores, curves and the page, and says AUC needs labels."""
     fl.write_custom(tmp_path / "data", "mycam", test={"wednesday.avi": 14}, real=real_frames())
-    assert train(tiny(tmp_path / "data", tmp_path, "mycam")) == 0
+    assert train_cli(tiny(tmp_path / "data", tmp_path, "mycam")) == 0
     out = capsys.readouterr().out
     assert "validation AUC skipped" in out and "no validation ran, so no 'best' checkpoint" in out
     assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["mycam_latest.pth"]
-    assert evaluate(tmp_path / "w" / "mycam_latest.pth", tmp_path / "data", tmp_path / "res") == 0
+    assert eval_cli(tmp_path / "w" / "mycam_latest.pth", tmp_path / "data", tmp_path / "res") == 0
     out = capsys.readouterr().out
     assert "no AUC: AUC needs frame labels" in out
     report = tmp_path / "res" / "mycam_mycam_latest"
@@ -175,8 +163,8 @@ def test_own_labels_csv_gives_an_auc(tmp_path, capsys):
     (tmp_path / "data" / "mycam" / "testing" / "labels.csv").write_text("video,start,end\nwednesday,8,11\n")
     files = find_dataset(tmp_path / "data", "mycam")
     assert files.test[0].labels.tolist() == [0] * 7 + [1] * 4 + [0] * 3
-    assert train(tiny(tmp_path / "data", tmp_path, "mycam")) == 0
-    assert evaluate(tmp_path / "w" / "mycam_latest.pth", tmp_path / "data", tmp_path / "res") == 0
+    assert train_cli(tiny(tmp_path / "data", tmp_path, "mycam")) == 0
+    assert eval_cli(tmp_path / "w" / "mycam_latest.pth", tmp_path / "data", tmp_path / "res") == 0
     assert "micro-AUC:" in capsys.readouterr().out
 
 
@@ -279,7 +267,7 @@ def test_eval_refuses_a_damaged_test_video_and_detect_scores_it(clean_mp4, tmp_p
     fl.write_custom(tmp_path / "data", "cam", train={"a.avi": 8})
     damaged = _damaged_middle(clean_mp4[0], tmp_path / "data" / "cam" / "testing" / "damaged.mp4")
     ckpt = save_random_checkpoint(tmp_path / "c.pth")
-    assert evaluate(ckpt, tmp_path / "data", tmp_path / "res", "--dataset", "cam") == 1
+    assert eval_cli(ckpt, tmp_path / "data", tmp_path / "res", "--dataset", "cam") == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "damaged.mp4" in err and "missing in 1 gap" in err
     assert not (tmp_path / "res").exists() or not list((tmp_path / "res").iterdir())

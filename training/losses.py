@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.profiler import record_function
 
 
 def intensity_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -54,7 +55,8 @@ def flow_loss(flow_net: nn.Module, last_input: torch.Tensor, pred: torch.Tensor,
     `scale` converts the estimator's pixel flow to the official TF FlowNet-SD units (1/400) so the
     official λ_op values keep their meaning.
     """
-    flow_pred = flow_net(last_input, pred)
-    with torch.no_grad():
+    with record_function("flow of the prediction"):
+        flow_pred = flow_net(last_input, pred)
+    with torch.no_grad(), record_function("flow of the real frame"):
         flow_real = flow_net(last_input, target)
     return torch.mean((flow_pred - flow_real).abs()) * scale

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from config import Config
 from dataset import to_network_range
@@ -107,9 +108,10 @@ def split_clip(clip: torch.Tensor, device: torch.device,
 def generator_losses(nets: Nets, cfg: Config, inputs: torch.Tensor, target: torch.Tensor
                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Forward G and its weighted loss: (prediction B×3×H×W float32, dict of loss tensors incl. 'g_total')."""
-    with nets.precision.autocast():
+    with nets.precision.autocast(), record_function("G forward"):
         pred = nets.g_run(inputs).float()
-    parts = {"int": losses.intensity_loss(pred, target), "gd": losses.gradient_loss(pred, target)}
+    with record_function("intensity + gradient losses"):
+        parts = {"int": losses.intensity_loss(pred, target), "gd": losses.gradient_loss(pred, target)}
     total = cfg.lambda_int * parts["int"] + cfg.lambda_gd * parts["gd"]
     if nets.flow is not None and cfg.lambda_op > 0:
         last_input = inputs[:, -3:]
@@ -119,7 +121,7 @@ def generator_losses(nets: Nets, cfg: Config, inputs: torch.Tensor, target: torc
         # d_run is never the DDP wrapper: D's parameters are frozen here, and a DDP forward would arm its
         # reducer to expect D gradients that never come (error at the next DDP forward). The gradient
         # w.r.t. `pred` needs no synchronisation: it flows into G, whose DDP wrapper averages G's grads.
-        with nets.precision.autocast():
+        with nets.precision.autocast(), record_function("D forward (G's adversarial term)"):
             d_fake = nets.d_run(pred).float()
         parts["adv"] = losses.adversarial_g_loss(d_fake)
         total = total + cfg.lambda_adv * parts["adv"]
@@ -127,15 +129,18 @@ def generator_losses(nets: Nets, cfg: Config, inputs: torch.Tensor, target: torc
     return pred, parts
 
 
-def _update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
-    """backward + optimizer step, through the GradScaler when fp16 autocast uses one."""
-    if scaler is None:
-        loss.backward()
-        optimizer.step()
-        return
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)   # skipped (and the scale lowered) when the scaled gradients overflowed
-    scaler.update()
+def _update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
+            name: str) -> None:
+    """backward + optimizer step, through the GradScaler when fp16 autocast uses one; `name` labels the two
+    profiler ranges (bench/profile_step.py)."""
+    with record_function(f"{name} backward"):
+        (loss if scaler is None else scaler.scale(loss)).backward()
+    with record_function(f"{name} Adam"):
+        if scaler is None:
+            optimizer.step()
+            return
+        scaler.step(optimizer)   # skipped (and the scale lowered) when the scaled gradients overflowed
+        scaler.update()
 
 
 def train_step(nets: Nets, cfg: Config, clip: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
@@ -146,17 +151,17 @@ def train_step(nets: Nets, cfg: Config, clip: torch.Tensor, device: torch.device
     nets.d.requires_grad_(False)
     nets.opt_g.zero_grad(set_to_none=True)
     pred, parts = generator_losses(nets, cfg, inputs, target)
-    _update(parts["g_total"], nets.opt_g, nets.precision.scaler_g)
+    _update(parts["g_total"], nets.opt_g, nets.precision.scaler_g, "G")   # backward through flow, D and G
     nets.d.requires_grad_(True)
 
     # Discriminator: sees the generated frame detached, so its loss cannot reach G.
     if cfg.lambda_adv > 0:
         nets.opt_d.zero_grad(set_to_none=True)
         fake = pred.detach()
-        with nets.precision.autocast():
+        with nets.precision.autocast(), record_function("D forwards (real, generated)"):
             d_real, d_fake = nets.d_sync(target).float(), nets.d_sync(fake).float()
         d_loss = losses.adversarial_d_loss(d_real, d_fake)
-        _update(d_loss, nets.opt_d, nets.precision.scaler_d)
+        _update(d_loss, nets.opt_d, nets.precision.scaler_d, "D")
         parts["d"] = d_loss
     with torch.no_grad():
         parts["psnr"] = train_psnr(pred, target)
