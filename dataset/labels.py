@@ -368,9 +368,6 @@ class MaskArray:
         return _binary(np.asarray(self.array[index]).astype(np.uint8, copy=False), size)
 
 
-MaskSource = MaskImages | MaskArray
-
-
 def _binary(mask: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     """uint8 H0×W0 mask -> bool H×W (value > 0 = abnormal); nearest keeps it binary (no half-abnormal pixels)."""
     if size is not None and mask.shape != tuple(size):
@@ -378,14 +375,49 @@ def _binary(mask: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     return mask > 0
 
 
+class MaskVideo:
+    """Pixel masks stored as a video file, one frame per video frame (e.g. TestNNN_gt.avi); decoded on first use
+    and kept in memory as uint8 (masks are small: 180 frames of 240×360 are 16 MB)."""
+
+    def __init__(self, path: Path):
+        self.where, self._masks = path, None
+
+    def _all(self) -> list[np.ndarray]:
+        if self._masks is None:
+            from .sources import VideoFile   # local: sources is the lower layer, imported lazily here
+            source = VideoFile(self.where)
+            self._masks = [cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) for _, rgb in source.frames(*self._size(source))]
+        return self._masks
+
+    def _size(self, source) -> tuple[int, int]:
+        capture = cv2.VideoCapture(str(source.path))
+        size = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        capture.release()
+        return size
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def read(self, index: int, size: tuple[int, int] | None = None) -> np.ndarray:
+        """Mask of frame `index` as H×W bool (True = abnormal: lossy codecs leave faint values, so > 127)."""
+        return _binary((self._all()[index] > 127).astype(np.uint8), size)
+
+
+MaskSource = MaskImages | MaskArray | MaskVideo
+
+
 def mask_image_dirs(dataset_dir: Path) -> list[Path]:
-    """UCSD-style TestNNN_gt mask folders in natural order (testing/UCSD_pixel_masks/ or Test/), or []."""
+    """UCSD-style TestNNN_gt pixel masks in natural order (testing/UCSD_pixel_masks/ or Test/): image folders, or
+    video files (TestNNN_gt.avi, …, a video being a folder or a file everywhere), or []."""
+    from .sources import is_video_file
     for base in (dataset_dir / "testing" / "UCSD_pixel_masks", dataset_dir / "Test"):
-        dirs = sorted(base.glob("Test*_gt"), key=natural_key) if base.is_dir() else []
-        if dirs:
-            return dirs
+        found = sorted((p for p in base.glob("Test*_gt*") if p.is_dir() or is_video_file(p)), key=natural_key) \
+            if base.is_dir() else []
+        if found:
+            return found
     return []
 
 
-def mask_images(folder: Path) -> MaskImages:
-    return MaskImages(list_images(folder, MASK_EXTS), folder)
+def mask_images(path: Path) -> "MaskImages | MaskVideo":
+    """The pixel masks of one test video: a folder of mask images, or a mask video file."""
+    return MaskImages(list_images(path, MASK_EXTS), path) if path.is_dir() else MaskVideo(path)

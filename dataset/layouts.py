@@ -92,7 +92,7 @@ def split_videos(split_dir: Path) -> list[Video]:
     directly holds frames. FFPError for a folder that mixes files and frame folders or an empty video folder."""
     entries = sorted((p for p in split_dir.iterdir() if not is_junk(p)), key=natural_key)
     folders = [p for p in entries if _is_video_dir(p)]
-    files = [p for p in entries if is_video_file(p)]
+    files = [p for p in entries if is_video_file(p) and not p.stem.endswith("_gt")]   # *_gt: mask videos
     if folders and files:
         raise FFPError(f"split folder {split_dir} mixes video files ({', '.join(p.name for p in files[:3])}) and "
                        f"frame folders ({', '.join(p.name for p in folders[:3])}): keep one kind per folder")
@@ -221,7 +221,8 @@ def _label_entries(files: DatasetFiles):
 
 
 def _attach_masks(files: DatasetFiles) -> None:
-    """Pixel masks for the test videos: UCSD TestNNN_gt folders (by position) or ShanghaiTech test_pixel_mask/*.npy."""
+    """Pixel masks for the test videos: UCSD TestNNN_gt folders or mask videos (by position), or ShanghaiTech
+    test_pixel_mask/*.npy."""
     gt_dirs = L.mask_image_dirs(files.root)
     if gt_dirs and len(gt_dirs) == len(files.test):
         for video, gt_dir in zip(files.test, gt_dirs):

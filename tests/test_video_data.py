@@ -291,3 +291,43 @@ def test_redirected_training_prints_progress_lines(tmp_path):
     lines = [line for line in text.splitlines() if line.startswith("train: ")]
     assert lines and lines[-1].startswith("train: 6/6 (100%)") and "step/s" in lines[-1] and "psnr" in lines[-1]
     assert "\r" not in text
+
+
+def test_pixel_masks_as_video_files(tmp_path):
+    """UCSD-style masks stored as one video per test video (Test001_gt.avi): read like the mask images (lossless
+    FFV1 here), never taken for a test video, and their labels equal the images' labels."""
+    written = fl.write_ucsd_original_layout(tmp_path, use_m_file=False, mask_ext="png")
+    test_dir = written["dataset_dir"] / "Test"
+    for gt_dir in sorted(test_dir.glob("Test*_gt")):
+        masks = [cv2.imread(str(p)) for p in sorted(gt_dir.iterdir(), key=lambda p: int("".join(filter(str.isdigit, p.stem))))]
+        writer = cv2.VideoWriter(str(test_dir / f"{gt_dir.name}.avi"), cv2.VideoWriter_fourcc(*"FFV1"), 10.0,
+                                 masks[0].shape[1::-1])
+        for mask in masks:
+            writer.write(mask)
+        writer.release()
+        for path in gt_dir.iterdir():
+            path.unlink()
+        gt_dir.rmdir()
+    files = find_dataset(tmp_path, "ped2")
+    assert [v.name for v in files.test] == list(written["test_videos"])
+    for video in files.test:
+        assert len(video.masks) == len(video)
+        np.testing.assert_array_equal(video.labels, written["labels"][video.name])
+
+
+def test_walkthrough_flow_on_real_footage(tmp_path, capsys):
+    """README's walk-through in small: train on the first part of one recording (vtest.avi when ../shared has
+    it, else a generated clip), then score the rest of the same file with detect.py --start in stream mode."""
+    from test_detect import read_scores, run_detect
+    real = SHARED / "real_video" / "vtest.avi"
+    clip = real if real.is_file() else fl.write_video(tmp_path / "vtest.avi", fl.video_frames(80))
+    (tmp_path / "data" / "campus" / "training").mkdir(parents=True)
+    (tmp_path / "data" / "campus" / "training" / "vtest.avi").symlink_to(clip)
+    assert train_cli(tiny(tmp_path / "data", tmp_path, "campus", "--train_until", "4s", "--iters", "4")) == 0
+    assert "validation AUC skipped" in capsys.readouterr().out
+    out = run_detect(clip, tmp_path / "w" / "campus_latest.pth", tmp_path / "det", "--start", "4s", "--mode",
+                     "stream", "--max_frames", "60", "--save_video")
+    frames = [int(r["frame"]) for r in read_scores(out)]
+    assert frames == list(range(40, 60)) and (out / "heatmap.mp4").stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["start"] == 40 and "stored in campus_latest.pth" in summary["score"]
