@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from typing import Callable
 
 from utils import FFPError
@@ -35,14 +37,38 @@ class ArgumentParser(argparse.ArgumentParser):
         raise FFPError(f"{message} (see {self.prog} --help)")
 
 
+class Terminated(BaseException):
+    """SIGTERM turned into an exception (like KeyboardInterrupt for SIGINT), so that `with` blocks clean up:
+    a staged result folder is removed instead of being left behind by the default instant death."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run `main`; a user error becomes 'error: <one line>' on stderr and exit status 1 (traceback with --debug).
 
     User errors: FFPError (also re-raised from a DataLoader worker) and OSError naming a file (a folder that
-    cannot be written, a full disk). Ctrl-C outside training's own handler prints 'error: interrupted', exit 130.
+    cannot be written, a full disk). Ctrl-C outside a command's own handler prints 'error: interrupted', exit 130;
+    SIGTERM likewise 'error: terminated', exit 143, after the same clean-up (training and detect.py's stream
+    mode install their own handlers, which stop and keep their work).
     """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main_thread else None
+    if previous is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _run(main, args, debug)
+    finally:
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(main: Callable[[list[str] | None], int], args: list[str], debug: bool) -> int:
+    """run_cli's body: `main` with user errors and interrupts turned into one line and an exit status."""
     try:
         return main(args)
     except FFPError as exc:
@@ -65,3 +91,8 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
             raise
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        if debug:
+            raise
+        print("error: terminated (SIGTERM)", file=sys.stderr)
+        return 143

@@ -145,6 +145,17 @@ def build_config(dataset: str = "synthetic", preset: str | None = None, override
     return cfg
 
 
+def parse_until(text: str | None, flag: str) -> tuple[float, str] | None:
+    """A point in a video as `flag` takes it (--train_until, --start): '40s' -> (40.0, 's'); '400' ->
+    (400.0, 'frames'); None or '' -> None. FFPError naming the flag when malformed or not positive."""
+    if text in (None, ""):
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|frames?)?\s*", str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise FFPError(f"{flag} must be a positive number of frames ('400') or seconds ('40s'), got {text!r}")
+    return float(match.group(1)), "s" if (match.group(2) or "").startswith("s") else "frames"
+
+
 def validate(cfg: Config) -> None:
     """Refuse nonsensical settings with one clear message naming the flag."""
     positive = ["iters", "batch_size", "height", "width", "save_interval", "val_interval", "log_interval",
@@ -177,8 +188,7 @@ def validate(cfg: Config) -> None:
         if choices and getattr(cfg, f.name) not in choices:
             raise FFPError(f"--{f.name} must be one of {', '.join(choices)}, got {getattr(cfg, f.name)!r}")
     if cfg.train_until is not None:
-        from dataset.loaders import parse_until  # local import: config must stay light
-        parse_until(cfg.train_until)
+        parse_until(cfg.train_until, "--train_until")
     from flownet import FLOW_CHOICES  # local import: flownet imports torch models, config must stay light
     if cfg.flownet not in FLOW_CHOICES:
         raise FFPError(f"--flownet {cfg.flownet!r} is unknown; choose one of {', '.join(FLOW_CHOICES)}")

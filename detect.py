@@ -38,13 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 import torch
 
 from cli import ArgumentParser, run_cli
-from config import Config
-from dataset import FrameFolder, Video, VideoFile, open_source, parse_until, video_frame_batches
+from config import Config, parse_until
+from dataset import FrameFolder, Video, VideoFile, frame_number, open_source, video_frame_batches
 from evaluation.predict import generator_from_state, iter_predictions, psnr_stats_from_training_data
 from evaluation.report import DETECT_CSV_HEADER, StagedResult, detect_csv_rows, file_stems, write_detect_report
 from evaluation.scores import anomaly_scores, flat_videos_note
@@ -76,7 +75,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data_root", default=None, help="stream mode without stored statistics: where the "
                                                           "checkpoint's training data is (default: its config's)")
     parser.add_argument("--batch_size", type=int, default=None, help="frames per batch (default eval_batch_size)")
-    parser.add_argument("--max_frames", type=int, default=None, help="read only the first N frames")
+    parser.add_argument("--max_frames", type=int, default=None,
+                        help="read only the frames numbered below N (the first N of an undamaged constant-rate file)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(argv)
     for flag in ("batch_size", "max_frames"):
@@ -87,7 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.threshold is not None and not math.isfinite(args.threshold):
         raise FFPError(f"--threshold must be a finite number, got {args.threshold}")
     if args.start is not None:
-        parse_until(args.start)   # same grammar as --train_until; FFPError names the value
+        parse_until(args.start, "--start")   # same grammar as --train_until; FFPError names the value
     return args
 
 
@@ -109,21 +109,11 @@ def open_input(path: Path, args: argparse.Namespace) -> Input:
         raise FFPError(f"--video {exc}") from None
     if isinstance(source, FrameFolder) and not len(source):
         raise FFPError(f"--video {path}: the folder holds no frames (.jpg, .png, .tif, .bmp)")
-    fps = FOLDER_FPS
-    if isinstance(source, VideoFile):
-        capture = cv2.VideoCapture(str(path))
-        fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
-        capture.release()
-        fps = fps if 0 < fps < 1000 else FOLDER_FPS
+    fps = (source.container()[0] if isinstance(source, VideoFile) else None) or FOLDER_FPS
     video = Video(path.stem if isinstance(source, VideoFile) else path.name, source)
+    start = 0 if args.start is None else frame_number(args.start, video, "--start")
     if args.max_frames is not None:
         video = video.head(args.max_frames)
-    start = 0
-    if args.start is not None:
-        value, unit = parse_until(args.start)
-        if unit == "s" and isinstance(source, FrameFolder):
-            raise FFPError(f"--start {args.start}: a folder of frames has no frame rate; give --start in frames")
-        start = int(round(value * fps)) if unit == "s" else int(value)
     return Input(video, fps, start)
 
 
@@ -196,6 +186,7 @@ class StopOnSignal:
 
     @contextmanager
     def active(self) -> Iterator["StopOnSignal"]:
+        """While inside: SIGINT/SIGTERM set `signum` instead of killing; the old handlers come back after."""
         saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         for s in saved:
             signal.signal(s, self._handle)
@@ -360,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     if warning:
         print(warning, flush=True)
     device = resolve_device(args.device or cfg.device)
+    cfg.device = str(device)   # data workers are chosen for the device that runs, not the one that trained
     inp = open_input(Path(args.video), args)
     norm = normaliser(args.mode, state, args, ckpt, device)
     threshold = DEFAULT_THRESHOLD[args.mode] if args.threshold is None else args.threshold

@@ -175,18 +175,6 @@ def refuse_damaged(files) -> None:
                            f"whole test videos only: re-encode or replace the file (detect.py scores what decodes)")
 
 
-def auc_skipped(files, cfg: Config) -> str | None:
-    """Why no frame-level AUC can be computed (None when it can)."""
-    if not files.labelled:
-        return (f"AUC needs frame labels and none were found for the test videos of {files.name} in {files.root} "
-                f"(see README 'Your own data' for the label formats)")
-    values = np.concatenate(list(scored_labels(files.test, cfg.in_frames).values()))
-    if values.size and values.min() == values.max():
-        return f"AUC needs normal and abnormal frames; every scored test frame is labelled " \
-               f"{'abnormal' if values[0] else 'normal'}"
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ckpt_path = Path(args.trained_model)
@@ -201,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     if warning:
         print(warning, flush=True)
     device = resolve_device(cfg.device)
+    cfg.device = str(device)   # data workers are chosen for the device that runs, not the one that trained
     generator = generator_from_state(state, cfg, device, f"checkpoint {ckpt_path}")
     files = prepare_dataset(cfg)
     if not files.test:
@@ -209,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     refuse_damaged(files)
     for note in files.notes.lines:
         print(f"labels: {note}")
-    skipped = auc_skipped(files, cfg)
+    skipped = files.why_no_auc(cfg.in_frames)
+    if skipped:
+        skipped = (f"AUC needs frame labels of normal and abnormal frames: {skipped} (README 'Datasets' lists the "
+                   f"label formats)")
     knobs = {"checkpoint": ckpt_path.name, "selected_with_test_labels": selected_with_test_labels(ckpt_path, state),
              "dropped_frames": cfg.in_frames, "smooth_sigma": args.smooth_sigma}
     with StagedResult(args.out_dir, f"{cfg.dataset}_{ckpt_path.stem}", args.overwrite) as stage:

@@ -133,20 +133,6 @@ class StopRequest:
         self.requested = signum   # the loop says so: printing inside a signal handler can hit a half-done print
 
 
-def validation_skipped(files, cfg: Config) -> str | None:
-    """Why validation AUC cannot be computed for this dataset (None when it can): no test videos, no labels,
-    or one class only among the scored frames."""
-    if not files.test:
-        return f"{files.name} has no test videos"
-    if not files.labelled:
-        return f"no frame labels for the test videos of {files.name} in {files.root}"
-    scored = scored_labels(files.test, cfg.in_frames)
-    values = [v for lab in scored.values() for v in lab.tolist()]
-    if not values or min(values) == max(values):
-        return f"every scored test frame of {files.name} is labelled {'abnormal' if values and values[0] else 'normal'}"
-    return None
-
-
 def validate_auc(nets: Nets, cfg: Config, files, device: torch.device, stop: StopRequest) -> float | None:
     """Paper-protocol micro-AUC on the test set (test labels: for monitoring and 'best' only); None when a
     stop was requested while it ran."""
@@ -198,7 +184,7 @@ def _train(start: Start, cfg: Config, resume: dict | None, info: DistInfo, devic
     seed_everything(cfg.seed)   # the same seed on every rank: identical initial weights
     with main_first(info):      # rank 0 generates the synthetic data once; the others then read it
         files = prepare_dataset(cfg)
-    skip_validation = validation_skipped(files, cfg)
+    skip_validation = files.why_no_auc(cfg.in_frames)
     videos = training_videos(files, cfg)
     windows = TrainWindows(videos, cfg)            # decodes the training frames: every check runs before step 1
     fingerprint = data_fingerprint(videos, windows.store.lengths)
@@ -311,7 +297,8 @@ def _train(start: Start, cfg: Config, resume: dict | None, info: DistInfo, devic
             barrier(info)   # the other ranks wait for rank 0's validation and files
     if stopped and step < cfg.iters:
         if info.is_main:
-            checkpoint("latest")
+            if last_saved != step:   # a stop right after a regular save has nothing new to write
+                checkpoint("latest")
             print(f"stopped at step {step}; resume with --resume latest", flush=True)
         barrier(info)
     progress.close()

@@ -32,7 +32,17 @@ def resolve_device(name: str | None) -> torch.device:
 
 
 def current_umask() -> int:
-    """The process's file-mode creation mask (e.g. 0o022), read without changing it."""
+    """The process's file-mode creation mask (e.g. 0o022).
+
+    Read from /proc/self/status (Linux ≥ 4.7) so that it is never changed, not even for a moment that another
+    thread creating a file could observe; elsewhere set and restored at once (the only portable way).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -169,7 +179,8 @@ class Progress:
 
 
 def _others_running_now() -> int:
-    """Runnable tasks of other processes right now (from /proc/loadavg; 0 where it cannot be read). The load
+    """Runnable tasks of other processes right now (from /proc/loadavg; 1 where it cannot be read, so that the load
+    average alone decides). The load
     average lags by a minute, so a job that just ended would otherwise still look like a neighbour."""
     try:
         with open("/proc/loadavg") as f:

@@ -54,7 +54,8 @@ def as_video_files(videos: list[Video], folder: Path) -> list[Video]:
 
 
 def windows_per_s(windows: TrainWindows, n: int) -> float:
-    """Random windows (after one full pass over a sample, so caches are warm) per second."""
+    """Random windows per second, after 50 warm-up windows: the set-up has already built the RAM or extraction
+    cache, so this is the rate of every later epoch (the JPEG files are in the OS page cache by then)."""
     order = np.random.default_rng(0).integers(0, len(windows), n)
     for i in order[:50]:
         windows[int(i)]
@@ -65,6 +66,7 @@ def windows_per_s(windows: TrainWindows, n: int) -> float:
 
 
 def timed(fn):
+    """(fn(), seconds it took)."""
     started = time.perf_counter()
     result = fn()
     return result, time.perf_counter() - started

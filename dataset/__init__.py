@@ -12,13 +12,13 @@ from .labels import (LabelNotes, MaskArray, MaskImages, entry_labels, frame_labe
                      labels_from_masks, load_mat)
 from .layouts import BENCHMARKS, DatasetFiles, Video, check_lengths, find_dataset, scored_labels, split_videos
 from .loaders import (EpochShuffleSampler, FrameBatches, FrameStore, TrainWindows, data_workers, extracted_frames,
-                      parse_until, prepare_dataset, train_loader, training_videos, video_frame_batches)
+                      frame_number, prepare_dataset, train_loader, training_videos, video_frame_batches)
 from .sources import (IMAGE_EXTS, VIDEO_EXTS, DecodeReport, FrameFolder, VideoFile, decode_image, is_junk,
                       list_images, open_source, prepare_frame, read_frame, to_network_range)
 
 __all__ = ["LabelNotes", "MaskArray", "MaskImages", "entry_labels", "frame_labels", "interval_labels",
            "labels_from_masks", "load_mat", "BENCHMARKS", "DatasetFiles", "Video", "check_lengths", "find_dataset",
            "scored_labels", "split_videos", "EpochShuffleSampler", "FrameBatches", "FrameStore", "TrainWindows",
-           "data_workers", "extracted_frames", "parse_until", "prepare_dataset", "train_loader", "training_videos",
+           "data_workers", "extracted_frames", "frame_number", "prepare_dataset", "train_loader", "training_videos",
            "video_frame_batches", "IMAGE_EXTS", "VIDEO_EXTS", "DecodeReport", "FrameFolder", "VideoFile",
            "decode_image", "is_junk", "list_images", "open_source", "prepare_frame", "read_frame", "to_network_range"]

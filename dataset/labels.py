@@ -1,7 +1,7 @@
 """Frame labels and pixel masks of test videos: read from every format people save, checked when loaded.
 
 Frame labels end up as one (n_frames,) int64 array of 0/1 per test video (1 = abnormal). Sources, in the
-order `find_labels` looks for them under the dataset folder <ds>:
+order `layouts._label_entries` looks for them under the dataset folder <ds>:
   <ds>/<ds>.mat               variable `gt` (or another common name, or the file's only variable): a cell
                               with one entry per test video, in video order; an entry is either intervals
                               (2×K official: columns [start; end], 1-based inclusive; K×2 one interval per
@@ -46,6 +46,7 @@ class LabelNotes:
     lines: list[str] = field(default_factory=list)
 
     def add(self, text: str) -> None:
+        """Record one note (a repeated note is kept once)."""
         if text not in self.lines:
             self.lines.append(text)
 
@@ -281,7 +282,7 @@ def read_frame_mask_dir(folder: Path) -> dict[str, tuple[np.ndarray, Path]]:
 def read_avenue_dir(folder: Path) -> dict[str, tuple[np.ndarray, Path]]:
     """CUHK Avenue `<N>_label.mat` files (`volLabel`: one pixel mask per frame) -> {video: (0/1 per frame, file)}.
 
-    Keys are the file's number N; `match_names` pairs '1' with video '01' or '01.avi'.
+    Keys are the file's number N; `canonical` pairs '1' with video '01' or '01.avi'.
     """
     files = sorted((p for p in folder.glob("*_label.mat") if not is_junk(p)), key=natural_key)
     if not files:
@@ -386,14 +387,9 @@ class MaskVideo:
         if self._masks is None:
             from .sources import VideoFile   # local: sources is the lower layer, imported lazily here
             source = VideoFile(self.where)
-            self._masks = [cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) for _, rgb in source.frames(*self._size(source))]
+            _, _, height, width = source.container()   # masks are read at their own size
+            self._masks = [cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) for _, rgb in source.frames(height, width)]
         return self._masks
-
-    def _size(self, source) -> tuple[int, int]:
-        capture = cv2.VideoCapture(str(source.path))
-        size = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-        capture.release()
-        return size
 
     def __len__(self) -> int:
         return len(self._all())

@@ -68,12 +68,18 @@ class DatasetFiles:
         """Every test video has labels (there is at least one test video)."""
         return bool(self.test) and all(v.labels is not None for v in self.test)
 
-    def both_classes(self) -> bool:
-        """The scored labels hold normal and abnormal frames, so a frame-level AUC is defined."""
+    def why_no_auc(self, in_frames: int) -> str | None:
+        """Why no frame-level AUC can be computed on the test videos (None when it can): no test videos, no frame
+        labels, or one class only among the scored frames (the first `in_frames` of each video are not scored)."""
+        if not self.test:
+            return f"{self.name} has no test videos"
         if not self.labelled:
-            return False
-        values = np.concatenate([v.labels for v in self.test])
-        return bool(values.min() != values.max())
+            return f"no frame labels were found for the test videos of {self.name} in {self.root}"
+        values = np.concatenate(list(scored_labels(self.test, in_frames).values()))
+        if values.size == 0 or values.min() == values.max():
+            return (f"every scored test frame of {self.name} is labelled "
+                    f"{'abnormal' if values.size and values[0] else 'normal'}")
+        return None
 
 
 def scored_labels(videos: list[Video], in_frames: int) -> dict[str, np.ndarray]:
@@ -209,7 +215,9 @@ def _label_entries(files: DatasetFiles):
                    root / "ground_truth_demo" / "testing_label_mask"):
         if folder.is_dir():
             return folder, L.read_avenue_dir(folder), L.frame_labels
-    m_files = sorted(p for p in list(root.glob("*.m")) + list((root / "Test").glob("*.m")) if not is_junk(p))
+    # Only the official UCSD label scripts (UCSDped1.m, UCSDped2.m): any other .m is someone's MATLAB code.
+    m_files = sorted(p for p in list(root.glob("*.m")) + list((root / "Test").glob("*.m"))
+                     if p.name.lower().startswith("ucsd") and not is_junk(p))
     if m_files:
         return m_files[0], L.read_ucsd_m_entries(m_files[0]), L.interval_labels
     for csv_path in (root / "testing" / "labels.csv", root / "labels.csv"):

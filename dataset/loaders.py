@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from config import Config
+from config import Config, parse_until
 from utils import FFPError, Progress, atomic_write_text, resolve_device, shared_mode
 
 from .layouts import DatasetFiles, Video, check_lengths, find_dataset
@@ -36,39 +37,26 @@ JPEG_QUALITY = 95   # extraction cache: visually lossless, ~10× smaller than ra
 
 
 # ----------------------------------------------------------------------------------------------- dataset set-up
-def parse_until(text: str | None) -> tuple[float, str] | None:
-    """--train_until '40s' -> (40.0, 's'); '400' -> (400.0, 'frames'); None -> None. FFPError when malformed."""
-    if text in (None, ""):
-        return None
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|frames?)?\s*", str(text))
-    if not match or float(match.group(1)) <= 0:
-        raise FFPError(f"--train_until must be a positive number of frames ('400') or seconds ('40s'), got {text!r}")
-    return float(match.group(1)), "s" if (match.group(2) or "").startswith("s") else "frames"
-
-
-def _frame_bound(video: Video, until: tuple[float, str]) -> int:
-    """Frames numbered below this are the normal part of `video` (--train_until)."""
-    value, unit = until
+def frame_number(text: str, video: Video, flag: str) -> int:
+    """A point in `video` given as frames ('400') or seconds ('40s') — `--train_until`, `--start` — as a frame
+    number: seconds × the file's frame rate. FFPError naming the flag and the video when the value is malformed
+    or given in seconds for a source without a frame rate (a folder of frames)."""
+    value, unit = parse_until(text, flag)
     if unit == "frames":
         return int(value)
-    if not isinstance(video.source, VideoFile):
-        raise FFPError(f"--train_until {value:g}s needs a frame rate, and {video.where} is a folder of frames "
-                       f"(no frame rate): give the normal part in frames instead (e.g. --train_until 400)")
-    capture = cv2.VideoCapture(str(video.source.path))
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    capture.release()
-    if not 0 < fps < 1000:
-        raise FFPError(f"--train_until {value:g}s: {video.where} declares no usable frame rate ({fps}); give the "
-                       f"normal part in frames instead")
+    fps = video.source.container()[0] if isinstance(video.source, VideoFile) else None
+    if fps is None:
+        why = ("is a folder of frames (no frame rate)" if isinstance(video.source, FrameFolder)
+               else "declares no usable frame rate")
+        raise FFPError(f"{flag} {text}: {video.where} {why}; give it in frames instead (e.g. {flag} 400)")
     return int(round(value * fps))
 
 
 def training_videos(files: DatasetFiles, cfg: Config) -> list[Video]:
     """The training videos, each cut to its normal part when --train_until is given."""
-    until = parse_until(cfg.train_until)
-    if until is None:
+    if cfg.train_until in (None, ""):
         return files.train
-    return [v.head(_frame_bound(v, until)) for v in files.train]
+    return [v.head(frame_number(cfg.train_until, v, "--train_until")) for v in files.train]
 
 
 def prepare_dataset(cfg: Config) -> DatasetFiles:
@@ -92,9 +80,7 @@ def _declared_frames(video: Video) -> int:
     source = video.source
     if isinstance(source, FrameFolder):
         return len(source)
-    capture = cv2.VideoCapture(str(source.path))
-    declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-    capture.release()
+    declared = source.container()[1]
     return declared if declared > 0 else len(source)
 
 
@@ -114,19 +100,27 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _remove_stale(base: Path, source: Path, keep: Path) -> None:
-    """Delete extractions of `source` made from an older version of the file or another size, and temp
-    folders of crashed extractions (their process is gone). Only folders of this cache layout are touched."""
+def _file_version(path: Path) -> list[int]:
+    """[size in bytes, modification time in ns]: what tells one version of a video file from the next."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _remove_stale(base: Path, source: Path) -> None:
+    """Delete extractions of `source` made from an older version of the file (nobody can use them again) and
+    temp folders of crashed extractions (their process is gone). Extractions of the current file at another
+    size or `--train_until` stay: another run may be reading them. Only folders of this cache layout are touched."""
+    version = _file_version(source)
     for folder in base.iterdir():
         temp = re.fullmatch(r"\..+\.tmp-(\d+)-\w+", folder.name)
         if temp and not _pid_alive(int(temp.group(1))):
             shutil.rmtree(folder, ignore_errors=True)
-        elif folder != keep and (folder / MANIFEST).is_file():
+        elif (folder / MANIFEST).is_file():
             try:
-                same = json.loads((folder / MANIFEST).read_text())["source"] == str(source)
-            except (OSError, ValueError, KeyError):
+                manifest = json.loads((folder / MANIFEST).read_text())
+            except (OSError, ValueError):
                 continue
-            if same:
+            if manifest.get("source") == str(source) and manifest.get("file_version") != version:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -143,7 +137,7 @@ def extracted_frames(source: VideoFile, height: int, width: int, cache_dir: str 
         return FrameFolder(folder)
     try:
         base.mkdir(parents=True, exist_ok=True)
-        _remove_stale(base, source.path.resolve(), folder)
+        _remove_stale(base, source.path.resolve())
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-{os.getpid()}-", dir=base))
     except OSError as exc:
         raise FFPError(f"--cache_dir {base}: cannot create the frame cache ({exc.strerror or exc})") from None
@@ -155,11 +149,14 @@ def extracted_frames(source: VideoFile, height: int, width: int, cache_dir: str 
             progress.update()
         report = source.report()
         atomic_write_text(tmp / MANIFEST, json.dumps({"source": str(source.path.resolve()), "height": height,
-                                                      "width": width, **report.summary()}))
+                                                      "width": width, "file_version": _file_version(source.path),
+                                                      **report.summary()}))
         shared_mode(tmp, directory=True)
         os.replace(tmp, folder)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if (folder / MANIFEST).is_file():   # another run extracted the same file meanwhile: use its frames
+            return FrameFolder(folder)
         raise FFPError(f"--cache_dir {base}: cannot write the frame cache of {source.path} "
                        f"({exc.strerror or exc})") from None
     except BaseException:
@@ -191,9 +188,8 @@ class FrameStore:
         declared = [_declared_frames(v) for v in videos]
         self.in_ram = cfg.cache_frames and sum(declared) * cfg.height * cfg.width * 3 / 1e9 <= cfg.cache_max_gb
         self.readers: list[np.ndarray | FrameFolder] = []
-        progress = Progress(sum(declared), "decoding training frames" if self.in_ram else "preparing frames",
-                            unit="frame", every=500, enabled=self.in_ram or any(isinstance(v.source, VideoFile)
-                                                                               for v in videos))
+        # extraction into the frame cache shows its own progress per file (extracted_frames)
+        progress = Progress(sum(declared), "decoding training frames", unit="frame", every=500, enabled=self.in_ram)
         try:
             for video, n in zip(videos, declared):
                 if self.in_ram:
@@ -294,16 +290,26 @@ def data_workers(requested: int, device: str | None) -> int:
     return max(0, min(AUTO_WORKERS, cores - torch.get_num_threads()))
 
 
+def _leave_interrupts_to_main(_worker_id: int) -> None:
+    """DataLoader worker start: ignore Ctrl-C (SIGINT goes to the whole terminal process group) and die plainly
+    on SIGTERM (the loader's shutdown). The main process then stops on its own terms (training saves, detect.py
+    --mode stream keeps what it scored) instead of dying on 'DataLoader worker exited unexpectedly'."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def train_loader(windows: TrainWindows, cfg: Config, start_step: int, rank: int = 0, world_size: int = 1) -> DataLoader:
     """DataLoader over training windows in the seeded order, resuming at `start_step`."""
     sampler = EpochShuffleSampler(len(windows), cfg.seed, start_step * cfg.batch_size, rank, world_size)
     workers = data_workers(cfg.num_workers, cfg.device)
     return DataLoader(windows, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=torch.cuda.is_available(), drop_last=True,
-                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+                      worker_init_fn=_leave_interrupts_to_main)
 
 
 # ----------------------------------------------------------------------------------------------- testing
+
 class FolderFrames(Dataset):
     """The frames of a frame folder in order, each decoded once: item i -> (3×H×W uint8 tensor, frame number i)."""
 
@@ -363,13 +369,14 @@ class FrameBatches:
         pin = torch.cuda.is_available()
         if isinstance(self.source, FrameFolder):
             loader = DataLoader(FolderFrames(self.source, self.height, self.width), batch_size=self.batch_size,
-                                shuffle=False, num_workers=self.workers, pin_memory=pin)
+                                shuffle=False, num_workers=self.workers, pin_memory=pin,
+                                worker_init_fn=_leave_interrupts_to_main)
             for frames, numbers in loader:
                 self.numbers.extend(numbers.tolist())
                 yield frames
             return
         loader = DataLoader(FileFrames(self.source, self.height, self.width, self.batch_size), batch_size=None,
-                            num_workers=min(self.workers, 1), pin_memory=pin)
+                            num_workers=min(self.workers, 1), pin_memory=pin, worker_init_fn=_leave_interrupts_to_main)
         for frames, numbers, report in loader:
             if report is not None:
                 self.report = report

@@ -195,6 +195,7 @@ class DecodeReport:
 
     @property
     def n_frames(self) -> int:
+        """Number of frames that decoded."""
         return int(len(self.numbers))
 
     def typical_step(self) -> float:
@@ -226,6 +227,12 @@ class DecodeReport:
             shown = ", ".join(f"{a + 1}-{b - 1}" for a, b in gaps[:5]) + (" …" if len(gaps) > 5 else "")
             found.append(f"{sum(b - a - 1 for a, b in gaps)} frames missing in {len(gaps)} gap(s) (frames {shown}: "
                          f"damaged data the decoder skipped; later frames keep their true numbers)")
+        if self.retries and not gaps:
+            # Reads failed part-way and decoding recovered, yet the timestamps show no gap: the file carries no
+            # usable timestamps (numbers follow decode order) or the damage cost no frame. Either way the frame
+            # numbers after it cannot be trusted to match labels.
+            found.append(f"the decoder failed {self.retries} time(s) part-way through and recovered (damaged data; "
+                         f"without usable timestamps the frames after it may be renumbered)")
         tail = self.missing_tail()
         if tail:
             found.append(f"decoding stopped after frame {int(self.numbers[-1])} but the header declares "
@@ -239,6 +246,7 @@ class DecodeReport:
                 "first_frame": int(self.numbers[0]) if self.n_frames else None,
                 "last_frame": int(self.numbers[-1]) if self.n_frames else None,
                 "gaps": [list(g) for g in self.gaps()], "missing_at_end": self.missing_tail(),
+                "decode_retries": self.retries,
                 "problems": self.problems()}
 
 
@@ -301,7 +309,7 @@ class VideoFile:
         """Decode the file once (without colour conversion) and report what was found (cached)."""
         key = self._key()
         if key not in _REPORTS:
-            for _ in self._decode(0, 0, retrieve=False):
+            for _ in self._decode(0, 0, convert=False):
                 pass
         return _REPORTS[key]
 
@@ -318,13 +326,24 @@ class VideoFile:
 
     def frames(self, height: int, width: int) -> Iterator[tuple[int, np.ndarray]]:
         """Decode from the start: (frame number, height×width×3 uint8 RGB) of every frame, in order."""
-        yield from self._decode(height, width, retrieve=True)
+        yield from self._decode(height, width, convert=True)
+
+    def container(self) -> tuple[float | None, int, int, int]:
+        """What the container declares: (frame rate in frames/s or None when unusable, frame count (0 when
+        unknown; informative only, see `probe`), height, width in pixels). FFPError when OpenCV cannot open it."""
+        capture = _video_capture(self.path)
+        try:
+            fps = capture.get(cv2.CAP_PROP_FPS)
+            return (fps if 0 < fps < 1000 else None, max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0),
+                    int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)))
+        finally:
+            capture.release()
 
     def head(self, n: int) -> "VideoFile":
         """The same video cut to its frames numbered below n."""
         return VideoFile(self.path, n if self.stop is None else min(n, self.stop))
 
-    def _decode(self, height: int, width: int, retrieve: bool) -> Iterator[tuple[int, np.ndarray | None]]:
+    def _decode(self, height: int, width: int, convert: bool) -> Iterator[tuple[int, np.ndarray | None]]:
         """The decode loop: grab, retrieve, number; retries past damaged packets (MAX_DECODE_RETRIES).
 
         A pass that reaches the end (or `stop`) records its DecodeReport for this process; with `stop` the
@@ -340,7 +359,7 @@ class VideoFile:
             while True:
                 ok = capture.grab()
                 image = None
-                if ok and retrieve:
+                if ok:   # retrieved in the probe as well, so that both passes count the same frames
                     ok, image = capture.retrieve()
                 if not ok:
                     failures += 1
@@ -352,7 +371,7 @@ class VideoFile:
                 if self.stop is not None and number >= self.stop:
                     break
                 numbers.append(number)
-                yield number, (prepare_frame(image, height, width) if retrieve else None)
+                yield number, (prepare_frame(image, height, width) if convert else None)
             declared = header if header > 0 and self.stop is None else None
             _REPORTS[key] = DecodeReport(self.path, np.asarray(numbers, dtype=np.int64), fps, declared, retries)
         finally:

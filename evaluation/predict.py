@@ -161,6 +161,7 @@ def psnr_stats_from_training_data(state: dict, data_root: str | None, device: to
     from config import Config
     from dataset import find_dataset, training_videos
     cfg = Config.from_dict(state["config"])
+    cfg.device = str(device)
     root = data_root or cfg.data_root
     try:
         files = find_dataset(root, cfg.dataset, with_labels=False)

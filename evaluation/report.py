@@ -333,8 +333,24 @@ def _plot_detect_curve(path: Path, frames: np.ndarray, scores: np.ndarray, thres
 
 
 def _alarm_intervals(frames: np.ndarray, above: np.ndarray) -> list[tuple[int, int]]:
-    """(first frame, last frame) of each consecutive run of scored frames above the threshold."""
-    return [(int(frames[a]), int(frames[b])) for a, b in true_runs(above)]
+    """(first frame, last frame) of each consecutive run of scored frames above the threshold.
+
+    A run is also split where frame numbers jump (frames that did not decode: a jump of at least
+    max(2, 2 × the median step), the gap rule of dataset.sources.DecodeReport), so no interval spans them.
+    """
+    frames = np.asarray(frames)
+    steps = np.diff(frames)
+    limit = max(2.0, 2.0 * float(np.median(steps))) if len(steps) else 2.0
+    breaks = set(np.flatnonzero(steps >= limit).tolist())   # a jump after index i
+    intervals = []
+    for a, b in true_runs(above):
+        start = a
+        for i in range(a, b):
+            if i in breaks:
+                intervals.append((int(frames[start]), int(frames[i])))
+                start = i + 1
+        intervals.append((int(frames[start]), int(frames[b])))
+    return intervals
 
 
 def _alarms_text(frames, scores, above, threshold: float) -> str:

@@ -246,6 +246,16 @@ def test_detect_report(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
+def test_alarm_intervals_never_span_frames_that_did_not_decode(tmp_path):
+    """Frames 20-29 of a damaged file are missing: alarms on 18, 19 and 30, 31 are two intervals, not 18-31."""
+    frames = np.concatenate([np.arange(10, 20), np.arange(30, 40)])
+    scores = np.zeros(len(frames))
+    scores[[8, 9, 10, 11]] = 1.0            # frames 18, 19, 30, 31
+    write_detect_report(tmp_path, frames, 30 - scores, scores, 0.5, {})
+    assert json.loads((tmp_path / "summary.json").read_text())["alarm_intervals"] == [[18, 19], [30, 31]]
+    assert "18-19, 30-31" in (tmp_path / "alarms.txt").read_text()
+
+
 def test_detect_report_with_streamed_csv_and_video(tmp_path):
     frames, scores = np.arange(4, 11), np.array([0.0, 1.0, 4.0, 5.0, 0.5, 3.5, 0.0])
     with open(tmp_path / "scores.csv", "w", newline="") as f:   # as detect.py --mode stream writes it

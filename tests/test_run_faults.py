@@ -128,22 +128,19 @@ def test_tensorboard_curves_of_a_killed_and_resumed_run_equal_an_uninterrupted_o
 # ------------------------------------------------------------------------------------------ 3. prompt stop
 def test_sigterm_during_validation_saves_and_exits_at_once(tmp_path):
     """SIGTERM while a long validation runs: the validation is abandoned, 'latest' is saved at the current step
-    without the (slow) training PSNR statistics, and the process exits 0 — within Kubernetes' 30 s grace period
-    even on a loaded machine (a tiny model; the statistics pass alone would take longer than the save)."""
+    without the (slow) training PSNR statistics, and the process exits 0. What makes the stop prompt is asserted
+    (no statistics pass, no traceback), not a wall-clock limit: timings belong in bench/, not in tests."""
     root = tmp_path / "data"
     fl.write_ped2_layout(root, n_train=1, n_test=24, n_frames=60)      # a test set that takes a while
     proc = popen_train(*tiny_args(root, tmp_path, 100_000, "--val_interval", "2", "--save_interval", "1",
                                   "--eval_batch_size", "2", "--num_workers", "0"))
     wait_for_checkpoint(tmp_path / "w" / LATEST, proc)
     time.sleep(0.5)           # inside the first validation by now (it is far slower than two steps)
-    sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    elapsed = time.monotonic() - sent
+    out, err = proc.communicate(timeout=300)    # a hang guard only
     assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]
     state = load(tmp_path / "w" / LATEST)
     assert f"stopped at step {state['step']}" in out and "psnr_stats" not in state
-    assert elapsed < 30, f"stop took {elapsed:.1f}s"
 
 
 # ------------------------------------------------------------------------------------------ 4. full disk
@@ -314,3 +311,37 @@ def test_a_checkpoint_with_one_flipped_bit_is_refused(data_root, tmp_path):
     damaged.write_bytes(bytes(data))
     with pytest.raises(FFPError, match=r"damaged\.pth is truncated, damaged or not a checkpoint .*fails the CRC-32"):
         load_checkpoint(damaged)
+
+
+def test_the_same_folder_named_two_ways_is_one_lock(tmp_path, monkeypatch):
+    """--weights_dir w --log_dir <abs path of w>: one folder, one lock — the run must not refuse itself."""
+    from training.runlog import RunLock
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w").mkdir()
+    lock = RunLock([Path("w"), tmp_path / "w"], "ped2").acquire()
+    try:
+        assert len(lock.paths) == 1
+    finally:
+        lock.release()
+
+
+def test_sigterm_outside_a_commands_own_handler_cleans_up_and_exits_143(tmp_path):
+    """eval.py and detect.py --mode whole have no stop handler of their own: SIGTERM becomes an exception, so the
+    staged result folder is removed (no hidden temp folder left in results/) and the exit status is 143."""
+    import os
+    from evaluation.report import StagedResult
+
+    def main(_argv):
+        with StagedResult(tmp_path / "results", "run", overwrite=False) as stage:
+            (stage.dir / "scores.csv").write_text("half")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)   # the signal arrives long before this ends
+        return 0
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)    # as in a fresh process
+    try:
+        assert run_cli(main, []) == 143
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL     # restored for whoever runs next
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not (tmp_path / "results").exists() or list((tmp_path / "results").iterdir()) == []

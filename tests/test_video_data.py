@@ -215,6 +215,39 @@ def test_video_files_beyond_the_ram_budget_are_extracted_once_outside_the_data(t
     assert set(snapshot(tmp_path / "data")) == set(before)
 
 
+def test_extractions_of_the_current_file_at_other_sizes_are_kept_for_other_runs(tmp_path):
+    """Two runs sharing --cache_dir at different sizes (or --train_until) must not delete each other's frames;
+    only extractions of an older version of the file are stale."""
+    fl.write_custom(tmp_path / "data", "mycam", train={"a.avi": 12})
+    files = find_dataset(tmp_path / "data", "mycam")
+    common = {"data_root": str(tmp_path / "data"), "cache_max_gb": 0.0, "cache_dir": str(tmp_path / "cache")}
+    small = TrainWindows(files.train, build_config("mycam", "tiny", common))
+    larger = TrainWindows(files.train, build_config("mycam", "tiny", {**common, "height": 64, "width": 96}))
+    assert len(list((tmp_path / "cache" / "frames").iterdir())) == 2
+    assert small[0].shape[-2:] == (32, 48) and larger[0].shape[-2:] == (64, 96)
+    assert torch.equal(small[5], TrainWindows(files.train, build_config("mycam", "tiny", common))[5])
+
+
+def test_decoder_recoveries_without_a_timestamp_gap_are_reported_as_damage():
+    """A file without usable timestamps numbers frames in decode order, so damage shows only as failed reads that
+    recovered: reported (eval.py then refuses the file), never silently renumbered."""
+    from dataset.sources import DecodeReport
+    whole = DecodeReport(Path("x.avi"), np.arange(50), None, None, retries=0)
+    damaged = DecodeReport(Path("x.avi"), np.arange(50), None, None, retries=3)
+    assert whole.problems() == []
+    assert len(damaged.problems()) == 1 and "failed 3 time(s)" in damaged.problems()[0]
+    assert damaged.summary()["decode_retries"] == 3
+
+
+def test_other_matlab_files_are_not_taken_for_ucsd_labels(tmp_path):
+    """Only UCSD*.m is the official label script: someone's own analysis.m next to labels.csv is ignored."""
+    fl.write_custom(tmp_path, "mycam", train={"a.avi": 12}, test={"b.avi": 12})
+    (tmp_path / "mycam" / "analysis.m").write_text("x = 1;\n")
+    (tmp_path / "mycam" / "testing" / "labels.csv").write_text("video,start,end\nb,3,5\n")
+    files = find_dataset(tmp_path, "mycam")
+    assert files.test[0].labels.tolist() == [0, 0, 1, 1, 1] + [0] * 7
+
+
 def test_video_and_folder_give_the_same_windows(tmp_path):
     """A lossless video of a frame folder trains on the same pixels as the folder (RAM cache and batches)."""
     written = fl.write_ped2_layout(tmp_path / "data", n_train=1, n_test=1)

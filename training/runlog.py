@@ -70,6 +70,7 @@ class RunLog:
         self._call(self._writer.flush)
 
     def close(self) -> None:
+        """Flush and close the event file (a full disk raises FFPError naming the folder)."""
         self._call(self._writer.close)
 
 
@@ -81,7 +82,7 @@ class RunLock:
     """
 
     def __init__(self, folders: list[Path], dataset: str):
-        self.paths = [Path(f) / f".{dataset}.lock" for f in dict.fromkeys(folders)]
+        self.paths = [f / f".{dataset}.lock" for f in dict.fromkeys(Path(f).resolve() for f in folders)]
         self._files = []
 
     def acquire(self) -> "RunLock":
