@@ -39,7 +39,7 @@ from training.checkpoint import load_checkpoint, load_state_strict, save_checkpo
 from training.distributed import (DistInfo, any_rank, barrier, init_distributed, main_first, mean_over_ranks,
                                   shutdown_distributed, wrap_ddp)
 from training.resume import SCHEDULE, apply_schedule, data_fingerprint, init_config, resume_config
-from training.runlog import RunLock, RunLog, remove_stale_temp_files
+from training.runlog import RunLock, RunLog, RunTraces, remove_stale_temp_files
 from training.step import Nets, Precision, make_precision, split_clip, train_step, use_channels_last
 from utils import FFPError, Progress, atomic_write_text, check_writable, configure_threads, seed_everything
 
@@ -165,22 +165,30 @@ def train(start: Start, info: DistInfo, device: torch.device) -> int:
     prior_seconds = float(resume.get("train_seconds", 0.0)) if resume else 0.0
     weights_dir, run_dir = Path(cfg.weights_dir), Path(cfg.log_dir) / f"{cfg.dataset}"
     precision = make_precision(cfg, device)   # before any slow set-up: an impossible --amp_dtype fails at once
-    lock = None
-    if info.is_main:
-        check_writable(weights_dir, "--weights_dir")
-        check_writable(run_dir, "--log_dir")
-        lock = RunLock([weights_dir, run_dir], cfg.dataset).acquire()
-        for path in remove_stale_temp_files(weights_dir, cfg.dataset):
-            print(f"removed {path}, a temp file left by a run killed while saving", flush=True)
+    lock, traces, failed = None, RunTraces([weights_dir, run_dir]) if info.is_main else None, True
     try:
-        return _train(start, cfg, resume, info, device, precision, weights_dir, run_dir, process_start, prior_seconds)
+        if info.is_main:
+            check_writable(weights_dir, "--weights_dir")
+            check_writable(run_dir, "--log_dir")
+            lock = RunLock([weights_dir, run_dir], cfg.dataset).acquire()
+            for path in remove_stale_temp_files(weights_dir, cfg.dataset):
+                print(f"removed {path}, a temp file left by a run killed while saving", flush=True)
+        result = _train(start, cfg, resume, info, device, precision, weights_dir, run_dir, process_start,
+                        prior_seconds, traces)
+        failed = False
+        return result
     finally:
+        if failed and traces is not None and not traces.trained and lock is not None:
+            traces.remove_files(keep=lock.paths)   # failed before step 1; only while holding the lock
         if lock is not None:
             lock.release()
+        if failed and traces is not None:
+            traces.remove_folders()   # the folders it created, if now empty: no empty run folders left behind
 
 
 def _train(start: Start, cfg: Config, resume: dict | None, info: DistInfo, device: torch.device,
-           precision: Precision, weights_dir: Path, run_dir: Path, process_start: float, prior_seconds: float) -> int:
+           precision: Precision, weights_dir: Path, run_dir: Path, process_start: float, prior_seconds: float,
+           traces: RunTraces | None) -> int:
     seed_everything(cfg.seed)   # the same seed on every rank: identical initial weights
     with main_first(info):      # rank 0 generates the synthetic data once; the others then read it
         files = prepare_dataset(cfg)
@@ -265,6 +273,8 @@ def _train(start: Start, cfg: Config, resume: dict | None, info: DistInfo, devic
         sched_g.step()
         sched_d.step()
         step += 1
+        if traces is not None:
+            traces.trained = True
         at_end = step == cfg.iters
         if step % cfg.log_interval == 0 or at_end or step % cfg.save_interval == 0:
             if any_rank(bad, info):  # one host sync per logging/saving step, never per iteration

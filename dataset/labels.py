@@ -140,8 +140,20 @@ def interval_labels(intervals, n_frames: int, where: str, notes: LabelNotes) -> 
     if not (arr.shape == (2,) or (arr.ndim == 2 and 2 in arr.shape)):
         raise FFPError(f"{where}: intervals must be 2×K ([start; end] columns), K×2 or one [start end], "
                        f"got shape {arr.shape}")
-    rows = _as_intervals(arr, where, n_frames, notes)
+    return _fill(_as_intervals(arr, where, n_frames, notes), n_frames, where)
+
+
+def row_interval_labels(rows, n_frames: int, where: str, notes: LabelNotes) -> np.ndarray:
+    """Intervals written one per row with their meaning explicit (labels.csv `video,start,end`): K×2 (start, end),
+    1-based inclusive, never re-oriented -> (n_frames,) int64 0/1 labels, checked like `interval_labels`."""
+    arr = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
+    return _fill(_whole_numbers(arr, where, "interval bounds"), n_frames, where)
+
+
+def _fill(rows: np.ndarray, n_frames: int, where: str) -> np.ndarray:
+    """K×2 (start, end) rows, checked -> (n_frames,) int64 labels with 1 inside every interval."""
     _check_intervals(rows, n_frames, where)
+    labels = np.zeros(n_frames, dtype=np.int64)
     for start, end in rows:
         labels[start - 1:end] = 1
     return labels
@@ -298,8 +310,9 @@ def read_avenue_dir(folder: Path) -> dict[str, tuple[np.ndarray, Path]]:
 
 
 def read_interval_csv(path: Path, videos: list[str]) -> dict[str, np.ndarray]:
-    """labels.csv with header `video,start,end` (1-based inclusive) -> {video: 2×K intervals}; all videos
-    present (those without rows get none). FFPError for a bad header/row or an unknown video name."""
+    """labels.csv with header `video,start,end` (1-based inclusive) -> {video: K×2 (start, end) rows, for
+    `row_interval_labels`}; all videos present (those without rows get none). FFPError for a bad header/row or an
+    unknown video name."""
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
         rows = list(csv.reader(f))
     header = [c.strip().lower() for c in rows[0]] if rows else []
@@ -320,7 +333,7 @@ def read_interval_csv(path: Path, videos: list[str]) -> dict[str, np.ndarray]:
             intervals[name].append((float(row[1]), float(row[2])))
         except ValueError:
             raise FFPError(f"label file {path} line {line}: start and end must be numbers, got {row[1:3]}") from None
-    return {v: np.array(iv).reshape(-1, 2).T for v, iv in intervals.items()}   # 2×K, the official orientation
+    return {v: np.array(iv, dtype=np.float64).reshape(-1, 2) for v, iv in intervals.items()}
 
 
 def canonical(name: str) -> str:

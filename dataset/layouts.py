@@ -202,7 +202,7 @@ def _label_entries(files: DatasetFiles):
     """(where, entries, reader) of the first label source found (module docstring of dataset.labels), or None.
 
     entries: a list in test-video order, or {video name: entry or (entry, file)}; reader turns one entry into
-    checked 0/1 labels: `entry_labels` (intervals or per-frame), `interval_labels` or `frame_labels`.
+    checked 0/1 labels: `entry_labels` (intervals or per-frame), `interval_labels`, `row_interval_labels` (labels.csv) or `frame_labels`.
     """
     root, notes, n_test = files.root, files.notes, len(files.test)
     for mat in dict.fromkeys((root / f"{files.name}.mat", root / f"{root.name}.mat")):
@@ -222,7 +222,7 @@ def _label_entries(files: DatasetFiles):
         return m_files[0], L.read_ucsd_m_entries(m_files[0]), L.interval_labels
     for csv_path in (root / "testing" / "labels.csv", root / "labels.csv"):
         if csv_path.is_file():
-            return csv_path, L.read_interval_csv(csv_path, [v.name for v in files.test]), L.interval_labels
+            return csv_path, L.read_interval_csv(csv_path, [v.name for v in files.test]), L.row_interval_labels
     if all(v.masks is not None for v in files.test):
         return Path("pixel masks"), {v.name: L.labels_from_masks(v.masks) for v in files.test}, L.frame_labels
     return None

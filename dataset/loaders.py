@@ -81,7 +81,9 @@ def _declared_frames(video: Video) -> int:
     if isinstance(source, FrameFolder):
         return len(source)
     declared = source.container()[1]
-    return declared if declared > 0 else len(source)
+    if declared <= 0:
+        return len(source)
+    return declared if source.stop is None else min(declared, source.stop)   # a cut (--train_until) reads fewer
 
 
 def _cache_key(source: VideoFile, height: int, width: int) -> str:
@@ -223,7 +225,8 @@ class TrainWindows(Dataset):
         self.store = FrameStore(videos, cfg)
         for video, n in zip(videos, self.store.lengths):
             if n < self.window:
-                raise FFPError(f"{video.where} has {n} frames, shorter than the {self.window}-frame window "
+                cut = f" before --train_until {cfg.train_until}" if cfg.train_until not in (None, "") else ""
+                raise FFPError(f"{video.where} has {n} frames{cut}, shorter than the {self.window}-frame window "
                                f"(--in_frames {cfg.in_frames} + the predicted frame)")
         self.index = np.array([(v, s) for v, n in enumerate(self.store.lengths) for s in range(n - self.window + 1)],
                               dtype=np.int64).reshape(-1, 2)
@@ -291,11 +294,11 @@ def data_workers(requested: int, device: str | None) -> int:
 
 
 def _leave_interrupts_to_main(_worker_id: int) -> None:
-    """DataLoader worker start: ignore Ctrl-C (SIGINT goes to the whole terminal process group) and die plainly
-    on SIGTERM (the loader's shutdown). The main process then stops on its own terms (training saves, detect.py
-    --mode stream keeps what it scored) instead of dying on 'DataLoader worker exited unexpectedly'."""
+    """DataLoader worker start: ignore Ctrl-C (SIGINT goes to the whole terminal process group), so the main
+    process stops on its own terms (training saves, detect.py --mode stream keeps what it scored) instead of
+    dying on 'DataLoader worker exited unexpectedly'. SIGTERM keeps the handler inherited from cli.run_cli:
+    a worker terminated at exit then ends by exception, not 'killed by signal', which torch would report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def train_loader(windows: TrainWindows, cfg: Config, start_step: int, rank: int = 0, world_size: int = 1) -> DataLoader:

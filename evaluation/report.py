@@ -126,6 +126,7 @@ class StagedResult:
         self.path: Path | None = None
 
     def __enter__(self) -> "StagedResult":
+        self._made_root = not self.out_root.exists()
         try:
             self.out_root.mkdir(parents=True, exist_ok=True)
             self.dir = Path(tempfile.mkdtemp(prefix=f".{self.name}.tmp-", dir=self.out_root))
@@ -137,6 +138,11 @@ class StagedResult:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
+            if self._made_root:   # an --out_dir this run created goes too, if nothing else is in it
+                try:
+                    self.out_root.rmdir()
+                except OSError:
+                    pass
             return
         self.path = free_result_path(self.out_root, self.name, self.overwrite)
         old = None

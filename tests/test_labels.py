@@ -63,6 +63,19 @@ def test_a_2x2_array_is_read_as_the_official_2xK_unless_only_rows_make_sense():
     assert len(notes) == 1 and "read as one interval per row (frames 2-3 and 9-10)" in notes[0]
 
 
+def test_labels_csv_rows_are_taken_as_written_never_re_oriented(tmp_path):
+    """labels.csv says what each number is (video,start,end): two overlapping rows are refused (not transposed
+    into intervals nobody wrote, as an ambiguous 2×2 .mat array may be), and two valid rows are read as given."""
+    fl.write_custom(tmp_path, "mycam", train={"a.avi": 12}, test={"t1.avi": 12})
+    csv_path = tmp_path / "mycam" / "testing" / "labels.csv"
+    csv_path.write_text("video,start,end\nt1,2,8\nt1,5,10\n")
+    with pytest.raises(FFPError, match=r"labels\.csv.*t1.*intervals \[2, 8\] and \[5, 10\] overlap"):
+        find_dataset(tmp_path, "mycam")
+    csv_path.write_text("video,start,end\nt1,2,3\nt1,9,10\n")
+    files = find_dataset(tmp_path, "mycam")
+    assert files.test[0].labels.tolist() == [0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0] and not files.notes.lines
+
+
 @pytest.mark.parametrize("entry, message", [
     ([[0], [3]], r"interval \[0, 3\] starts at 0; intervals are 1-based inclusive"),
     ([[5], [3]], r"interval \[5, 3\] ends before it starts"),

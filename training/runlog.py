@@ -74,6 +74,42 @@ class RunLog:
         self._call(self._writer.close)
 
 
+class RunTraces:
+    """What a run adds to its output folders, so that a run failing before its first training step (bad data
+    found late, e.g. a truncated frame read by a DataLoader worker) leaves nothing behind: the folders it created
+    and the files it added (config.json, the event file) are removed; files that were there before are kept.
+    A run that trained at least one step keeps its log (it shows what happened)."""
+
+    def __init__(self, folders: list[Path]):
+        self.folders = [Path(f) for f in dict.fromkeys(folders)]
+        self.created: list[Path] = []
+        for folder in self.folders:
+            missing = folder
+            while not missing.exists() and missing != missing.parent:
+                self.created.append(missing)
+                missing = missing.parent
+        self.before = {f: set(f.iterdir()) if f.is_dir() else set() for f in self.folders}
+        self.trained = False
+
+    def remove_files(self, keep: list[Path]) -> None:
+        """Delete the files this run added (not those in `keep`: its lock files, which RunLock.release removes).
+        Call while still holding the run lock, so no other run's files can be among them."""
+        kept = {Path(p).resolve() for p in keep}
+        for folder, old in self.before.items():
+            if folder.is_dir():
+                for path in set(folder.iterdir()) - old:
+                    if path.is_file() and path.resolve() not in kept:
+                        path.unlink(missing_ok=True)
+
+    def remove_folders(self) -> None:
+        """Remove the folders this run created, each only if it is empty (after the lock was released)."""
+        for folder in sorted(set(self.created), key=lambda p: len(p.parts), reverse=True):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+
 class RunLock:
     """Exclusive flock()s on `.<dataset>.lock` in each folder a run writes (weights and log folders).
 
