@@ -41,7 +41,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from cli import ArgumentParser, run_cli
+from cli import ArgumentParser, Terminated, run_cli
 from config import Config, parse_until
 from dataset import FrameFolder, Video, VideoFile, frame_number, open_source, video_frame_batches
 from evaluation.predict import generator_from_state, iter_predictions, psnr_stats_from_training_data
@@ -198,8 +198,14 @@ class StopOnSignal:
 
     def _handle(self, signum, frame):
         if self.signum:              # a second signal: stop at once
-            raise KeyboardInterrupt
+            raise_for_signal(signum)
         self.signum = signum
+
+
+def raise_for_signal(signum: int) -> None:
+    """Leave at once the way the signal asks: KeyboardInterrupt for SIGINT (exit 130), cli.Terminated for SIGTERM
+    (exit 143); both let `with` blocks clean up on the way out."""
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 @dataclass
@@ -301,17 +307,26 @@ def run_detect(generator: torch.nn.Module, inp: Input, cfg: Config, device: torc
                norm: Normaliser, threshold: float, save_video: bool, out: Path, meta: dict) -> dict:
     """Score the input and write the report into `out`; returns the summary (n_frames, n_above, ...).
 
-    Stream mode survives SIGINT/SIGTERM: the frames scored so far are reported, marked interrupted.
+    Stream mode survives SIGINT/SIGTERM: the frames scored so far are reported, marked interrupted (a signal
+    while the report is written is noted too; a second one exits at once).
     """
     streamed = norm.mode == "stream"
-    vmax = VmaxEstimator() if save_video else None
     stopper = StopOnSignal()
     with stopper.active() if streamed else _nothing():
-        scored = score_pass(generator, video_frame_batches(inp.video, cfg, batch_size), cfg.in_frames, inp.start,
-                            device, norm, threshold, out / "scores.csv" if streamed else None, vmax,
-                            stopper if streamed else None)
+        return _score_and_report(generator, inp, cfg, device, batch_size, norm, threshold, save_video, out, meta,
+                                 stopper if streamed else None)
+
+
+def _score_and_report(generator: torch.nn.Module, inp: Input, cfg: Config, device: torch.device, batch_size: int,
+                      norm: Normaliser, threshold: float, save_video: bool, out: Path, meta: dict,
+                      stopper: StopOnSignal | None) -> dict:
+    """run_detect's work; `stopper` (stream mode) turns the first SIGINT/SIGTERM into a clean early end."""
+    streamed = norm.mode == "stream"
+    vmax = VmaxEstimator() if save_video else None
+    scored = score_pass(generator, video_frame_batches(inp.video, cfg, batch_size), cfg.in_frames, inp.start,
+                        device, norm, threshold, out / "scores.csv" if streamed else None, vmax, stopper)
     if len(scored.psnr) == 0 and scored.interrupted:
-        raise KeyboardInterrupt   # nothing scored yet: nothing to keep
+        raise_for_signal(scored.interrupted)   # nothing scored yet: nothing to keep
     if len(scored.psnr) == 0 and scored.frames_read < cfg.in_frames + 1:
         raise FFPError(f"--video {inp.video.source.path}: {scored.frames_read} frame(s) read, fewer than the "
                        f"{cfg.in_frames + 1}-frame window ({cfg.in_frames} past frames + the predicted one)")

@@ -165,12 +165,13 @@ def train(start: Start, info: DistInfo, device: torch.device) -> int:
     prior_seconds = float(resume.get("train_seconds", 0.0)) if resume else 0.0
     weights_dir, run_dir = Path(cfg.weights_dir), Path(cfg.log_dir) / f"{cfg.dataset}"
     precision = make_precision(cfg, device)   # before any slow set-up: an impossible --amp_dtype fails at once
-    lock, traces, failed = None, RunTraces([weights_dir, run_dir]) if info.is_main else None, True
+    lock, traces, failed = None, RunTraces([weights_dir, run_dir], run_dir) if info.is_main else None, True
     try:
         if info.is_main:
             check_writable(weights_dir, "--weights_dir")
             check_writable(run_dir, "--log_dir")
             lock = RunLock([weights_dir, run_dir], cfg.dataset).acquire()
+            traces.snapshot()
             for path in remove_stale_temp_files(weights_dir, cfg.dataset):
                 print(f"removed {path}, a temp file left by a run killed while saving", flush=True)
         result = _train(start, cfg, resume, info, device, precision, weights_dir, run_dir, process_start,

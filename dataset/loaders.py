@@ -41,7 +41,10 @@ def frame_number(text: str, video: Video, flag: str) -> int:
     """A point in `video` given as frames ('400') or seconds ('40s') — `--train_until`, `--start` — as a frame
     number: seconds × the file's frame rate. FFPError naming the flag and the video when the value is malformed
     or given in seconds for a source without a frame rate (a folder of frames)."""
-    value, unit = parse_until(text, flag)
+    parsed = parse_until(text, flag)
+    if parsed is None:
+        raise FFPError(f"{flag} needs a number of frames ('400') or seconds ('40s'), got {text!r}")
+    value, unit = parsed
     if unit == "frames":
         return int(value)
     fps = video.source.container()[0] if isinstance(video.source, VideoFile) else None
@@ -122,7 +125,8 @@ def _remove_stale(base: Path, source: Path) -> None:
                 manifest = json.loads((folder / MANIFEST).read_text())
             except (OSError, ValueError):
                 continue
-            if manifest.get("source") == str(source) and manifest.get("file_version") != version:
+            old = manifest.get("file_version")   # absent in extractions of older code: left alone
+            if manifest.get("source") == str(source) and old is not None and old != version:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -294,10 +298,15 @@ def data_workers(requested: int, device: str | None) -> int:
 
 
 def _leave_interrupts_to_main(_worker_id: int) -> None:
-    """DataLoader worker start: ignore Ctrl-C (SIGINT goes to the whole terminal process group), so the main
-    process stops on its own terms (training saves, detect.py --mode stream keeps what it scored) instead of
-    dying on 'DataLoader worker exited unexpectedly'. SIGTERM keeps the handler inherited from cli.run_cli:
-    a worker terminated at exit then ends by exception, not 'killed by signal', which torch would report."""
+    """DataLoader worker start: leave the terminal's process group and ignore SIGINT, so neither Ctrl-C nor a
+    SIGTERM sent to the whole group (`kill -- -PGID`, a job scheduler) reaches the workers: the main process stops
+    on its own terms (training saves, detect.py --mode stream keeps what it scored) instead of dying on 'DataLoader
+    worker … killed by signal'. The workers still end with their loader (and with the main process: torch's
+    watchdog). SIGTERM keeps torch's own worker handler, installed before this runs."""
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

@@ -345,3 +345,38 @@ def test_sigterm_outside_a_commands_own_handler_cleans_up_and_exits_143(tmp_path
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert not (tmp_path / "results").exists() or list((tmp_path / "results").iterdir()) == []
+
+
+def test_a_failed_run_removes_only_its_own_traces(tmp_path):
+    """RunTraces: of the shared --weights_dir nothing is touched (another dataset's checkpoint appears there while
+    the run fails); in the run's own log folder the files it added go, a config.json it overwrote gets its old
+    content back, and only the folders it created (and left empty) are removed."""
+    from training.runlog import RunTraces
+    weights, run_dir = tmp_path / "w", tmp_path / "runs" / "ped2"
+    weights.mkdir()
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text("previous run")
+    (run_dir / "events.old").write_text("previous events")
+    traces = RunTraces([weights, run_dir, tmp_path / "new" / "deeper"], run_dir)
+    traces.snapshot()
+    (weights / "avenue_latest.pth").write_bytes(b"another run's checkpoint")
+    (run_dir / "config.json").write_text("failed run")
+    (run_dir / "events.new").write_text("failed run's events")
+    (tmp_path / "new" / "deeper").mkdir(parents=True)
+    traces.remove_files(keep=[])
+    traces.remove_folders()
+    assert (weights / "avenue_latest.pth").read_bytes() == b"another run's checkpoint"
+    assert (run_dir / "config.json").read_text() == "previous run" and (run_dir / "events.old").is_file()
+    assert not (run_dir / "events.new").exists() and not (tmp_path / "new").exists()
+
+
+def test_an_empty_start_is_one_error_line(tmp_path, capsys):
+    """detect.py --start '' (an empty shell variable): one error line naming the flag, no traceback."""
+    import detect
+    from test_eval_cli import save_random_checkpoint
+    clip = fl.write_video(tmp_path / "clip.avi", fl.video_frames(8))
+    ckpt = save_random_checkpoint(tmp_path / "c.pth")
+    argv = ["--video", str(clip), "--trained_model", str(ckpt), "--start", "", "--out_dir", str(tmp_path / "r")]
+    assert run_cli(detect.main, argv) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: --start needs") and not (tmp_path / "r").exists()

@@ -25,7 +25,7 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.summary import image, scalar
 
-from utils import FFPError
+from utils import FFPError, atomic_write_bytes
 
 
 class RunLog:
@@ -76,30 +76,44 @@ class RunLog:
 
 class RunTraces:
     """What a run adds to its output folders, so that a run failing before its first training step (bad data
-    found late, e.g. a truncated frame read by a DataLoader worker) leaves nothing behind: the folders it created
-    and the files it added (config.json, the event file) are removed; files that were there before are kept.
-    A run that trained at least one step keeps its log (it shows what happened)."""
+    found late, e.g. a truncated frame read by a DataLoader worker) leaves nothing behind.
 
-    def __init__(self, folders: list[Path]):
-        self.folders = [Path(f) for f in dict.fromkeys(folders)]
+    Folders: those this run created are removed when empty (safe at any time: rmdir only removes empty ones).
+    Files: only in the run's own log folder (<log_dir>/<dataset>, which the run lock reserves for this run), only
+    files that appeared after `snapshot()` — taken once the lock is held, so no other run's files can be among
+    them — and a config.json that was there before gets its old content back. Never anything in --weights_dir
+    (shared by all datasets; a run writes nothing there before step 1). A run that trained keeps its log.
+    """
+
+    def __init__(self, folders: list[Path], run_dir: Path):
         self.created: list[Path] = []
-        for folder in self.folders:
+        for folder in dict.fromkeys(Path(f) for f in folders):
             missing = folder
             while not missing.exists() and missing != missing.parent:
                 self.created.append(missing)
                 missing = missing.parent
-        self.before = {f: set(f.iterdir()) if f.is_dir() else set() for f in self.folders}
+        self.run_dir = Path(run_dir)
+        self.before: set[Path] | None = None
+        self.old_config: bytes | None = None
         self.trained = False
 
+    def snapshot(self) -> None:
+        """Record what the log folder holds now. Call right after the run lock was acquired."""
+        self.before = set(self.run_dir.iterdir()) if self.run_dir.is_dir() else set()
+        config = self.run_dir / "config.json"
+        self.old_config = config.read_bytes() if config.is_file() else None
+
     def remove_files(self, keep: list[Path]) -> None:
-        """Delete the files this run added (not those in `keep`: its lock files, which RunLock.release removes).
-        Call while still holding the run lock, so no other run's files can be among them."""
+        """Delete the files this run added to its log folder (not those in `keep`: its lock files, which
+        RunLock.release removes) and restore a config.json it overwrote. Call while still holding the lock."""
+        if self.before is None or not self.run_dir.is_dir():
+            return
         kept = {Path(p).resolve() for p in keep}
-        for folder, old in self.before.items():
-            if folder.is_dir():
-                for path in set(folder.iterdir()) - old:
-                    if path.is_file() and path.resolve() not in kept:
-                        path.unlink(missing_ok=True)
+        for path in set(self.run_dir.iterdir()) - self.before:
+            if path.is_file() and path.resolve() not in kept:
+                path.unlink(missing_ok=True)
+        if self.old_config is not None:
+            atomic_write_bytes(self.run_dir / "config.json", self.old_config)
 
     def remove_folders(self) -> None:
         """Remove the folders this run created, each only if it is empty (after the lock was released)."""
