@@ -21,7 +21,6 @@ from model import Generator
 from test_eval_cli import TINY, save_random_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")   # Debian's opencv-doc sample clip
 
 
 @pytest.fixture(scope="module")
@@ -185,11 +184,11 @@ def test_too_short_video(test_video, ckpts, tmp_path, capsys):
     assert "4 frame(s) read, fewer than the 5-frame window" in capsys.readouterr().err
 
 
-def test_real_clip_vtest(ckpts, tmp_path):
-    """A real street clip (768×576 people walking), decoded by OpenCV and shrunk to the model size."""
-    if not VTEST.is_file():
-        pytest.skip(f"{VTEST} not found (Debian package opencv-doc ships it; nothing is installed at test time)")
-    out = run_detect(VTEST, ckpts["stats"], tmp_path, "--mode", "stream", "--max_frames", "120")
+def test_real_clip_vtest(shared_data, ckpts, tmp_path):
+    """A real street clip (OpenCV's sample vtest.avi from ../shared: 768×576, people walking), decoded by OpenCV
+    and shrunk to the model size."""
+    vtest = shared_data / "real_video" / "vtest.avi"
+    out = run_detect(vtest, ckpts["stats"], tmp_path, "--mode", "stream", "--max_frames", "120")
     rows = read_scores(out)
     assert len(rows) == 116 and all(np.isfinite(float(r["psnr"])) for r in rows)
     assert json.loads((out / "summary.json").read_text())["frames_read"] == 120
