@@ -33,7 +33,7 @@ import csv
 import math
 import signal
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -312,7 +312,7 @@ def run_detect(generator: torch.nn.Module, inp: Input, cfg: Config, device: torc
     """
     streamed = norm.mode == "stream"
     stopper = StopOnSignal()
-    with stopper.active() if streamed else _nothing():
+    with stopper.active() if streamed else nullcontext():
         return _score_and_report(generator, inp, cfg, device, batch_size, norm, threshold, save_video, out, meta,
                                  stopper if streamed else None)
 
@@ -350,11 +350,6 @@ def _score_and_report(generator: torch.nn.Module, inp: Input, cfg: Config, devic
             "first": int(scored.numbers[0]) if len(scored.numbers) else None,
             "last": int(scored.numbers[-1]) if len(scored.numbers) else None,
             "interrupted": scored.interrupted, "notes": notes, "problems": problems}
-
-
-@contextmanager
-def _nothing():
-    yield None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -180,7 +180,7 @@ def train(start: Start, info: DistInfo, device: torch.device) -> int:
         return result
     finally:
         if failed and traces is not None and not traces.trained and lock is not None:
-            traces.remove_files(keep=lock.paths)   # failed before step 1; only while holding the lock
+            traces.remove_files()   # failed before step 1; only while holding the lock
         if lock is not None:
             lock.release()
         if failed and traces is not None:

@@ -90,8 +90,9 @@ def _declared_frames(video: Video) -> int:
 
 
 def _cache_key(source: VideoFile, height: int, width: int) -> str:
-    stat = source.path.stat()
-    ident = f"{source.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{height}x{width}|{source.stop}"
+    """Name part of an extraction folder: the file, its version, the frame size and the cut."""
+    size, mtime_ns = _file_version(source.path)
+    ident = f"{source.path.resolve()}|{size}|{mtime_ns}|{height}x{width}|{source.stop}"
     return hashlib.sha1(ident.encode()).hexdigest()[:12]
 
 

@@ -198,26 +198,16 @@ class DecodeReport:
         """Number of frames that decoded."""
         return int(len(self.numbers))
 
-    def typical_step(self) -> float:
-        """Median step between consecutive frame numbers (1 for constant-rate video; more for sparse VFR files)."""
-        return float(np.median(np.diff(self.numbers))) if self.n_frames > 1 else 1.0
-
     def gaps(self) -> list[tuple[int, int]]:
-        """(last frame before, first frame after) for every jump of ≥ max(2, 2 × the typical step) frames.
-
-        The typical step keeps variable-frame-rate files (a new picture every ~6 timeline slots) from
-        reporting every step as a gap, while a constant-rate file reports even one missing frame.
-        """
-        steps = np.diff(self.numbers)
-        limit = max(2.0, 2.0 * self.typical_step())
-        return [(int(self.numbers[i]), int(self.numbers[i + 1])) for i in np.flatnonzero(steps >= limit)]
+        """(last frame before, first frame after) for every jump in the frame numbers (see `gaps_after`)."""
+        return [(int(self.numbers[i]), int(self.numbers[i + 1])) for i in gaps_after(self.numbers)]
 
     def missing_tail(self) -> int:
         """Frames the header declares after the last decoded one (0 when it declares none or they all came)."""
         if not self.header_frames or not self.n_frames:
             return 0
         missing = self.header_frames - int(self.numbers[-1]) - 1
-        return missing if missing >= max(2.0, 2.0 * self.typical_step()) else 0
+        return missing if missing >= gap_limit(self.numbers) else 0
 
     def problems(self) -> list[str]:
         """Human-readable damage findings (empty when the file decoded whole)."""
@@ -248,6 +238,22 @@ class DecodeReport:
                 "gaps": [list(g) for g in self.gaps()], "missing_at_end": self.missing_tail(),
                 "decode_retries": self.retries,
                 "problems": self.problems()}
+
+
+def gap_limit(numbers: np.ndarray) -> float:
+    """Smallest jump between consecutive frame numbers that means frames are missing: max(2, 2 × the median step).
+
+    The median step keeps variable-frame-rate files (a new picture every ~6 timeline slots) from reporting every
+    step as a gap, while a constant-rate file reports even one missing frame.
+    """
+    steps = np.diff(np.asarray(numbers))
+    return max(2.0, 2.0 * float(np.median(steps))) if len(steps) else 2.0
+
+
+def gaps_after(numbers: np.ndarray) -> np.ndarray:
+    """Indices i such that frames are missing between numbers[i] and numbers[i + 1] (a jump ≥ `gap_limit`)."""
+    numbers = np.asarray(numbers)
+    return np.flatnonzero(np.diff(numbers) >= gap_limit(numbers))
 
 
 class _Timeline:
@@ -286,6 +292,13 @@ def _video_capture(path: Path) -> cv2.VideoCapture:
     return capture
 
 
+def _declared(capture: cv2.VideoCapture) -> tuple[float | None, int, int, int]:
+    """An opened capture's container facts: (frame rate or None when unusable, frame count or 0, height, width)."""
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return (fps if 0 < fps < 1000 else None, max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0),
+            int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)))
+
+
 _REPORTS: dict[tuple, DecodeReport] = {}   # decode results of this process, keyed by file version and stop
 
 
@@ -306,7 +319,7 @@ class VideoFile:
         return str(self.path.resolve()), stat.st_size, stat.st_mtime_ns, self.stop
 
     def probe(self) -> DecodeReport:
-        """Decode the file once (without colour conversion) and report what was found (cached)."""
+        """Decode the file once (without resizing or RGB conversion) and report what was found (cached)."""
         key = self._key()
         if key not in _REPORTS:
             for _ in self._decode(0, 0, convert=False):
@@ -333,9 +346,7 @@ class VideoFile:
         unknown; informative only, see `probe`), height, width in pixels). FFPError when OpenCV cannot open it."""
         capture = _video_capture(self.path)
         try:
-            fps = capture.get(cv2.CAP_PROP_FPS)
-            return (fps if 0 < fps < 1000 else None, max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0),
-                    int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)))
+            return _declared(capture)
         finally:
             capture.release()
 
@@ -352,9 +363,7 @@ class VideoFile:
         key = self._key()
         capture = _video_capture(self.path)
         try:
-            fps = capture.get(cv2.CAP_PROP_FPS)
-            fps = fps if 0 < fps < 1000 else None
-            header = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            fps, header, _, _ = _declared(capture)
             timeline, numbers, failures, retries = _Timeline(fps), [], 0, 0
             while True:
                 ok = capture.grab()

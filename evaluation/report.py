@@ -26,6 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import auc, roc_curve
 
+from dataset.sources import gaps_after
 from evaluation.metrics import aligned_videos, metric_rows, video_scores
 from evaluation.scores import anomaly_scores, true_runs
 from utils import FFPError, atomic_write_bytes, atomic_write_text, shared_mode
@@ -341,13 +342,11 @@ def _plot_detect_curve(path: Path, frames: np.ndarray, scores: np.ndarray, thres
 def _alarm_intervals(frames: np.ndarray, above: np.ndarray) -> list[tuple[int, int]]:
     """(first frame, last frame) of each consecutive run of scored frames above the threshold.
 
-    A run is also split where frame numbers jump (frames that did not decode: a jump of at least
-    max(2, 2 × the median step), the gap rule of dataset.sources.DecodeReport), so no interval spans them.
+    A run is also split where frame numbers jump (frames that did not decode: the gap rule of the decode
+    report, dataset.sources.gaps_after), so no interval spans them.
     """
     frames = np.asarray(frames)
-    steps = np.diff(frames)
-    limit = max(2.0, 2.0 * float(np.median(steps))) if len(steps) else 2.0
-    breaks = set(np.flatnonzero(steps >= limit).tolist())   # a jump after index i
+    breaks = set(gaps_after(frames).tolist())   # frames are missing after index i
     intervals = []
     for a, b in true_runs(above):
         start = a

@@ -363,7 +363,7 @@ def test_a_failed_run_removes_only_its_own_traces(tmp_path):
     (run_dir / "config.json").write_text("failed run")
     (run_dir / "events.new").write_text("failed run's events")
     (tmp_path / "new" / "deeper").mkdir(parents=True)
-    traces.remove_files(keep=[])
+    traces.remove_files()
     traces.remove_folders()
     assert (weights / "avenue_latest.pth").read_bytes() == b"another run's checkpoint"
     assert (run_dir / "config.json").read_text() == "previous run" and (run_dir / "events.old").is_file()

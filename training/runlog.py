@@ -103,14 +103,13 @@ class RunTraces:
         config = self.run_dir / "config.json"
         self.old_config = config.read_bytes() if config.is_file() else None
 
-    def remove_files(self, keep: list[Path]) -> None:
-        """Delete the files this run added to its log folder (not those in `keep`: its lock files, which
-        RunLock.release removes) and restore a config.json it overwrote. Call while still holding the lock."""
+    def remove_files(self) -> None:
+        """Delete the files this run added to its log folder since `snapshot()` (its lock file predates the
+        snapshot; RunLock.release removes it) and restore a config.json it overwrote. Call holding the lock."""
         if self.before is None or not self.run_dir.is_dir():
             return
-        kept = {Path(p).resolve() for p in keep}
         for path in set(self.run_dir.iterdir()) - self.before:
-            if path.is_file() and path.resolve() not in kept:
+            if path.is_file():
                 path.unlink(missing_ok=True)
         if self.old_config is not None:
             atomic_write_bytes(self.run_dir / "config.json", self.old_config)
