@@ -29,15 +29,16 @@ from pathlib import Path
 import torch
 
 from cli import ArgumentParser, run_cli
-from config import Config, add_config_flags, config_from_namespace
+from config import CLASSICAL_LAMBDA_OP, Config, add_config_flags, config_from_namespace
 from dataset import TrainWindows, prepare_dataset, scored_labels, train_loader, training_videos
 from evaluation.metrics import compute_metrics
 from evaluation.predict import Cancelled, score_videos, training_psnr_stats
-from flownet import FLOW_LOSS_SCALE, build_flow_estimator
+from flownet import ClassicalFlow, build_flow_estimator
 from model import Discriminator, Generator, init_weights
 from training.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
 from training.distributed import (DistInfo, any_rank, barrier, init_distributed, main_first, mean_over_ranks,
                                   shutdown_distributed, wrap_ddp)
+from training.losses import FLOW_LOSS_UNITS
 from training.resume import SCHEDULE, apply_schedule, data_fingerprint, init_config, resume_config
 from training.runlog import RunLock, RunLog, RunTraces, remove_stale_temp_files
 from training.step import Nets, Precision, make_precision, split_clip, train_step, use_channels_last
@@ -100,7 +101,7 @@ def build_nets(cfg: Config, device: torch.device) -> Nets:
     flow, _ = build_flow_estimator(cfg.flownet, cfg.flownet_ckpt, device)
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.adam_betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=cfg.adam_betas)
-    return Nets(g, d, opt_g, opt_d, flow, FLOW_LOSS_SCALE, memory_format=memory_format)
+    return Nets(g, d, opt_g, opt_d, flow, memory_format=memory_format)
 
 
 def accelerate(nets: Nets, cfg: Config, device: torch.device, info: DistInfo, precision: Precision) -> Nets:
@@ -239,7 +240,7 @@ def _train(start: Start, cfg: Config, resume: dict | None, info: DistInfo, devic
                  "optim_g": nets.opt_g.state_dict(), "optim_d": nets.opt_d.state_dict(),
                  "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(), "step": step,
                  "config": cfg.to_dict(), "rng": {"torch": torch.get_rng_state()}, "history": history,
-                 "flownet": {"name": flow_name, "checkpoint": cfg.flownet_ckpt},
+                 "flownet": {"name": flow_name, "checkpoint": cfg.flownet_ckpt, "loss_units": FLOW_LOSS_UNITS},
                  "selected_with_test_labels": kind == "best", "data_fingerprint": fingerprint,
                  # wall-clock seconds of all sessions of this run so far (setup, validation and saves included)
                  "train_seconds": prior_seconds + time.time() - process_start}
@@ -331,6 +332,15 @@ def print_start(cfg: Config, files, windows: TrainWindows, start: Start, step: i
              f"{files.layout}), device {device}{ddp}, {torch.get_num_threads()} CPU threads, flow estimator "
              f"{flow_name}, {where}"]
     lines += [f"resume: {change} (applied)" for change in start.changes]
+    if flow_name == ClassicalFlow.__name__ and cfg.lambda_op > CLASSICAL_LAMBDA_OP:
+        lines.append(f"note: λ_op {cfg.lambda_op} with the classical flow estimator: the official λ_op values were "
+                     f"tuned for FlowNet-SD, and with this estimator they measured lower AUC than --lambda_op "
+                     f"{CLASSICAL_LAMBDA_OP} (the --preset cpu value; README 'Optical flow')")
+    earlier_flow = (start.resume or start.init or {}).get("flownet", {})
+    if earlier_flow.get("name") == ClassicalFlow.__name__ and earlier_flow.get("loss_units") != FLOW_LOSS_UNITS:
+        lines.append(f"note: {start.source} was trained before 2026-11-30, when the classical estimator's motion "
+                     f"loss was 400× weaker than the official λ_op (README 'Optical flow'); this run uses the "
+                     f"official units")
     lines += [f"warning: {problem} (trained on the frames that decoded)" for problem in windows.decode_problems()]
     lines += [f"labels: {note}" for note in files.notes.lines]
     if skip_validation:

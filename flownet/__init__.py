@@ -5,11 +5,11 @@ maps two B×3×H×W frames in [-1, 1] to B×2×H×W pixel flow, or None for 'non
 - 'flownet2sd': NVIDIA FlowNet2-SD weights (the paper's estimator), loaded from a local file only;
 - 'classical': weights-free coarse-to-fine Lucas–Kanade (the offline default);
 - 'auto': 'flownet2sd' when its checkpoint is present, else 'classical'.
-FLOW_LOSS_SCALE (1/400) converts pixel flow to the official TF FlowNet-SD units of the λ_op values.
+The motion loss compares pixel flows, the units of the official code's λ_op values (see flownet2sd.py).
 """
 from .classical import ClassicalFlow
-from .estimator import FLOW_CHOICES, FLOW_LOSS_SCALE, FlowNet2SDFlow, build_flow_estimator
+from .estimator import FLOW_CHOICES, FlowNet2SDFlow, build_flow_estimator
 from .flownet2sd import DEFAULT_FLOWNET2SD_PATH, FlowNet2SD, load_flownet2sd
 
 __all__ = ["FlowNet2SD", "FlowNet2SDFlow", "ClassicalFlow", "build_flow_estimator", "load_flownet2sd",
-           "FLOW_LOSS_SCALE", "DEFAULT_FLOWNET2SD_PATH", "FLOW_CHOICES"]
+           "DEFAULT_FLOWNET2SD_PATH", "FLOW_CHOICES"]

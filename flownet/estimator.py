@@ -19,9 +19,6 @@ from .flownet2sd import (DEFAULT_FLOWNET2SD_PATH, OFFICIAL_CHECKPOINT_NAME, Flow
                          missing_checkpoint_message)
 
 FLOW_CHOICES = ("auto", "flownet2sd", "classical", "none")
-# NVIDIA's FlowNet2-SD output (prediction × 20) is 400× the official TF FlowNet-SD output (× 0.05) that
-# the official λ_op values were tuned for; pixel flows of every estimator are scaled by this in the loss.
-FLOW_LOSS_SCALE = 1 / 400
 FLOWNET_MULTIPLE = 64  # six stride-2 convolutions
 
 

@@ -3,12 +3,15 @@
 The parameter names and shapes follow NVIDIA's `FlowNetSD` (batchNorm=False) exactly, so
 `FlowNet2-SD_checkpoint.pth.tar` loads with `strict=True`: 60 tensors, 45,371,666 parameters.
 
-Units, and why the project's flow loss is multiplied by FLOW_LOSS_SCALE = 1/400:
-NVIDIA's network returns predict_flow2 × 20 (its `div_flow`), upsampled ×4, i.e. flow in PIXELS of the
-input. The official FFP code (TensorFlow FlowNet-SD) uses the raw prediction × 0.05 instead, so NVIDIA's
-numbers are 20 / 0.05 = 400 times larger for the same motion. Every estimator of this project returns
-pixel flow, and the training loss multiplies it by 1/400 so that the official λ_op (2 for ped2) keeps
-its meaning whichever estimator is used.
+Units: `forward` returns flow in PIXELS of the input, the raw prediction ÷ 20 (= × 0.05). FlowNet-SD was
+trained on ground-truth flow × 20 (unlike FlowNet-S/C, trained on flow ÷ 20), so its raw predict_flow2 is
+pixel flow × 20. Two sources agree: NVIDIA's own FlowNet2 divides its SD branch by `div_flow` = 20 before
+warping an image with it (warping needs pixels), and flownet2-tf's FlowNet-SD — the network the official
+FFP code calls — multiplies the prediction by 0.05. NVIDIA's stand-alone `FlowNet2SD.forward` instead
+multiplies by 20, which gives 400 × pixel flow (NVIDIA/flownet2-pytorch issue #37 says so; its maintainer
+answered that the product is fine, without numbers — no FlowNet2-SD weights were available here to measure
+an EPE). Whichever reading is right, this forward equals the official FFP code's flow (raw × 0.05), so the
+FlowNet2-SD loss matches the official one; every other estimator returns pixels, the units of that flow.
 
 The network itself expects RGB in [0, 255] with H and W multiples of 64; `flownet.estimator` wraps it
 for the project's [-1, 1] frames of any size.
@@ -39,7 +42,7 @@ _ENCODER = (
 # Decoder level k: (k, encoder channels of conv{k}_1, deconv{k} input channels, deconv{k} output channels).
 # deconv5 reads conv6_1; deeper levels read the previous concat (encoder + deconv + 2 flow channels).
 _DECODER = ((5, 512, 1024, 512), (4, 512, 1026, 256), (3, 256, 770, 128), (2, 128, 386, 64))
-DIV_FLOW = 20.0  # NVIDIA's training-target scale: the network predicts flow / 20 at 1/4 resolution
+DIV_FLOW = 20.0  # FlowNet-SD's training-target scale: the network predicts pixel flow × 20 at 1/4 resolution
 RGB_MAX = 255.0
 
 
@@ -114,7 +117,7 @@ class FlowNet2SD(nn.Module):
             up_feat = getattr(self, f"deconv{k}")(features)
             features = torch.cat((feats[k], up_feat, up_flow), dim=1)
             flow = getattr(self, f"predict_flow{k}")(getattr(self, f"inter_conv{k}")(features))
-        return F.interpolate(flow * DIV_FLOW, scale_factor=4, mode="bilinear", align_corners=False)
+        return F.interpolate(flow / DIV_FLOW, scale_factor=4, mode="bilinear", align_corners=False)
 
 
 def _check_multiple_of_64(inputs: torch.Tensor) -> None:

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # lets `pytest tests/...` work without installing the project
     sys.path.insert(0, str(ROOT))
 
-from flownet import FLOW_LOSS_SCALE, ClassicalFlow, FlowNet2SD  # noqa: E402
+from flownet import ClassicalFlow, FlowNet2SD  # noqa: E402
 from flownet.estimator import FlowNet2SDFlow, freeze  # noqa: E402
 from model import Generator, init_weights  # noqa: E402
 from training.losses import flow_loss  # noqa: E402
@@ -75,7 +75,7 @@ class _Detached(nn.Module):
 
 def _motion_loss(estimator: nn.Module, gen: Generator, clip: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """flow_loss of the generator's prediction, exactly as training calls it."""
-    return flow_loss(estimator, clip[:, 9:12], gen(clip), target, FLOW_LOSS_SCALE)
+    return flow_loss(estimator, clip[:, 9:12], gen(clip), target)
 
 
 def _flat_grad(loss: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
@@ -137,8 +137,8 @@ def test_detached_flow_gives_no_generator_gradient(estimator):
     gen = _generator()
     params = list(gen.parameters())
     pred = gen(clip)
-    working = flow_loss(estimator, clip[:, 9:12], pred, target, FLOW_LOSS_SCALE)
-    broken = flow_loss(_Detached(estimator), clip[:, 9:12], pred, target, FLOW_LOSS_SCALE)
+    working = flow_loss(estimator, clip[:, 9:12], pred, target)
+    broken = flow_loss(_Detached(estimator), clip[:, 9:12], pred, target)
     assert torch.allclose(working, broken)  # same value ...
     assert _flat_grad(working, params).norm() > 0  # ... but only the real one trains the generator
     assert not broken.requires_grad

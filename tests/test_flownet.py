@@ -309,3 +309,28 @@ def test_build_none_and_unknown():
     with pytest.raises(FFPError, match="--flownet"):
         build_flow_estimator("raft", None, "cpu")
     assert DEFAULT_FLOWNET2SD_PATH == ROOT / "flownet" / "pretrained" / "FlowNet2-SD.pth"
+
+
+def test_flownet2sd_returns_pixels():
+    """FlowNet-SD predicts pixel flow × 20 (its training targets); forward divides by 20, as NVIDIA's FlowNet2
+    does with its SD branch and flownet2-tf (the official FFP code's estimator) with × 0.05. A network whose
+    only non-zero parameter makes predict_flow2 output (20, 40) everywhere must therefore report (1, 2) px."""
+    net = FlowNet2SD()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        net.predict_flow2.bias.copy_(torch.tensor([20.0, 40.0]))
+    flow = net(torch.rand(1, 3, 2, 64, 128) * 255)
+    assert flow.shape == (1, 2, 64, 128)
+    assert torch.allclose(flow[:, 0], torch.ones(())) and torch.allclose(flow[:, 1], torch.full((), 2.0))
+
+
+def test_motion_loss_is_in_pixels_with_classical_flow():
+    """The official λ_op assumes pixel flow: a prediction that moves the scene 1 px further (in x) than the real
+    next frame costs ≈ 0.5 in L_op, the mean of |Δu| = 1 and |Δv| = 0 (not 1/800: a 1/400 scale once left the
+    classical estimator's term ~400× weaker than the official code's)."""
+    from training.losses import flow_loss
+    target, last, _ = _texture_pair(64, _shift(1.0, 0.0), seed=5)   # same texture `last` moved 1 px ...
+    pred, _, _ = _texture_pair(64, _shift(2.0, 0.0), seed=5)        # ... and 2 px
+    loss = flow_loss(ClassicalFlow(), last, pred, target).item()
+    assert 0.45 < loss < 0.55, loss

@@ -268,6 +268,24 @@ def test_init_from_fine_tunes_on_other_data(trained, tmp_path, capsys):
     assert "--height 64 (the weights': 32)" in capsys.readouterr().err
 
 
+def test_weights_from_before_the_flow_loss_fix_are_named(trained, tmp_path, capsys):
+    """Classical-flow weights without flownet.loss_units were trained when that motion loss was 400× too weak:
+    a run starting from them says so; one from current weights (loss_units 'pixels') does not."""
+    import torch
+    from training.checkpoint import save_checkpoint
+    root, run = trained
+    state = torch.load(run / "w" / "ped2_latest.pth", weights_only=True)
+    assert state["flownet"]["loss_units"] == "pixels"
+    state["flownet"]["name"] = "ClassicalFlow"
+    save_checkpoint(tmp_path / "current.pth", state)
+    del state["flownet"]["loss_units"]
+    save_checkpoint(tmp_path / "old.pth", state)
+    for name, noted in (("old", True), ("current", False)):
+        source = tmp_path / f"{name}.pth"
+        assert train_cli(tiny(root, tmp_path / name, "ped2", "--init_from", str(source))) == 0
+        assert ("motion loss was 400× weaker" in capsys.readouterr().out) == noted, name
+
+
 # ------------------------------------------------------------------------------------------ 6. frame folders
 def test_os_droppings_in_frame_folders_are_skipped(tmp_path):
     """._000.jpg (a macOS resource fork), .DS_Store, Thumbs.db and desktop.ini never count as frames; a file

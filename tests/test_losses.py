@@ -51,8 +51,8 @@ def test_flow_loss_value_and_gradient_path():
     last = torch.zeros(1, 3, 2, 2)
     target = torch.zeros(1, 3, 2, 2)
     pred = torch.full((1, 3, 2, 2), 0.5, requires_grad=True)
-    # flow(last, pred) = [0.5, 1.0] per pixel, flow(last, target) = 0 -> mean |.| = 0.75, times scale 2
-    loss = flow_loss(ShiftFlow(), last, pred, target, scale=2.0)
-    assert loss.item() == pytest.approx(1.5)
+    # flow(last, pred) = [0.5, 1.0] per pixel, flow(last, target) = 0 -> mean |.| = 0.75 (pixels, no rescaling)
+    loss = flow_loss(ShiftFlow(), last, pred, target)
+    assert loss.item() == pytest.approx(0.75)
     loss.backward()
     assert pred.grad is not None and pred.grad.abs().sum() > 0

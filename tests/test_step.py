@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from config import build_config, config_from_namespace
-from flownet import FLOW_LOSS_SCALE, FlowNet2SD, FlowNet2SDFlow
+from flownet import FlowNet2SD, FlowNet2SDFlow
 from model import Discriminator, Generator, init_weights
 from training import losses
 from train import parse_args
@@ -19,7 +19,7 @@ def make_nets(cfg, flow=None, seed=0):
     init_weights(g)
     init_weights(d)
     return Nets(g, d, torch.optim.Adam(g.parameters(), cfg.lr_g, betas=cfg.adam_betas),
-                torch.optim.Adam(d.parameters(), cfg.lr_d, betas=cfg.adam_betas), flow, FLOW_LOSS_SCALE)
+                torch.optim.Adam(d.parameters(), cfg.lr_d, betas=cfg.adam_betas), flow)
 
 
 def tiny_cfg(**over):

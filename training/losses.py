@@ -45,18 +45,23 @@ def adversarial_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tens
     return torch.mean((d_real - 1) ** 2 / 2) + torch.mean(d_fake ** 2 / 2)
 
 
-def flow_loss(flow_net: nn.Module, last_input: torch.Tensor, pred: torch.Tensor, target: torch.Tensor,
-              scale: float) -> torch.Tensor:
-    """Motion constraint mean|F(I_t, Î_{t+1}) − F(I_t, I_{t+1})| · scale (scalar).
+# Stored in checkpoints ("flownet" → "loss_units"): files without it were trained when the classical estimator's
+# flow was scaled by 1/400 (README "Optical flow"), so a resumed or fine-tuned run can say so.
+FLOW_LOSS_UNITS = "pixels"
+
+
+def flow_loss(flow_net: nn.Module, last_input: torch.Tensor, pred: torch.Tensor, target: torch.Tensor
+              ) -> torch.Tensor:
+    """Motion constraint mean|F(I_t, Î_{t+1}) − F(I_t, I_{t+1})| in pixels (scalar), paper eq. 6.
 
     `flow_net` is frozen (its weights never train) but NOT detached: the gradient flows through
     F(I_t, Î_{t+1}) into the generator, as in the official code — that is the point of the term.
     The real-frame flow carries no generator gradient, so it is computed without a graph.
-    `scale` converts the estimator's pixel flow to the official TF FlowNet-SD units (1/400) so the
-    official λ_op values keep their meaning.
+    Pixels are the official code's units (its FlowNet-SD output is pixel flow), so the official λ_op
+    values apply to every estimator of `flownet` as they are.
     """
     with record_function("flow of the prediction"):
         flow_pred = flow_net(last_input, pred)
     with torch.no_grad(), record_function("flow of the real frame"):
         flow_real = flow_net(last_input, target)
-    return torch.mean((flow_pred - flow_real).abs()) * scale
+    return torch.mean((flow_pred - flow_real).abs())

@@ -54,7 +54,6 @@ class Nets:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     flow: nn.Module | None
-    flow_scale: float
     g_run: nn.Module | None = None
     d_run: nn.Module | None = None
     d_sync: nn.Module | None = None
@@ -115,7 +114,7 @@ def generator_losses(nets: Nets, cfg: Config, inputs: torch.Tensor, target: torc
     total = cfg.lambda_int * parts["int"] + cfg.lambda_gd * parts["gd"]
     if nets.flow is not None and cfg.lambda_op > 0:
         last_input = inputs[:, -3:]
-        parts["op"] = losses.flow_loss(nets.flow, last_input, pred, target, nets.flow_scale)
+        parts["op"] = losses.flow_loss(nets.flow, last_input, pred, target)
         total = total + cfg.lambda_op * parts["op"]
     if cfg.lambda_adv > 0:
         # d_run is never the DDP wrapper: D's parameters are frozen here, and a DDP forward would arm its
