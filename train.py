@@ -39,7 +39,8 @@ from training.checkpoint import load_checkpoint, load_state_strict, save_checkpo
 from training.distributed import (DistInfo, any_rank, barrier, init_distributed, main_first, mean_over_ranks,
                                   shutdown_distributed, wrap_ddp)
 from training.losses import FLOW_LOSS_UNITS
-from training.resume import SCHEDULE, apply_schedule, data_fingerprint, init_config, resume_config
+from training.resume import (SCHEDULE, apply_schedule, data_fingerprint, init_config, legacy_flow_loss_scale,
+                             resume_config)
 from training.runlog import RunLock, RunLog, RunTraces, remove_stale_temp_files
 from training.step import Nets, Precision, make_precision, split_clip, train_step, use_channels_last
 from utils import FFPError, Progress, atomic_write_text, check_writable, configure_threads, seed_everything
@@ -336,11 +337,11 @@ def print_start(cfg: Config, files, windows: TrainWindows, start: Start, step: i
         lines.append(f"note: λ_op {cfg.lambda_op} with the classical flow estimator: the official λ_op values were "
                      f"tuned for FlowNet-SD, and with this estimator they measured lower AUC than --lambda_op "
                      f"{CLASSICAL_LAMBDA_OP} (the --preset cpu value; README 'Optical flow')")
-    earlier_flow = (start.resume or start.init or {}).get("flownet", {})
-    if earlier_flow.get("name") == ClassicalFlow.__name__ and earlier_flow.get("loss_units") != FLOW_LOSS_UNITS:
+    if start.init and legacy_flow_loss_scale(start.init) != 1:
+        written = start.init["config"]["lambda_op"]
         lines.append(f"note: {start.source} was trained before 2026-11-30, when the classical estimator's motion "
-                     f"loss was 400× weaker than the official λ_op (README 'Optical flow'); this run uses the "
-                     f"official units")
+                     f"loss was scaled by 1/400 (its λ_op {written} was {written / 400} in today's pixel units; "
+                     f"README 'Optical flow'); this run uses λ_op {cfg.lambda_op}")
     lines += [f"warning: {problem} (trained on the frames that decoded)" for problem in windows.decode_problems()]
     lines += [f"labels: {note}" for note in files.notes.lines]
     if skip_validation:

@@ -268,22 +268,27 @@ def test_init_from_fine_tunes_on_other_data(trained, tmp_path, capsys):
     assert "--height 64 (the weights': 32)" in capsys.readouterr().err
 
 
-def test_weights_from_before_the_flow_loss_fix_are_named(trained, tmp_path, capsys):
-    """Classical-flow weights without flownet.loss_units were trained when that motion loss was 400× too weak:
-    a run starting from them says so; one from current weights (loss_units 'pixels') does not."""
+def test_weights_from_before_the_flow_loss_fix(trained, tmp_path, capsys):
+    """Classical-flow checkpoints without flownet.loss_units trained their motion loss scaled by 1/400: --resume
+    continues with the same loss (λ_op 2 -> 0.005, said), --init_from says what the weights were trained with;
+    current checkpoints (loss_units 'pixels') get neither."""
     import torch
     from training.checkpoint import save_checkpoint
     root, run = trained
     state = torch.load(run / "w" / "ped2_latest.pth", weights_only=True)
-    assert state["flownet"]["loss_units"] == "pixels"
+    assert state["flownet"]["loss_units"] == "pixels" and state["config"]["lambda_op"] == 2.0
     state["flownet"]["name"] = "ClassicalFlow"
     save_checkpoint(tmp_path / "current.pth", state)
     del state["flownet"]["loss_units"]
     save_checkpoint(tmp_path / "old.pth", state)
-    for name, noted in (("old", True), ("current", False)):
+    for name, legacy in (("old", True), ("current", False)):
         source = tmp_path / f"{name}.pth"
         assert train_cli(tiny(root, tmp_path / name, "ped2", "--init_from", str(source))) == 0
-        assert ("motion loss was 400× weaker" in capsys.readouterr().out) == noted, name
+        assert ("was 0.005 in today's pixel units" in capsys.readouterr().out) == legacy, name
+        assert train_cli(tiny(root, tmp_path / name, "ped2", "--resume", str(source), "--iters", "3")) == 0
+        resumed = torch.load(tmp_path / name / "w" / "ped2_latest.pth", weights_only=True)
+        assert resumed["config"]["lambda_op"] == (0.005 if legacy else 2.0), name
+        assert ("resume: lambda_op: 2.0 -> 0.005 (the checkpoint's weight" in capsys.readouterr().out) == legacy
 
 
 # ------------------------------------------------------------------------------------------ 6. frame folders

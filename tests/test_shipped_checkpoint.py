@@ -24,6 +24,7 @@ from config import PRESETS, Config                  # noqa: E402
 from dataset import find_dataset                    # noqa: E402
 from evaluation.predict import generator_from_state, score_videos  # noqa: E402
 from training.checkpoint import load_checkpoint     # noqa: E402
+from training.resume import checkpoint_config       # noqa: E402
 
 SHIPPED = ROOT / "weights" / "ped2_cpu.pth"
 REFERENCE = ROOT / "tests" / "data" / "ped2_cpu_reference.json"
@@ -43,16 +44,6 @@ def shipped_psnr(data_root: Path) -> dict[str, list[float]]:
     return {name: [round(float(x), 4) for x in values] for name, values in psnr.items()}
 
 
-def effective_config(state: dict) -> dict:
-    """The checkpoint's config with λ_op in today's pixel units: a classical-flow file without
-    flownet.loss_units was trained when that flow loss was scaled by 1/400 (README "Optical flow")."""
-    config = dict(state["config"])
-    flow = state.get("flownet", {})
-    if flow.get("name") == "ClassicalFlow" and flow.get("loss_units") is None:
-        config["lambda_op"] = config["lambda_op"] / 400
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
-
-
 @pytest.fixture(scope="module")
 def shipped_state() -> dict:
     if not SHIPPED.is_file():
@@ -68,9 +59,9 @@ def test_shipped_file_is_small_generator_only_and_honest(shipped_state):
     assert np.isfinite(stats["mean"]) and stats["std"] > 0
     cfg = Config.from_dict(shipped_state["config"])
     assert cfg.dataset == "ped2" and cfg.preset == "cpu"
-    trained = effective_config(shipped_state)
+    trained = checkpoint_config(shipped_state)           # λ_op in today's units (README 'Optical flow')
     for key, value in PRESETS["cpu"].items():                      # it was trained with the preset as documented
-        assert trained[key] == value, key
+        assert getattr(trained, key) == value, key
     assert shipped_state["step"] == cfg.iters                       # the end of the run
 
 

@@ -45,8 +45,8 @@ def adversarial_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tens
     return torch.mean((d_real - 1) ** 2 / 2) + torch.mean(d_fake ** 2 / 2)
 
 
-# Stored in checkpoints ("flownet" → "loss_units"): files without it were trained when the classical estimator's
-# flow was scaled by 1/400 (README "Optical flow"), so a resumed or fine-tuned run can say so.
+# Stored in checkpoints ("flownet" → "loss_units"): classical-flow files without it were trained when that flow was
+# scaled by 1/400 (README "Optical flow"); training/resume.py converts their λ_op so a resumed run keeps its loss.
 FLOW_LOSS_UNITS = "pixels"
 
 

@@ -8,15 +8,21 @@ start-up printout lists every change. The config saved in later checkpoints is t
 
 --init_from fine-tunes: the generator's (and discriminator's, when it fits) weights of a checkpoint,
 fresh optimizers, step 0, and any dataset. The architecture comes from that checkpoint.
+
+Checkpoints of classical-flow runs saved before flownet.loss_units existed (2026-11-30) trained their motion
+loss scaled by 1/400; `checkpoint_config` gives their λ_op in today's pixel units, so a resumed run keeps
+training with the same loss (bit for bit: doubling is exact, so 2 · (x/400) = 0.005 · x in floating point).
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 from collections import Counter
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from config import Config, build_config, validate
+from flownet import ClassicalFlow
+from training.losses import FLOW_LOSS_UNITS
 from utils import FFPError
 
 # Flags that define the data a run trains on or the shape of its networks: a resumed run keeps them.
@@ -32,6 +38,19 @@ def explicit_flags(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
+def legacy_flow_loss_scale(state: dict) -> float:
+    """1/400 for a classical-flow checkpoint from before flownet.loss_units (its flow loss was scaled so), else 1."""
+    flow = state.get("flownet") or {}
+    legacy = flow.get("name") == ClassicalFlow.__name__ and flow.get("loss_units") != FLOW_LOSS_UNITS
+    return 1 / 400 if legacy else 1.0
+
+
+def checkpoint_config(state: dict) -> Config:
+    """The config a checkpoint was trained with, λ_op in today's pixel units (see the module docstring)."""
+    cfg = Config.from_dict(state["config"])
+    return replace(cfg, lambda_op=cfg.lambda_op * legacy_flow_loss_scale(state))
+
+
 def _show(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
@@ -41,7 +60,7 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
 
     FFPError listing every flag of REFUSED_ON_RESUME that differs from the checkpoint's config.
     """
-    base = Config.from_dict(state["config"])
+    base = checkpoint_config(state)
     given = explicit_flags(args)
     refused = [f"--{k} {_show(v)} (the checkpoint's: {_show(getattr(base, k))})" for k, v in given.items()
                if k in REFUSED_ON_RESUME and v != getattr(base, k)]
@@ -52,6 +71,9 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
     validate(cfg)
     changes = [f"{k}: {_show(getattr(base, k))} -> {_show(getattr(cfg, k))}" for k in given
                if getattr(cfg, k) != getattr(base, k)]
+    if legacy_flow_loss_scale(state) != 1 and "lambda_op" not in given:
+        changes.append(f"lambda_op: {state['config']['lambda_op']} -> {base.lambda_op} (the checkpoint's weight in "
+                       f"today's pixel units of the motion loss; README 'Optical flow')")
     return cfg, changes
 
 
