@@ -47,6 +47,7 @@ from evaluation.scores import flat_videos_note
 from evaluation.video import HeatmapVideoWriter, choose_vmax
 from model import Generator
 from training.checkpoint import load_checkpoint
+from training.resume import checkpoint_config
 from utils import FFPError, Progress, configure_threads, resolve_device
 
 # Pixels scored for pixel AUROC: ~1.6% of Ped2's 126M scored test pixels at 256×256, and tens of thousands of
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ckpt_path = Path(args.trained_model)
     state = load_checkpoint(ckpt_path)
-    cfg = config_from_namespace(args, Config.from_dict(state["config"]))
+    # checkpoint_config: the report's config states λ_op in today's units also for older classical-flow files
+    cfg = config_from_namespace(args, checkpoint_config(state))
     if args.dataset:
         dataset_defaults(args.dataset)   # refuses a name that cannot be a dataset folder
         cfg.dataset = args.dataset

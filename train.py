@@ -29,18 +29,18 @@ from pathlib import Path
 import torch
 
 from cli import ArgumentParser, run_cli
-from config import CLASSICAL_LAMBDA_OP, Config, add_config_flags, config_from_namespace
+from config import CLASSICAL_LAMBDA_OP, DATASET_DEFAULTS, Config, add_config_flags, config_from_namespace
 from dataset import TrainWindows, prepare_dataset, scored_labels, train_loader, training_videos
 from evaluation.metrics import compute_metrics
 from evaluation.predict import Cancelled, score_videos, training_psnr_stats
-from flownet import ClassicalFlow, build_flow_estimator
+from flownet import build_flow_estimator
 from model import Discriminator, Generator, init_weights
 from training.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
 from training.distributed import (DistInfo, any_rank, barrier, init_distributed, main_first, mean_over_ranks,
                                   shutdown_distributed, wrap_ddp)
 from training.losses import FLOW_LOSS_UNITS
-from training.resume import (SCHEDULE, apply_schedule, data_fingerprint, init_config, legacy_flow_loss_scale,
-                             resume_config)
+from training.resume import (SCHEDULE, apply_schedule, checkpoint_config, data_fingerprint, init_config, resume_config,
+                             trained_with_legacy_flow_scale)
 from training.runlog import RunLock, RunLog, RunTraces, remove_stale_temp_files
 from training.step import Nets, Precision, make_precision, split_clip, train_step, use_channels_last
 from utils import FFPError, Progress, atomic_write_text, check_writable, configure_threads, seed_everything
@@ -333,15 +333,7 @@ def print_start(cfg: Config, files, windows: TrainWindows, start: Start, step: i
              f"{files.layout}), device {device}{ddp}, {torch.get_num_threads()} CPU threads, flow estimator "
              f"{flow_name}, {where}"]
     lines += [f"resume: {change} (applied)" for change in start.changes]
-    if flow_name == ClassicalFlow.__name__ and cfg.lambda_op > CLASSICAL_LAMBDA_OP:
-        lines.append(f"note: λ_op {cfg.lambda_op} with the classical flow estimator: the official λ_op values were "
-                     f"tuned for FlowNet-SD, and with this estimator they measured lower AUC than --lambda_op "
-                     f"{CLASSICAL_LAMBDA_OP} (the --preset cpu value; README 'Optical flow')")
-    if start.init and legacy_flow_loss_scale(start.init) != 1:
-        written = start.init["config"]["lambda_op"]
-        lines.append(f"note: {start.source} was trained before 2026-11-30, when the classical estimator's motion "
-                     f"loss was scaled by 1/400 (its λ_op {written} was {written / 400} in today's pixel units; "
-                     f"README 'Optical flow'); this run uses λ_op {cfg.lambda_op}")
+    lines += flow_weight_notes(cfg, flow_name, start)
     lines += [f"warning: {problem} (trained on the frames that decoded)" for problem in windows.decode_problems()]
     lines += [f"labels: {note}" for note in files.notes.lines]
     if skip_validation:
@@ -350,6 +342,25 @@ def print_start(cfg: Config, files, windows: TrainWindows, start: Start, step: i
     elif files.label_source:
         lines.append(f"labels: {files.label_source}")
     print("\n".join(lines) + "\n" + cfg.pretty(), flush=True)
+
+
+def flow_weight_notes(cfg: Config, flow_name: str, start: Start) -> list[str]:
+    """Start-up notes on λ_op: an estimator meeting the other one's weight, and --init_from weights trained with
+    the legacy 1/400 flow scale (README "Optical flow")."""
+    notes = []
+    if flow_name == "ClassicalFlow" and cfg.lambda_op > CLASSICAL_LAMBDA_OP:
+        notes.append(f"note: λ_op {cfg.lambda_op} with the classical flow estimator: the official values were tuned "
+                     f"for FlowNet-SD; on Ped2 with this estimator λ_op 2 and 0.1 scored below {CLASSICAL_LAMBDA_OP} "
+                     f"(the --preset cpu value; README 'Optical flow')")
+    if flow_name == "FlowNet2SDFlow" and 0 < cfg.lambda_op <= CLASSICAL_LAMBDA_OP:
+        notes.append(f"note: λ_op {cfg.lambda_op} is the classical estimator's weight; the official value for "
+                     f"FlowNet-SD is {DATASET_DEFAULTS['ped2']['lambda_op']} (Ped2)")
+    if start.init and trained_with_legacy_flow_scale(start.init):
+        notes.append(f"note: {start.source} was trained before 2026-11-30 with the classical estimator's motion loss "
+                     f"scaled by 1/400: its λ_op {start.init['config']['lambda_op']} was "
+                     f"{checkpoint_config(start.init).lambda_op} in today's pixel units; this run uses "
+                     f"λ_op {cfg.lambda_op}")
+    return notes
 
 
 def restore(resume: dict, nets: Nets, sched_g, sched_d) -> tuple[int, list]:

@@ -59,7 +59,11 @@ def test_shipped_file_is_small_generator_only_and_honest(shipped_state):
     assert np.isfinite(stats["mean"]) and stats["std"] > 0
     cfg = Config.from_dict(shipped_state["config"])
     assert cfg.dataset == "ped2" and cfg.preset == "cpu"
-    trained = checkpoint_config(shipped_state)           # λ_op in today's units (README 'Optical flow')
+    # Trained before the flow-loss units were fixed: stored λ_op 2, classical flow, no loss_units — which is
+    # --preset cpu's λ_op 0.005 in today's units (README 'Optical flow').
+    assert cfg.lambda_op == 2.0 and "loss_units" not in shipped_state["flownet"]
+    assert shipped_state["flownet"]["name"] == "ClassicalFlow"
+    trained = checkpoint_config(shipped_state)
     for key, value in PRESETS["cpu"].items():                      # it was trained with the preset as documented
         assert getattr(trained, key) == value, key
     assert shipped_state["step"] == cfg.iters                       # the end of the run

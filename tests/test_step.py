@@ -156,3 +156,20 @@ def test_speed_flags_parse_bare_and_with_values():
     assert not use_channels_last(tiny_cfg(channels_last="off"), torch.device("cuda"))
     with pytest.raises(FFPError, match="--channels_last"):
         parse_args(["--channels_last", "maybe"])
+
+
+def test_generator_loss_is_the_weighted_sum_with_the_flow_term_in_pixels():
+    """G's total is Σ λ·term with L_op exactly flow_loss of the classical estimator's pixel flow: no scale hides in
+    the step (a 1/400 once did; see README 'Optical flow')."""
+    from flownet import ClassicalFlow
+    from training.step import generator_losses
+    cfg = tiny_cfg(lambda_op=2.0, lambda_gd=0.5, lambda_adv=0.1)
+    flow = ClassicalFlow().requires_grad_(False)
+    nets = make_nets(cfg, flow=flow)
+    inputs, target = split_clip(random_clip(cfg), torch.device("cpu"))
+    pred, parts = generator_losses(nets, cfg, inputs, target)
+    direct = losses.flow_loss(flow, inputs[:, -3:], pred, target)
+    assert torch.allclose(parts["op"], direct)
+    weighted = (cfg.lambda_int * parts["int"] + cfg.lambda_gd * parts["gd"] + cfg.lambda_op * parts["op"]
+                + cfg.lambda_adv * parts["adv"])
+    assert torch.allclose(parts["g_total"], weighted)

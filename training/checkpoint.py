@@ -1,8 +1,9 @@
 """Checkpoint I/O: one dict per file, written atomically, read with weights_only=True (no code execution).
 
 Training checkpoint keys: net_g, net_d, optim_g, optim_d, sched_g, sched_d, step, config, rng, history,
-flownet (the estimator used and its checkpoint path). A shipped generator-only checkpoint has net_g,
-config, step and optional psnr_stats.
+flownet (the estimator's class name, its checkpoint path and the motion loss's units, "pixels"; files
+without loss_units trained a classical-flow loss scaled by 1/400, see training/resume.py). A shipped
+generator-only checkpoint has net_g, config, step and optional psnr_stats.
 """
 from __future__ import annotations
 

@@ -47,6 +47,7 @@ def adversarial_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tens
 
 # Stored in checkpoints ("flownet" → "loss_units"): classical-flow files without it were trained when that flow was
 # scaled by 1/400 (README "Optical flow"); training/resume.py converts their λ_op so a resumed run keeps its loss.
+# Any other value of loss_units would be a future unit: never read as the legacy scale.
 FLOW_LOSS_UNITS = "pixels"
 
 
@@ -57,8 +58,8 @@ def flow_loss(flow_net: nn.Module, last_input: torch.Tensor, pred: torch.Tensor,
     `flow_net` is frozen (its weights never train) but NOT detached: the gradient flows through
     F(I_t, Î_{t+1}) into the generator, as in the official code — that is the point of the term.
     The real-frame flow carries no generator gradient, so it is computed without a graph.
-    Pixels are the official code's units (its FlowNet-SD output is pixel flow), so the official λ_op
-    values apply to every estimator of `flownet` as they are.
+    Pixels are the official code's units (its FlowNet-SD output is pixel flow) and those of every estimator
+    of `flownet`; the weight λ_op is chosen per estimator (config.CLASSICAL_LAMBDA_OP for the classical one).
     """
     with record_function("flow of the prediction"):
         flow_pred = flow_net(last_input, pred)

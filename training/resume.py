@@ -10,8 +10,9 @@ start-up printout lists every change. The config saved in later checkpoints is t
 fresh optimizers, step 0, and any dataset. The architecture comes from that checkpoint.
 
 Checkpoints of classical-flow runs saved before flownet.loss_units existed (2026-11-30) trained their motion
-loss scaled by 1/400; `checkpoint_config` gives their λ_op in today's pixel units, so a resumed run keeps
-training with the same loss (bit for bit: doubling is exact, so 2 · (x/400) = 0.005 · x in floating point).
+loss scaled by 1/400; `checkpoint_config` gives their λ_op in today's pixel units and pins the classical
+estimator they trained with, so a resumed run keeps training with the same loss (bit for bit for λ_op 2:
+doubling is exact, so 2 · (x · 1/400) = 0.005 · x in floating point; within one rounding for other values).
 """
 from __future__ import annotations
 
@@ -21,8 +22,6 @@ from collections import Counter
 from dataclasses import fields, replace
 
 from config import Config, build_config, validate
-from flownet import ClassicalFlow
-from training.losses import FLOW_LOSS_UNITS
 from utils import FFPError
 
 # Flags that define the data a run trains on or the shape of its networks: a resumed run keeps them.
@@ -38,17 +37,23 @@ def explicit_flags(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
-def legacy_flow_loss_scale(state: dict) -> float:
-    """1/400 for a classical-flow checkpoint from before flownet.loss_units (its flow loss was scaled so), else 1."""
-    flow = state.get("flownet") or {}
-    legacy = flow.get("name") == ClassicalFlow.__name__ and flow.get("loss_units") != FLOW_LOSS_UNITS
-    return 1 / 400 if legacy else 1.0
+LEGACY_FLOW_SCALE = 1 / 400   # what the classical estimator's flow was multiplied by before 2026-11-30
+
+
+def trained_with_legacy_flow_scale(state: dict) -> bool:
+    """Whether a checkpoint's classical-estimator flow loss was scaled by LEGACY_FLOW_SCALE: its flownet entry
+    (the estimator's class name, stored since the first release) says ClassicalFlow and has no loss_units."""
+    flow = state.get("flownet")
+    return isinstance(flow, dict) and flow.get("name") == "ClassicalFlow" and "loss_units" not in flow
 
 
 def checkpoint_config(state: dict) -> Config:
-    """The config a checkpoint was trained with, λ_op in today's pixel units (see the module docstring)."""
+    """The config a checkpoint was trained with, in today's terms: for a legacy classical-flow checkpoint, λ_op
+    times LEGACY_FLOW_SCALE and the classical estimator pinned (see the module docstring)."""
     cfg = Config.from_dict(state["config"])
-    return replace(cfg, lambda_op=cfg.lambda_op * legacy_flow_loss_scale(state))
+    if not trained_with_legacy_flow_scale(state):
+        return cfg
+    return replace(cfg, lambda_op=cfg.lambda_op * LEGACY_FLOW_SCALE, flownet="classical")
 
 
 def _show(value) -> str:
@@ -62,6 +67,8 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
     """
     base = checkpoint_config(state)
     given = explicit_flags(args)
+    if trained_with_legacy_flow_scale(state) and given.get("flownet", "classical") != "classical":
+        base = replace(base, lambda_op=state["config"]["lambda_op"])   # another estimator: the weight as written
     refused = [f"--{k} {_show(v)} (the checkpoint's: {_show(getattr(base, k))})" for k, v in given.items()
                if k in REFUSED_ON_RESUME and v != getattr(base, k)]
     if refused:
@@ -71,9 +78,10 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
     validate(cfg)
     changes = [f"{k}: {_show(getattr(base, k))} -> {_show(getattr(cfg, k))}" for k in given
                if getattr(cfg, k) != getattr(base, k)]
-    if legacy_flow_loss_scale(state) != 1 and "lambda_op" not in given:
-        changes.append(f"lambda_op: {state['config']['lambda_op']} -> {base.lambda_op} (the checkpoint's weight in "
-                       f"today's pixel units of the motion loss; README 'Optical flow')")
+    written = Config.from_dict(state["config"])
+    changes += [f"{k}: {_show(getattr(written, k))} -> {_show(getattr(base, k))} (unchanged training: the "
+                f"checkpoint's classical-flow motion loss in today's pixel units; README 'Optical flow')"
+                for k in ("lambda_op", "flownet") if k not in given and getattr(base, k) != getattr(written, k)]
     return cfg, changes
 
 
