@@ -5,7 +5,7 @@ import torch
 
 from config import CLASSICAL_LAMBDA_OP, build_config
 from train import parse_args
-from training.resume import checkpoint_config, resume_config, trained_with_legacy_flow_scale
+from training.resume import LEGACY_FLOW_SCALE, checkpoint_config, resume_config, trained_with_legacy_flow_scale
 
 
 def state(flownet, lambda_op=2.0, flow_choice="auto"):
@@ -59,7 +59,7 @@ def test_legacy_scale_and_the_new_weight_train_bit_for_bit():
     """2 · (x · 1/400) and 0.005 · x are the same float32 numbers (doubling is exact): a resumed legacy run and
     --preset cpu today train identically; also through backward."""
     x = torch.rand(10_000, dtype=torch.float32, requires_grad=True) * 3
-    old = 2.0 * (x * (1 / 400))
+    old = 2.0 * (x * LEGACY_FLOW_SCALE)
     new = CLASSICAL_LAMBDA_OP * x
     assert torch.equal(old, new)
     g_old, = torch.autograd.grad(old.sum(), x, retain_graph=True)

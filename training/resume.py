@@ -65,10 +65,11 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
 
     FFPError listing every flag of REFUSED_ON_RESUME that differs from the checkpoint's config.
     """
-    base = checkpoint_config(state)
     given = explicit_flags(args)
-    if trained_with_legacy_flow_scale(state) and given.get("flownet", "classical") != "classical":
-        base = replace(base, lambda_op=state["config"]["lambda_op"])   # another estimator: the weight as written
+    written = Config.from_dict(state["config"])
+    # Continuing with the classical estimator: its loss in today's units. Another estimator: the config as written
+    # (the old code gave FlowNet2-SD its λ_op unscaled).
+    base = checkpoint_config(state) if given.get("flownet", "classical") == "classical" else written
     refused = [f"--{k} {_show(v)} (the checkpoint's: {_show(getattr(base, k))})" for k, v in given.items()
                if k in REFUSED_ON_RESUME and v != getattr(base, k)]
     if refused:
@@ -78,7 +79,6 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
     validate(cfg)
     changes = [f"{k}: {_show(getattr(base, k))} -> {_show(getattr(cfg, k))}" for k in given
                if getattr(cfg, k) != getattr(base, k)]
-    written = Config.from_dict(state["config"])
     changes += [f"{k}: {_show(getattr(written, k))} -> {_show(getattr(base, k))} (unchanged training: the "
                 f"checkpoint's classical-flow motion loss in today's pixel units; README 'Optical flow')"
                 for k in ("lambda_op", "flownet") if k not in given and getattr(base, k) != getattr(written, k)]
