@@ -45,7 +45,8 @@ from cli import ArgumentParser, Terminated, run_cli
 from config import Config, parse_until
 from dataset import FrameFolder, Video, VideoFile, frame_number, open_source, video_frame_batches
 from evaluation.predict import generator_from_state, iter_predictions, psnr_stats_from_training_data
-from evaluation.report import DETECT_CSV_HEADER, StagedResult, detect_csv_rows, file_stems, write_detect_report
+from evaluation.detect_report import DETECT_CSV_HEADER, detect_csv_rows, write_detect_report
+from evaluation.pages import StagedResult, file_stems
 from evaluation.scores import anomaly_scores, flat_videos_note
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator
 from training.checkpoint import load_checkpoint

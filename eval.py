@@ -42,7 +42,8 @@ from config import Config, add_config_flags, config_from_namespace, dataset_defa
 from dataset import Video, VideoFile, prepare_dataset, scored_labels, video_frame_batches
 from evaluation.metrics import PixelAUROC, compute_metrics, format_metrics_table, metric_rows, video_scores
 from evaluation.predict import generator_from_state, iter_predictions
-from evaluation.report import StagedResult, file_stems, write_report
+from evaluation.pages import StagedResult, file_stems
+from evaluation.report import write_report
 from evaluation.scores import flat_videos_note
 from evaluation.video import HeatmapVideoWriter, choose_vmax
 from model import Generator

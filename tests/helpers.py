@@ -6,6 +6,8 @@ from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
+
 
 @contextmanager
 def own_signal_handlers():
@@ -50,3 +52,33 @@ def eval_cli(ckpt: Path, root: Path, out: Path, *extra: str) -> int:
     from cli import run_cli
     return run_cli(eval_script.main, ["--trained_model", str(ckpt), "--data_root", str(root), "--out_dir", str(out),
                                       "--device", "cpu", "--num_workers", "0", *extra])
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temp files a failed or finished atomic write could leave behind."""
+    return [p for p in folder.rglob("*") if p.name.startswith(".") or ".tmp" in p.name]
+
+
+def write_heatmap(path: Path, n: int = 7, size=(32, 48), labels=None) :
+    """A small heatmap video of `n` random frames (scores 0..1), as the report tests link it."""
+    from evaluation.video import HeatmapVideoWriter, choose_vmax
+    rng = np.random.default_rng(0)
+    errs = [rng.random(size) * 0.02 for _ in range(n)]
+    with HeatmapVideoWriter(path, fps=10, vmax=choose_vmax(errs), size=size, curve_length=n) as writer:
+        for i, err in enumerate(errs):
+            frame = np.repeat(rng.random(size)[..., None], 3, axis=2)
+            writer.add(frame, err, score=i / max(n - 1, 1), label=None if labels is None else labels[i])
+    return writer
+
+
+def count_frames(path: Path) -> tuple[int, int, int]:
+    """(decoded frames, width, height) of a video file, read with OpenCV."""
+    import cv2
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened()
+    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n, width, height

@@ -330,7 +330,7 @@ def test_sigterm_outside_a_commands_own_handler_cleans_up_and_exits_143(tmp_path
     """eval.py and detect.py --mode whole have no stop handler of their own: SIGTERM becomes an exception, so the
     staged result folder is removed (no hidden temp folder left in results/) and the exit status is 143."""
     import os
-    from evaluation.report import StagedResult
+    from evaluation.pages import StagedResult
 
     def main(_argv):
         with StagedResult(tmp_path / "results", "run", overwrite=False) as stage:

@@ -1,0 +1,187 @@
+"""Building blocks of the result pages: CSV/JSON text, matplotlib figures, HTML snippets, result folders.
+
+Figures are `matplotlib.figure.Figure` objects on the Agg canvas, never registered with pyplot: no global
+figure state, nothing left open after saving, safe without a display. Result folders (eval.py, detect.py) are
+built in a hidden temp sibling and renamed into place (`StagedResult`).
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+from urllib.parse import quote
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from utils import FFPError, atomic_write_bytes, shared_mode
+
+CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+        "text-align:left;vertical-align:top}td.num{text-align:right;font-family:monospace}"
+        "img,video{max-width:100%}pre{background:#f4f4f4;padding:8px;overflow-x:auto}"
+        "figure{margin:1.5em 0}")
+
+
+# ----------------------------------------------------------------------------- small writers
+
+def csv_text(header: Sequence[str], rows) -> str:
+    """CSV text (Unix newlines) of a header and an iterable of row sequences."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def json_safe(obj):
+    """Recursively convert numpy scalars/arrays, paths and tuples to JSON types; NaN/inf become null."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, np.ndarray)):
+        return [json_safe(v) for v in (obj.tolist() if isinstance(obj, np.ndarray) else obj)]
+    if isinstance(obj, np.generic):
+        return json_safe(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)  # Path, torch.device, ... : their text is what a reader of the JSON wants
+
+
+def json_text(obj) -> str:
+    """Indented, strictly valid JSON of `obj` (after json_safe), with a trailing newline."""
+    return json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n"
+
+
+def new_figure(size=(8.0, 3.0)) -> Figure:
+    """A figure on its own Agg canvas, outside pyplot, so it needs no closing."""
+    fig = Figure(figsize=size, dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig: Figure, path: Path) -> None:
+    """Render `fig` to PNG bytes in memory, then write them atomically."""
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def file_stems(names) -> dict[str, str]:
+    """Video name -> unique, filesystem- and URL-safe file stem (no leading dot, no separators)."""
+    stems: dict[str, str] = {}
+    for name in names:
+        stem = re.sub(r"[^A-Za-z0-9_-]", "_", str(name)) or "video"
+        while stem in stems.values():
+            stem += "_"
+        stems[name] = stem
+    return stems
+
+
+# ----------------------------------------------------------------------------- result folders
+
+def free_result_path(out_root: Path, name: str, overwrite: bool) -> Path:
+    """out_root/name, or the first free numbered sibling name_2, name_3, ... unless `overwrite`."""
+    base = Path(out_root) / name
+    if overwrite or not base.exists():
+        return base
+    n = 2
+    while base.with_name(f"{name}_{n}").exists():
+        n += 1
+    return base.with_name(f"{name}_{n}")
+
+
+class StagedResult:
+    """Context manager building a result folder in a hidden temp sibling, moved into place only on success.
+
+        with StagedResult(Path("results"), "ped2_latest", overwrite=False) as stage:
+            write files into stage.dir
+        print(stage.path)          # results/ped2_latest (or ped2_latest_2, ...)
+
+    On an exception the temp folder is deleted, so a crash never leaves a half-written result folder
+    (a SIGKILL can leave a hidden `.<name>.tmp-*` folder, never a visible one). The final name is picked
+    when the work is done, so the numbered sibling is free at that moment; with `overwrite` an existing
+    folder is replaced (moved aside, the new one renamed in, the old one deleted).
+    """
+
+    def __init__(self, out_root: str | os.PathLike, name: str, overwrite: bool):
+        self.out_root, self.name, self.overwrite = Path(out_root), name, overwrite
+        self.dir: Path | None = None
+        self.path: Path | None = None
+
+    def __enter__(self) -> "StagedResult":
+        self._made_root = not self.out_root.exists()
+        try:
+            self.out_root.mkdir(parents=True, exist_ok=True)
+            self.dir = Path(tempfile.mkdtemp(prefix=f".{self.name}.tmp-", dir=self.out_root))
+            shared_mode(self.dir, directory=True)
+        except OSError as exc:
+            raise FFPError(f"--out_dir {self.out_root} is not writable: {exc.strerror or exc}") from None
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            if self._made_root:   # an --out_dir this run created goes too, if nothing else is in it
+                try:
+                    self.out_root.rmdir()
+                except OSError:
+                    pass
+            return
+        self.path = free_result_path(self.out_root, self.name, self.overwrite)
+        old = None
+        if self.path.exists():  # only with overwrite: swap, so the old folder is never half-deleted
+            old = Path(tempfile.mkdtemp(prefix=f".{self.name}.old-", dir=self.out_root))
+            os.replace(self.path, old / self.name)
+        os.replace(self.dir, self.path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- HTML
+
+def html_page(title: str, body: str) -> str:
+    """A self-contained page: inline CSS, no scripts, no network."""
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{CSS}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
+
+
+def html_table(header: Sequence[str], rows, numeric: Sequence[int] = ()) -> str:
+    """HTML table with escaped cells; columns in `numeric` are right-aligned monospace."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f'<td{" class=num" if i in numeric else ""}>{html.escape(str(c))}</td>'
+                         for i, c in enumerate(row)) + "</tr>\n" for row in rows)
+    return f"<table><tr>{head}</tr>\n{body}</table>"
+
+
+def href(rel: str) -> str:
+    """Percent-encode a relative path for src/href (keeps '/'), escaped for an attribute."""
+    return html.escape(quote(rel), quote=True)
+
+
+def meta_block(meta: Mapping) -> str:
+    """The run's meta (config, checkpoint, knobs) as pretty JSON."""
+    return f"<h2>Run</h2>\n<pre>{html.escape(json_text(meta))}</pre>"
+
+
+
+def checked_video_links(out: Path, videos: Mapping[str, str] | None) -> dict[str, str]:
+    """Heatmap video links must be relative paths that already exist under the report folder."""
+    videos = dict(videos or {})
+    for name, rel in videos.items():
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not (out / rel).is_file():
+            raise ValueError(f"videos[{name!r}] = {rel!r}: expected an existing file relative to {out} "
+                             "(write the heatmap videos before the report)")
+    return videos
