@@ -1,4 +1,6 @@
-"""What the command-line scripts share: one-line user errors and the --debug switch."""
+"""What the command-line scripts share: one-line user errors, the --debug switch, flags answered before torch loads.
+
+Light on purpose (no torch, numpy or project packages): `answer_flags_first` runs before the heavy imports."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +9,7 @@ import sys
 import threading
 from typing import Callable
 
-from utils import FFPError
+from errors import FFPError
 
 
 def user_message(exc: BaseException) -> str:
@@ -28,6 +30,20 @@ def os_error_message(exc: OSError) -> str:
     reason = exc.strerror or str(exc) or type(exc).__name__
     where = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
     return " ".join(f"{' -> '.join(where)}: {reason}".split()) if where else " ".join(reason.split())
+
+
+def answer_flags_first(parse_args: Callable[[list[str]], object]) -> None:
+    """Parse the command line with a script's `parse_args` before the script imports torch (seconds on a busy
+    machine): --help prints and exits 0, a bad flag prints one 'error: …' line and exits 1, and a good command
+    line returns so that the script loads the rest and runs. `parse_args` must need only light modules
+    (argparse, config, cli)."""
+    try:
+        parse_args(sys.argv[1:])
+    except FFPError as exc:
+        if "--debug" in sys.argv[1:]:
+            raise
+        print(f"error: {user_message(exc)}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 class ArgumentParser(argparse.ArgumentParser):

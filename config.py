@@ -11,9 +11,14 @@ import argparse
 import dataclasses
 import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from typing import Callable
 
-from utils import FFPError
+from errors import FFPError
+
+# The motion-loss flow estimators (flownet/estimator.py): auto = FlowNet2-SD when its weights file is present,
+# else the weights-free classical estimator; none = no motion loss.
+FLOW_CHOICES = ("auto", "flownet2sd", "classical", "none")
 
 
 @dataclass
@@ -47,7 +52,7 @@ class Config:
     lambda_gd: float = 1.0
     lambda_op: float = 2.0
     lambda_adv: float = 0.05
-    flownet: str = "auto"                   # auto | flownet2sd | classical | none
+    flownet: str = "auto"                   # one of FLOW_CHOICES
     flownet_ckpt: str | None = None
     # bookkeeping
     seed: int = 0
@@ -198,7 +203,6 @@ def validate(cfg: Config) -> None:
             raise FFPError(f"--{f.name} must be one of {', '.join(choices)}, got {getattr(cfg, f.name)!r}")
     if cfg.train_until is not None:
         parse_until(cfg.train_until, "--train_until")
-    from flownet import FLOW_CHOICES  # local import: flownet imports torch models, config must stay light
     if cfg.flownet not in FLOW_CHOICES:
         raise FFPError(f"--flownet {cfg.flownet!r} is unknown; choose one of {', '.join(FLOW_CHOICES)}")
 
@@ -211,33 +215,156 @@ def _int_tuple(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags for every Config field; all default to None so 'not given' never overrides a dataset default.
+# One sentence per setting: the text of its flag in --help (tests check that every field has one).
+FLAG_HELP: dict[str, str] = {
+    "dataset": "a built-in benchmark (ped2, ped1, avenue, shanghaitech, synthetic) or the name of your own "
+               "dataset folder under --data_root",
+    "preset": "a named configuration that changes size, widths and schedule but not the method",
+    "data_root": "folder that holds the dataset folders (<data_root>/<dataset>/...)",
+    "height": "height of the frames the networks see, in pixels (frames are resized to it)",
+    "width": "width of the frames the networks see, in pixels",
+    "in_frames": "past frames the generator sees; it predicts the next one",
+    "train_until": "train only on the first part of each training video: frames ('400') or seconds ('40s')",
+    "g_widths": "generator (U-Net) channels per level, comma-separated",
+    "d_widths": "discriminator (PatchGAN) channels of its 4 convolutions, comma-separated",
+    "flownet": "optical-flow estimator of the motion loss: auto = FlowNet2-SD if its weights file is present, "
+               "else classical",
+    "flownet_ckpt": "FlowNet2-SD weights file; none = flownet/pretrained/FlowNet2-SD_checkpoint.pth.tar",
+    "iters": "training steps",
+    "batch_size": "training clips per step (per process under torchrun)",
+    "lr_g": "generator learning rate (Adam)",
+    "lr_d": "discriminator learning rate (Adam)",
+    "lr_drop_steps": "steps at which both learning rates are multiplied by --lr_gamma, comma-separated",
+    "lr_gamma": "learning-rate factor at each of --lr_drop_steps",
+    "adam_betas": "Adam's (beta1, beta2), comma-separated",
+    "lambda_int": "weight of the intensity (L2) loss",
+    "lambda_gd": "weight of the gradient-difference loss",
+    "lambda_op": "weight of the optical-flow (motion) loss",
+    "lambda_adv": "weight of the generator's adversarial loss",
+    "seed": "random seed of weights, window order and augmentation",
+    "device": "cpu, cuda, cuda:1 or auto (CUDA when available)",
+    "threads": "torch CPU threads; 0 = one per core",
+    "num_workers": "DataLoader worker processes; -1 = auto (2, or fewer when torch's threads leave no core free)",
+    "eval_batch_size": "frames predicted per batch when scoring (validation, eval.py, detect.py)",
+    "cache_frames": "decode every training frame once into RAM when they fit --cache_max_gb",
+    "cache_max_gb": "RAM budget of that cache, in GB; above it video files are extracted to --cache_dir",
+    "cache_dir": "where training video files that do not fit in RAM are extracted as JPEG frames, once",
+    "weights_dir": "where checkpoints are written (<dataset>_latest.pth, <dataset>_best.pth)",
+    "log_dir": "where the TensorBoard log and config.json of the run go (<log_dir>/<dataset>/)",
+    "save_interval": "steps between checkpoints",
+    "val_interval": "steps between validations on the labelled test set (the AUC history)",
+    "log_interval": "steps between loss log entries",
+    "channels_last": "channels-last memory format (auto: on); speed only",
+    "amp": "autocast: bf16, or fp16 with a gradient scaler on CUDA (--amp_dtype); speed only",
+    "amp_dtype": "autocast dtype of --amp",
+    "compile": "torch.compile the generator and discriminator (the first steps are slow); speed only",
+}
 
-    A bool flag given bare (`--amp`) means true; a field with `choices` metadata may name a bare value
-    (`--channels_last` means 'on').
+# Flags by what they are about, in --help's order. Each script shows only the groups it uses.
+FLAG_GROUPS: dict[str, tuple[str, ...]] = {
+    "data": ("dataset", "preset", "data_root", "height", "width", "in_frames", "train_until"),
+    "model": ("g_widths", "d_widths", "flownet", "flownet_ckpt"),
+    "optimisation": ("iters", "batch_size", "lr_g", "lr_d", "lr_drop_steps", "lr_gamma", "adam_betas", "seed"),
+    "losses": ("lambda_int", "lambda_gd", "lambda_op", "lambda_adv"),
+    "outputs": ("weights_dir", "log_dir", "save_interval", "val_interval", "log_interval"),
+    "speed": ("channels_last", "amp", "amp_dtype", "compile"),
+    "machine": ("device", "threads", "num_workers", "eval_batch_size"),
+    "cache": ("cache_frames", "cache_max_gb", "cache_dir"),
+}
+
+# Settings of the machine and the command, not of the model: a command that reads a checkpoint (eval.py,
+# detect.py) takes them from its own flags and defaults, never from the checkpoint (which holds the
+# training machine's paths, device and worker count).
+RUNTIME_FIELDS = ("data_root", "weights_dir", "log_dir", *FLAG_GROUPS["machine"], *FLAG_GROUPS["cache"])
+
+
+def _show_value(value) -> str:
+    """A default as typed on the command line: (16, 32) -> '16,32'."""
+    if value is None:
+        return "none"
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def default_text(name: str, presets: bool = True) -> str:
+    """Where a training flag's default comes from: the dataset table, the presets (unless `presets` is false),
+    or the Config default.
+
+    E.g. 'default: 64 (synthetic), 256 (ped2, ped1, avenue, shanghaitech, own data); --preset cpu: 256, tiny: 32'.
     """
-    parser.add_argument("--dataset", default=None, help="dataset name (default: synthetic)")
-    parser.add_argument("--preset", default=None, help=f"named configuration: {', '.join(PRESETS)}")
-    types = {int: int, float: float, str: str, bool: _bool}
-    for f in fields(Config):
-        if f.name in ("dataset", "preset"):
+    base = getattr(Config, name, None)
+    if name in ("dataset", "preset"):
+        return "default: synthetic" if name == "dataset" else "default: none"
+    by_dataset = {d: _show_value(dataset_defaults(d).get(name, base)) for d in DATASET_DEFAULTS}
+    by_dataset["own data"] = _show_value(custom_defaults().get(name, base))
+    values = list(dict.fromkeys(by_dataset.values()))
+    if len(values) == 1:
+        text = f"default: {values[0]}"
+    else:
+        groups = [f"{v} ({', '.join(d for d, dv in by_dataset.items() if dv == v)})" for v in values]
+        text = "default by dataset: " + ", ".join(groups)
+    by_preset = [f"{p}: {_show_value(v[name])}" for p, v in PRESETS.items() if presets and name in v]
+    return text + (f"; --preset {', '.join(by_preset)}" if by_preset else "")
+
+
+def runtime_default_text(name: str) -> str:
+    """Default text of a flag of a command that reads a checkpoint (eval.py, detect.py): the dataset is the
+    checkpoint's; runtime settings have this command's own defaults (never the training machine's)."""
+    return "default: the checkpoint's" if name == "dataset" else default_text(name, presets=False)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, groups: tuple[str, ...] = tuple(FLAG_GROUPS),
+                     only: tuple[str, ...] | None = None, defaults: Callable[[str], str] = default_text,
+                     aliases: dict[str, tuple[str, ...]] | None = None) -> None:
+    """Flags for the Config fields of `groups` (or just those of them in `only`), one argparse group each.
+
+    `aliases`: {field: ('--other_name', ...)} extra spellings of a flag (detect.py's --batch_size).
+    All default to None so 'not given' never overrides a dataset default or a checkpoint's value; the help
+    text of each says where its real default comes from (`defaults(name)`). A bool flag given bare (`--amp`)
+    means true; a field with `choices` metadata may name a bare value (`--channels_last` means 'on').
+    """
+    kinds = {f.name: f for f in fields(Config)}
+    for group in groups:
+        names = [n for n in FLAG_GROUPS[group] if only is None or n in only]
+        if not names:
             continue
-        default = f.default
-        if "choices" in f.metadata:
-            const = f.metadata.get("const")
-            parser.add_argument(f"--{f.name}", choices=f.metadata["choices"], default=None,
-                                nargs="?" if const else None, const=const, help=f"(default {default})")
-            continue
-        if isinstance(default, bool):
-            parser.add_argument(f"--{f.name}", type=_bool, nargs="?", const=True, default=None,
-                                help=f"(default {default}; bare flag = true)")
-            continue
-        if isinstance(default, tuple):
-            kind = _int_tuple if all(isinstance(v, int) for v in default) else _float_tuple
-        else:
-            kind = types.get(type(default), str)
-        parser.add_argument(f"--{f.name}", type=kind, default=None, help=f"(default {default})")
+        section = parser.add_argument_group(f"{group} settings")
+        for name in names:
+            _add_flag(section, kinds[name], f"{FLAG_HELP[name]} ({defaults(name)})", (aliases or {}).get(name, ()))
+
+
+def _add_flag(parser, f, help_text: str, aliases: tuple[str, ...] = ()) -> None:
+    """One Config field as a flag; its type from the field's default (tuples of ints or floats, bools, choices)."""
+    default = f.default
+    if aliases:   # the other spellings share the field's destination
+        parser = _AliasedGroup(parser, aliases)
+    if f.name == "flownet":
+        parser.add_argument("--flownet", choices=FLOW_CHOICES, default=None, help=help_text)
+    elif f.name == "preset":
+        parser.add_argument("--preset", choices=tuple(PRESETS), default=None, help=help_text)
+    elif "choices" in f.metadata:
+        const = f.metadata.get("const")
+        parser.add_argument(f"--{f.name}", choices=f.metadata["choices"], default=None,
+                            nargs="?" if const else None, const=const,
+                            help=help_text + (f"; bare flag = {const}" if const else ""))
+    elif isinstance(default, bool):
+        parser.add_argument(f"--{f.name}", type=_bool, nargs="?", const=True, default=None,
+                            help=help_text + "; bare flag = true")
+    elif isinstance(default, tuple):
+        kind = _int_tuple if all(isinstance(v, int) for v in default) else _float_tuple
+        parser.add_argument(f"--{f.name}", type=kind, default=None, help=help_text)
+    else:
+        kind = {int: int, float: float}.get(type(default), str)
+        parser.add_argument(f"--{f.name}", type=kind, default=None, help=help_text)
+
+
+class _AliasedGroup:
+    """Wraps an argparse group so that the next add_argument also registers `aliases` for the flag."""
+
+    def __init__(self, group, aliases: tuple[str, ...]):
+        self.group, self.aliases = group, aliases
+
+    def add_argument(self, flag: str, **kwargs):
+        return self.group.add_argument(flag, *self.aliases, dest=flag.lstrip("-"), **kwargs)
 
 
 def _float_tuple(text: str) -> tuple[float, ...]:
@@ -257,13 +384,30 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
-def config_from_namespace(args: argparse.Namespace, base: Config | None = None) -> Config:
-    """Config from parsed flags: `base` (e.g. a checkpoint's config) or dataset defaults, then the flags."""
+def config_from_namespace(args: argparse.Namespace) -> Config:
+    """A new run's config from parsed flags: dataset defaults, then --preset, then the flags given."""
     overrides = {f.name: getattr(args, f.name, None) for f in fields(Config)
                  if f.name not in ("dataset", "preset")}
-    if base is not None:
-        values = {**base.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
-        cfg = Config.from_dict(values)
-        validate(cfg)
-        return cfg
     return build_config(args.dataset or "synthetic", args.preset, overrides)
+
+
+def runtime_defaults(dataset: str, names: tuple[str, ...] = RUNTIME_FIELDS) -> dict:
+    """{field: default} of runtime settings `names` for a command on `dataset`: the Config default, or the
+    dataset table's where it has one (synthetic scores in batches of 32)."""
+    table = dataset_defaults(dataset)
+    return {name: table.get(name, getattr(Config, name)) for name in names}
+
+
+def command_config(trained: Config, args: argparse.Namespace) -> Config:
+    """The config of a command that uses a trained model (eval.py, detect.py).
+
+    What defines the model and its preprocessing (size, widths, frames, flow, ...) comes from the checkpoint's
+    config `trained`; the dataset from --dataset or the checkpoint; every RUNTIME_FIELDS setting (paths,
+    device, threads, workers, batch size) from this command's flags or, when not given, its defaults — never
+    from the machine the model was trained on. FFPError for an invalid --dataset name or flag value.
+    """
+    dataset = getattr(args, "dataset", None) or trained.dataset
+    given = {name: getattr(args, name) for name in RUNTIME_FIELDS if getattr(args, name, None) is not None}
+    cfg = replace(trained, dataset=dataset, **{**runtime_defaults(dataset), **given})
+    validate(cfg)
+    return cfg

@@ -29,32 +29,13 @@ index.html, heatmap.mp4. Built in a hidden temp folder and renamed into place wh
 from __future__ import annotations
 
 import argparse
-import csv
 import math
-import signal
-import sys
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator
 
-import numpy as np
-import torch
-
-from cli import ArgumentParser, Terminated, run_cli
-from config import Config, parse_until
-from dataset import FrameFolder, Video, VideoFile, frame_number, open_source, video_frame_batches
-from evaluation.predict import generator_from_state, iter_predictions, psnr_stats_from_training_data
-from evaluation.detect_report import DETECT_CSV_HEADER, detect_csv_rows, write_detect_report
-from evaluation.pages import StagedResult, file_stems
-from evaluation.scores import anomaly_scores, flat_videos_note
-from evaluation.video import HeatmapVideoWriter, VmaxEstimator
-from training.checkpoint import load_checkpoint
-from utils import FFPError, configure_threads, resolve_device
+from cli import ArgumentParser, answer_flags_first, run_cli
+from config import add_config_flags, parse_until, runtime_default_text
+from errors import FFPError
 
 DEFAULT_THRESHOLD = {"whole": 0.5, "stream": 3.0}
-FOLDER_FPS = 10.0   # a folder of frames has no frame rate; 10 fps is that of UCSD Ped1/Ped2
-STATS_WINDOWS = 500  # training windows behind PSNR statistics computed on the fly (as train.py stores them)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,31 +46,66 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="whole: 1 - minmax(PSNR) over the file; stream: z-score of -PSNR from training stats")
     parser.add_argument("--threshold", type=float, default=None,
                         help="alarm when score > threshold (default 0.5 whole, 3.0 stream)")
+    from evaluation.events import DEFAULT_EVENT_GAP, DEFAULT_MIN_EVENT, duration_value   # light: no numpy/torch
+    parser.add_argument("--event_gap", default=DEFAULT_EVENT_GAP,
+                        help="alarm frames separated by at most this gap, in frames ('5') or seconds ('0.5s'), "
+                             f"form one event (default {DEFAULT_EVENT_GAP})")
+    parser.add_argument("--min_event", default=DEFAULT_MIN_EVENT,
+                        help="events spanning fewer frames ('3') or seconds ('0.3s') than this are dropped "
+                             f"(default {DEFAULT_MIN_EVENT})")
     parser.add_argument("--psnr_mean", type=float, default=None, help="stream mode: training PSNR mean (dB)")
     parser.add_argument("--psnr_std", type=float, default=None, help="stream mode: training PSNR std (dB)")
     parser.add_argument("--start", default=None, help="score frames from here on: frames ('600') or seconds ('60s')")
     parser.add_argument("--save_video", action="store_true", help="also write heatmap.mp4 (reads the input twice)")
     parser.add_argument("--out_dir", default="results", help="parent folder of the result folder")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing result folder")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, auto (default: the checkpoint's)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = one per core)")
     parser.add_argument("--data_root", default=None, help="stream mode without stored statistics: where the "
                                                           "checkpoint's training data is (default: its config's)")
-    parser.add_argument("--batch_size", type=int, default=None, help="frames per batch (default eval_batch_size)")
     parser.add_argument("--max_frames", type=int, default=None,
                         help="read only the frames numbered below N (the first N of an undamaged constant-rate file)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    add_config_flags(parser, ("machine",), defaults=runtime_default_text, aliases={"eval_batch_size": ("--batch_size",)})
     args = parser.parse_args(argv)
-    for flag in ("batch_size", "max_frames"):
-        if getattr(args, flag) is not None and getattr(args, flag) <= 0:
-            raise FFPError(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
-    if args.threads < 0:
-        raise FFPError(f"--threads must be >= 0 (0 = one per core), got {args.threads}")
+    if args.max_frames is not None and args.max_frames <= 0:
+        raise FFPError(f"--max_frames must be a positive integer, got {args.max_frames}")
     if args.threshold is not None and not math.isfinite(args.threshold):
         raise FFPError(f"--threshold must be a finite number, got {args.threshold}")
+    for flag in ("--event_gap", "--min_event"):
+        duration_value(getattr(args, flag[2:]), flag)   # syntax only; seconds become frames at the input's fps
     if args.start is not None:
         parse_until(args.start, "--start")   # same grammar as --train_until; FFPError names the value
     return args
+
+
+if __name__ == "__main__":
+    answer_flags_first(parse_args)   # --help and flag errors answer before torch is imported (seconds)
+
+# The heavy imports, after the flags are known to be good (style checkers: E402 is intended here).
+import csv
+import signal
+import sys
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from cli import Terminated
+from config import Config, command_config
+from dataset import FrameFolder, Video, VideoFile, frame_number, open_source, video_frame_batches
+from evaluation.predict import generator_from_state, iter_predictions, psnr_stats_from_training_data
+from evaluation.detect_report import DETECT_CSV_HEADER, detect_csv_rows, write_detect_report
+from evaluation.pages import StagedResult, file_stems
+from evaluation.scores import anomaly_scores, flat_videos_note
+from evaluation.video import HeatmapVideoWriter, VmaxEstimator
+from training.checkpoint import load_checkpoint
+from training.resume import checkpoint_config
+from utils import configure_threads, resolve_device
+
+FOLDER_FPS = 10.0   # a folder of frames has no frame rate; 10 fps is that of UCSD Ped1/Ped2
+STATS_WINDOWS = 500  # training windows behind PSNR statistics computed on the fly (as train.py stores them)
 
 
 # ----------------------------------------------------------------------------- input
@@ -305,23 +321,32 @@ def _score_range(norm: Normaliser, scores: np.ndarray, threshold: float) -> tupl
 
 
 def run_detect(generator: torch.nn.Module, inp: Input, cfg: Config, device: torch.device, batch_size: int,
-               norm: Normaliser, threshold: float, save_video: bool, out: Path, meta: dict) -> dict:
-    """Score the input and write the report into `out`; returns the summary (n_frames, n_above, ...).
+               norm: Normaliser, threshold: float, save_video: bool, out: Path, meta: dict,
+               event_gap: str | None = None, min_event: str | None = None) -> dict:
+    """Score the input and write the report into `out`; returns the summary (n_frames, n_above, events, ...).
 
+    event_gap, min_event: --event_gap / --min_event as given (frames '5' or seconds '0.5s'; None: the defaults
+    of evaluation.events), converted to frames with the input's frame rate `inp.fps`.
     Stream mode survives SIGINT/SIGTERM: the frames scored so far are reported, marked interrupted (a signal
     while the report is written is noted too; a second one exits at once).
     """
+    from evaluation.events import DEFAULT_EVENT_GAP, DEFAULT_MIN_EVENT, parse_duration
+    gap = parse_duration(DEFAULT_EVENT_GAP if event_gap is None else event_gap, "--event_gap", inp.fps)
+    min_frames = parse_duration(DEFAULT_MIN_EVENT if min_event is None else min_event, "--min_event", inp.fps)
     streamed = norm.mode == "stream"
     stopper = StopOnSignal()
     with stopper.active() if streamed else nullcontext():
         return _score_and_report(generator, inp, cfg, device, batch_size, norm, threshold, save_video, out, meta,
-                                 stopper if streamed else None)
+                                 stopper if streamed else None, gap, min_frames)
 
 
 def _score_and_report(generator: torch.nn.Module, inp: Input, cfg: Config, device: torch.device, batch_size: int,
                       norm: Normaliser, threshold: float, save_video: bool, out: Path, meta: dict,
-                      stopper: StopOnSignal | None) -> dict:
-    """run_detect's work; `stopper` (stream mode) turns the first SIGINT/SIGTERM into a clean early end."""
+                      stopper: StopOnSignal | None, gap_frames: int = 0, min_frames: int = 1) -> dict:
+    """run_detect's work; `stopper` (stream mode) turns the first SIGINT/SIGTERM into a clean early end.
+    gap_frames, min_frames: how alarm frames merge into events (evaluation.events.merge_events)."""
+    from evaluation.detect_report import detect_caveats
+    from evaluation.events import merge_events
     streamed = norm.mode == "stream"
     vmax = VmaxEstimator() if save_video else None
     scored = score_pass(generator, video_frame_batches(inp.video, cfg, batch_size), cfg.in_frames, inp.start,
@@ -345,24 +370,29 @@ def _score_and_report(generator: torch.nn.Module, inp: Input, cfg: Config, devic
     meta = {**meta, "frames_read": scored.frames_read, "first_scored_frame": int(scored.numbers[0])
             if len(scored.numbers) else None, "score": norm.describe(), "decoding": scored.report,
             "interrupted": bool(scored.interrupted), "notes": notes + problems}
+    events = merge_events(scored.numbers, scores, threshold, inp.fps, gap_frames, min_frames)
+    caveats = detect_caveats(norm.mode, scored.psnr, scores, threshold, norm.mean, norm.std)
     write_detect_report(out, scored.numbers, scored.psnr, scores, threshold, meta, csv_written=streamed,
-                        video=video, score_label=norm.label)
+                        video=video, score_label=norm.label, events=events, fps=inp.fps,
+                        title=f"{inp.video.source.path.name} — {norm.mode} mode", event_gap_frames=gap_frames,
+                        min_event_frames=min_frames, caveats=caveats)
     return {"n_frames": len(scored.psnr), "n_above": int((scores > threshold).sum()), "frames_read": scored.frames_read,
             "first": int(scored.numbers[0]) if len(scored.numbers) else None,
             "last": int(scored.numbers[-1]) if len(scored.numbers) else None,
-            "interrupted": scored.interrupted, "notes": notes, "problems": problems}
+            "interrupted": scored.interrupted, "notes": notes, "problems": problems, "events": events,
+            "caveats": caveats, "event_gap_frames": gap_frames, "min_event_frames": min_frames, "fps": inp.fps}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ckpt = Path(args.trained_model)
     state = load_checkpoint(ckpt)
-    cfg = Config.from_dict(state["config"])
-    warning = configure_threads(args.threads)
+    cfg = command_config(checkpoint_config(state), args)   # the model's settings; this machine's runtime ones
+    warning = configure_threads(cfg.threads)
     if warning:
         print(warning, flush=True)
-    device = resolve_device(args.device or cfg.device)
-    cfg.device = str(device)   # data workers are chosen for the device that runs, not the one that trained
+    device = resolve_device(cfg.device)
+    cfg = replace(cfg, device=str(device))   # data workers are chosen for the device that runs
     inp = open_input(Path(args.video), args)
     norm = normaliser(args.mode, state, args, ckpt, device)
     threshold = DEFAULT_THRESHOLD[args.mode] if args.threshold is None else args.threshold
@@ -374,16 +404,24 @@ def main(argv: list[str] | None = None) -> int:
             "start": inp.start, "max_frames": args.max_frames, "frame_size": [cfg.height, cfg.width],
             "psnr_stats": {"mean": norm.mean, "std": norm.std} if norm.mode == "stream" else None}
     with StagedResult(args.out_dir, name, args.overwrite) as stage:
-        summary = run_detect(generator, inp, cfg, device, args.batch_size or cfg.eval_batch_size, norm, threshold,
-                             args.save_video, stage.dir, meta)
+        summary = run_detect(generator, inp, cfg, device, cfg.eval_batch_size, norm, threshold,
+                             args.save_video, stage.dir, meta, args.event_gap, args.min_event)
     for problem in summary["problems"]:
         print(f"warning: {path}: {problem}")
-    for note in summary["notes"]:
+    for note in summary["notes"] + summary["caveats"]:
         print(f"note: {note}")
     if summary["n_frames"]:
+        from evaluation.events import events_line
+        events = summary["events"]
         print(f"scored {summary['n_frames']} frames (frame numbers {summary['first']}..{summary['last']}, of "
-              f"{summary['frames_read']} read); {summary['n_above']} above threshold {threshold:g} "
-              f"[mode={args.mode}: {norm.describe()}]; results in {stage.path}")
+              f"{summary['frames_read']} read): "
+              f"{events_line(len(events), summary['n_above'], threshold, summary['n_frames'])}; events merge alarm "
+              f"frames with gaps of at most {summary['event_gap_frames']} frame(s) and span at least "
+              f"{summary['min_event_frames']} [mode={args.mode}: {norm.describe()}]; results in {stage.path}")
+        shown = [f"{e.first_frame}-{e.last_frame} ({e.start_s:.2f}-{e.end_s:.2f} s, peak {e.peak_score:.3g} at "
+                 f"{e.peak_frame})" for e in events[:8]]
+        if shown:
+            print("events: " + ", ".join(shown) + (f", … ({len(events) - 8} more)" if len(events) > 8 else ""))
     if summary["interrupted"]:
         print(f"interrupted by signal {summary['interrupted']}: kept the {summary['n_frames']} frames scored so far "
               f"({stage.path}, summary marked interrupted)", file=sys.stderr)

@@ -24,58 +24,78 @@ maps), so the video's frames and error maps (uint8 + float16, 5 bytes per pixel:
 256×256 Ped2 video) are kept in memory until that video is written; one prediction pass, no second one.
 Without --save_video no error map is computed unless pixel AUROC needs it, and none is kept.
 
+The model's settings (size, widths, input frames) and the dataset come from the checkpoint; --dataset scores
+another dataset (said in the output). This machine's settings (--data_root, --device, --threads, --num_workers,
+--eval_batch_size) come from the command and its defaults, never from the checkpoint.
+
 Writes results/<dataset>_<checkpoint-stem>/ (a numbered sibling when it exists, unless --overwrite):
-scores.csv, metrics.json, roc.png, curves/, videos/, index.html. The folder is built in a hidden temp
+scores.csv, metrics.json, roc.png, worst_false_alarms.png, worst_misses.png, history.png, curves/, videos/,
+index.html. The folder is built in a hidden temp
 sibling and renamed into place at the end, so a failure leaves no half-written result folder.
 """
 from __future__ import annotations
 
 import argparse
+
+from cli import ArgumentParser, answer_flags_first, run_cli
+from config import FLAG_GROUPS, add_config_flags, dataset_defaults, runtime_default_text
+from errors import FFPError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """eval.py's flags: its own, the dataset to score and this machine's settings. Everything that defines the
+    model (size, widths, frames) comes from the checkpoint; nothing of the training machine does."""
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trained_model", required=True, help="checkpoint (.pth) written by train.py or export.py")
+    parser.add_argument("--out_dir", default="results", help="parent folder of the run's result folder "
+                                                             "(default: results)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing result folder")
+    parser.add_argument("--smooth_sigma", type=float, default=0.0,
+                        help="temporal Gaussian smoothing of scores, in frames (default: 0 = none, the paper)")
+    parser.add_argument("--save_video", action="store_true", help="write a heatmap .mp4 per test video")
+    parser.add_argument("--no_pixel_auroc", action="store_true", help="skip pixel-level AUROC against masks")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    add_config_flags(parser, ("data", "machine"), only=("dataset", "data_root", *FLAG_GROUPS["machine"]),
+                     defaults=runtime_default_text)
+    args = parser.parse_args(argv)
+    if args.smooth_sigma < 0:
+        raise FFPError(f"--smooth_sigma must be >= 0 (frames), got {args.smooth_sigma}")
+    if args.dataset is not None:
+        dataset_defaults(args.dataset)   # refuses a name that cannot be a dataset folder
+    return args
+
+
+if __name__ == "__main__":
+    answer_flags_first(parse_args)   # --help and flag errors answer before torch is imported (seconds)
+
+# The heavy imports, after the flags are known to be good (style checkers: E402 is intended here).
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cli import ArgumentParser, run_cli
-from config import Config, add_config_flags, config_from_namespace, dataset_defaults
+from config import Config, command_config
 from dataset import Video, VideoFile, prepare_dataset, scored_labels, video_frame_batches
-from evaluation.metrics import PixelAUROC, compute_metrics, format_metrics_table, metric_rows, video_scores
-from evaluation.predict import generator_from_state, iter_predictions
+from evaluation.metrics import (PixelAUROC, aligned_videos, compute_metrics, format_metrics_table, metric_rows,
+                                video_scores)
+from evaluation.predict import generator_from_state, iter_predictions, predict_frames
 from evaluation.pages import StagedResult, file_stems
-from evaluation.report import write_report
+from evaluation.report import worst_frames, write_report
 from evaluation.scores import flat_videos_note
 from evaluation.video import HeatmapVideoWriter, choose_vmax
 from model import Generator
 from training.checkpoint import load_checkpoint
 from training.resume import checkpoint_config
-from utils import FFPError, Progress, configure_threads, resolve_device
+from utils import Progress, configure_threads, duration_text, resolve_device, run_environment
 
 # Pixels scored for pixel AUROC: ~1.6% of Ped2's 126M scored test pixels at 256×256, and tens of thousands of
 # abnormal ones, so sampling noise is far below differences between models while memory stays ~50 MB.
 PIXEL_SAMPLES = 2_000_000
 PIXEL_SEED = 0
 VIDEO_FPS = 10.0            # UCSD Ped2 was recorded at about 10 frames per second
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trained_model", required=True, help="checkpoint (.pth) written by train.py")
-    parser.add_argument("--out_dir", default="results", help="parent folder of the run's result folder")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing result folder")
-    parser.add_argument("--smooth_sigma", type=float, default=0.0,
-                        help="temporal Gaussian smoothing of scores (frames; 0 = none, the paper)")
-    parser.add_argument("--save_video", action="store_true", help="write a heatmap .mp4 per test video")
-    parser.add_argument("--no_pixel_auroc", action="store_true", help="skip pixel-level AUROC against masks")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    add_config_flags(parser)   # e.g. --data_root, --device, --eval_batch_size, --num_workers
-    return parser.parse_args(argv)
-
-
-def load_generator(path: str | Path, cfg: Config, device: torch.device) -> tuple[Generator, dict]:
-    """Generator from a checkpoint file, and the checkpoint dict."""
-    state = load_checkpoint(path)
-    return generator_from_state(state, cfg, device, f"checkpoint {path}"), state
 
 
 def selected_with_test_labels(path: Path, state: dict) -> bool:
@@ -177,22 +197,53 @@ def refuse_damaged(files) -> None:
                            f"whole test videos only: re-encode or replace the file (detect.py scores what decodes)")
 
 
+def worst_examples(generator: Generator, files, psnr: dict, labels: dict, numbers: dict, cfg: Config,
+                   device: torch.device, sigma: float) -> list[dict]:
+    """The report's worst false alarms and misses (`worst_frames`), re-predicted for their images."""
+    examples = worst_frames(aligned_videos(psnr, labels), numbers, sigma)
+    by_name = {v.name: v for v in files.test}
+    for name in dict.fromkeys(ex["video"] for ex in examples):
+        wanted = [ex for ex in examples if ex["video"] == name]
+        images = predict_frames(generator, by_name[name], [ex["frame"] for ex in wanted], cfg, device)
+        for ex in wanted:
+            found = images[ex["frame"]]
+            ex.update(frame_rgb=found["frame"], prediction_rgb=found["prediction"], error=found["error"])
+    return examples
+
+
+def report_header(cfg: Config, trained: Config, ckpt_path: Path, state: dict, device: torch.device,
+                  seconds: float) -> dict:
+    """The top of the report: what was evaluated, with what, where, and how long it took."""
+    env = run_environment(device)
+    flow = state.get("flownet", {}).get("name") if isinstance(state.get("flownet"), dict) else state.get("flownet")
+    selected = {True: "SELECTED WITH TEST LABELS (optimistic)", False: "not selected with test labels"}.get(
+        selected_with_test_labels(ckpt_path, state))
+    train_seconds = state.get("train_seconds")
+    return {"dataset": cfg.dataset if cfg.dataset == trained.dataset else
+            f"{cfg.dataset} (the model was trained on {trained.dataset})",
+            "checkpoint": f"{ckpt_path} (step {state.get('step', '?')}, {selected})",
+            "model": f"{trained.height}×{trained.width}, generator widths {','.join(map(str, trained.g_widths))}, "
+                     f"flow estimator in training: {flow or trained.flownet}",
+            "evaluated": env["date_utc"], "git commit": env["git_commit"] or "not a git checkout",
+            "torch": env["torch"], "device": env["device"], "evaluation time": duration_text(seconds),
+            "training time": duration_text(train_seconds) if train_seconds is not None else "not recorded"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    started = time.time()
     args = parse_args(argv)
     ckpt_path = Path(args.trained_model)
     state = load_checkpoint(ckpt_path)
     # checkpoint_config: the report's config states λ_op in today's units also for older classical-flow files
-    cfg = config_from_namespace(args, checkpoint_config(state))
-    if args.dataset:
-        dataset_defaults(args.dataset)   # refuses a name that cannot be a dataset folder
-        cfg.dataset = args.dataset
-    if args.smooth_sigma < 0:
-        raise FFPError(f"--smooth_sigma must be >= 0 (frames), got {args.smooth_sigma}")
+    trained = checkpoint_config(state)
+    cfg = command_config(trained, args)
+    if cfg.dataset != trained.dataset:
+        print(f"note: evaluating on dataset {cfg.dataset} a model trained on {trained.dataset} ({ckpt_path})")
     warning = configure_threads(cfg.threads)
     if warning:
         print(warning, flush=True)
     device = resolve_device(cfg.device)
-    cfg.device = str(device)   # data workers are chosen for the device that runs, not the one that trained
+    cfg = replace(cfg, device=str(device))   # data workers are chosen for the device that runs
     generator = generator_from_state(state, cfg, device, f"checkpoint {ckpt_path}")
     files = prepare_dataset(cfg)
     if not files.test:
@@ -213,12 +264,17 @@ def main(argv: list[str] | None = None) -> int:
         flat = flat_videos_note(psnr)
         notes = ([flat] if flat else []) + [f"labels: {n}" for n in files.notes.lines]
         metrics = None if skipped else {**compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma), **pixel}
+        examples = [] if skipped else worst_examples(generator, files, psnr, labels, numbers, cfg, device,
+                                                     args.smooth_sigma)
         meta = {**knobs, "config": cfg.to_dict(), "checkpoint_path": str(ckpt_path), "step": state.get("step"),
                 "dataset": cfg.dataset, "label_source": files.label_source or None,
                 "psnr_range": "frames on [0, 1], PSNR = 10 log10(1 / MSE)"}
         if skipped:
             meta["auc_skipped"] = skipped
-        write_report(stage.dir, psnr, labels, metrics, meta, videos=links, frame_numbers=numbers, notes=notes)
+        meta["eval_seconds"] = round(time.time() - started, 1)
+        write_report(stage.dir, psnr, labels, metrics, meta, videos=links, frame_numbers=numbers, notes=notes,
+                     header=report_header(cfg, trained, ckpt_path, state, device, meta["eval_seconds"]),
+                     examples=examples, history=state.get("history") or [])
     if flat:
         print(f"note: {flat}")
     n_frames = sum(len(p) for p in psnr.values())

@@ -10,11 +10,30 @@ optimizer, scheduler and RNG states (a shipped file cannot be resumed; it is a f
 """
 from __future__ import annotations
 
+import argparse
+
+from cli import ArgumentParser, answer_flags_first, run_cli
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="training checkpoint written by train.py (e.g. weights/ped2_latest.pth)")
+    parser.add_argument("output", help="generator-only file to write (e.g. weights/ped2_cpu.pth)")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    parser.add_argument("--data_root", default=None, help="where the training data is, when the checkpoint lacks "
+                                                          "PSNR statistics and its config's data_root moved")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    answer_flags_first(parse_args)   # --help and flag errors answer before torch is imported (seconds)
+
+# The heavy imports, after the flags are known to be good (style checkers: E402 is intended here).
 from pathlib import Path
 
-from cli import ArgumentParser, run_cli
-from training.checkpoint import load_checkpoint, save_checkpoint
 from evaluation.predict import psnr_stats_from_training_data
+from training.checkpoint import load_checkpoint, save_checkpoint
 from utils import FFPError, resolve_device
 
 KEPT = ("net_g", "config", "step", "psnr_stats", "history", "flownet", "selected_with_test_labels",
@@ -32,14 +51,7 @@ def generator_only(state: dict, source: Path, data_root: str | None = None) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="training checkpoint written by train.py (e.g. weights/ped2_latest.pth)")
-    parser.add_argument("output", help="generator-only file to write (e.g. weights/ped2_cpu.pth)")
-    parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    parser.add_argument("--data_root", default=None, help="where the training data is, when the checkpoint lacks "
-                                                          "PSNR statistics and its config's data_root moved")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     source, output = Path(args.checkpoint), Path(args.output)
     if output.exists() and not args.overwrite:
         raise FFPError(f"output {output} exists; pass --overwrite to replace it")

@@ -19,6 +19,26 @@ one class only) training runs the same, without validation and without "best".
 from __future__ import annotations
 
 import argparse
+
+from cli import ArgumentParser, answer_flags_first, run_cli
+from config import CLASSICAL_LAMBDA_OP, DATASET_DEFAULTS, FLAG_GROUPS, Config, add_config_flags, config_from_namespace
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_flags(parser, tuple(FLAG_GROUPS))
+    parser.add_argument("--resume", default=None, help="continue a run: checkpoint path, or 'latest' for "
+                                                       "<weights_dir>/<dataset>_latest.pth")
+    parser.add_argument("--init_from", default=None, help="start a NEW run from a checkpoint's weights (fresh "
+                                                          "optimizers, step 0; any dataset)")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    answer_flags_first(parse_args)   # --help and flag errors answer before torch is imported (seconds)
+
+# The heavy imports, after the flags are known to be good (style checkers: E402 is intended here).
 import dataclasses
 import json
 import signal
@@ -28,8 +48,6 @@ from pathlib import Path
 
 import torch
 
-from cli import ArgumentParser, run_cli
-from config import CLASSICAL_LAMBDA_OP, DATASET_DEFAULTS, Config, add_config_flags, config_from_namespace
 from dataset import TrainWindows, prepare_dataset, scored_labels, train_loader, training_videos
 from evaluation.metrics import compute_metrics
 from evaluation.predict import Cancelled, score_videos, training_psnr_stats
@@ -44,17 +62,6 @@ from training.resume import (SCHEDULE, apply_schedule, checkpoint_config, data_f
 from training.runlog import RunLock, RunLog, RunTraces, remove_stale_temp_files
 from training.step import Nets, Precision, make_precision, split_clip, train_step, use_channels_last
 from utils import FFPError, Progress, atomic_write_text, check_writable, configure_threads, seed_everything
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_flags(parser)
-    parser.add_argument("--resume", default=None, help="continue a run: checkpoint path, or 'latest' for "
-                                                       "<weights_dir>/<dataset>_latest.pth")
-    parser.add_argument("--init_from", default=None, help="start a NEW run from a checkpoint's weights (fresh "
-                                                          "optimizers, step 0; any dataset)")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    return parser.parse_args(argv)
 
 
 @dataclasses.dataclass

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from errors import FFPError  # noqa: F401  (re-exported: most modules import it from here)
 
-class FFPError(Exception):
-    """An error the user can cause and fix (bad path, flag, file). The CLIs print it as one line and exit 1."""
 
 
 def seed_everything(seed: int) -> None:
@@ -103,13 +102,51 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent
 
 
+def cpu_name() -> str:
+    """The CPU's model name and widest vector extension ('AMD EPYC 7B13, AVX-512'), from /proc/cpuinfo where it
+    exists (timings differ several-fold between AVX2 and AVX-512 machines); the platform's name elsewhere."""
+    import platform
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                 platform.machine())
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    return f"{model}, {vector}" if vector else model
+
+
+def run_environment(device: torch.device) -> dict:
+    """What a result was computed with, for report headers: UTC date, git commit of this checkout ('-dirty' when it
+    has uncommitted changes; None outside a git checkout), torch and Python versions, the device (with the GPU's
+    or CPU's name when known)."""
+    import datetime
+    import platform
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+    commit = git("rev-parse", "--short=12", "HEAD")
+    if commit and git("status", "--porcelain", "--untracked-files=no"):
+        commit += "-dirty"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    return {"date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "git_commit": commit, "torch": torch.__version__, "python": platform.python_version(),
+            "device": f"{device} ({name})" if name else str(device)}
+
+
 def shared_data_dir() -> Path:
     """`<repo>/../shared/data`, where the real datasets live on the project's machines (may not exist)."""
     return repo_root().parent / "shared" / "data"
 
 
-def _duration(seconds: float) -> str:
-    """'1h02m', '3m05s', '42s' for progress lines."""
+def duration_text(seconds: float) -> str:
+    """'1h02m', '3m05s', '42s': a duration in seconds as progress lines and reports show it."""
     seconds = int(max(0, seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
@@ -165,7 +202,7 @@ class Progress:
         parts = [f"{self.desc}: {self.n}" + (f"/{self.total} ({100 * self.n / self.total:.0f}%)" if self.total else "")]
         parts.append(f"{rate:.2f} {self.unit}/s")
         if self.total and rate > 0:
-            parts.append(f"ETA {_duration((self.total - self.n) / rate)}")
+            parts.append(f"ETA {duration_text((self.total - self.n) / rate)}")
         parts += [f"{k} {v}" for k, v in self.postfix.items()]
         print(", ".join(parts), flush=True)
         self._last_print, self._last_n = now, self.n

@@ -129,8 +129,33 @@ def read_frame(path: str | Path, height: int, width: int) -> np.ndarray:
     """Read one image as H×W×3 uint8 RGB resized to (height, width); FFPError naming the file if unreadable.
 
     Frames of different sizes in one video are all resized to the config size (made consistent, not refused).
+    16-bit images are brought to 8 bits by `to_8bit` (sensor data of 12 bits is not read as a black frame).
     """
-    return prepare_frame(decode_image(path), height, width)
+    return prepare_frame(to_8bit(decode_image(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH), path), height, width)
+
+
+TWELVE_BIT_MAX = 4095
+_said_16bit: set[str] = set()
+
+
+def to_8bit(image: np.ndarray, path: str | Path) -> np.ndarray:
+    """uint8 as is; a uint16 image scaled to uint8 by its bit depth: values up to 4095 are 12-bit sensor data
+    (×255/4095), larger ones full 16-bit (×255/65535). One rule for every frame, so frames of one video never
+    change brightness between each other (a 16-bit video darker than 4095 everywhere is read as 12-bit).
+    The first 16-bit frame of each folder is reported once per process. Other depths (float images): FFPError.
+    """
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype != np.uint16:
+        raise FFPError(f"cannot read image {path}: {image.dtype} pixels (expected 8- or 16-bit integer images)")
+    top = int(image.max()) if image.size else 0
+    full = TWELVE_BIT_MAX if top <= TWELVE_BIT_MAX else 65535
+    folder = str(Path(path).parent)
+    if folder not in _said_16bit:
+        _said_16bit.add(folder)
+        print(f"note: {path} is a 16-bit image (largest value {top}): read as {12 if full == TWELVE_BIT_MAX else 16}"
+              f"-bit data scaled to 0..255", flush=True)
+    return np.clip(image.astype(np.float32) * (255.0 / full) + 0.5, 0, 255).astype(np.uint8)
 
 
 def to_network_range(frames: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,10 @@ import math
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Mapping, Sequence
 from urllib.parse import quote
@@ -27,7 +30,7 @@ from utils import FFPError, atomic_write_bytes, shared_mode
 
 CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-        "text-align:left;vertical-align:top}td.num{text-align:right;font-family:monospace}"
+        "text-align:left;vertical-align:top}td.num{text-align:right;font-variant-numeric:tabular-nums}"
         "img,video{max-width:100%}pre{background:#f4f4f4;padding:8px;overflow-x:auto}"
         "figure{margin:1.5em 0}")
 
@@ -102,6 +105,32 @@ def free_result_path(out_root: Path, name: str, overwrite: bool) -> Path:
     return base.with_name(f"{name}_{n}")
 
 
+@contextmanager
+def signals_deferred():
+    """SIGINT and SIGTERM are recorded while inside and handed to their own handlers on leaving, so that the
+    clean-up inside cannot be cut short half-way. (Masking would not do: torch's worker threads would take a
+    process-directed signal and the main thread would still run the handler mid-clean-up.) Outside the main
+    thread, where handlers cannot be installed, it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in saved:
+        signal.signal(s, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        if caught:
+            handler = saved[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(caught[0])
+
+
 class StagedResult:
     """Context manager building a result folder in a hidden temp sibling, moved into place only on success.
 
@@ -132,12 +161,13 @@ class StagedResult:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            if self._made_root:   # an --out_dir this run created goes too, if nothing else is in it
-                try:
-                    self.out_root.rmdir()
-                except OSError:
-                    pass
+            with signals_deferred():   # a second Ctrl-C/SIGTERM must not cut the clean-up short
+                shutil.rmtree(self.dir, ignore_errors=True)
+                if self._made_root:   # an --out_dir this run created goes too, if nothing else is in it
+                    try:
+                        self.out_root.rmdir()
+                    except OSError:
+                        pass
             return
         self.path = free_result_path(self.out_root, self.name, self.overwrite)
         old = None
@@ -152,18 +182,20 @@ class StagedResult:
 # ----------------------------------------------------------------------------- HTML
 
 def html_page(title: str, body: str) -> str:
-    """A self-contained page: inline CSS, no scripts, no network."""
+    """A page with inline CSS, no scripts and no network; it links its images and videos (relative paths), so
+    it is viewed with its folder."""
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{CSS}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
 
 
 def html_table(header: Sequence[str], rows, numeric: Sequence[int] = ()) -> str:
-    """HTML table with escaped cells; columns in `numeric` are right-aligned monospace."""
+    """HTML table with escaped cells (no header row when `header` is empty); columns in `numeric` are right-aligned
+    (the page's font, tabular digits)."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f'<td{" class=num" if i in numeric else ""}>{html.escape(str(c))}</td>'
                          for i, c in enumerate(row)) + "</tr>\n" for row in rows)
-    return f"<table><tr>{head}</tr>\n{body}</table>"
+    return f"<table><tr>{head}</tr>\n{body}</table>" if head else f"<table>{body}</table>"
 
 
 def href(rel: str) -> str:
@@ -171,10 +203,10 @@ def href(rel: str) -> str:
     return html.escape(quote(rel), quote=True)
 
 
-def meta_block(meta: Mapping) -> str:
-    """The run's meta (config, checkpoint, knobs) as pretty JSON."""
-    return f"<h2>Run</h2>\n<pre>{html.escape(json_text(meta))}</pre>"
-
+def meta_block(meta: Mapping, summary: str) -> str:
+    """The run's meta (config, checkpoint, knobs) as pretty JSON, folded away under `summary` (a page ends with it)."""
+    return (f"<details><summary>{html.escape(summary)}</summary>\n<pre>{html.escape(json_text(meta))}</pre>"
+            "</details>")
 
 
 def checked_video_links(out: Path, videos: Mapping[str, str] | None) -> dict[str, str]:

@@ -47,8 +47,13 @@ class WindowPrediction:
         return error_map(self.preds, self.targets)
 
     def target_images(self) -> torch.Tensor:
-        """M×H×W×3 uint8 RGB target frames (inverse of `to_network_range`, exact for uint8 input), on the device."""
-        return (self.targets.float() + 1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        """M×H×W×3 uint8 RGB target frames (exact for uint8 input), on the device."""
+        return uint8_images(self.targets)
+
+
+def uint8_images(frames: torch.Tensor) -> torch.Tensor:
+    """M×3×H×W in [-1, 1] -> M×H×W×3 uint8 RGB (the inverse of `to_network_range`; values outside are clipped)."""
+    return (frames.float() + 1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
 
 # On CPU the generator runs on micro-batches whose full-resolution activation (N×widths[0]×H×W float32) stays
@@ -103,6 +108,27 @@ def iter_predictions(generator: nn.Module, frame_batches: Iterable[torch.Tensor]
                 yield WindowPrediction(first, targets, preds, psnr_per_frame(preds, targets))
             history = seq[-in_frames:]
             seen += frames.shape[0]
+
+
+def predict_frames(generator: nn.Module, video: Video, numbers, cfg, device: torch.device) -> dict[int, dict]:
+    """Re-predict a few chosen frames of a video (e.g. the report's worst false alarms): the video is decoded in
+    order and the generator runs only on the windows whose target has a number in `numbers`.
+
+    Returns {frame number: {'frame': H×W×3 uint8 RGB target, 'prediction': H×W×3 uint8 RGB, 'error': H×W float32
+    per-pixel squared error on [0, 1] frames}}, at the config size; numbers the video does not reach are absent.
+    """
+    wanted, window, found = set(int(n) for n in numbers), [], {}
+    for number, rgb in video.source.frames(cfg.height, cfg.width):
+        window = (window + [rgb])[-(cfg.in_frames + 1):]
+        if number in wanted and len(window) == cfg.in_frames + 1:
+            batch = torch.from_numpy(np.stack(window)).permute(0, 3, 1, 2)
+            pred = next(iter_predictions(generator, [batch], cfg.in_frames, device))
+            found[number] = {"frame": pred.target_images()[0].cpu().numpy(),
+                             "prediction": uint8_images(pred.preds)[0].cpu().numpy(),
+                             "error": pred.error_maps()[0].float().cpu().numpy()}
+        if len(found) == len(wanted) or (wanted and number >= max(wanted)):
+            break
+    return found
 
 
 def predict_video_psnr(generator: nn.Module, frame_batches: Iterable[torch.Tensor], in_frames: int,

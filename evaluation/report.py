@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from sklearn.metrics import auc, roc_curve
 
-from evaluation.metrics import aligned_videos, metric_rows, video_scores
+from evaluation.metrics import aligned_videos, video_scores
 from evaluation.pages import (checked_video_links, csv_text, file_stems, href, html_page, html_table,
                               json_text, meta_block, new_figure, save_png)
 from evaluation.scores import anomaly_scores, true_runs
@@ -65,42 +65,153 @@ def _plot_video_curve(path: Path, name: str, psnr: np.ndarray, labels: np.ndarra
     save_png(fig, path)
 
 
+# Frame-level micro-AUC reported by the paper (Liu et al., CVPR 2018, Table 3; the official code's protocol).
+PAPER_MICRO_AUC = {"ped1": 0.831, "ped2": 0.954, "avenue": 0.851, "shanghaitech": 0.728}
+PAD_TRICK_SHORT = "each video padded with one normal frame scored 0 and one abnormal frame scored 1"
+WORST_PER_KIND = 3          # worst false alarms and worst misses shown as images
+WORST_MIN_GAP = 10          # frames between two examples of one video (not the same moment twice)
+
+
+def worst_frames(videos, numbers: Mapping[str, np.ndarray], sigma: float, k: int = WORST_PER_KIND,
+                 min_gap: int = WORST_MIN_GAP) -> list[dict]:
+    """The k normal frames with the highest score ('false alarm') and the k abnormal frames with the lowest
+    ('miss'), over all labelled videos; two examples of one video are at least `min_gap` frames apart.
+
+    videos: {name: (psnr (N,), labels (N,) 0/1)}; numbers: {name: (N,) frame numbers}. Returns dicts
+    {kind, video, frame, score} (score = the report's per-video min-max score, smoothed by `sigma`), worst first.
+    """
+    picked = []
+    for kind, wanted, sign in (("false alarm", 0, -1.0), ("miss", 1, 1.0)):
+        candidates = [(sign * score, name, int(frame)) for name, (psnr, labels) in videos.items()
+                      for score, frame, label in zip(video_scores(psnr, sigma), numbers[name], labels)
+                      if label == wanted]
+        chosen: list[tuple] = []
+        for key, name, frame in sorted(candidates):
+            if all(n != name or abs(f - frame) >= min_gap for _, n, f in chosen):
+                chosen.append((key, name, frame))
+            if len(chosen) == k:
+                break
+        picked += [{"kind": kind, "video": name, "frame": frame, "score": sign * key} for key, name, frame in chosen]
+    return picked
+
+
+def _plot_examples(path: Path, examples: Sequence[Mapping], vmax: float) -> None:
+    """One row per example: frame | prediction | error map (one colour scale for all rows)."""
+    fig = new_figure((9.0, 2.6 * len(examples)))
+    for row, ex in enumerate(examples):
+        for col, (title, image) in enumerate((("frame", ex["frame_rgb"]), ("prediction", ex["prediction_rgb"]),
+                                              ("squared error", ex["error"]))):
+            ax = fig.add_subplot(len(examples), 3, 3 * row + col + 1)
+            shown = ax.imshow(image, cmap="jet", vmin=0, vmax=vmax) if col == 2 else ax.imshow(image)
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(f"video {ex['video']}, frame {ex['frame']}: {ex['kind']}, score {ex['score']:.3f}" if col == 0
+                         else title, fontsize=8, loc="left" if col == 0 else "center")
+            if col == 2:
+                fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
+    save_png(fig, path)
+
+
+def _plot_history(path: Path, history: Sequence[Mapping]) -> None:
+    """Validation micro-AUC over training steps (the checkpoint's history), as training recorded it."""
+    points = [(h["step"], h["val_auc"]) for h in history if h.get("val_auc") is not None]
+    fig = new_figure((6.0, 3.5))
+    ax = fig.add_subplot()
+    ax.plot([p[0] for p in points], [p[1] for p in points], "o-", lw=1.5)
+    ax.set(xlabel="training step", ylabel="validation micro-AUC (test labels)",
+           title="Validation during training")
+    ax.grid(alpha=0.3)
+    save_png(fig, path)
+
+
+def _metric_table(metrics: Mapping, dataset: str) -> str:
+    """Metrics with the paper's number beside ours (where the paper reports one) and what each row measures."""
+    paper = PAPER_MICRO_AUC.get(dataset)
+    rows = [("micro AUC", metrics["micro_auc"], paper, "all test videos concatenated: the paper's number"),
+            ("macro AUC", metrics["macro_auc"], None, "mean of per-video AUCs (" + PAD_TRICK_SHORT + ")"),
+            ("EER", metrics["eer"], None, "equal error rate on the micro ROC"),
+            ("AP", metrics["ap"], None, "average precision, abnormal = positive"),
+            ("raw-PSNR micro AUC", metrics["raw_psnr_micro_auc"], None, "score = −PSNR, no per-video normalisation")]
+    if metrics.get("pixel_auroc") is not None:
+        rows.append(("pixel AUROC", metrics["pixel_auroc"], None,
+                     f"per-pixel squared error against the masks; {metrics.get('pixel_auroc_sampling', '')}"))
+    cells = [(name, f"{ours:.4f}", "-" if theirs is None else f"{theirs:.3f}", what)
+             for name, ours, theirs, what in rows]
+    cells.append(("frames scored", str(metrics["n_frames"]), "-", f"{metrics['n_abnormal']} of them abnormal"))
+    return html_table(["metric", "ours", "paper", "what it measures"], cells, numeric=(1, 2))
+
+
+def _protocol(metrics: Mapping | None, meta: Mapping) -> str:
+    """The evaluation protocol, stated once for every row of the table."""
+    sigma = float((metrics or {}).get("smooth_sigma", meta.get("smooth_sigma", 0.0)))
+    selected = meta.get("selected_with_test_labels")
+    choice = {True: "<b>selected with test labels</b> (optimistic)", False: "not selected with test labels"}.get(
+        selected, "selection unknown")
+    return (f"<p>Protocol: PSNR of each predicted frame (frames on [0, 1]), score = 1 − min-max(PSNR) within each "
+            f"test video, the first {int(meta.get('dropped_frames', 4))} frames of each video not scored, "
+            f"temporal smoothing sigma = {sigma:g} frames{' (none, as the paper)' if sigma == 0 else ''}, "
+            f"abnormal = positive. Checkpoint {html.escape(str(meta.get('checkpoint', '?')))}: {choice}.</p>")
+
+
+def _header(header: Mapping[str, object]) -> str:
+    """The run at a glance: one row per item (dataset, checkpoint, date, commit, torch, device, times)."""
+    return html_table([], [(k, "-" if v is None else v) for k, v in header.items()])
+
+
+def _examples_html(examples: Sequence[Mapping]) -> str:
+    """The worst false alarms and misses, each kind one image, with a link to each video's curve."""
+    parts = ["<h2>Worst false alarms and misses</h2>",
+             "<p>Normal frames with the highest scores and abnormal frames with the lowest (each shows the "
+             "frame, the generator's prediction and their squared error, on one colour scale).</p>"]
+    for kind, title, image in (("false alarm", "False alarms", "worst_false_alarms.png"),
+                               ("miss", "Misses", "worst_misses.png")):
+        if any(ex["kind"] == kind for ex in examples):
+            parts.append(f'<h3>{title}</h3><img src="{image}" alt="worst {title.lower()}">')
+    return "\n".join(parts)
+
+
 def _report_html(videos, metrics: Mapping | None, meta: Mapping, stems: Mapping[str, str],
-                 links: Mapping[str, str], notes: Sequence[str]) -> str:
-    """index.html body: metrics with knobs (or why there are none), notes, ROC, per-video table, curves, videos."""
-    per_video = (metrics or {}).get("per_video_auc", {})
+                 links: Mapping[str, str], notes: Sequence[str], header: Mapping, examples: Sequence[Mapping],
+                 has_history: bool) -> str:
+    """index.html: the run, metrics beside the paper's, protocol, notes, ROC, worst frames, history, per-video
+    table, curves and videos, and the full configuration folded away."""
+    dataset = str(meta.get("dataset", ""))
+    parts = [_header(header), "<h2>Frame-level metrics</h2>"]
     if metrics is not None:
-        parts = ["<h2>Frame-level metrics</h2>",
-                 html_table(["metric", "value", "protocol"], metric_rows(metrics, meta), numeric=(1,))]
+        parts += [_metric_table(metrics, dataset), _protocol(metrics, meta)]
     else:
-        parts = ["<h2>Frame-level metrics</h2>",
-                 f"<p><b>No AUC</b>: {html.escape(str(meta.get('auc_skipped', 'the test videos have no labels')))}. "
-                 "Scores, curves and videos below are computed all the same.</p>"]
+        parts.append(f"<p><b>No AUC</b>: {html.escape(str(meta.get('auc_skipped', 'the test videos have no labels')))}."
+                     " Scores, curves and videos below are computed all the same.</p>")
     parts += [f"<p>Note: {html.escape(n)}</p>" for n in notes]
-    parts.append(meta_block(meta))
     if metrics is not None:
         parts.append('<h2>ROC</h2>\n<img src="roc.png" alt="micro ROC curve" width="500">')
+    if examples:
+        parts.append(_examples_html(examples))
+    if has_history:
+        parts.append('<h2>Validation during training</h2>\n<img src="history.png" alt="validation AUC by step">')
+    per_video = (metrics or {}).get("per_video_auc", {})
     parts += ["<h2>Per video</h2>",
               html_table(["video", "scored frames", "abnormal", "padded AUC"],
                           [(v, len(p), "-" if lab is None else int(lab.sum()),
                             f"{per_video[v]:.4f}" if v in per_video else "-")
                            for v, (p, lab) in videos.items()], numeric=(1, 2, 3))]
     for name in videos:
-        src = f"curves/{stems[name]}.png"
-        parts.append(f'<figure id="{href(stems[name])}"><img src="{href(src)}" alt="scores of {html.escape(name)}">'
-                     f"<figcaption>{html.escape(name)}</figcaption>")
+        parts.append(f'<figure id="{href(stems[name])}"><img src="{href("curves/" + stems[name] + ".png")}" '
+                     f'alt="scores of {html.escape(name)}">')
         if name in links:
             rel = href(links[name])
             parts.append(f'<video controls preload="metadata" src="{rel}"></video>'
-                         f'<br><a href="{rel}">heatmap video (mp4)</a>')
+                         f'<br><a href="{rel}">heatmap video of {html.escape(name)} (mp4)</a>')
         parts.append("</figure>")
-    return html_page("Future frame prediction: evaluation report", "\n".join(parts))
+    parts.append(meta_block(meta, "Configuration and run details (as in metrics.json)"))
+    title = f"Evaluation: {dataset or 'test set'}, {meta.get('checkpoint', 'checkpoint')}"
+    return html_page(title, "\n".join(parts))
 
 
 def write_report(out_dir: str | os.PathLike, psnr_by_video: dict[str, np.ndarray],
                  labels_by_video: dict[str, np.ndarray] | None, metrics: dict | None, meta: dict,
                  videos: dict[str, str] | None = None, frame_numbers: dict[str, np.ndarray] | None = None,
-                 notes: Sequence[str] = ()) -> Path:
+                 notes: Sequence[str] = (), header: Mapping[str, object] | None = None,
+                 examples: Sequence[Mapping] = (), history: Sequence[Mapping] = ()) -> Path:
     """Write the evaluation report of a test set into `out_dir` (created); returns index.html's path.
 
     psnr_by_video / labels_by_video: video -> (N_v,) aligned arrays (first `dropped_frames` frames already
@@ -110,8 +221,12 @@ def write_report(out_dir: str | os.PathLike, psnr_by_video: dict[str, np.ndarray
     merged into metrics.json (metrics win on a clash). videos: video -> mp4 path relative to out_dir.
     frame_numbers: video -> (N_v,) source frame numbers of the scored frames (default: dropped_frames + i).
     notes: lines shown on the page and stored in metrics.json (e.g. videos without PSNR spread).
+    header: {label: value} shown at the top (dataset, checkpoint, date, commit, torch, device, times).
+    examples: `worst_frames` entries with their images added ('frame_rgb', 'prediction_rgb' H×W×3 uint8,
+    'error' H×W float squared error). history: the checkpoint's [{'step', 'val_auc'}] validation entries.
     Files: scores.csv (video,frame,psnr,score,label; unsmoothed paper score), metrics.json, roc.png (labelled),
-    curves/<video>.png, index.html.
+    worst_false_alarms.png / worst_misses.png (with examples), history.png (with history), curves/<video>.png,
+    index.html.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,6 +247,16 @@ def write_report(out_dir: str | os.PathLike, psnr_by_video: dict[str, np.ndarray
     for name, (psnr, labels) in data.items():
         _plot_video_curve(out / "curves" / f"{stems[name]}.png", name, psnr, labels, numbers[name], sigma,
                           per_video.get(name))
+    if examples:
+        vmax = max(float(np.percentile(ex["error"], 99.5)) for ex in examples) or 1e-8
+        for kind, image in (("false alarm", "worst_false_alarms.png"), ("miss", "worst_misses.png")):
+            chosen = [ex for ex in examples if ex["kind"] == kind]
+            if chosen:
+                _plot_examples(out / image, chosen, vmax)
+    has_history = any(h.get("val_auc") is not None for h in history)
+    if has_history:
+        _plot_history(out / "history.png", history)
     index = out / "index.html"
-    atomic_write_text(index, _report_html(data, metrics, meta, stems, links, notes))
+    atomic_write_text(index, _report_html(data, metrics, meta, stems, links, notes, header or {}, examples,
+                                          has_history))
     return index

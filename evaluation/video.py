@@ -1,12 +1,19 @@
 """Heatmap videos: frame | prediction-error heatmap | overlay, with a running anomaly-score curve below.
 
 Drawn entirely with OpenCV (no matplotlib per frame) so a whole test video renders in seconds.
+Encoded as H.264 (yuv420p, moov atom first) through PyAV so that browsers play the videos the report links;
+without PyAV (or without an H.264 encoder in it) OpenCV's MPEG-4 Part 2 ('mp4v') is the fallback, which
+desktop players open but Chromium and Firefox do not (a one-line warning says so, once per process).
 """
 from __future__ import annotations
 
 import math
 import os
+import sys
 import tempfile
+from contextlib import contextmanager
+from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
@@ -17,7 +24,7 @@ from evaluation.scores import true_runs
 from utils import FFPError, shared_mode
 
 PANEL_MIN_H = 192      # small frames (e.g. 64 px model inputs) are unreadable in a player below this
-STRIP_H = 80           # height of the score-curve strip under the panels
+STRIP_H = 100          # height of the score-curve strip under the panels (room for a header and y-axis labels)
 VMAX_SAMPLES_PER_FRAME = 16384  # bounds choose_vmax memory on long videos
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -67,8 +74,165 @@ def choose_vmax(errors: Iterable[np.ndarray], q: float = 99.5) -> float:
 
 
 def _even(n: int) -> int:
-    """Round up to an even number: MPEG-4 encoders reject odd frame dimensions."""
+    """Round up to an even number: yuv420p (H.264) and MPEG-4 encoders reject odd frame dimensions."""
     return n + (n % 2)
+
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")   # ISO-BMFF containers: the ones that hold H.264 with faststart
+H264_ENCODER = "libx264"
+H264_OPTIONS = {"crf": "23", "preset": "veryfast"}  # visually fine; ~real time for 3 x 256 px panels on 2 cores
+_FALLBACK_WARNED = False
+
+
+@lru_cache(maxsize=None)
+def _h264_module():
+    """The `av` module when it imports and has an H.264 encoder (libx264), else None (checked once)."""
+    try:
+        import av
+    except ImportError:
+        return None
+    return av if H264_ENCODER in av.codecs_available else None
+
+
+def video_backend() -> str:
+    """The codec HeatmapVideoWriter uses when none is asked for: 'h264' (PyAV + libx264) or 'mp4v' (OpenCV)."""
+    return "h264" if _h264_module() is not None else "mp4v"
+
+
+def _warn_fallback() -> None:
+    """One stderr line per process: the mp4v videos will not play in a browser, and how to fix it."""
+    global _FALLBACK_WARNED
+    if not _FALLBACK_WARNED:
+        _FALLBACK_WARNED = True
+        print("warning: PyAV with an H.264 encoder is not available, so heatmap videos are written as MPEG-4 "
+              "Part 2 ('mp4v'), which browsers cannot play (desktop players can); fix: pip install av",
+              file=sys.stderr)
+
+
+class _H264Sink:
+    """H.264 (libx264, yuv420p) in an mp4 container through PyAV, moov atom moved to the front on close.
+
+    Raises OSError (PyAV's av.error.OSError is one) or av.FFmpegError when encoding or writing fails.
+    """
+
+    def __init__(self, av, tmp: Path, fps: Fraction, frame_size: tuple[int, int]):
+        self._av, self._tmp, self._pts = av, tmp, 0
+        # The temp file's suffix is .tmp.mp4 (etc.), so FFmpeg picks the container from its name;
+        # +faststart puts the index first so a browser can start playing before the whole file arrives.
+        self._container = av.open(str(tmp), "w", options={"movflags": "+faststart"})
+        try:
+            self._stream = self._container.add_stream(H264_ENCODER, rate=fps, options=dict(H264_OPTIONS))
+            self._stream.width, self._stream.height = frame_size
+            self._stream.pix_fmt = "yuv420p"   # 4:2:0: the only chroma layout every browser decodes
+            self._stream.codec_context.time_base = self._time_base = 1 / fps
+        except BaseException:
+            self._container.close()
+            raise
+
+    def write(self, bgr: np.ndarray) -> None:
+        """Encode one H x W x 3 BGR uint8 frame (converted to yuv420p by PyAV) and mux its packets."""
+        frame = self._av.VideoFrame.from_ndarray(bgr, format="bgr24")
+        frame.pts, frame.time_base = self._pts, self._time_base
+        self._pts += 1
+        self._mux(self._stream.encode(frame))
+
+    def _mux(self, packets) -> None:
+        """Write encoded packets to the file (a method of its own so tests can make it fail)."""
+        self._container.mux(packets)
+
+    def finish(self) -> None:
+        """Flush the encoder and write the index (faststart rewrites the file here); errors as `write`."""
+        self._mux(self._stream.encode(None))
+        self._container.close()
+
+    def discard(self) -> None:
+        """Close after a failure or abort, ignoring further errors (the file is deleted anyway)."""
+        try:
+            self._container.close()
+        except Exception:   # noqa: BLE001 - the first error is the one reported
+            pass
+
+
+def _has_mp4_index(path: Path) -> bool:
+    """True when the file's top-level ISO-BMFF boxes fill it exactly and include 'moov' (the index).
+
+    A writer cut short (full disk) leaves a truncated last box and no 'moov', which no player can open.
+    """
+    found, end = set(), path.stat().st_size
+    with open(path, "rb") as f:
+        at = 0
+        while at < end:
+            f.seek(at)
+            head = f.read(16)
+            if len(head) < 8:
+                return False
+            size, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if size == 1 and len(head) == 16:   # 64-bit size follows the type
+                size = int.from_bytes(head[8:16], "big")
+            elif size == 0:                     # box runs to the end of the file
+                size = end - at
+            if size < 8 or at + size > end:
+                return False
+            found.add(kind)
+            at += size
+    return b"moov" in found
+
+
+@contextmanager
+def _quiet_opencv():
+    """OpenCV's log level at ERROR for the block (a failing disk would log one warning per frame)."""
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    if log is None:
+        yield
+        return
+    level = log.getLogLevel()
+    log.setLogLevel(min(level, log.LOG_LEVEL_ERROR))
+    try:
+        yield
+    finally:
+        log.setLogLevel(level)
+
+
+class _Mp4vSink:
+    """OpenCV's MPEG-4 Part 2 ('mp4v'): the fallback without PyAV. Browsers cannot play it.
+
+    cv2.VideoWriter reports no write errors (write returns None, a full disk goes unnoticed), so `finish`
+    re-opens the file and raises OSError unless it holds every frame written. OpenCV's own per-frame
+    "Failed to write frame" warnings are muted meanwhile: that one OSError is the report.
+    """
+
+    def __init__(self, tmp: Path, fps: Fraction, frame_size: tuple[int, int]):
+        self._tmp, self._frames = tmp, 0
+        self._writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), frame_size)
+        if not self._writer.isOpened():
+            raise OSError(f"OpenCV cannot open an 'mp4v' writer, frame {frame_size[0]}x{frame_size[1]}")
+
+    def write(self, bgr: np.ndarray) -> None:
+        """Append one H x W x 3 BGR uint8 frame."""
+        self._write_frame(bgr)
+        self._frames += 1
+
+    def _write_frame(self, bgr: np.ndarray) -> None:
+        """cv2's write, in a method of its own so tests can make it drop frames silently."""
+        with _quiet_opencv():
+            self._writer.write(bgr)
+
+    def finish(self) -> None:
+        """Release the writer, then check the file: OSError when it is empty or holds fewer frames."""
+        with _quiet_opencv():
+            self._writer.release()
+            size = self._tmp.stat().st_size
+            # The box check first: FFmpeg would log "moov atom not found" opening a truncated file.
+            cap = cv2.VideoCapture(str(self._tmp)) if _has_mp4_index(self._tmp) else None
+            found = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap is not None and cap.isOpened() else 0
+            if cap is not None:
+                cap.release()
+        if found < self._frames:
+            raise OSError(f"the written file holds {found} of {self._frames} frames ({size} bytes; disk full?)")
+
+    def discard(self) -> None:
+        """Release the writer (the file is deleted by the caller)."""
+        self._writer.release()
 
 
 def _to_bgr_uint8(frame01: np.ndarray) -> np.ndarray:
@@ -92,25 +256,33 @@ def _label_text(img: np.ndarray, text: str, org: tuple[int, int], color=(255, 25
 
 
 class HeatmapVideoWriter:
-    """Context manager writing one mp4 ('mp4v') frame per `add` call.
+    """Context manager writing one mp4 frame per `add` call: H.264 when PyAV has it, else OpenCV 'mp4v'.
 
     Layout per video frame: three panels side by side (frame, error heatmap, overlay), each upscaled by
-    an integer factor to at least 192 px high, and a score-curve strip of 80 px below. The heatmap uses
+    an integer factor to at least 192 px high, and a score-curve strip of STRIP_H (100) px below, with the
+    score axis's lo and hi labelled at its left and the threshold's value by its line. The heatmap uses
     a fixed `vmax` for the whole video, so equal colours mean equal error in every frame.
     `size` = (H, W) of the frames and error maps passed to `add`. `curve_length` (total frame count,
     when known) fixes the curve's x-axis; otherwise the curve rescales as frames arrive. `score_range`
     (lo, hi) is the curve's y-axis (scores outside are clipped), (0, 1) for min-max scores; a
     `threshold`, when given, is drawn as a red line. `first_frame`: video frame index of the first frame
     added (e.g. 4 when the first 4 frames have no prediction), used in the frame counter.
+    `fps`: frames per second (> 0; 29.97 is kept as 2997/100, not rounded). `codec`: 'h264' (PyAV +
+    libx264, yuv420p, moov first: plays in browsers), 'mp4v' (OpenCV MPEG-4 Part 2: desktop players only)
+    or None for `video_backend()`, which warns once per process when it has to fall back to 'mp4v'.
+    `path` must end in .mp4, .m4v or .mov.
     Output goes to a hidden temp file in the same folder, renamed onto `path` on a clean exit and
-    deleted on an exception. Raises FFPError when OpenCV cannot open the writer.
-    Attributes: panel_size (H, W) of one panel; frame_size (W, H) of the whole video frame.
+    deleted on an exception. Raises FFPError naming `path` when the writer cannot be opened, and from
+    add/add_batch/close when encoding or writing fails (e.g. a full disk); the temp file is then deleted
+    and the writer closed, so one failure gives one error. ValueError on bad arguments, or for codec='h264'
+    without PyAV.
+    Attributes: panel_size (H, W) of one panel; frame_size (W, H) of the whole video frame, both even.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 25.0, *, vmax: float,
                  size: tuple[int, int], curve_length: int | None = None,
                  score_range: tuple[float, float] = (0.0, 1.0), threshold: float | None = None,
-                 first_frame: int = 0):
+                 first_frame: int = 0, codec: str | None = None):
         if not vmax > 0:
             raise ValueError(f"vmax must be positive, got {vmax}")
         if not score_range[1] > score_range[0]:
@@ -123,21 +295,43 @@ class HeatmapVideoWriter:
         self.frame_size = (_even(3 * self.panel_size[1]), _even(self.panel_size[0] + STRIP_H))
         self._scores: list[float] = []
         self._labels: list[int] = []
-        self._tmp, self._writer = self._open(fps)
+        if not fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        # A Fraction keeps 29.97 (or 30000/1001) exact in the stream's rate and time base.
+        self.fps = Fraction(fps).limit_denominator(1001)
+        if codec is None:
+            codec = video_backend()
+            if codec == "mp4v":
+                _warn_fallback()
+        if codec not in ("h264", "mp4v"):
+            raise ValueError(f"codec must be 'h264', 'mp4v' or None, got {codec!r}")
+        if codec == "h264" and _h264_module() is None:
+            raise ValueError("codec='h264' needs PyAV with libx264 (pip install av)")
+        self.codec = codec
+        self._tmp, self._writer = self._open()
 
-    def _open(self, fps: float) -> tuple[Path, cv2.VideoWriter]:
-        """Open the OpenCV writer on a temp file whose suffix matches the target (it picks the container)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}",
-                                   dir=self.path.parent)
+    def _open(self) -> tuple[Path, _H264Sink | _Mp4vSink]:
+        """Open the encoder on a temp file whose suffix matches the target (it picks the container)."""
+        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise FFPError(f"cannot write a video to {self.path}: expected a .mp4 path "
+                           f"({', '.join(VIDEO_SUFFIXES)})")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}",
+                                       dir=self.path.parent)
+        except OSError as exc:
+            raise FFPError(f"cannot write a video to {self.path}: {exc.strerror or exc}") from exc
         os.close(fd)
-        shared_mode(tmp)   # the finished video gets the umask's permissions, not mkstemp's 0600
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), self.frame_size)
-        if not writer.isOpened():
-            Path(tmp).unlink(missing_ok=True)
-            raise FFPError(f"cannot open a video writer for {self.path} (expected a writable .mp4 path; "
-                           f"OpenCV 'mp4v' codec, frame {self.frame_size[0]}x{self.frame_size[1]})")
-        return Path(tmp), writer
+        tmp = Path(tmp)
+        try:
+            shared_mode(tmp)   # the finished video gets the umask's permissions, not mkstemp's 0600
+            if self.codec == "h264":
+                return tmp, _H264Sink(_h264_module(), tmp, self.fps, self.frame_size)
+            return tmp, _Mp4vSink(tmp, self.fps, self.frame_size)
+        except Exception as exc:
+            tmp.unlink(missing_ok=True)
+            raise FFPError(f"cannot open a video writer for {self.path} ({self.codec}, frame "
+                           f"{self.frame_size[0]}x{self.frame_size[1]}): {_reason(exc)}") from exc
 
     def __enter__(self) -> "HeatmapVideoWriter":
         return self
@@ -165,7 +359,20 @@ class HeatmapVideoWriter:
         panels = self._panels(frame01, err)
         canvas[: panels.shape[0], : panels.shape[1]] = panels
         self._draw_strip(canvas[self.panel_size[0]: self.panel_size[0] + STRIP_H])
-        self._writer.write(canvas)
+        self._guarded(self._writer.write, canvas)
+
+    def _guarded(self, step, *args) -> None:
+        """Run an encoder step; on failure discard the temp file and raise one FFPError naming `path`."""
+        try:
+            step(*args)
+        except Exception as exc:
+            if isinstance(exc, (ValueError, TypeError)) and not _is_av_error(exc):
+                raise   # a programming error, not a write failure
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.discard()
+            self._tmp.unlink(missing_ok=True)
+            raise FFPError(f"cannot write the heatmap video {self.path}: {_reason(exc)}") from exc
 
     def add_batch(self, frames: np.ndarray, errors: np.ndarray, scores, labels=None) -> None:
         """Append B video frames: frames B x H x W x 3 uint8 RGB; errors B x H x W float per-pixel squared
@@ -189,12 +396,26 @@ class HeatmapVideoWriter:
         return row
 
     def _draw_strip(self, strip: np.ndarray) -> None:
-        """Score curve of all frames so far, abnormal frames shaded, current frame marked."""
+        """Score curve of all frames so far, abnormal frames shaded, current frame marked.
+
+        strip: STRIP_H x W x 3 BGR uint8, drawn in place. The y-axis runs from score_range's lo (bottom)
+        to hi (top), both labelled at the left edge; the threshold line carries its value at the right.
+        """
         h, w = strip.shape[:2]
         strip[:] = (32, 32, 32)
         n = len(self._scores)
         length = max(self.curve_length or n, n, 2)
-        left, right, top, bottom = 6, w - 6, 22, h - 6
+        lo, hi = self.score_range
+        ticks = (_tick(hi), _tick(lo))
+        tick_w = max(cv2.getTextSize(t, _FONT, _TICK_SCALE, 1)[0][0] for t in ticks)
+        left, right, top, bottom = tick_w + 10, w - 6, 28, h - 8
+        # y axis with its two end labels, so a reader knows what the curve's height means
+        cv2.line(strip, (left - 3, top), (left - 3, bottom), (110, 110, 110), 1)
+        for text, y in zip(ticks, (top, bottom)):
+            (tw, th), _ = cv2.getTextSize(text, _FONT, _TICK_SCALE, 1)
+            cv2.line(strip, (left - 6, y), (left - 3, y), (110, 110, 110), 1)
+            cv2.putText(strip, text, (left - 8 - tw, y + th // 2), _FONT, _TICK_SCALE, (200, 200, 200), 1,
+                        cv2.LINE_AA)
         xs = left + np.arange(n) * (right - left) / (length - 1)
         ys = bottom - self._unit(np.asarray(self._scores)) * (bottom - top)
         half = max(1, int((right - left) / (length - 1) / 2))
@@ -203,11 +424,15 @@ class HeatmapVideoWriter:
         if self.threshold is not None:
             y = int(round(bottom - self._unit(np.float64(self.threshold)) * (bottom - top)))
             cv2.line(strip, (left, y), (right, y), (60, 60, 230), 1, cv2.LINE_AA)
+            text = f"threshold {_tick(self.threshold)}"
+            (tw, th), _ = cv2.getTextSize(text, _FONT, _TICK_SCALE, 1)
+            ty = y - 3 if y - 3 - th >= top - 6 else y + th + 3   # above the line, below when at the top
+            cv2.putText(strip, text, (right - tw, ty), _FONT, _TICK_SCALE, (60, 60, 230), 1, cv2.LINE_AA)
         points = np.stack([xs, ys], axis=1).round().astype(np.int32)
         cv2.polylines(strip, [points], False, (0, 220, 255), 1, cv2.LINE_AA)
         cv2.circle(strip, tuple(int(v) for v in points[-1]), 3, (255, 255, 255), -1, cv2.LINE_AA)
         status = {1: "  ABNORMAL (ground truth)", 0: "  normal (ground truth)"}.get(self._labels[-1], "")
-        _label_text(strip, f"frame {self.first_frame + n - 1}  score {self._scores[-1]:.3f}{status}", (left, 15),
+        _label_text(strip, f"frame {self.first_frame + n - 1}  score {self._scores[-1]:.3f}{status}", (6, 16),
                     (120, 120, 255) if self._labels[-1] == 1 else (255, 255, 255))
 
     def _unit(self, scores: np.ndarray) -> np.ndarray:
@@ -216,22 +441,44 @@ class HeatmapVideoWriter:
         return np.clip((scores - lo) / (hi - lo), 0.0, 1.0)
 
     def close(self) -> None:
-        """Finish the file and move it onto `path`; FFPError (and no file) if no frame was added."""
-        if self._finish():
-            if not self._scores:
-                self._tmp.unlink(missing_ok=True)
-                raise FFPError(f"no frames were added to {self.path}; nothing written")
-            os.replace(self._tmp, self.path)
+        """Finish the file and move it onto `path`; idempotent (also after abort or a failure).
+
+        Raises FFPError naming `path`, leaving no file, if no frame was added or finishing/renaming fails.
+        """
+        writer = self._writer
+        if writer is None:
+            return
+        if not self._scores:
+            self.abort()
+            raise FFPError(f"no frames were added to {self.path}; nothing written")
+        self._guarded(writer.finish)
+        self._writer = None
+        self._guarded(os.replace, self._tmp, self.path)
 
     def abort(self) -> None:
-        """Stop writing and delete the temp file; `path` is left untouched."""
-        if self._finish():
+        """Stop writing and delete the temp file; `path` is left untouched. Idempotent, never raises."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.discard()
             self._tmp.unlink(missing_ok=True)
 
-    def _finish(self) -> bool:
-        """Release the OpenCV writer once; True only on the first call, so close/abort are idempotent."""
-        writer, self._writer = self._writer, None
-        if writer is None:
-            return False
-        writer.release()
-        return True
+
+_TICK_SCALE = 0.4   # axis labels: small, still legible at 1:1 in a player
+
+
+def _tick(value: float) -> str:
+    """A score as a short axis label: '0', '1', '3', '-2.5', '0.123', '1.2e+04'."""
+    return f"{float(value):.3g}"
+
+
+def _is_av_error(exc: BaseException) -> bool:
+    """True for PyAV's FFmpeg errors (some of which are also ValueError), False without PyAV."""
+    av = _h264_module()
+    return av is not None and isinstance(exc, av.FFmpegError)
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as a short reason: an OSError's strerror ('No space left on device'), else its text."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

@@ -12,13 +12,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from config import FLOW_CHOICES
 from utils import FFPError
 
 from .classical import ClassicalFlow, resize_flow
 from .flownet2sd import (DEFAULT_FLOWNET2SD_PATH, OFFICIAL_CHECKPOINT_NAME, FlowNet2SD, load_flownet2sd,
                          missing_checkpoint_message)
 
-FLOW_CHOICES = ("auto", "flownet2sd", "classical", "none")
 FLOWNET_MULTIPLE = 64  # six stride-2 convolutions
 
 

@@ -1,4 +1,5 @@
 """Loaders on every supported on-disk layout (fake, tiny) and on the real label files (exact counts)."""
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -185,3 +186,20 @@ def test_data_workers_auto_leaves_the_compute_threads_their_cores(monkeypatch):
         monkeypatch.setattr(loaders.torch, "get_num_threads", lambda t=threads: t)
         assert loaders.data_workers(-1, "cpu") == expected
     assert loaders.data_workers(3, "cpu") == 3 and loaders.data_workers(0, "cpu") == 0   # explicit: as given
+
+
+def test_16bit_frames_holding_12bit_values_are_not_read_black(tmp_path, capsys):
+    """A 16-bit PNG of 12-bit sensor data reads like the same picture saved in 8 bits (one rule for all frames),
+    and says once how it was read; full-range 16-bit data is scaled by 65535."""
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 256, (24, 32, 3)).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "eight.png"), picture)
+    twelve = (picture.astype(np.uint32) * 4095 // 255).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "twelve.png"), twelve)
+    full = (picture.astype(np.uint32) * 257).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "sixteen.png"), full)
+    reference = read_frame(tmp_path / "eight.png", 24, 32).astype(int)
+    for name in ("twelve.png", "sixteen.png"):
+        assert np.abs(read_frame(tmp_path / name, 24, 32).astype(int) - reference).max() <= 1, name
+    said = capsys.readouterr().out
+    assert said.count("16-bit image") == 1 and "12-bit" in said      # once per folder, naming the reading

@@ -108,6 +108,39 @@ def test_user_threshold_lists_the_frames_above_it(test_video, ckpts, tmp_path):
     assert [line.split("\t")[0] for line in alarms.splitlines()[3:]] == expected
 
 
+def test_events_follow_the_gap_and_minimum_flags(test_video, ckpts, tmp_path, capsys):
+    """summary.json's events are the alarm frames merged with --event_gap / --min_event (frames or seconds at the
+    input's rate: a folder is 10 fps); the page lists them and states the whole-mode caveat."""
+    from evaluation.events import merge_events
+    out = run_detect(test_video, ckpts["plain"], tmp_path / "a", "--event_gap", "0.3s", "--min_event", "2")
+    summary = json.loads((out / "summary.json").read_text())
+    rows = read_scores(out)
+    frames, scores = np.array([int(r["frame"]) for r in rows]), np.array([float(r["score"]) for r in rows])
+    expected = [e.as_dict() for e in merge_events(frames, scores, 0.5, 10.0, gap_frames=3, min_frames=2)]
+    assert summary["n_events"] == len(expected) == len(summary["events"]) > 0
+    for got, want in zip(summary["events"], expected):   # scores.csv rounds the scores: the peak to 1e-5
+        assert got["peak_score"] == pytest.approx(want.pop("peak_score"), abs=1e-5)
+        assert {k: got[k] for k in want} == pytest.approx(want)
+    assert (summary["event_gap_frames"], summary["min_event_frames"], summary["fps"]) == (3, 2, 10.0)
+    assert all(e["n_frames"] >= 2 for e in summary["events"])
+    printed = capsys.readouterr().out
+    assert f"{len(expected)} event" in printed and "relative to this clip" in printed
+    page = (out / "index.html").read_text()
+    assert "<h2>Events</h2>" in page and "relative to this clip" in page and "01 — whole mode" in page
+    assert page.index("<details>") > page.index("<h2>Events</h2>")       # the run's details folded, last
+    plain = run_detect(test_video, ckpts["plain"], tmp_path / "b", "--event_gap", "0", "--min_event", "1")
+    runs = json.loads((plain / "summary.json").read_text())
+    assert [[e["first_frame"], e["last_frame"]] for e in runs["events"]] == runs["alarm_intervals"]
+
+
+@pytest.mark.parametrize("flag, value", [("--event_gap", "-1"), ("--min_event", "0.5"), ("--event_gap", "soon")])
+def test_bad_event_flags_are_one_error_line(test_video, ckpts, tmp_path, capsys, flag, value):
+    argv = ["--video", str(test_video), "--trained_model", str(ckpts["plain"]), "--out_dir", str(tmp_path), flag, value]
+    assert run_cli(detect.main, argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {flag} ") and not any(tmp_path.iterdir())
+
+
 def test_stream_mode_on_avi_with_video(test_video, ckpts, tmp_path):
     avi = write_avi(tmp_path / "clip.avi", sorted(test_video.iterdir()))
     out = run_detect(avi, ckpts["stats"], tmp_path / "r", "--mode", "stream", "--save_video", "--batch_size", "7")

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from evaluation.detect_report import DETECT_CSV_HEADER, detect_csv_rows, write_detect_report
+from evaluation.detect_report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
 from helpers import leftovers, page_links, write_heatmap
 
 
@@ -55,3 +55,22 @@ def test_detect_report_with_streamed_csv_and_video(tmp_path):
     assert "6-7, 9-9" in (tmp_path / "alarms.txt").read_text()
     with pytest.raises(ValueError, match="expected an existing file"):
         write_detect_report(tmp_path, frames, 30 - scores, scores, 3.0, {}, video="missing.mp4")
+
+
+def test_whole_mode_caveat_is_about_the_clip_and_names_its_psnr_span():
+    psnr = np.array([30.0, 30.4, 31.25, 30.1])
+    (caveat,) = detect_caveats("whole", psnr, 1 - (psnr - psnr.min()) / np.ptp(psnr), 0.5)
+    assert "relative to this clip" in caveat and "1.25 dB" in caveat and "--mode stream" in caveat
+    assert detect_caveats("whole", np.full(5, 30.0), np.zeros(5), 0.5) == []   # flat: flat_videos_note says it
+
+
+def test_stream_caveat_only_when_the_clip_is_far_from_training():
+    mean, std = 38.2, 1.7
+    near = np.array([37.0, 38.0, 39.0, 36.5])
+    assert detect_caveats("stream", near, (mean - near) / std, 3.0, mean, std) == []
+    far = np.full(6, 16.0)                          # the case: 16 dB against 38.2 +- 1.7
+    (caveat,) = detect_caveats("stream", far, (mean - far) / std, 3.0, mean, std)
+    assert "far outside the training footage" in caveat and "16.00 dB" in caveat and "38.20 ± 1.70 dB" in caveat
+    # a high threshold hides nothing: the median PSNR alone says the footage differs
+    assert detect_caveats("stream", far, (mean - far) / std, 100.0, mean, std) == [caveat]
+    assert detect_caveats("stream", np.array([]), np.array([]), 3.0, mean, std) == []

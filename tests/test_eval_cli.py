@@ -144,11 +144,15 @@ def test_failure_midway_leaves_no_result_folder(synthetic_root, tmp_path, monkey
 
 
 def test_plain_run_computes_no_error_maps(synthetic_root, tmp_path, monkeypatch, capsys):
-    """Without --save_video and pixel AUROC, error maps are never computed (metric runs stay fast)."""
-    def forbidden(self):
-        raise AssertionError("error_maps() called in a plain metric run")
+    """Without --save_video and pixel AUROC, error maps are computed only for the report's few example frames
+    (one window each), never for the test set (metric runs stay fast)."""
+    real, sizes = predict.WindowPrediction.error_maps, []
 
-    monkeypatch.setattr(predict.WindowPrediction, "error_maps", forbidden)
+    def counted(self):
+        sizes.append(len(self.psnr))
+        return real(self)
+
+    monkeypatch.setattr(predict.WindowPrediction, "error_maps", counted)
     ckpt = save_random_checkpoint(tmp_path / "synthetic_best.pth")
     assert run_eval(ckpt, synthetic_root, tmp_path / "r", "--no_pixel_auroc", "--smooth_sigma", "2") == 0
     printed = capsys.readouterr().out
@@ -157,6 +161,7 @@ def test_plain_run_computes_no_error_maps(synthetic_root, tmp_path, monkeypatch,
                              and "sigma=2" in line and "dropped=4" in line for line in auc_lines)
     m = json.loads((tmp_path / "r" / "synthetic_synthetic_best" / "metrics.json").read_text())
     assert m["selected_with_test_labels"] is True and m["smooth_sigma"] == 2.0
+    assert sizes == [1] * 2 * report.WORST_PER_KIND
 
 
 def test_checkpoint_flag_overrides_name(tmp_path):
@@ -185,6 +190,33 @@ def test_pixel_auroc_sees_every_scored_frame_and_its_mask(synthetic_root):
     expected = [video.masks.read(i, (TINY.height, TINY.width)) for i in range(4, len(video))]
     assert np.array_equal(masks, np.stack(expected))
     assert masks.any() and not masks.all()
+
+
+def test_repredicted_examples_match_the_scored_frames(synthetic_root):
+    """The report's example images are the same predictions that were scored: the PSNR of a re-predicted frame's
+    error map equals the streamed PSNR of that frame."""
+    files = find_dataset(synthetic_root, "synthetic")
+    video = files.test[1]
+    torch.manual_seed(0)
+    g = Generator(TINY.in_frames, TINY.g_widths).eval()
+    psnr, numbers, _ = eval_script.predict_video(g, video, TINY, torch.device("cpu"), None, keep=False)
+    chosen = [int(numbers[0]), int(numbers[len(numbers) // 2]), int(numbers[-1])]
+    found = predict.predict_frames(g, video, chosen, TINY, torch.device("cpu"))
+    assert sorted(found) == chosen
+    for number in chosen:
+        images = found[number]
+        assert images["frame"].shape == images["prediction"].shape == (TINY.height, TINY.width, 3)
+        again = 10 * np.log10(1.0 / images["error"].astype(np.float64).mean())
+        assert again == pytest.approx(float(psnr[list(numbers).index(number)]), abs=1e-3)
+
+
+def test_eval_report_shows_worst_frames_and_the_run(video_run):
+    out, _, _ = video_run
+    page = (out / "index.html").read_text()
+    for image in ("worst_false_alarms.png", "worst_misses.png"):
+        assert (out / image).stat().st_size > 0 and image in page
+    for item in ("git commit", "torch", "device", "evaluation time", "training time"):
+        assert f"<td>{item}</td>" in page
 
 
 def test_read_mask_nearest_keeps_binary(tmp_path):

@@ -3,13 +3,19 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
+import signal
 from urllib.parse import unquote
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
+import evaluation.pages as pages
 import evaluation.report as report
-from evaluation.metrics import compute_metrics
+from cli import Terminated, _raise_terminated
+from evaluation.metrics import aligned_videos, compute_metrics, video_scores
 from evaluation.pages import StagedResult
 from evaluation.report import write_report
 from conftest import META, fake_dataset
@@ -63,8 +69,66 @@ def test_index_links_resolve(written_report):
         assert "://" not in link and not link.startswith("/")
         assert (out / unquote(link)).is_file(), link
     page = index.read_text()
-    assert "per-video min-max" in page and "pad trick" in page and "<video" in page
-    assert "<script" not in page
+    assert "min-max(PSNR) within each test video" in page and "padded with one normal frame" in page
+    assert "<video" in page and "<script" not in page
+
+
+def test_protocol_is_stated_once_and_the_config_is_folded_away(written_report):
+    _, index, _, _ = written_report
+    page = index.read_text()
+    assert page.count("Protocol:") == 1 and page.count("sigma = 1 frames") == 1
+    assert page.index("<details>") > page.index("Frame-level metrics")   # the config comes last, folded
+    assert "<pre>" not in page.split("<details>")[0]
+    assert "figcaption" not in page                          # no captions repeating the plots' titles
+    assert "monospace" not in page                           # numbers in the page's font
+
+
+def fake_examples(psnr, labels, numbers):
+    """worst_frames of the fake dataset, with synthetic images standing in for the re-predicted frames."""
+    rng = np.random.default_rng(1)
+    examples = report.worst_frames(aligned_videos(psnr, labels), numbers, sigma=0.0)
+    for ex in examples:
+        ex.update(frame_rgb=rng.integers(0, 255, (16, 24, 3), dtype=np.uint8),
+                  prediction_rgb=rng.integers(0, 255, (16, 24, 3), dtype=np.uint8),
+                  error=rng.random((16, 24)).astype(np.float32))
+    return examples
+
+
+def test_worst_frames_are_the_highest_normal_and_lowest_abnormal_scores():
+    psnr, labels = fake_dataset()
+    data = aligned_videos(psnr, labels)
+    numbers = {k: 4 + np.arange(len(p)) for k, (p, _) in data.items()}
+    picked = report.worst_frames(data, numbers, sigma=0.0, k=2, min_gap=3)
+    alarms = [p for p in picked if p["kind"] == "false alarm"]
+    misses = [p for p in picked if p["kind"] == "miss"]
+    assert len(alarms) == 2 and len(misses) == 2
+    normal = [s for name, (p, lab) in data.items() for s, lab_ in zip(video_scores(p, 0.0), lab) if lab_ == 0]
+    assert alarms[0]["score"] == pytest.approx(max(normal))
+    abnormal = [s for p, lab in data.values() for s, lab_ in zip(video_scores(p, 0.0), lab) if lab_ == 1]
+    assert misses[0]["score"] == pytest.approx(min(abnormal))
+    for kind in (alarms, misses):
+        if kind[0]["video"] == kind[1]["video"]:
+            assert abs(kind[0]["frame"] - kind[1]["frame"]) >= 3
+
+
+def test_header_paper_column_examples_and_history(tmp_path):
+    psnr, labels = fake_dataset()
+    metrics = compute_metrics(psnr, labels)
+    data = aligned_videos(psnr, labels)
+    numbers = {k: 4 + np.arange(len(p)) for k, (p, _) in data.items()}
+    header = {"dataset": "ped2", "git commit": "abc123", "torch": "2.x", "evaluation time": "5s"}
+    history = [{"step": 500, "val_auc": 0.8}, {"step": 1000, "val_auc": 0.9}]
+    index = write_report(tmp_path, psnr, labels, metrics, {**META, "dataset": "ped2"}, header=header,
+                         examples=fake_examples(psnr, labels, numbers), history=history)
+    page = index.read_text()
+    top = page.split("Frame-level metrics")[0]
+    for label, value in header.items():
+        assert f"<td>{label}</td><td>{value}</td>" in top
+    assert f"<td class=num>{report.PAPER_MICRO_AUC['ped2']:.3f}</td>" in page
+    for image in ("worst_false_alarms.png", "worst_misses.png", "history.png"):
+        assert (tmp_path / image).stat().st_size > 0 and f'src="{image}"' in page
+    no_history = write_report(tmp_path / "b", psnr, labels, metrics, META, history=[{"step": 5, "val_auc": None}])
+    assert "history.png" not in no_history.read_text() and not (tmp_path / "b" / "history.png").exists()
 
 
 def test_missing_video_link_rejected(tmp_path):
@@ -112,3 +176,23 @@ def test_unwritable_out_dir_is_ffperror(tmp_path):
     with pytest.raises(FFPError, match="--out_dir"):
         with StagedResult(blocker / "sub", "run", overwrite=False):
             pass
+
+
+def test_a_second_sigterm_during_clean_up_leaves_no_temp_folder(tmp_path, monkeypatch):
+    """SIGTERM arriving while a failed result folder is being removed is held until the removal is done."""
+    real_rmtree = shutil.rmtree
+
+    def rmtree_hit_by_a_signal(path, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)      # delivered at once unless the clean-up holds it
+        real_rmtree(path, *args, **kwargs)
+
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    monkeypatch.setattr(pages.shutil, "rmtree", rmtree_hit_by_a_signal)
+    try:
+        with pytest.raises(Terminated):
+            with StagedResult(tmp_path / "out", "run", overwrite=False) as stage:
+                (stage.dir / "half.txt").write_text("x")
+                raise RuntimeError("the run failed")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not (tmp_path / "out").exists()        # neither the hidden temp folder nor the --out_dir it made

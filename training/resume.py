@@ -6,6 +6,9 @@ match the checkpoint, or the run refuses in one line listing each difference. Op
 rates go into the optimizers' parameter groups and the new milestones into the schedulers, and the
 start-up printout lists every change. The config saved in later checkpoints is the one that ran.
 
+Device, threads, workers, scoring batch size and the frame cache are this machine's: a resumed run takes them
+from its own flags and defaults, not from the checkpoint; its paths (data, weights, logs) stay the run's.
+
 --init_from fine-tunes: the generator's (and discriminator's, when it fits) weights of a checkpoint,
 fresh optimizers, step 0, and any dataset. The architecture comes from that checkpoint.
 
@@ -21,7 +24,7 @@ import hashlib
 from collections import Counter
 from dataclasses import fields, replace
 
-from config import Config, build_config, validate
+from config import FLAG_GROUPS, Config, build_config, runtime_defaults, validate
 from utils import FFPError
 
 # Flags that define the data a run trains on or the shape of its networks: a resumed run keeps them.
@@ -70,6 +73,8 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
     # Continuing with the classical estimator: its loss in today's units. Another estimator: the config as written
     # (the old code gave FlowNet2-SD its λ_op unscaled).
     base = checkpoint_config(state) if given.get("flownet", "classical") == "classical" else written
+    # This machine's settings, not those of the machine that wrote the checkpoint (paths stay: the same run).
+    base = replace(base, **runtime_defaults(base.dataset, FLAG_GROUPS["machine"] + FLAG_GROUPS["cache"]))
     refused = [f"--{k} {_show(v)} (the checkpoint's: {_show(getattr(base, k))})" for k, v in given.items()
                if k in REFUSED_ON_RESUME and v != getattr(base, k)]
     if refused:

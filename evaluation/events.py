@@ -1,0 +1,126 @@
+"""Alarm frames -> events: what detect.py reports about an unlabelled video.
+
+A frame *alarms* when its anomaly score is above the threshold (strictly). One anomaly (a cart crossing the
+scene) makes a run of alarm frames with short dips below the threshold inside it, so the report lists
+*events*: alarm frames at most `gap_frames` frame numbers apart merged into one, and events spanning fewer
+than `min_frames` frames dropped as flicker. detect.py takes both as --event_gap / --min_event, in frames
+('5', '5f', '5 frames') or seconds ('0.5s'), converted with the input's frame rate (`parse_duration`).
+
+Units: frame numbers are the source's own (a video file's timestamps × its frame rate, so frames that did not
+decode leave holes in the numbering); seconds are frame number / fps, the start of that frame; an event's
+end_s is the end of its last frame, (last_frame + 1) / fps.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+
+from errors import FFPError   # not utils: detect.py checks its flags with this module before numpy/torch load
+
+DEFAULT_EVENT_GAP = "0.5s"   # alarms closer than this merge into one event
+DEFAULT_MIN_EVENT = "0.3s"   # events shorter than this are dropped
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event: alarm frames merged across short gaps.
+
+    first_frame, last_frame: frame numbers of its first and last alarm frame (inclusive); peak_frame,
+    peak_score: the frame with the highest score (the first one on ties) and that score; n_alarm_frames: scored
+    frames above the threshold inside it (≤ the span: dips below the threshold and missing frames are not
+    counted); start_s, end_s: seconds from the source's frame 0 to the start of first_frame and to the end of
+    last_frame, (last_frame + 1) / fps.
+    """
+    first_frame: int
+    last_frame: int
+    peak_frame: int
+    peak_score: float
+    n_alarm_frames: int
+    start_s: float
+    end_s: float
+
+    @property
+    def n_frames(self) -> int:
+        """Frames the event spans, last − first + 1 (frame numbers; missing and below-threshold ones included)."""
+        return self.last_frame - self.first_frame + 1
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds the event spans, end_s − start_s."""
+        return self.end_s - self.start_s
+
+    def as_dict(self) -> dict:
+        """The fields plus n_frames and duration_s, for summary.json."""
+        return {**asdict(self), "n_frames": self.n_frames, "duration_s": self.duration_s}
+
+
+def merge_events(frames, scores, threshold: float, fps: float, gap_frames: int, min_frames: int) -> list[Event]:
+    """Events of one scored video, in frame order.
+
+    frames: (N,) strictly increasing frame numbers; scores: (N,) anomaly scores; a frame alarms when its score
+    > threshold (strictly). fps: frames per second (> 0), for start_s/end_s. gap_frames (≥ 0): two alarm frames
+    whose numbers differ by at most gap_frames + 1, i.e. with at most gap_frames frame numbers between them,
+    belong to one event. The gap is counted in frame numbers, not in scored rows: frames below the threshold
+    and frames missing from the source (a damaged file's undecodable stretch) count alike, so an event spans a
+    short decode gap but not one longer than gap_frames. min_frames (≥ 0): events spanning fewer frames
+    (last − first + 1) are dropped; 0 and 1 keep everything.
+
+    gap_frames=0, min_frames=1 gives the plain runs of consecutive alarm frames, split wherever a frame number
+    is skipped. (For a variable-frame-rate file, whose frame numbers step by several timeline slots between
+    pictures, that splits at every picture: give the gap in seconds there, as the default does.)
+    """
+    import numpy as np   # here, not at the top: parse_args of detect.py imports this module before numpy loads
+
+    frames = np.asarray(frames, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    if frames.ndim != 1 or frames.shape != scores.shape:
+        raise ValueError(f"frames {frames.shape} and scores {scores.shape} must be equal 1-D arrays")
+    if len(frames) > 1 and not (np.diff(frames) > 0).all():
+        raise ValueError("frame numbers must be strictly increasing")
+    if not fps > 0 or gap_frames < 0 or min_frames < 0:
+        raise ValueError(f"need fps > 0, gap_frames >= 0, min_frames >= 0; got {fps}, {gap_frames}, {min_frames}")
+    alarm = np.flatnonzero(scores > threshold)          # row indices of the alarm frames
+    if not len(alarm):
+        return []
+    numbers = frames[alarm]
+    splits = np.flatnonzero(np.diff(numbers) - 1 > gap_frames) + 1   # first alarm of each later event
+    events = []
+    for rows in np.split(alarm, splits):
+        first, last = int(frames[rows[0]]), int(frames[rows[-1]])
+        if last - first + 1 < min_frames:
+            continue
+        peak = rows[int(np.argmax(scores[rows]))]
+        events.append(Event(first, last, int(frames[peak]), float(scores[peak]), len(rows),
+                            first / fps, (last + 1) / fps))
+    return events
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|secs|seconds?|f|frames?)?\s*", re.IGNORECASE)
+
+
+def duration_value(text: str, flag: str) -> tuple[float, str]:
+    """Syntax of a duration flag without a frame rate: '5', '5f', '5 frames' -> (5.0, 'frames'); '0.5s' ->
+    (0.5, 's'). FFPError naming `flag` for anything else: negative, empty, not a number, a fraction of a frame."""
+    match = _DURATION.fullmatch(str(text))
+    expected = (f"{flag} must be 0 or more frames ('5', '5f') or seconds ('0.5s', '0s'), got {text!r}")
+    if not match:
+        raise FFPError(expected)
+    value, unit = float(match.group(1)), "s" if (match.group(2) or "f").lower().startswith("s") else "frames"
+    if unit == "frames" and value != int(value):
+        raise FFPError(f"{flag} must be a whole number of frames or seconds ('0.5s'), got {text!r}")
+    return value, unit
+
+
+def parse_duration(text: str, flag: str, fps: float) -> int:
+    """A duration flag (--event_gap, --min_event) in frames: '5', '5f', '5 frames' -> 5; '0.5s' -> 0.5 × fps
+    rounded half up (0.5 s at 25 fps = 13 frames); '0' and '0s' -> 0. fps: frames per second of the input (> 0).
+    FFPError naming the flag and what it expects when the value is negative or malformed."""
+    value, unit = duration_value(text, flag)
+    return int(value) if unit == "frames" else int(math.floor(value * fps + 0.5))
+
+
+def events_line(n_events: int, n_above: int, threshold: float, n_scored: int) -> str:
+    """The one-line summary of a detect run, e.g. '3 events (41 frames above threshold 0.5 of 116 scored)'."""
+    return (f"{n_events} event{'' if n_events == 1 else 's'} ({n_above} frame{'' if n_above == 1 else 's'} above "
+            f"threshold {threshold:g} of {n_scored} scored)")
