@@ -86,6 +86,8 @@ class Config:
         return "\n".join(f"  {k}: {v}" for k, v in dataclasses.asdict(self).items())
 
 
+_FIELDS = {f.name: f for f in fields(Config)}   # name -> dataclasses.Field (type, choices metadata)
+
 # λ_op for the weights-free classical flow estimator. The official λ_op (2 for Ped2) was tuned for FlowNet-SD; with
 # the classical estimator it lowered AUC (Ped2 --preset cpu at 1,000 steps: λ_op 2 → 0.900, 0.1 → 0.923,
 # 0.005 → 0.935; synthetic quick start: 2 → 0.950, 0.005 → 0.970; README "Optical flow"). 0.005 is the weight
@@ -170,41 +172,63 @@ def parse_until(text: str | None, flag: str) -> tuple[float, str] | None:
     return float(match.group(1)), "s" if (match.group(2) or "").startswith("s") else "frames"
 
 
+POSITIVE_FIELDS = ("iters", "batch_size", "height", "width", "save_interval", "val_interval", "log_interval",
+                   "eval_batch_size", "in_frames")
+
+
+def field_problem(name: str, value) -> str | None:
+    """What is wrong with one setting taken on its own (its flag's one-line message), or None.
+
+    The checks that need no other setting; `validate` adds those that combine settings (size vs U-Net depth).
+    """
+    flag = f"--{name}"
+    if name in POSITIVE_FIELDS and value <= 0:
+        return f"{flag} must be a positive integer, got {value}"
+    if name in ("height", "width") and value < 32:
+        return f"{flag} must be >= 32 (the discriminator's 4 strided convs), got {value}"
+    if name == "threads" and value < 0:
+        return f"{flag} must be >= 0 (0 = one per core), got {value}"
+    if name == "num_workers" and value < -1:
+        return f"{flag} must be >= 0 (or -1 = auto), got {value}"
+    if name in ("lr_g", "lr_d") and not value > 0:
+        return f"{flag} must be > 0, got {value}"
+    if name.startswith("lambda_") and value < 0:
+        return f"{flag} must be >= 0, got {value}"
+    if name == "g_widths" and (len(value) < 2 or min(value) <= 0):
+        return f"{flag} needs >= 2 positive integers (one per U-Net level), got {_show_value(value)}"
+    if name == "d_widths" and (len(value) != 4 or min(value) <= 0):
+        return f"{flag} needs exactly 4 positive integers, got {_show_value(value)}"
+    choices = FLOW_CHOICES if name == "flownet" else _FIELDS[name].metadata.get("choices")
+    if choices and value not in choices:
+        return f"{flag} must be one of {', '.join(choices)}, got {value!r}"
+    if name == "train_until" and value is not None:
+        try:
+            parse_until(value, flag)
+        except FFPError as exc:
+            return str(exc)
+    return None
+
+
 def validate(cfg: Config) -> None:
-    """Refuse nonsensical settings with one clear message naming the flag."""
-    positive = ["iters", "batch_size", "height", "width", "save_interval", "val_interval", "log_interval",
-                "eval_batch_size", "in_frames"]
-    for name in positive:
-        if getattr(cfg, name) <= 0:
-            raise FFPError(f"--{name} must be a positive integer, got {getattr(cfg, name)}")
-    if cfg.threads < 0:
-        raise FFPError(f"--threads must be >= 0 (0 = one per core), got {cfg.threads}")
-    if cfg.num_workers < -1:
-        raise FFPError(f"--num_workers must be >= 0 (or -1 = auto), got {cfg.num_workers}")
-    for name in ["lr_g", "lr_d"]:
-        if not getattr(cfg, name) > 0:
-            raise FFPError(f"--{name} must be > 0, got {getattr(cfg, name)}")
-    for name in ["lambda_int", "lambda_gd", "lambda_op", "lambda_adv"]:
-        if getattr(cfg, name) < 0:
-            raise FFPError(f"--{name} must be >= 0, got {getattr(cfg, name)}")
-    if len(cfg.g_widths) < 2 or min(cfg.g_widths) <= 0 or len(cfg.d_widths) != 4 or min(cfg.d_widths) <= 0:
-        raise FFPError(f"--g_widths needs >= 2 positive ints and --d_widths exactly 4, got {cfg.g_widths}, "
-                       f"{cfg.d_widths}")
+    """Refuse nonsensical settings with one clear message naming the flag (FFPError)."""
+    for f in fields(cfg):
+        problem = field_problem(f.name, getattr(cfg, f.name))
+        if problem:
+            raise FFPError(problem)
     multiple = 2 ** (len(cfg.g_widths) - 1)
     if cfg.height % multiple or cfg.width % multiple:
         raise FFPError(f"--height/--width must be divisible by {multiple} (one halving per U-Net level of "
                        f"--g_widths {cfg.g_widths}), got {cfg.height}×{cfg.width}")
-    if min(cfg.height, cfg.width) < 32:
-        raise FFPError(f"--height/--width must be >= 32 (the discriminator's 4 strided convs), got "
-                       f"{cfg.height}×{cfg.width}")
-    for f in fields(cfg):
-        choices = f.metadata.get("choices")
-        if choices and getattr(cfg, f.name) not in choices:
-            raise FFPError(f"--{f.name} must be one of {', '.join(choices)}, got {getattr(cfg, f.name)!r}")
-    if cfg.train_until is not None:
-        parse_until(cfg.train_until, "--train_until")
-    if cfg.flownet not in FLOW_CHOICES:
-        raise FFPError(f"--flownet {cfg.flownet!r} is unknown; choose one of {', '.join(FLOW_CHOICES)}")
+
+
+def check_flag_values(args: argparse.Namespace) -> None:
+    """`field_problem` for every Config flag given on the command line, so that a bad value answers before torch
+    loads (the combined checks run when the whole config is known). FFPError naming the first bad flag."""
+    for name in _FIELDS:
+        value = getattr(args, name, None)
+        problem = None if value is None else field_problem(name, value)
+        if problem:
+            raise FFPError(problem)
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -391,10 +415,11 @@ def config_from_namespace(args: argparse.Namespace) -> Config:
     return build_config(args.dataset or "synthetic", args.preset, overrides)
 
 
-def runtime_defaults(dataset: str, names: tuple[str, ...] = RUNTIME_FIELDS) -> dict:
+def runtime_defaults(dataset: str, names: tuple[str, ...] = RUNTIME_FIELDS, preset: str | None = None) -> dict:
     """{field: default} of runtime settings `names` for a command on `dataset`: the Config default, or the
-    dataset table's where it has one (synthetic scores in batches of 32)."""
-    table = dataset_defaults(dataset)
+    dataset table's where it has one (synthetic scores in batches of 32), or `preset`'s (a resumed run of
+    --preset tiny keeps its 0 workers)."""
+    table = {**dataset_defaults(dataset), **PRESETS.get(preset or "", {})}
     return {name: table.get(name, getattr(Config, name)) for name in names}
 
 

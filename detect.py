@@ -32,7 +32,7 @@ import argparse
 import math
 
 from cli import ArgumentParser, answer_flags_first, run_cli
-from config import add_config_flags, parse_until, runtime_default_text
+from config import add_config_flags, check_flag_values, parse_until, runtime_default_text
 from errors import FFPError
 
 DEFAULT_THRESHOLD = {"whole": 0.5, "stream": 3.0}
@@ -74,6 +74,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         duration_value(getattr(args, flag[2:]), flag)   # syntax only; seconds become frames at the input's fps
     if args.start is not None:
         parse_until(args.start, "--start")   # same grammar as --train_until; FFPError names the value
+    if (args.psnr_mean is None) != (args.psnr_std is None):
+        raise FFPError("--psnr_mean and --psnr_std must be given together")
+    if args.eval_batch_size is not None and args.eval_batch_size <= 0:   # either spelling of the flag
+        raise FFPError(f"--batch_size/--eval_batch_size must be a positive integer, got {args.eval_batch_size}")
+    check_flag_values(args)
     return args
 
 
@@ -165,17 +170,18 @@ class Normaliser:
         return "1 - minmax(PSNR) over the whole input (the paper's per-video normalisation)"
 
 
-def stream_stats(state: dict, args: argparse.Namespace, ckpt: Path, device: torch.device) -> tuple[float, float, str]:
-    """(mean, std, where from) of the training PSNR: flags, the checkpoint, or computed now from its training data."""
-    if (args.psnr_mean is None) != (args.psnr_std is None):
-        raise FFPError("--psnr_mean and --psnr_std must be given together")
+def stream_stats(state: dict, args: argparse.Namespace, ckpt: Path, cfg: Config,
+                 device: torch.device) -> tuple[float, float, str]:
+    """(mean, std, where from) of the training PSNR: flags, the checkpoint, or computed now from its training data
+    (with this command's config `cfg`)."""
     if args.psnr_mean is not None:
         return args.psnr_mean, args.psnr_std, "--psnr_mean/--psnr_std"
     stats = state.get("psnr_stats")
     if isinstance(stats, dict) and "mean" in stats and "std" in stats:
         return float(stats["mean"]), float(stats["std"]), f"stored in {ckpt.name}"
     try:
-        stats = psnr_stats_from_training_data(state, args.data_root, device, f"checkpoint {ckpt}", STATS_WINDOWS)
+        stats = psnr_stats_from_training_data(state, cfg, args.data_root, device, f"checkpoint {ckpt}",
+                                              STATS_WINDOWS)
     except FFPError as exc:
         raise FFPError(f"--mode stream needs the training PSNR statistics ('psnr_stats'): {exc}, pass "
                        f"--psnr_mean and --psnr_std, or use --mode whole") from None
@@ -184,11 +190,12 @@ def stream_stats(state: dict, args: argparse.Namespace, ckpt: Path, device: torc
     return stats["mean"], stats["std"], f"computed now from {stats['n']} training windows of {stats['computed_from']}"
 
 
-def normaliser(mode: str, state: dict, args: argparse.Namespace, ckpt: Path, device: torch.device) -> Normaliser:
+def normaliser(mode: str, state: dict, args: argparse.Namespace, ckpt: Path, cfg: Config,
+               device: torch.device) -> Normaliser:
     """The score normalisation of --mode."""
     if mode == "whole":
         return Normaliser("whole")
-    mean, std, origin = stream_stats(state, args, ckpt, device)
+    mean, std, origin = stream_stats(state, args, ckpt, cfg, device)
     if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
         raise FFPError(f"stream mode needs a finite PSNR mean and a positive std, got mean {mean}, std {std} "
                        "(--psnr_mean/--psnr_std or the checkpoint's psnr_stats)")
@@ -394,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(cfg.device)
     cfg = replace(cfg, device=str(device))   # data workers are chosen for the device that runs
     inp = open_input(Path(args.video), args)
-    norm = normaliser(args.mode, state, args, ckpt, device)
+    norm = normaliser(args.mode, state, args, ckpt, cfg, device)
     threshold = DEFAULT_THRESHOLD[args.mode] if args.threshold is None else args.threshold
     generator = generator_from_state(state, cfg, device, f"checkpoint {ckpt}")
     path = inp.video.source.path

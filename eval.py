@@ -38,7 +38,7 @@ from __future__ import annotations
 import argparse
 
 from cli import ArgumentParser, answer_flags_first, run_cli
-from config import FLAG_GROUPS, add_config_flags, dataset_defaults, runtime_default_text
+from config import FLAG_GROUPS, add_config_flags, check_flag_values, dataset_defaults, runtime_default_text
 from errors import FFPError
 
 
@@ -62,6 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise FFPError(f"--smooth_sigma must be >= 0 (frames), got {args.smooth_sigma}")
     if args.dataset is not None:
         dataset_defaults(args.dataset)   # refuses a name that cannot be a dataset folder
+    check_flag_values(args)
     return args
 
 
@@ -199,16 +200,18 @@ def refuse_damaged(files) -> None:
 
 def worst_examples(generator: Generator, files, psnr: dict, labels: dict, numbers: dict, cfg: Config,
                    device: torch.device, sigma: float) -> list[dict]:
-    """The report's worst false alarms and misses (`worst_frames`), re-predicted for their images."""
+    """The report's worst false alarms and misses (`worst_frames`), re-predicted for their images (an example
+    whose frame cannot be re-predicted, which an undamaged video never has, is left out)."""
     examples = worst_frames(aligned_videos(psnr, labels), numbers, sigma)
     by_name = {v.name: v for v in files.test}
     for name in dict.fromkeys(ex["video"] for ex in examples):
         wanted = [ex for ex in examples if ex["video"] == name]
         images = predict_frames(generator, by_name[name], [ex["frame"] for ex in wanted], cfg, device)
         for ex in wanted:
-            found = images[ex["frame"]]
-            ex.update(frame_rgb=found["frame"], prediction_rgb=found["prediction"], error=found["error"])
-    return examples
+            found = images.get(ex["frame"])
+            if found is not None:
+                ex.update(frame_rgb=found["frame"], prediction_rgb=found["prediction"], error=found["error"])
+    return [ex for ex in examples if "frame_rgb" in ex]
 
 
 def report_header(cfg: Config, trained: Config, ckpt_path: Path, state: dict, device: torch.device,

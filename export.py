@@ -32,8 +32,10 @@ if __name__ == "__main__":
 # The heavy imports, after the flags are known to be good (style checkers: E402 is intended here).
 from pathlib import Path
 
+from config import command_config
 from evaluation.predict import psnr_stats_from_training_data
 from training.checkpoint import load_checkpoint, save_checkpoint
+from training.resume import checkpoint_config
 from utils import FFPError, resolve_device
 
 KEPT = ("net_g", "config", "step", "psnr_stats", "history", "flownet", "selected_with_test_labels",
@@ -43,7 +45,8 @@ KEPT = ("net_g", "config", "step", "psnr_stats", "history", "flownet", "selected
 def generator_only(state: dict, source: Path, data_root: str | None = None) -> dict:
     """The shipped subset of a training checkpoint dict, with training PSNR statistics (computed when absent)."""
     if "psnr_stats" not in state:
-        state = {**state, "psnr_stats": psnr_stats_from_training_data(state, data_root, resolve_device("auto"),
+        cfg = command_config(checkpoint_config(state), argparse.Namespace(data_root=data_root))
+        state = {**state, "psnr_stats": psnr_stats_from_training_data(state, cfg, data_root, resolve_device("auto"),
                                                                       f"checkpoint {source}")}
         print(f"computed the training PSNR statistics ({state['psnr_stats']['n']} windows of "
               f"{state['psnr_stats']['computed_from']}): {source} was saved before the end of its run")

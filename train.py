@@ -21,7 +21,8 @@ from __future__ import annotations
 import argparse
 
 from cli import ArgumentParser, answer_flags_first, run_cli
-from config import CLASSICAL_LAMBDA_OP, DATASET_DEFAULTS, FLAG_GROUPS, Config, add_config_flags, config_from_namespace
+from config import (CLASSICAL_LAMBDA_OP, DATASET_DEFAULTS, FLAG_GROUPS, Config, add_config_flags,
+                    check_flag_values, config_from_namespace)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -32,7 +33,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--init_from", default=None, help="start a NEW run from a checkpoint's weights (fresh "
                                                           "optimizers, step 0; any dataset)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_flag_values(args)   # each value on its own; combinations once the run's whole config is known
+    return args
 
 
 if __name__ == "__main__":

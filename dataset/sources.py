@@ -135,26 +135,44 @@ def read_frame(path: str | Path, height: int, width: int) -> np.ndarray:
 
 
 TWELVE_BIT_MAX = 4095
-_said_16bit: set[str] = set()
+DEPTH_SAMPLE = 16                  # frames of a folder looked at to decide its bit depth
+_folder_full_scale: dict[str, int] = {}   # folder -> 4095 or 65535, decided once per process
+
+
+def sixteen_bit_full_scale(path: str | Path) -> int:
+    """The value that maps to 255 for the 16-bit frames of `path`'s folder: 4095 when the largest value over up
+    to DEPTH_SAMPLE frames spread through the folder is at most 4095 (12-bit sensor data), else 65535.
+
+    Decided once per folder (and process, with the same answer in every DataLoader worker) so that all frames of
+    one video are scaled alike: a dark frame is never brightened 16× next to its neighbours. Says once how the
+    folder is read."""
+    folder = Path(path).parent
+    key = str(folder)
+    if key not in _folder_full_scale:
+        files = list_images(folder) or [Path(path)]
+        sample = files[:: max(1, len(files) // DEPTH_SAMPLE)][:DEPTH_SAMPLE]
+        top = max(int(decode_image(f, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH).max()) for f in sample)
+        full = TWELVE_BIT_MAX if top <= TWELVE_BIT_MAX else 65535
+        _folder_full_scale[key] = full
+        print(f"note: {folder} holds 16-bit images (largest value {top} in {len(sample)} of its {len(files)} "
+              f"frames): read as {12 if full == TWELVE_BIT_MAX else 16}-bit data scaled to 0..255", flush=True)
+    return _folder_full_scale[key]
 
 
 def to_8bit(image: np.ndarray, path: str | Path) -> np.ndarray:
-    """uint8 as is; a uint16 image scaled to uint8 by its bit depth: values up to 4095 are 12-bit sensor data
-    (×255/4095), larger ones full 16-bit (×255/65535). One rule for every frame, so frames of one video never
-    change brightness between each other (a 16-bit video darker than 4095 everywhere is read as 12-bit).
-    The first 16-bit frame of each folder is reported once per process. Other depths (float images): FFPError.
+    """uint8 as is; a uint16 image scaled to uint8 by its folder's bit depth (`sixteen_bit_full_scale`: ×255/4095
+    for 12-bit sensor data, ×255/65535 for full 16-bit data). FFPError naming the file for a frame above its
+    folder's 12-bit range (frames of one video must share one bit depth) and for other pixel types (float images).
     """
     if image.dtype == np.uint8:
         return image
     if image.dtype != np.uint16:
         raise FFPError(f"cannot read image {path}: {image.dtype} pixels (expected 8- or 16-bit integer images)")
+    full = sixteen_bit_full_scale(path)
     top = int(image.max()) if image.size else 0
-    full = TWELVE_BIT_MAX if top <= TWELVE_BIT_MAX else 65535
-    folder = str(Path(path).parent)
-    if folder not in _said_16bit:
-        _said_16bit.add(folder)
-        print(f"note: {path} is a 16-bit image (largest value {top}): read as {12 if full == TWELVE_BIT_MAX else 16}"
-              f"-bit data scaled to 0..255", flush=True)
+    if top > full:
+        raise FFPError(f"cannot read image {path}: values up to {top}, but the other frames of {Path(path).parent} "
+                       f"are 12-bit data (at most {TWELVE_BIT_MAX}); frames of one video must share one bit depth")
     return np.clip(image.astype(np.float32) * (255.0 / full) + 0.5, 0, 255).astype(np.uint8)
 
 

@@ -170,13 +170,14 @@ class StagedResult:
                         pass
             return
         self.path = free_result_path(self.out_root, self.name, self.overwrite)
-        old = None
-        if self.path.exists():  # only with overwrite: swap, so the old folder is never half-deleted
-            old = Path(tempfile.mkdtemp(prefix=f".{self.name}.old-", dir=self.out_root))
-            os.replace(self.path, old / self.name)
-        os.replace(self.dir, self.path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        with signals_deferred():   # a signal between the two renames would leave no visible result folder
+            old = None
+            if self.path.exists():  # only with overwrite: swap, so the old folder is never half-deleted
+                old = Path(tempfile.mkdtemp(prefix=f".{self.name}.old-", dir=self.out_root))
+                os.replace(self.path, old / self.name)
+            os.replace(self.dir, self.path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- HTML

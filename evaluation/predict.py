@@ -179,16 +179,20 @@ def training_psnr_stats(generator: nn.Module, videos: list[Video], cfg, device: 
     return {"mean": float(psnr.mean()), "std": float(psnr.std()), "n": int(psnr.size)}
 
 
-def psnr_stats_from_training_data(state: dict, data_root: str | None, device: torch.device, what: str,
+def psnr_stats_from_training_data(state: dict, cfg, data_root: str | None, device: torch.device, what: str,
                                   max_windows: int = 500) -> dict:
-    """training_psnr_stats of a checkpoint's generator on its own training data (found from its config, or under
-    `data_root`), for checkpoints saved without them (a run stopped before its end). FFPError when the data
-    cannot be read."""
-    from config import Config
+    """training_psnr_stats of a checkpoint's generator on its own training data, for checkpoints saved without
+    them (a run stopped before its end).
+
+    cfg: the command's Config (config.command_config: the model's settings from the checkpoint, this machine's
+    workers, batch size and device). The data is looked for under `data_root` (the command's --data_root) or,
+    when None, where the checkpoint's config says it was trained: the one setting of the training machine still
+    used, because these statistics are about that data. FFPError when the data cannot be read.
+    """
+    from dataclasses import replace
     from dataset import find_dataset, training_videos
-    cfg = Config.from_dict(state["config"])
-    cfg.device = str(device)
-    root = data_root or cfg.data_root
+    root = data_root or state["config"].get("data_root") or cfg.data_root
+    cfg = replace(cfg, dataset=state["config"].get("dataset", cfg.dataset), data_root=root, device=str(device))
     try:
         files = find_dataset(root, cfg.dataset, with_labels=False)
     except FFPError as exc:

@@ -92,6 +92,23 @@ def test_help_and_flag_errors_answer_without_torch(script):
     assert named in bad.stderr
 
 
+# A value of the right type but out of range: refused before torch loads too, naming the flag typed.
+BAD_VALUE = {"train.py": (["--iters", "0"], "--iters"),
+             "eval.py": (["--trained_model", "m.pth", "--threads", "-1"], "--threads"),
+             "detect.py": (["--video", "v.mp4", "--trained_model", "m.pth", "--batch_size", "0"], "--batch_size"),
+             "detect.py ": (["--video", "v.mp4", "--trained_model", "m.pth", "--psnr_mean", "30"], "--psnr_std")}
+
+
+@pytest.mark.parametrize("script", sorted(BAD_VALUE))
+def test_out_of_range_values_answer_without_torch(script):
+    blocked = ("import runpy, sys; sys.modules['torch'] = None; sys.modules['numpy'] = None; "
+               f"sys.argv = [{script.strip()!r}] + sys.argv[1:]; runpy.run_path({script.strip()!r}, run_name='__main__')")
+    argv, named = BAD_VALUE[script]
+    bad = subprocess.run([sys.executable, "-c", blocked, *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: ") and named in bad.stderr, bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
 def training_machine_config() -> Config:
     """A tiny config as a GPU box with its own data folder and worker count would store it."""
     return build_config("synthetic", "tiny", {"g_widths": (4, 8), "device": "cuda:0", "num_workers": 2,
@@ -116,9 +133,14 @@ def test_resume_keeps_the_run_but_not_the_training_machine():
     state = {"config": trained.to_dict()}
     args = argparse.Namespace(**{f.name: None for f in fields(Config)})
     cfg, changes = resume_config(args, state, "x.pth")
-    assert (cfg.device, cfg.num_workers, cfg.threads) == ("auto", -1, 0)
+    assert (cfg.device, cfg.threads) == ("auto", 0)
     assert cfg.data_root == trained.data_root and cfg.iters == trained.iters   # same run, same data
-    assert changes == []
+    assert cfg.num_workers == 0          # the run's --preset tiny says 0 workers; the checkpoint's 2 are not used
+    said = "\n".join(changes)
+    for name, old, new in (("device", "cuda:0", "auto"), ("threads", "8", "0"), ("num_workers", "2", "0"),
+                           ("cache_dir", "/mnt/gpu_box/cache", "cache")):
+        assert f"{name}: {old} -> {new} (this machine's default, not the checkpoint's)" in said, said
+    assert "data_root" not in said and "iters" not in said
 
 
 def test_eval_of_a_gpu_trained_checkpoint_runs_here_with_its_own_defaults(synthetic_root, tmp_path, capsys,

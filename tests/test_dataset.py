@@ -189,17 +189,27 @@ def test_data_workers_auto_leaves_the_compute_threads_their_cores(monkeypatch):
 
 
 def test_16bit_frames_holding_12bit_values_are_not_read_black(tmp_path, capsys):
-    """A 16-bit PNG of 12-bit sensor data reads like the same picture saved in 8 bits (one rule for all frames),
-    and says once how it was read; full-range 16-bit data is scaled by 65535."""
+    """A folder of 16-bit PNGs of 12-bit sensor data reads like the same pictures saved in 8 bits, a folder of
+    full-range 16-bit data is scaled by 65535 — also its dark frames (one depth per folder, never per frame) —
+    and each folder says once how it was read. A frame above its folder's 12-bit range is one clear error."""
+    from dataset.sources import TWELVE_BIT_MAX
     rng = np.random.default_rng(0)
-    picture = rng.integers(0, 256, (24, 32, 3)).astype(np.uint8)
-    cv2.imwrite(str(tmp_path / "eight.png"), picture)
-    twelve = (picture.astype(np.uint32) * 4095 // 255).astype(np.uint16)
-    cv2.imwrite(str(tmp_path / "twelve.png"), twelve)
-    full = (picture.astype(np.uint32) * 257).astype(np.uint16)
-    cv2.imwrite(str(tmp_path / "sixteen.png"), full)
-    reference = read_frame(tmp_path / "eight.png", 24, 32).astype(int)
-    for name in ("twelve.png", "sixteen.png"):
-        assert np.abs(read_frame(tmp_path / name, 24, 32).astype(int) - reference).max() <= 1, name
+    pictures = [rng.integers(0, 256, (24, 32, 3)).astype(np.uint8) for _ in range(3)]
+    pictures[0] //= 20                                   # a dark frame first: its 16-bit maximum is below 4095
+    folders = {name: tmp_path / name for name in ("eight", "twelve", "sixteen")}
+    for i, picture in enumerate(pictures):
+        for name, data in (("eight", picture), ("twelve", (picture.astype(np.uint32) * 4095 // 255).astype(np.uint16)),
+                           ("sixteen", (picture.astype(np.uint32) * 257).astype(np.uint16))):
+            folders[name].mkdir(exist_ok=True)
+            cv2.imwrite(str(folders[name] / f"{i:03d}.png"), data)
+    assert int(cv2.imread(str(folders["sixteen"] / "000.png"), cv2.IMREAD_UNCHANGED).max()) <= TWELVE_BIT_MAX
+    for i in range(3):
+        reference = read_frame(folders["eight"] / f"{i:03d}.png", 24, 32).astype(int)
+        for name in ("twelve", "sixteen"):
+            got = read_frame(folders[name] / f"{i:03d}.png", 24, 32).astype(int)
+            assert np.abs(got - reference).max() <= 1, (name, i)
     said = capsys.readouterr().out
-    assert said.count("16-bit image") == 1 and "12-bit" in said      # once per folder, naming the reading
+    assert said.count("16-bit images") == 2 and "12-bit data" in said and "16-bit data" in said
+    cv2.imwrite(str(folders["twelve"] / "003.png"), np.full((24, 32, 3), 60000, np.uint16))
+    with pytest.raises(FFPError, match="003.png: values up to 60000.*share one bit depth"):
+        read_frame(folders["twelve"] / "003.png", 24, 32)

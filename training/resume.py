@@ -6,8 +6,9 @@ match the checkpoint, or the run refuses in one line listing each difference. Op
 rates go into the optimizers' parameter groups and the new milestones into the schedulers, and the
 start-up printout lists every change. The config saved in later checkpoints is the one that ran.
 
-Device, threads, workers, scoring batch size and the frame cache are this machine's: a resumed run takes them
-from its own flags and defaults, not from the checkpoint; its paths (data, weights, logs) stay the run's.
+Device, threads, workers, scoring batch size and the frame cache (RAM budget, extraction folder) are this
+machine's: a resumed run takes them from its own flags and defaults (the dataset's and preset's), not from the
+checkpoint, and lists those that differ from the checkpoint's; its data, weights and log folders stay the run's.
 
 --init_from fine-tunes: the generator's (and discriminator's, when it fits) weights of a checkpoint,
 fresh optimizers, step 0, and any dataset. The architecture comes from that checkpoint.
@@ -74,7 +75,8 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
     # (the old code gave FlowNet2-SD its λ_op unscaled).
     base = checkpoint_config(state) if given.get("flownet", "classical") == "classical" else written
     # This machine's settings, not those of the machine that wrote the checkpoint (paths stay: the same run).
-    base = replace(base, **runtime_defaults(base.dataset, FLAG_GROUPS["machine"] + FLAG_GROUPS["cache"]))
+    machine = runtime_defaults(base.dataset, FLAG_GROUPS["machine"] + FLAG_GROUPS["cache"], base.preset)
+    base = replace(base, **machine)
     refused = [f"--{k} {_show(v)} (the checkpoint's: {_show(getattr(base, k))})" for k, v in given.items()
                if k in REFUSED_ON_RESUME and v != getattr(base, k)]
     if refused:
@@ -87,6 +89,9 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
     changes += [f"{k}: {_show(getattr(written, k))} -> {_show(getattr(base, k))} (unchanged training: the "
                 f"checkpoint's classical-flow motion loss in today's pixel units; README 'Optical flow')"
                 for k in ("lambda_op", "flownet") if k not in given and getattr(base, k) != getattr(written, k)]
+    changes += [f"{k}: {_show(getattr(written, k))} -> {_show(getattr(cfg, k))} (this machine's "
+                f"{'flag' if k in given else 'default'}, not the checkpoint's)"
+                for k in machine if getattr(cfg, k) != getattr(written, k) and k not in given]
     return cfg, changes
 
 
