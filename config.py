@@ -253,7 +253,8 @@ FLAG_HELP: dict[str, str] = {
     "d_widths": "discriminator (PatchGAN) channels of its 4 convolutions, comma-separated",
     "flownet": "optical-flow estimator of the motion loss: auto = FlowNet2-SD if its weights file is present, "
                "else classical",
-    "flownet_ckpt": "FlowNet2-SD weights file; none = flownet/pretrained/FlowNet2-SD_checkpoint.pth.tar",
+    "flownet_ckpt": "FlowNet2-SD weights file; none = flownet/pretrained/FlowNet2-SD.pth (or NVIDIA's "
+                    "FlowNet2-SD_checkpoint.pth.tar beside it)",
     "iters": "training steps",
     "batch_size": "training clips per step (per process under torchrun)",
     "lr_g": "generator learning rate (Adam)",

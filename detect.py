@@ -22,9 +22,10 @@ Frames are read one batch at a time in both modes; only per-frame PSNR and score
 kept, never frames or error maps of the whole video. --save_video (frame | heatmap | overlay + score curve,
 fixed heatmap scale) reads the input twice: pass 1 scores and estimates the scale in bounded memory
 (VmaxEstimator), pass 2 writes the mp4.
+Alarm frames (score > threshold) merge into events (--event_gap, --min_event; evaluation/events.py).
 Writes results/detect_<video-stem>/ (numbered sibling when it exists, unless --overwrite): scores.csv
-(frame,psnr,score,above_threshold), curve.png, alarms.txt (frames above the threshold), summary.json,
-index.html, heatmap.mp4. Built in a hidden temp folder and renamed into place when complete.
+(frame,psnr,score,above_threshold), curve.png, alarms.txt (the events, then every frame above the threshold),
+summary.json, index.html, heatmap.mp4. Built in a hidden temp folder and renamed into place when complete.
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ DEFAULT_THRESHOLD = {"whole": 0.5, "stream": 3.0}
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", required=True, help="video file (mp4, avi, ...) or folder of frames")
-    parser.add_argument("--trained_model", required=True, help="checkpoint (.pth) written by train.py")
+    parser.add_argument("--trained_model", required=True, help="checkpoint (.pth) written by train.py or export.py "
+                                                                     "(e.g. weights/ped2_cpu.pth)")
     parser.add_argument("--mode", choices=("whole", "stream"), default="whole",
                         help="whole: 1 - minmax(PSNR) over the file; stream: z-score of -PSNR from training stats")
     parser.add_argument("--threshold", type=float, default=None,
@@ -57,14 +59,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--psnr_std", type=float, default=None, help="stream mode: training PSNR std (dB)")
     parser.add_argument("--start", default=None, help="score frames from here on: frames ('600') or seconds ('60s')")
     parser.add_argument("--save_video", action="store_true", help="also write heatmap.mp4 (reads the input twice)")
-    parser.add_argument("--out_dir", default="results", help="parent folder of the result folder")
+    parser.add_argument("--out_dir", default="results", help="parent folder of the result folder (default: results)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing result folder")
     parser.add_argument("--data_root", default=None, help="stream mode without stored statistics: where the "
                                                           "checkpoint's training data is (default: its config's)")
     parser.add_argument("--max_frames", type=int, default=None,
                         help="read only the frames numbered below N (the first N of an undamaged constant-rate file)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    add_config_flags(parser, ("machine",), defaults=runtime_default_text, aliases={"eval_batch_size": ("--batch_size",)})
+    add_config_flags(parser, ("machine",), defaults=runtime_default_text,
+                     aliases={"eval_batch_size": ("--batch_size",)})
     args = parser.parse_args(argv)
     if args.max_frames is not None and args.max_frames <= 0:
         raise FFPError(f"--max_frames must be a positive integer, got {args.max_frames}")
@@ -76,6 +79,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parse_until(args.start, "--start")   # same grammar as --train_until; FFPError names the value
     if (args.psnr_mean is None) != (args.psnr_std is None):
         raise FFPError("--psnr_mean and --psnr_std must be given together")
+    if args.psnr_mean is not None and args.mode != "stream":
+        raise FFPError("--psnr_mean/--psnr_std set stream mode's training statistics; add --mode stream "
+                       "(whole mode normalises over the clip itself)")
     if args.eval_batch_size is not None and args.eval_batch_size <= 0:   # either spelling of the flag
         raise FFPError(f"--batch_size/--eval_batch_size must be a positive integer, got {args.eval_batch_size}")
     check_flag_values(args)
@@ -89,6 +95,7 @@ if __name__ == "__main__":
 import csv
 import signal
 import sys
+import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -107,7 +114,7 @@ from evaluation.scores import anomaly_scores, flat_videos_note
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator
 from training.checkpoint import load_checkpoint
 from training.resume import checkpoint_config
-from utils import configure_threads, resolve_device
+from utils import configure_threads, duration_text, resolve_device, run_environment
 
 FOLDER_FPS = 10.0   # a folder of frames has no frame rate; 10 fps is that of UCSD Ped1/Ped2
 STATS_WINDOWS = 500  # training windows behind PSNR statistics computed on the fly (as train.py stores them)
@@ -192,8 +199,12 @@ def stream_stats(state: dict, args: argparse.Namespace, ckpt: Path, cfg: Config,
 
 def normaliser(mode: str, state: dict, args: argparse.Namespace, ckpt: Path, cfg: Config,
                device: torch.device) -> Normaliser:
-    """The score normalisation of --mode."""
+    """The score normalisation of --mode. Whole mode keeps the checkpoint's stored training PSNR statistics, when it
+    has them, only to say when the clip is far from the training footage (they do not enter its scores)."""
     if mode == "whole":
+        stats = state.get("psnr_stats")
+        if isinstance(stats, dict) and "mean" in stats and "std" in stats:
+            return Normaliser("whole", float(stats["mean"]), float(stats["std"]), f"stored in {ckpt.name}")
         return Normaliser("whole")
     mean, std, origin = stream_stats(state, args, ckpt, cfg, device)
     if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
@@ -354,6 +365,7 @@ def _score_and_report(generator: torch.nn.Module, inp: Input, cfg: Config, devic
     gap_frames, min_frames: how alarm frames merge into events (evaluation.events.merge_events)."""
     from evaluation.detect_report import detect_caveats
     from evaluation.events import merge_events
+    started = time.monotonic()
     streamed = norm.mode == "stream"
     vmax = VmaxEstimator() if save_video else None
     scored = score_pass(generator, video_frame_batches(inp.video, cfg, batch_size), cfg.in_frames, inp.start,
@@ -374,6 +386,8 @@ def _score_and_report(generator: torch.nn.Module, inp: Input, cfg: Config, devic
         video = "heatmap.mp4"
         write_heatmap_video(out / video, generator, inp, cfg, device, batch_size, scored, scores, vmax.value(),
                             threshold, _score_range(norm, scores, threshold))
+    if "run" in meta:   # the report's header: how long scoring (and the heatmap video) took
+        meta = {**meta, "run": {**meta["run"], "scoring time": duration_text(time.monotonic() - started)}}
     meta = {**meta, "frames_read": scored.frames_read, "first_scored_frame": int(scored.numbers[0])
             if len(scored.numbers) else None, "score": norm.describe(), "decoding": scored.report,
             "interrupted": bool(scored.interrupted), "notes": notes + problems}
@@ -403,11 +417,18 @@ def main(argv: list[str] | None = None) -> int:
     inp = open_input(Path(args.video), args)
     norm = normaliser(args.mode, state, args, ckpt, cfg, device)
     threshold = DEFAULT_THRESHOLD[args.mode] if args.threshold is None else args.threshold
+    if args.mode == "whole" and not 0 <= threshold < 1:
+        print(f"note: --threshold {threshold:g} is outside whole mode's scores (0..1): every frame alarms or none "
+              "does", flush=True)
     generator = generator_from_state(state, cfg, device, f"checkpoint {ckpt}")
     path = inp.video.source.path
     stem = path.stem if path.is_file() else path.name
     name = f"detect_{file_stems([stem])[stem]}"
-    meta = {"video": str(path), "checkpoint": str(ckpt), "step": state.get("step"), "mode": args.mode,
+    env = run_environment(device)
+    run = {"input": str(path), "checkpoint": f"{ckpt} (step {state.get('step', '?')})", "mode": args.mode,
+           "scored": env["date_utc"], "git commit": env["git_commit"] or "not a git checkout", "torch": env["torch"],
+           "device": env["device"]}
+    meta = {"run": run, "video": str(path), "checkpoint": str(ckpt), "step": state.get("step"), "mode": args.mode,
             "start": inp.start, "max_frames": args.max_frames, "frame_size": [cfg.height, cfg.width],
             "psnr_stats": {"mean": norm.mean, "std": norm.std} if norm.mode == "stream" else None}
     with StagedResult(args.out_dir, name, args.overwrite) as stage:
@@ -423,8 +444,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scored {summary['n_frames']} frames (frame numbers {summary['first']}..{summary['last']}, of "
               f"{summary['frames_read']} read): "
               f"{events_line(len(events), summary['n_above'], threshold, summary['n_frames'])}; events merge alarm "
-              f"frames with gaps of at most {summary['event_gap_frames']} frame(s) and span at least "
-              f"{summary['min_event_frames']} [mode={args.mode}: {norm.describe()}]; results in {stage.path}")
+              f"frames with at most {summary['event_gap_frames']} frame(s) between them and drop those spanning "
+              f"fewer than {summary['min_event_frames']} frame(s) [mode={args.mode}: {norm.describe()}]; "
+              f"results in {stage.path}")
         shown = [f"{e.first_frame}-{e.last_frame} ({e.start_s:.2f}-{e.end_s:.2f} s, peak {e.peak_score:.3g} at "
                  f"{e.peak_frame})" for e in events[:8]]
         if shown:

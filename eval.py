@@ -275,8 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         if skipped:
             meta["auc_skipped"] = skipped
         meta["eval_seconds"] = round(time.time() - started, 1)
+        meta["run"] = report_header(cfg, trained, ckpt_path, state, device, meta["eval_seconds"])
         write_report(stage.dir, psnr, labels, metrics, meta, videos=links, frame_numbers=numbers, notes=notes,
-                     header=report_header(cfg, trained, ckpt_path, state, device, meta["eval_seconds"]),
+                     header=meta["run"],
                      examples=examples, history=state.get("history") or [])
     if flat:
         print(f"note: {flat}")

@@ -76,6 +76,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def not_writable_reason(folder: Path, exc: OSError) -> str:
+    """Why `folder` could not be created or written: a file standing where it or a parent folder should be
+    ('x is a file, not a folder'), else the OS's reason."""
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    return f"{blocker} is a file, not a folder" if blocker is not None else str(exc.strerror or exc)
+
+
 def check_writable(folder: str | os.PathLike, flag: str) -> None:
     """FFPError naming `flag` and `folder` unless files can be created in `folder` (created if missing).
 
@@ -89,7 +96,7 @@ def check_writable(folder: str | os.PathLike, flag: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise FFPError(f"{flag} {folder} is not writable: {exc.strerror or exc}") from None
+        raise FFPError(f"{flag} {folder} is not writable: {not_writable_reason(folder, exc)}") from None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from dataset.sources import gaps_after
 from evaluation.events import Event, events_line, merge_events
 from evaluation.pages import (checked_video_links, csv_text, href, html_page, html_table, json_text, meta_block,
-                              new_figure, save_png)
+                              new_figure, run_table, save_png)
 from evaluation.scores import is_flat, true_runs
 from utils import atomic_write_text
 
@@ -32,30 +32,30 @@ def detect_caveats(mode: str, psnr, scores, threshold: float, mean: float | None
     the report shows them at the top).
 
     mode 'whole': always (unless the PSNR has no spread, `is_flat`: then every score is 0 and
-    flat_videos_note says so) the scores are relative to the clip, with its PSNR span (max − min, dB).
+    flat_videos_note says so) the scores are relative to the clip, with its PSNR span (max − min, dB); and, when
+    the training statistics are known, the clip is far outside the training footage if its median PSNR is more
+    than OOD_STDS (3) training stds below the training mean.
     mode 'stream': once, when the clip looks out of distribution: its median score is above the threshold or
-    its median PSNR is more than OOD_STDS (3) training stds below the training mean. psnr: (N,) dB; scores:
-    (N,); mean, std: the training PSNR statistics (dB) of stream mode.
+    its median PSNR is more than OOD_STDS training stds below the training mean. psnr: (N,) dB; scores:
+    (N,); mean, std: the training PSNR statistics (dB), None when unknown.
     """
     psnr = np.asarray(psnr, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
     if not len(psnr):
         return []
-    if mode == "whole":
-        if is_flat(psnr):
-            return []
-        return ["whole-mode scores are relative to this clip: 1 − min-max(PSNR) always spans 0..1, so about half "
-                "of any clip can exceed 0.5 even when nothing happens (PSNR span here "
-                f"{float(psnr.max() - psnr.min()):.2f} dB); use --mode stream to compare against the training "
-                "footage"]
     median_psnr = float(np.median(psnr))
-    far = float(np.median(scores)) > threshold or (
-        mean is not None and std is not None and median_psnr < mean - OOD_STDS * std)
-    if not far:
-        return []
-    training = f"{mean:.2f} ± {std:.2f} dB" if mean is not None and std is not None else "(unknown)"
-    return [f"this clip is far outside the training footage: median PSNR {median_psnr:.2f} dB against training "
-            f'mean {training}; every alarm may just mean "different camera/scene"']
+    known = mean is not None and std is not None
+    below = known and median_psnr < mean - OOD_STDS * std
+    training = f"{mean:.2f} ± {std:.2f} dB" if known else "(unknown)"
+    far = [f"this clip is far outside the training footage: median PSNR {median_psnr:.2f} dB against training "
+           f'mean {training}; every alarm may just mean "different camera/scene"']
+    if mode == "whole":
+        relative = [] if is_flat(psnr) else [
+            "whole-mode scores are relative to this clip: 1 − min-max(PSNR) always spans 0..1, so about half of "
+            f"any clip can exceed 0.5 even when nothing happens (PSNR span here {float(np.ptp(psnr)):.2f} dB); "
+            "use --mode stream to compare against the training footage"]
+        return relative + (far if below else [])
+    return far if below or float(np.median(scores)) > threshold else []
 
 
 def detect_csv_rows(frames, psnr, scores, threshold: float):
@@ -137,6 +137,7 @@ def _detect_html(n_frames: int, n_above: int, threshold: float, events: Sequence
     rows = [(i, f"{e.start_s:.2f}", f"{e.end_s:.2f}", e.first_frame, e.last_frame, f"{e.duration_s:.2f}",
              f"{e.peak_score:.3f}", e.peak_frame, e.n_alarm_frames) for i, e in enumerate(events, 1)]
     body = "\n".join([
+        run_table(meta.get("run") or {}),
         f"<p><b>{html.escape(events_line(len(events), n_above, threshold, n_frames))}</b>; "
         f"{html.escape(rule)}.</p>", *notes,
         '<img src="curve.png" alt="anomaly score curve">', player,

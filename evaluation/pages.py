@@ -26,7 +26,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from utils import FFPError, atomic_write_bytes, shared_mode
+from utils import FFPError, atomic_write_bytes, not_writable_reason, shared_mode
 
 CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
@@ -156,7 +156,8 @@ class StagedResult:
             self.dir = Path(tempfile.mkdtemp(prefix=f".{self.name}.tmp-", dir=self.out_root))
             shared_mode(self.dir, directory=True)
         except OSError as exc:
-            raise FFPError(f"--out_dir {self.out_root} is not writable: {exc.strerror or exc}") from None
+            raise FFPError(f"--out_dir {self.out_root} is not writable: {not_writable_reason(self.out_root, exc)}"
+                           ) from None
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -202,6 +203,12 @@ def html_table(header: Sequence[str], rows, numeric: Sequence[int] = ()) -> str:
 def href(rel: str) -> str:
     """Percent-encode a relative path for src/href (keeps '/'), escaped for an attribute."""
     return html.escape(quote(rel), quote=True)
+
+
+def run_table(run: Mapping[str, object]) -> str:
+    """The run at a glance, the top of a page: one row per item (input, checkpoint, date, commit, torch, device,
+    times); None shows as '-'."""
+    return html_table([], [(k, "-" if v is None else v) for k, v in run.items()])
 
 
 def meta_block(meta: Mapping, summary: str) -> str:

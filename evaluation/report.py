@@ -16,7 +16,7 @@ from sklearn.metrics import auc, roc_curve
 
 from evaluation.metrics import aligned_videos, video_scores
 from evaluation.pages import (checked_video_links, csv_text, file_stems, href, html_page, html_table,
-                              json_text, meta_block, new_figure, save_png)
+                              json_text, meta_block, new_figure, run_table, save_png)
 from evaluation.scores import anomaly_scores, true_runs
 from utils import atomic_write_text
 
@@ -152,11 +152,6 @@ def _protocol(metrics: Mapping | None, meta: Mapping) -> str:
             f"abnormal = positive. Checkpoint {html.escape(str(meta.get('checkpoint', '?')))}: {choice}.</p>")
 
 
-def _header(header: Mapping[str, object]) -> str:
-    """The run at a glance: one row per item (dataset, checkpoint, date, commit, torch, device, times)."""
-    return html_table([], [(k, "-" if v is None else v) for k, v in header.items()])
-
-
 def _examples_html(examples: Sequence[Mapping]) -> str:
     """The worst false alarms and misses, each kind one image, with a link to each video's curve."""
     parts = ["<h2>Worst false alarms and misses</h2>",
@@ -175,7 +170,7 @@ def _report_html(videos, metrics: Mapping | None, meta: Mapping, stems: Mapping[
     """index.html: the run, metrics beside the paper's, protocol, notes, ROC, worst frames, history, per-video
     table, curves and videos, and the full configuration folded away."""
     dataset = str(meta.get("dataset", ""))
-    parts = [_header(header), "<h2>Frame-level metrics</h2>"]
+    parts = [run_table(header), "<h2>Frame-level metrics</h2>"]
     if metrics is not None:
         parts += [_metric_table(metrics, dataset), _protocol(metrics, meta)]
     else:

@@ -93,17 +93,18 @@ def test_help_and_flag_errors_answer_without_torch(script):
 
 
 # A value of the right type but out of range: refused before torch loads too, naming the flag typed.
-BAD_VALUE = {"train.py": (["--iters", "0"], "--iters"),
-             "eval.py": (["--trained_model", "m.pth", "--threads", "-1"], "--threads"),
-             "detect.py": (["--video", "v.mp4", "--trained_model", "m.pth", "--batch_size", "0"], "--batch_size"),
-             "detect.py ": (["--video", "v.mp4", "--trained_model", "m.pth", "--psnr_mean", "30"], "--psnr_std")}
+DETECT = ["--video", "v.mp4", "--trained_model", "m.pth"]
+BAD_VALUE = [("train.py", ["--iters", "0"], "--iters"),
+             ("eval.py", ["--trained_model", "m.pth", "--threads", "-1"], "--threads"),
+             ("detect.py", [*DETECT, "--batch_size", "0"], "--batch_size"),
+             ("detect.py", [*DETECT, "--mode", "stream", "--psnr_mean", "30"], "--psnr_std"),
+             ("detect.py", [*DETECT, "--psnr_mean", "30", "--psnr_std", "2"], "add --mode stream")]
 
 
-@pytest.mark.parametrize("script", sorted(BAD_VALUE))
-def test_out_of_range_values_answer_without_torch(script):
+@pytest.mark.parametrize("script, argv, named", BAD_VALUE)
+def test_out_of_range_values_answer_without_torch(script, argv, named):
     blocked = ("import runpy, sys; sys.modules['torch'] = None; sys.modules['numpy'] = None; "
-               f"sys.argv = [{script.strip()!r}] + sys.argv[1:]; runpy.run_path({script.strip()!r}, run_name='__main__')")
-    argv, named = BAD_VALUE[script]
+               f"sys.argv = [{script!r}] + sys.argv[1:]; runpy.run_path({script!r}, run_name='__main__')")
     bad = subprocess.run([sys.executable, "-c", blocked, *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and bad.stderr.startswith("error: ") and named in bad.stderr, bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr

@@ -128,6 +128,10 @@ def test_events_follow_the_gap_and_minimum_flags(test_video, ckpts, tmp_path, ca
     page = (out / "index.html").read_text()
     assert "<h2>Events</h2>" in page and "relative to this clip" in page and "01 — whole mode" in page
     assert page.index("<details>") > page.index("<h2>Events</h2>")       # the run's details folded, last
+    run = summary["run"]                                                 # the header: what ran where, how long
+    assert run["mode"] == "whole" and run["input"] == str(test_video) and "(step 0)" in run["checkpoint"]
+    for label in ("scored", "git commit", "torch", "device", "scoring time"):
+        assert run[label] and f"<td>{label}</td>" in page.split("<h2>Events</h2>")[0], label
     plain = run_detect(test_video, ckpts["plain"], tmp_path / "b", "--event_gap", "0", "--min_event", "1")
     runs = json.loads((plain / "summary.json").read_text())
     assert [[e["first_frame"], e["last_frame"]] for e in runs["events"]] == runs["alarm_intervals"]

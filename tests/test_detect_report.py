@@ -62,6 +62,10 @@ def test_whole_mode_caveat_is_about_the_clip_and_names_its_psnr_span():
     (caveat,) = detect_caveats("whole", psnr, 1 - (psnr - psnr.min()) / np.ptp(psnr), 0.5)
     assert "relative to this clip" in caveat and "1.25 dB" in caveat and "--mode stream" in caveat
     assert detect_caveats("whole", np.full(5, 30.0), np.zeros(5), 0.5) == []   # flat: flat_videos_note says it
+    # with the checkpoint's training statistics, whole mode also says when the clip is unlike the training footage
+    assert detect_caveats("whole", psnr, np.zeros(4), 0.5, mean=31.0, std=1.0) == [caveat]
+    relative, far = detect_caveats("whole", psnr - 15, np.zeros(4), 0.5, mean=31.0, std=1.0)
+    assert relative == caveat and "far outside the training footage" in far
 
 
 def test_stream_caveat_only_when_the_clip_is_far_from_training():

@@ -79,6 +79,9 @@ def test_metrics_json_keys_types_ranges(video_run):
     assert "nearest" in protocol and "frame index >= 4" in protocol and "subsample" in protocol
     # All scored frames' 32×48 pixels fit in the 2M sample: nothing is dropped here.
     assert f"{m['n_frames'] * 32 * 48:,} of {m['n_frames'] * 32 * 48:,} pixels" in protocol
+    run = m["run"]                      # the page's header, kept with the numbers
+    assert run["dataset"] == "synthetic" and "(step 0, not selected with test labels)" in run["checkpoint"]
+    assert run["torch"] == torch.__version__ and run["device"].startswith("cpu") and run["git commit"]
 
 
 def test_figures_and_index_links_exist(video_run):

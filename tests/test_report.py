@@ -173,9 +173,10 @@ def test_staged_result_numbering_overwrite_and_failure(tmp_path):
 def test_unwritable_out_dir_is_ffperror(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(FFPError, match="--out_dir"):
-        with StagedResult(blocker / "sub", "run", overwrite=False):
-            pass
+    for out_dir in (blocker / "sub", blocker):          # a file where the folder or a parent should be
+        with pytest.raises(FFPError, match=f"--out_dir {out_dir} is not writable: {blocker} is a file, not a folder"):
+            with StagedResult(out_dir, "run", overwrite=False):
+                pass
 
 
 def test_a_second_sigterm_during_clean_up_leaves_no_temp_folder(tmp_path, monkeypatch):
