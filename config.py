@@ -52,7 +52,7 @@ class Config:
     lambda_gd: float = 1.0
     lambda_op: float = 2.0
     lambda_adv: float = 0.05
-    flownet: str = "auto"                   # one of FLOW_CHOICES
+    flownet: str = field(default="auto", metadata={"choices": FLOW_CHOICES})
     flownet_ckpt: str | None = None
     # bookkeeping
     seed: int = 0
@@ -198,7 +198,7 @@ def field_problem(name: str, value) -> str | None:
         return f"{flag} needs >= 2 positive integers (one per U-Net level), got {_show_value(value)}"
     if name == "d_widths" and (len(value) != 4 or min(value) <= 0):
         return f"{flag} needs exactly 4 positive integers, got {_show_value(value)}"
-    choices = FLOW_CHOICES if name == "flownet" else _FIELDS[name].metadata.get("choices")
+    choices = _FIELDS[name].metadata.get("choices")
     if choices and value not in choices:
         return f"{flag} must be one of {', '.join(choices)}, got {value!r}"
     if name == "train_until" and value is not None:
@@ -362,9 +362,7 @@ def _add_flag(parser, f, help_text: str, aliases: tuple[str, ...] = ()) -> None:
     default = f.default
     if aliases:   # the other spellings share the field's destination
         parser = _AliasedGroup(parser, aliases)
-    if f.name == "flownet":
-        parser.add_argument("--flownet", choices=FLOW_CHOICES, default=None, help=help_text)
-    elif f.name == "preset":
+    if f.name == "preset":   # its choices, the PRESETS table, are defined after Config
         parser.add_argument("--preset", choices=tuple(PRESETS), default=None, help=help_text)
     elif "choices" in f.metadata:
         const = f.metadata.get("const")

@@ -35,6 +35,8 @@ import math
 from cli import ArgumentParser, answer_flags_first, run_cli
 from config import add_config_flags, check_flag_values, parse_until, runtime_default_text
 from errors import FFPError
+from evaluation.events import (DEFAULT_EVENT_GAP, DEFAULT_MIN_EVENT, duration_value, events_line, events_rule,
+                               merge_events, parse_duration)   # light: numpy loads only when merge_events runs
 
 DEFAULT_THRESHOLD = {"whole": 0.5, "stream": 3.0}
 
@@ -48,7 +50,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="whole: 1 - minmax(PSNR) over the file; stream: z-score of -PSNR from training stats")
     parser.add_argument("--threshold", type=float, default=None,
                         help="alarm when score > threshold (default 0.5 whole, 3.0 stream)")
-    from evaluation.events import DEFAULT_EVENT_GAP, DEFAULT_MIN_EVENT, duration_value   # light: no numpy/torch
     parser.add_argument("--event_gap", default=DEFAULT_EVENT_GAP,
                         help="alarm frames separated by at most this gap, in frames ('5') or seconds ('0.5s'), "
                              f"form one event (default {DEFAULT_EVENT_GAP})")
@@ -97,7 +98,7 @@ import signal
 import sys
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -108,13 +109,13 @@ from cli import Terminated
 from config import Config, command_config
 from dataset import FrameFolder, Video, VideoFile, frame_number, open_source, video_frame_batches
 from evaluation.predict import generator_from_state, iter_predictions, psnr_stats_from_training_data
-from evaluation.detect_report import DETECT_CSV_HEADER, detect_csv_rows, write_detect_report
+from evaluation.detect_report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
 from evaluation.pages import StagedResult, file_stems
 from evaluation.scores import anomaly_scores, flat_videos_note
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator
 from training.checkpoint import load_checkpoint
 from training.resume import checkpoint_config
-from utils import configure_threads, duration_text, resolve_device, run_environment
+from utils import duration_text, run_environment, set_up_machine
 
 FOLDER_FPS = 10.0   # a folder of frames has no frame rate; 10 fps is that of UCSD Ped1/Ped2
 STATS_WINDOWS = 500  # training windows behind PSNR statistics computed on the fly (as train.py stores them)
@@ -348,7 +349,6 @@ def run_detect(generator: torch.nn.Module, inp: Input, cfg: Config, device: torc
     Stream mode survives SIGINT/SIGTERM: the frames scored so far are reported, marked interrupted (a signal
     while the report is written is noted too; a second one exits at once).
     """
-    from evaluation.events import DEFAULT_EVENT_GAP, DEFAULT_MIN_EVENT, parse_duration
     gap = parse_duration(DEFAULT_EVENT_GAP if event_gap is None else event_gap, "--event_gap", inp.fps)
     min_frames = parse_duration(DEFAULT_MIN_EVENT if min_event is None else min_event, "--min_event", inp.fps)
     streamed = norm.mode == "stream"
@@ -363,8 +363,6 @@ def _score_and_report(generator: torch.nn.Module, inp: Input, cfg: Config, devic
                       stopper: StopOnSignal | None, gap_frames: int = 0, min_frames: int = 1) -> dict:
     """run_detect's work; `stopper` (stream mode) turns the first SIGINT/SIGTERM into a clean early end.
     gap_frames, min_frames: how alarm frames merge into events (evaluation.events.merge_events)."""
-    from evaluation.detect_report import detect_caveats
-    from evaluation.events import merge_events
     started = time.monotonic()
     streamed = norm.mode == "stream"
     vmax = VmaxEstimator() if save_video else None
@@ -409,11 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     ckpt = Path(args.trained_model)
     state = load_checkpoint(ckpt)
     cfg = command_config(checkpoint_config(state), args)   # the model's settings; this machine's runtime ones
-    warning = configure_threads(cfg.threads)
-    if warning:
-        print(warning, flush=True)
-    device = resolve_device(cfg.device)
-    cfg = replace(cfg, device=str(device))   # data workers are chosen for the device that runs
+    cfg, device = set_up_machine(cfg)
     inp = open_input(Path(args.video), args)
     norm = normaliser(args.mode, state, args, ckpt, cfg, device)
     threshold = DEFAULT_THRESHOLD[args.mode] if args.threshold is None else args.threshold
@@ -424,10 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     path = inp.video.source.path
     stem = path.stem if path.is_file() else path.name
     name = f"detect_{file_stems([stem])[stem]}"
-    env = run_environment(device)
     run = {"input": str(path), "checkpoint": f"{ckpt} (step {state.get('step', '?')})", "mode": args.mode,
-           "scored": env["date_utc"], "git commit": env["git_commit"] or "not a git checkout", "torch": env["torch"],
-           "device": env["device"]}
+           **run_environment(device, "scored")}
     meta = {"run": run, "video": str(path), "checkpoint": str(ckpt), "step": state.get("step"), "mode": args.mode,
             "start": inp.start, "max_frames": args.max_frames, "frame_size": [cfg.height, cfg.width],
             "psnr_stats": {"mean": norm.mean, "std": norm.std} if norm.mode == "stream" else None}
@@ -439,14 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     for note in summary["notes"] + summary["caveats"]:
         print(f"note: {note}")
     if summary["n_frames"]:
-        from evaluation.events import events_line
         events = summary["events"]
         print(f"scored {summary['n_frames']} frames (frame numbers {summary['first']}..{summary['last']}, of "
               f"{summary['frames_read']} read): "
-              f"{events_line(len(events), summary['n_above'], threshold, summary['n_frames'])}; events merge alarm "
-              f"frames with at most {summary['event_gap_frames']} frame(s) between them and drop those spanning "
-              f"fewer than {summary['min_event_frames']} frame(s) [mode={args.mode}: {norm.describe()}]; "
-              f"results in {stage.path}")
+              f"{events_line(len(events), summary['n_above'], threshold, summary['n_frames'])}; "
+              f"{events_rule(summary['event_gap_frames'], summary['min_event_frames'], summary['fps'])} "
+              f"[mode={args.mode}: {norm.describe()}]; results in {stage.path}")
         shown = [f"{e.first_frame}-{e.last_frame} ({e.start_s:.2f}-{e.end_s:.2f} s, peak {e.peak_score:.3g} at "
                  f"{e.peak_frame})" for e in events[:8]]
         if shown:

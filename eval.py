@@ -72,7 +72,6 @@ if __name__ == "__main__":
 # The heavy imports, after the flags are known to be good (style checkers: E402 is intended here).
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +89,7 @@ from evaluation.video import HeatmapVideoWriter, choose_vmax
 from model import Generator
 from training.checkpoint import load_checkpoint
 from training.resume import checkpoint_config
-from utils import Progress, configure_threads, duration_text, resolve_device, run_environment
+from utils import Progress, duration_text, run_environment, set_up_machine
 
 # Pixels scored for pixel AUROC: ~1.6% of Ped2's 126M scored test pixels at 256×256, and tens of thousands of
 # abnormal ones, so sampling noise is far below differences between models while memory stays ~50 MB.
@@ -217,7 +216,6 @@ def worst_examples(generator: Generator, files, psnr: dict, labels: dict, number
 def report_header(cfg: Config, trained: Config, ckpt_path: Path, state: dict, device: torch.device,
                   seconds: float) -> dict:
     """The top of the report: what was evaluated, with what, where, and how long it took."""
-    env = run_environment(device)
     flow = state.get("flownet", {}).get("name") if isinstance(state.get("flownet"), dict) else state.get("flownet")
     selected = {True: "SELECTED WITH TEST LABELS (optimistic)", False: "not selected with test labels"}.get(
         selected_with_test_labels(ckpt_path, state))
@@ -227,8 +225,7 @@ def report_header(cfg: Config, trained: Config, ckpt_path: Path, state: dict, de
             "checkpoint": f"{ckpt_path} (step {state.get('step', '?')}, {selected})",
             "model": f"{trained.height}×{trained.width}, generator widths {','.join(map(str, trained.g_widths))}, "
                      f"flow estimator in training: {flow or trained.flownet}",
-            "evaluated": env["date_utc"], "git commit": env["git_commit"] or "not a git checkout",
-            "torch": env["torch"], "device": env["device"], "evaluation time": duration_text(seconds),
+            **run_environment(device, "evaluated"), "evaluation time": duration_text(seconds),
             "training time": duration_text(train_seconds) if train_seconds is not None else "not recorded"}
 
 
@@ -242,11 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = command_config(trained, args)
     if cfg.dataset != trained.dataset:
         print(f"note: evaluating on dataset {cfg.dataset} a model trained on {trained.dataset} ({ckpt_path})")
-    warning = configure_threads(cfg.threads)
-    if warning:
-        print(warning, flush=True)
-    device = resolve_device(cfg.device)
-    cfg = replace(cfg, device=str(device))   # data workers are chosen for the device that runs
+    cfg, device = set_up_machine(cfg)
     generator = generator_from_state(state, cfg, device, f"checkpoint {ckpt_path}")
     files = prepare_dataset(cfg)
     if not files.test:

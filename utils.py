@@ -1,6 +1,7 @@
 """Small helpers shared by every part of the project: the user-error type, seeding, devices, atomic writes."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import tempfile
@@ -124,12 +125,11 @@ def cpu_name() -> str:
     return f"{model}, {vector}" if vector else model
 
 
-def run_environment(device: torch.device) -> dict:
-    """What a result was computed with, for report headers: UTC date, git commit of this checkout ('-dirty' when it
-    has uncommitted changes; None outside a git checkout), torch and Python versions, the device (with the GPU's
-    or CPU's name when known)."""
+def run_environment(device: torch.device, date_label: str) -> dict[str, str]:
+    """What a result was computed with, as rows of a report header: {date_label: UTC date, 'git commit': this
+    checkout's commit ('-dirty' when it has uncommitted changes; 'not a git checkout' outside one), 'torch': its
+    version, 'device': the device with the GPU's or CPU's name when known}."""
     import datetime
-    import platform
     import subprocess
 
     def git(*args: str) -> str | None:
@@ -142,8 +142,8 @@ def run_environment(device: torch.device) -> dict:
     if commit and git("status", "--porcelain", "--untracked-files=no"):
         commit += "-dirty"
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    return {"date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "git_commit": commit, "torch": torch.__version__, "python": platform.python_version(),
+    return {date_label: datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "git commit": commit or "not a git checkout", "torch": torch.__version__,
             "device": f"{device} ({name})" if name else str(device)}
 
 
@@ -232,6 +232,18 @@ def _others_running_now() -> int:
     except (OSError, ValueError, IndexError):
         return 1
     return max(0, running - 1)   # this process's own main thread is running
+
+
+def set_up_machine(cfg):
+    """For a command that scores with a trained model (eval.py, detect.py): apply cfg.threads (printing
+    `configure_threads`' warning when the cores look taken) and resolve cfg.device. Returns (cfg with the resolved
+    device, so that data workers are chosen for the device that runs, that torch.device). FFPError as
+    `resolve_device`."""
+    warning = configure_threads(cfg.threads)
+    if warning:
+        print(warning, flush=True)
+    device = resolve_device(cfg.device)
+    return dataclasses.replace(cfg, device=str(device)), device
 
 
 def configure_threads(threads: int) -> str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -100,6 +101,18 @@ def _check_complete(data: bytes, path: str | Path) -> None:
                            f"re-extract or replace this frame")
 
 
+@contextmanager
+def opencv_log_at_most(level: int) -> Iterator[None]:
+    """OpenCV's C-level log at `level` or quieter inside the block (e.g. cv2.utils.logging.LOG_LEVEL_SILENT while
+    probing files, whose failures we report ourselves in one line); the previous level comes back after."""
+    previous = _cv_log.getLogLevel()
+    _cv_log.setLogLevel(min(previous, level))
+    try:
+        yield
+    finally:
+        _cv_log.setLogLevel(previous)
+
+
 def decode_image(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """An image file decoded by OpenCV (BGR, or grey with IMREAD_GRAYSCALE); FFPError naming the file if unreadable.
 
@@ -114,12 +127,8 @@ def decode_image(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     if not data:
         raise FFPError(f"cannot read image {path}: the file is empty (0 bytes)")
     _check_complete(data, path)
-    previous = _cv_log.getLogLevel()
-    _cv_log.setLogLevel(_cv_log.LOG_LEVEL_SILENT)
-    try:
+    with opencv_log_at_most(_cv_log.LOG_LEVEL_SILENT):
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    finally:
-        _cv_log.setLogLevel(previous)
     if image is None:
         raise FFPError(f"cannot read image {path}: not a valid image file (corrupt or unsupported format)")
     return image
@@ -320,13 +329,9 @@ class _Timeline:
 
 def _video_capture(path: Path) -> cv2.VideoCapture:
     """An opened cv2.VideoCapture of `path`; FFPError naming the file when OpenCV cannot open it."""
-    previous = _cv_log.getLogLevel()
-    _cv_log.setLogLevel(_cv_log.LOG_LEVEL_SILENT)
-    try:
+    with opencv_log_at_most(_cv_log.LOG_LEVEL_SILENT):
         capture = cv2.VideoCapture(str(path))
         opened = capture.isOpened()
-    finally:
-        _cv_log.setLogLevel(previous)
     if not opened:
         capture.release()
         why = "the file is empty (0 bytes)" if path.is_file() and path.stat().st_size == 0 else \

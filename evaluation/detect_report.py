@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from dataset.sources import gaps_after
-from evaluation.events import Event, events_line, merge_events
+from evaluation.events import Event, events_line, events_rule, merge_events
 from evaluation.pages import (checked_video_links, csv_text, href, html_page, html_table, json_text, meta_block,
                               new_figure, run_table, save_png)
 from evaluation.scores import is_flat, true_runs
@@ -106,13 +106,6 @@ def _alarm_intervals(frames: np.ndarray, above: np.ndarray) -> list[tuple[int, i
     return intervals
 
 
-def _events_rule(gap_frames: int, min_frames: int, fps: float) -> str:
-    """How alarm frames became events, in frames and seconds."""
-    return (f"alarm frames with gaps of at most {gap_frames} frame(s) ({gap_frames / fps:.3g} s) between them form "
-            f"one event; events spanning fewer than {min_frames} frame(s) ({min_frames / fps:.3g} s) are dropped; "
-            f"seconds at {fps:g} fps")
-
-
 def _alarms_text(frames, scores, above, threshold: float, events: Sequence[Event], rule: str) -> str:
     """alarms.txt: a commented summary with the events, then one 'frame<TAB>score' line per alarm frame."""
     lines = [f"# frames with anomaly score > {threshold:.6g}: {int(above.sum())} of {len(frames)}",
@@ -185,7 +178,7 @@ def write_detect_report(out_dir: str | os.PathLike, frame_indices: Sequence[int]
         raise ValueError(f"csv_written=True but {out / 'scores.csv'} does not exist")
     if events is None:
         events = merge_events(frames, scores, threshold, fps, event_gap_frames, min_event_frames)
-    rule = _events_rule(event_gap_frames, min_event_frames, fps)
+    rule = events_rule(event_gap_frames, min_event_frames, fps)
     _plot_detect_curve(out / "curve.png", frames, scores, float(threshold), score_label, events, fps, title)
     atomic_write_text(out / "alarms.txt", _alarms_text(frames, scores, above, float(threshold), events, rule))
     summary = {**meta, "threshold": float(threshold), "n_frames": len(frames),

@@ -124,3 +124,11 @@ def events_line(n_events: int, n_above: int, threshold: float, n_scored: int) ->
     """The one-line summary of a detect run, e.g. '3 events (41 frames above threshold 0.5 of 116 scored)'."""
     return (f"{n_events} event{'' if n_events == 1 else 's'} ({n_above} frame{'' if n_above == 1 else 's'} above "
             f"threshold {threshold:g} of {n_scored} scored)")
+
+
+def events_rule(gap_frames: int, min_frames: int, fps: float) -> str:
+    """How alarm frames became events (`merge_events`' gap_frames and min_frames), in frames and seconds at `fps`,
+    as detect.py prints it and its page states it."""
+    return (f"alarm frames with gaps of at most {gap_frames} frame(s) ({gap_frames / fps:.3g} s) between them form "
+            f"one event; events spanning fewer than {min_frames} frame(s) ({min_frames / fps:.3g} s) are dropped; "
+            f"seconds at {fps:g} fps")

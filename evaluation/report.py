@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from sklearn.metrics import auc, roc_curve
 
-from evaluation.metrics import aligned_videos, video_scores
+from evaluation.metrics import PAD_TRICK, aligned_videos, video_scores
 from evaluation.pages import (checked_video_links, csv_text, file_stems, href, html_page, html_table,
                               json_text, meta_block, new_figure, run_table, save_png)
 from evaluation.scores import anomaly_scores, true_runs
@@ -67,7 +67,6 @@ def _plot_video_curve(path: Path, name: str, psnr: np.ndarray, labels: np.ndarra
 
 # Frame-level micro-AUC reported by the paper (Liu et al., CVPR 2018, Table 3; the official code's protocol).
 PAPER_MICRO_AUC = {"ped1": 0.831, "ped2": 0.954, "avenue": 0.851, "shanghaitech": 0.728}
-PAD_TRICK_SHORT = "each video padded with one normal frame scored 0 and one abnormal frame scored 1"
 WORST_PER_KIND = 3          # worst false alarms and worst misses shown as images
 WORST_MIN_GAP = 10          # frames between two examples of one video (not the same moment twice)
 
@@ -127,7 +126,7 @@ def _metric_table(metrics: Mapping, dataset: str) -> str:
     """Metrics with the paper's number beside ours (where the paper reports one) and what each row measures."""
     paper = PAPER_MICRO_AUC.get(dataset)
     rows = [("micro AUC", metrics["micro_auc"], paper, "all test videos concatenated: the paper's number"),
-            ("macro AUC", metrics["macro_auc"], None, "mean of per-video AUCs (" + PAD_TRICK_SHORT + ")"),
+            ("macro AUC", metrics["macro_auc"], None, f"mean of per-video AUCs; {PAD_TRICK}"),
             ("EER", metrics["eer"], None, "equal error rate on the micro ROC"),
             ("AP", metrics["ap"], None, "average precision, abnormal = positive"),
             ("raw-PSNR micro AUC", metrics["raw_psnr_micro_auc"], None, "score = −PSNR, no per-video normalisation")]

@@ -11,7 +11,6 @@ import math
 import os
 import sys
 import tempfile
-from contextlib import contextmanager
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Iterable
 import cv2
 import numpy as np
 
+from dataset.sources import opencv_log_at_most
 from evaluation.scores import true_runs
 from utils import FFPError, shared_mode
 
@@ -178,21 +178,6 @@ def _has_mp4_index(path: Path) -> bool:
     return b"moov" in found
 
 
-@contextmanager
-def _quiet_opencv():
-    """OpenCV's log level at ERROR for the block (a failing disk would log one warning per frame)."""
-    log = getattr(getattr(cv2, "utils", None), "logging", None)
-    if log is None:
-        yield
-        return
-    level = log.getLogLevel()
-    log.setLogLevel(min(level, log.LOG_LEVEL_ERROR))
-    try:
-        yield
-    finally:
-        log.setLogLevel(level)
-
-
 class _Mp4vSink:
     """OpenCV's MPEG-4 Part 2 ('mp4v'): the fallback without PyAV. Browsers cannot play it.
 
@@ -214,12 +199,12 @@ class _Mp4vSink:
 
     def _write_frame(self, bgr: np.ndarray) -> None:
         """cv2's write, in a method of its own so tests can make it drop frames silently."""
-        with _quiet_opencv():
+        with opencv_log_at_most(cv2.utils.logging.LOG_LEVEL_ERROR):
             self._writer.write(bgr)
 
     def finish(self) -> None:
         """Release the writer, then check the file: OSError when it is empty or holds fewer frames."""
-        with _quiet_opencv():
+        with opencv_log_at_most(cv2.utils.logging.LOG_LEVEL_ERROR):
             self._writer.release()
             size = self._tmp.stat().st_size
             # The box check first: FFmpeg would log "moov atom not found" opening a truncated file.
