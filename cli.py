@@ -62,6 +62,36 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+def raise_for_signal(signum: int) -> None:
+    """Leave at once the way the signal asks: KeyboardInterrupt for SIGINT (exit 130), Terminated for SIGTERM
+    (exit 143); both let `with` blocks clean up on the way out (run_cli prints the one line)."""
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+class StopRequest:
+    """`with StopRequest() as stop:` the first SIGINT/SIGTERM sets `stop.signum` instead of killing, so the work
+    inside stops at its next check and keeps what it has (training saves, detect.py reports); a second one leaves
+    at once (`raise_for_signal`). The previous handlers come back when the block ends. Main thread only."""
+
+    def __init__(self) -> None:
+        self.signum = 0   # the signal that asked to stop, 0 while none has
+
+    def __enter__(self) -> "StopRequest":
+        self._saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in self._saved:
+            signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for s, handler in self._saved.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum:
+            raise_for_signal(signum)
+        self.signum = signum   # the work says so itself: printing inside a handler can hit a half-done print
+
+
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run `main`; a user error becomes 'error: <one line>' on stderr and exit status 1 (traceback with --debug).
 

@@ -113,6 +113,14 @@ DATASET_DEFAULTS: dict[str, dict] = {
                       save_interval=500, val_interval=500, eval_batch_size=32),
 }
 
+# Training windows behind the PSNR statistics of stream-mode detection (train.py stores them with a completed run;
+# detect.py and export.py compute them when a checkpoint lacks them).
+STATS_WINDOWS = 500
+
+# A folder of frames has no frame rate: it is taken as 10 fps, that of UCSD Ped1/Ped2 (seconds in reports, event
+# gaps given in seconds).
+FOLDER_FPS = 10.0
+
 # Any --dataset name that is not a built-in benchmark is the user's own data; it gets the cpu preset's size and
 # schedule (see `custom_defaults`), which trains in well under an hour on 2 CPU cores.
 CUSTOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

@@ -94,7 +94,6 @@ if __name__ == "__main__":
 
 # The heavy imports, after the flags are known to be good (style checkers: E402 is intended here).
 import csv
-import signal
 import sys
 import time
 from contextlib import contextmanager, nullcontext
@@ -105,20 +104,18 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from cli import Terminated
-from config import Config, command_config
+from cli import StopRequest, raise_for_signal
+from config import FOLDER_FPS, STATS_WINDOWS, Config, command_config
 from dataset import FrameFolder, Video, VideoFile, frame_number, open_source, video_frame_batches
 from evaluation.predict import generator_from_state, iter_predictions, psnr_stats_from_training_data
 from evaluation.detect_report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
 from evaluation.pages import StagedResult, file_stems
 from evaluation.scores import anomaly_scores, flat_videos_note
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator
-from training.checkpoint import load_checkpoint
+from checkpoint import load_checkpoint
 from training.resume import checkpoint_config
 from utils import duration_text, run_environment, set_up_machine
 
-FOLDER_FPS = 10.0   # a folder of frames has no frame rate; 10 fps is that of UCSD Ped1/Ped2
-STATS_WINDOWS = 500  # training windows behind PSNR statistics computed on the fly (as train.py stores them)
 
 
 # ----------------------------------------------------------------------------- input
@@ -214,36 +211,6 @@ def normaliser(mode: str, state: dict, args: argparse.Namespace, ckpt: Path, cfg
     return Normaliser("stream", float(mean), float(std), origin)
 
 
-class StopOnSignal:
-    """While active, SIGINT/SIGTERM set `signum` (the scorer stops after its current batch) instead of killing."""
-
-    def __init__(self):
-        self.signum = 0
-
-    @contextmanager
-    def active(self) -> Iterator["StopOnSignal"]:
-        """While inside: SIGINT/SIGTERM set `signum` instead of killing; the old handlers come back after."""
-        saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for s in saved:
-            signal.signal(s, self._handle)
-        try:
-            yield self
-        finally:
-            for s, handler in saved.items():
-                signal.signal(s, handler)
-
-    def _handle(self, signum, frame):
-        if self.signum:              # a second signal: stop at once
-            raise_for_signal(signum)
-        self.signum = signum
-
-
-def raise_for_signal(signum: int) -> None:
-    """Leave at once the way the signal asks: KeyboardInterrupt for SIGINT (exit 130), cli.Terminated for SIGTERM
-    (exit 143); both let `with` blocks clean up on the way out."""
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-
 @dataclass
 class Scored:
     """What one scoring pass produced: PSNR and frame numbers of the scored frames, and how the pass ended."""
@@ -256,7 +223,7 @@ class Scored:
 
 def score_pass(generator: torch.nn.Module, batches, in_frames: int, start: int, device: torch.device,
                norm: Normaliser, threshold: float, csv_path: Path | None, vmax: VmaxEstimator | None = None,
-               stop: StopOnSignal | None = None) -> Scored:
+               stop: StopRequest | None = None) -> Scored:
     """One pass over a FrameBatches stream: PSNR of every scored frame (number >= start, after the first window).
 
     csv_path (stream mode): scores.csv rows are appended and flushed batch by batch. vmax: offered every batch's
@@ -352,15 +319,15 @@ def run_detect(generator: torch.nn.Module, inp: Input, cfg: Config, device: torc
     gap = parse_duration(DEFAULT_EVENT_GAP if event_gap is None else event_gap, "--event_gap", inp.fps)
     min_frames = parse_duration(DEFAULT_MIN_EVENT if min_event is None else min_event, "--min_event", inp.fps)
     streamed = norm.mode == "stream"
-    stopper = StopOnSignal()
-    with stopper.active() if streamed else nullcontext():
+    stopper = StopRequest()
+    with stopper if streamed else nullcontext():
         return _score_and_report(generator, inp, cfg, device, batch_size, norm, threshold, save_video, out, meta,
                                  stopper if streamed else None, gap, min_frames)
 
 
 def _score_and_report(generator: torch.nn.Module, inp: Input, cfg: Config, device: torch.device, batch_size: int,
                       norm: Normaliser, threshold: float, save_video: bool, out: Path, meta: dict,
-                      stopper: StopOnSignal | None, gap_frames: int = 0, min_frames: int = 1) -> dict:
+                      stopper: StopRequest | None, gap_frames: int = 0, min_frames: int = 1) -> dict:
     """run_detect's work; `stopper` (stream mode) turns the first SIGINT/SIGTERM into a clean early end.
     gap_frames, min_frames: how alarm frames merge into events (evaluation.events.merge_events)."""
     started = time.monotonic()

@@ -77,7 +77,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from config import Config, command_config
+from config import FOLDER_FPS, Config, command_config
 from dataset import Video, VideoFile, prepare_dataset, scored_labels, video_frame_batches
 from evaluation.metrics import (PixelAUROC, aligned_videos, compute_metrics, format_metrics_table, metric_rows,
                                 video_scores)
@@ -87,7 +87,7 @@ from evaluation.report import worst_frames, write_report
 from evaluation.scores import flat_videos_note
 from evaluation.video import HeatmapVideoWriter, choose_vmax
 from model import Generator
-from training.checkpoint import load_checkpoint
+from checkpoint import load_checkpoint
 from training.resume import checkpoint_config
 from utils import Progress, duration_text, run_environment, set_up_machine
 
@@ -95,7 +95,6 @@ from utils import Progress, duration_text, run_environment, set_up_machine
 # abnormal ones, so sampling noise is far below differences between models while memory stays ~50 MB.
 PIXEL_SAMPLES = 2_000_000
 PIXEL_SEED = 0
-VIDEO_FPS = 10.0            # UCSD Ped2 was recorded at about 10 frames per second
 
 
 def selected_with_test_labels(path: Path, state: dict) -> bool:
@@ -139,7 +138,7 @@ def write_heatmap_video(path: Path, kept: tuple, scores: np.ndarray, labels: np.
     (choose_vmax over the whole video); scores/labels (N,) belong to video frames first_frame.."""
     frames, maps = kept
     vmax = choose_vmax(m.astype(np.float32) for m in maps)
-    with HeatmapVideoWriter(path, VIDEO_FPS, vmax=vmax, size=maps.shape[1:], curve_length=len(maps),
+    with HeatmapVideoWriter(path, FOLDER_FPS, vmax=vmax, size=maps.shape[1:], curve_length=len(maps),
                             first_frame=first_frame) as writer:
         writer.add_batch(frames, maps, scores, labels)
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from config import command_config
 from evaluation.predict import psnr_stats_from_training_data
-from training.checkpoint import load_checkpoint, save_checkpoint
+from checkpoint import load_checkpoint, save_checkpoint
 from training.resume import checkpoint_config
 from utils import FFPError, resolve_device
 

@@ -24,7 +24,7 @@ from torch.profiler import ProfilerActivity, profile
 from common import bench_data, machine_info, write_json  # noqa: F401  (sets sys.path)
 from config import build_config
 from dataset import TrainWindows, train_loader
-from train import accelerate, build_nets
+from training.nets import accelerate, build_nets
 from training.distributed import DistInfo
 from training.step import make_precision, split_clip, train_step
 

@@ -32,7 +32,7 @@ import torch
 from common import (base_parser, bench_data, machine_info, median, naive_read, parse_sizes, peak_memory_mb,
                     size_config, size_fields, summary_line, time_reps, write_json)
 from dataset import EpochShuffleSampler, TrainWindows, train_loader
-from train import accelerate, build_nets
+from training.nets import accelerate, build_nets
 from training.distributed import DistInfo
 from training.step import make_precision, train_step
 

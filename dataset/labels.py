@@ -1,23 +1,11 @@
-"""Frame labels and pixel masks of test videos: read from every format people save, checked when loaded.
+"""Frame labels of test videos: read from every format people save, checked when loaded, attached to the videos.
 
-Frame labels end up as one (n_frames,) int64 array of 0/1 per test video (1 = abnormal). Sources, in the
-order `layouts._label_entries` looks for them under the dataset folder <ds>:
-  <ds>/<ds>.mat               variable `gt` (or another common name, or the file's only variable): a cell
-                              with one entry per test video, in video order; an entry is either intervals
-                              (2×K official: columns [start; end], 1-based inclusive; K×2 one interval per
-                              row; a single [start end]) or one 0/1 label per frame. MATLAB v7.3 (HDF5)
-                              files are read with h5py.
-  <ds>/testing/test_frame_mask/<video>.npy|.csv|.txt   one label per frame (ShanghaiTech)
-  <ds>/[ground_truth_demo/]testing_label_mask/<N>_label.mat   `volLabel`, a pixel mask per frame (CUHK Avenue)
-  <ds>/[Test/]UCSD<ds>.m      lines `TestVideoFile{end+1}.gt_frame = [61:180];` (official UCSD)
-  <ds>/testing/labels.csv     rows `video,start,end` (1-based inclusive; videos not listed are all normal)
-  TestNNN_gt/ pixel-mask images (UCSD): a frame is abnormal when its mask has a nonzero pixel.
-Per-frame values may be 0/1, bool, or 0/255 (nonzero = abnormal, said once); anything else is refused.
-Intervals must be whole numbers, 1-based, start <= end, inside the video and not overlapping. Every
-refusal is one FFPError naming the file and the video; nothing is computed before the labels pass.
-
-Pixel masks (for pixel AUROC): UCSD `TestNNN_gt/*.bmp|png` image folders, or ShanghaiTech
-`testing/test_pixel_mask/<video>.npy` arrays (n_frames×H×W, nonzero = abnormal).
+Frame labels end up as one (n_frames,) int64 array of 0/1 per test video (1 = abnormal). Where they are looked for
+under the dataset folder, and in which order, is the table LABEL_PLACES at the end of this module: the first
+place found is used, and each entry says which files it reads. Per-frame values may be 0/1, bool, or 0/255
+(nonzero = abnormal, said once); anything else is refused. Intervals must be whole numbers, 1-based, start <= end,
+inside the video and not overlapping. Every refusal is one FFPError naming the file and the video; nothing is
+computed before the labels pass. Pixel masks (for pixel AUROC, and as labels of last resort) are in `masks`.
 """
 from __future__ import annotations
 
@@ -25,16 +13,19 @@ import csv
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
-import cv2
 import numpy as np
 import scipy.io
 
 from utils import FFPError
 
-from .sources import decode_image, is_junk, list_images, natural_key
+from .sources import VIDEO_EXTS, is_junk, natural_key
 
-MASK_EXTS = (".bmp", ".png")
+if TYPE_CHECKING:
+    from .layouts import DatasetFiles, Video
+    from .masks import MaskSource
+
 # Variable names people give frame-label arrays in .mat files, tried in this order.
 MAT_LABEL_NAMES = ("gt", "GT", "gt_frame", "frame_gt", "frame_labels", "frame_label", "labels", "label",
                    "ground_truth", "groundtruth", "gt_frames")
@@ -338,7 +329,7 @@ def read_interval_csv(path: Path, videos: list[str]) -> dict[str, np.ndarray]:
 
 def canonical(name: str) -> str:
     """Video-name key that matches '1', '01' and '001' (numeric names), and a file's stem to its folder name."""
-    stem = Path(name).stem if Path(name).suffix.lower() in (".avi", ".mp4", ".mkv", ".mov") else name
+    stem = Path(name).stem if Path(name).suffix.lower() in VIDEO_EXTS else name
     return str(int(stem)) if stem.isdigit() else stem
 
 
@@ -347,86 +338,123 @@ def labels_from_masks(masks: "MaskSource") -> np.ndarray:
     return np.array([int(masks.read(i).any()) for i in range(len(masks))], dtype=np.int64)
 
 
-# ----------------------------------------------------------------------------------------------- pixel masks
-class MaskImages:
-    """Pixel masks as image files, one per frame (UCSD TestNNN_gt/*.bmp|png)."""
-
-    def __init__(self, files: list[Path], where: Path):
-        self.files, self.where = files, where
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def read(self, index: int, size: tuple[int, int] | None = None) -> np.ndarray:
-        """Mask of frame `index` as H×W bool (True = abnormal), nearest-neighbour resized to size=(H, W)."""
-        return _binary(decode_image(self.files[index], cv2.IMREAD_GRAYSCALE), size)
+# ----------------------------------------------------------------------------------------------- where labels are
+Entries = list | dict   # a label file's entries: in test-video order, or {video name: entry or (entry, file)}
 
 
-class MaskArray:
-    """Pixel masks as one n_frames×H×W array in a .npy file (ShanghaiTech test_pixel_mask), memory-mapped."""
+def _first(kind: str, *places: str) -> Callable[[Path, str, list], Path | None]:
+    """A LabelPlace `find`: the first of `places` (paths relative to <ds>) that is a `kind` ('file' or 'folder')."""
+    exists = Path.is_file if kind == "file" else Path.is_dir
 
-    def __init__(self, path: Path):
-        self.where = path
-        try:
-            self.array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except Exception as exc:
-            raise FFPError(f"cannot read pixel-mask file {path}: {exc}") from None
-        if self.array.ndim != 3:
-            raise FFPError(f"pixel-mask file {path}: expected n_frames×H×W, got shape {self.array.shape}")
-
-    def __len__(self) -> int:
-        return int(self.array.shape[0])
-
-    def read(self, index: int, size: tuple[int, int] | None = None) -> np.ndarray:
-        """Mask of frame `index` as H×W bool (True = abnormal), nearest-neighbour resized to size=(H, W)."""
-        return _binary(np.asarray(self.array[index]).astype(np.uint8, copy=False), size)
+    def find(ds: Path, name: str, test: list) -> Path | None:
+        return next((ds / place for place in places if exists(ds / place)), None)
+    return find
 
 
-def _binary(mask: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    """uint8 H0×W0 mask -> bool H×W (value > 0 = abnormal); nearest keeps it binary (no half-abnormal pixels)."""
-    if size is not None and mask.shape != tuple(size):
-        mask = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-    return mask > 0
+def _find_mat(ds: Path, name: str, test: list) -> Path | None:
+    """<ds>/<dataset name>.mat, else <ds>/<folder name>.mat (e.g. UCSDped2/UCSDped2.mat)."""
+    return next((mat for mat in dict.fromkeys((ds / f"{name}.mat", ds / f"{ds.name}.mat")) if mat.is_file()), None)
 
 
-class MaskVideo:
-    """Pixel masks stored as a video file, one frame per video frame (e.g. TestNNN_gt.avi); decoded on first use
-    and kept in memory as uint8 (masks are small: 180 frames of 240×360 are 16 MB)."""
-
-    def __init__(self, path: Path):
-        self.where, self._masks = path, None
-
-    def _all(self) -> list[np.ndarray]:
-        if self._masks is None:
-            from .sources import VideoFile   # local: sources is the lower layer, imported lazily here
-            source = VideoFile(self.where)
-            _, _, height, width = source.container()   # masks are read at their own size
-            self._masks = [cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) for _, rgb in source.frames(height, width)]
-        return self._masks
-
-    def __len__(self) -> int:
-        return len(self._all())
-
-    def read(self, index: int, size: tuple[int, int] | None = None) -> np.ndarray:
-        """Mask of frame `index` as H×W bool (True = abnormal: lossy codecs leave faint values, so > 127)."""
-        return _binary((self._all()[index] > 127).astype(np.uint8), size)
+def _find_ucsd_m(ds: Path, name: str, test: list) -> Path | None:
+    """The official UCSD label script (UCSDped1.m, UCSDped2.m) in <ds> or <ds>/Test: any other .m is someone's
+    MATLAB code."""
+    m_files = sorted(p for p in list(ds.glob("*.m")) + list((ds / "Test").glob("*.m"))
+                     if p.name.lower().startswith("ucsd") and not is_junk(p))
+    return m_files[0] if m_files else None
 
 
-MaskSource = MaskImages | MaskArray | MaskVideo
+def _find_masks(ds: Path, name: str, test: list) -> Path | None:
+    """'pixel masks' when every test video has pixel masks (attached before the labels are looked for)."""
+    return Path("pixel masks") if all(v.masks is not None for v in test) else None
 
 
-def mask_image_dirs(dataset_dir: Path) -> list[Path]:
-    """UCSD-style TestNNN_gt pixel masks in natural order (testing/UCSD_pixel_masks/ or Test/): image folders, or
-    video files (TestNNN_gt.avi, …, a video being a folder or a file everywhere), or []."""
-    from .sources import is_video_file
-    for base in (dataset_dir / "testing" / "UCSD_pixel_masks", dataset_dir / "Test"):
-        found = sorted((p for p in base.glob("Test*_gt*") if p.is_dir() or is_video_file(p)), key=natural_key) \
-            if base.is_dir() else []
-        if found:
-            return found
-    return []
+@dataclass(frozen=True)
+class LabelPlace:
+    """One place frame labels are looked for under a dataset folder <ds>.
+
+    find(<ds>, dataset name, test videos) -> the label file or folder, or None when absent;
+    read(found, test videos, notes) -> its entries: a list in test-video order, or {video name: entry or
+    (entry, file)}; reader(entry, n_frames, where, notes) -> checked (n_frames,) int64 0/1 labels of one video.
+    folders: names of the folders it occupies, which are never taken for videos.
+    """
+    name: str
+    find: Callable[[Path, str, list], Path | None]
+    read: Callable[[Path, list, LabelNotes], Entries]
+    reader: Callable[[object, int, str, LabelNotes], np.ndarray]
+    folders: tuple[str, ...] = ()
 
 
-def mask_images(path: Path) -> "MaskImages | MaskVideo":
-    """The pixel masks of one test video: a folder of mask images, or a mask video file."""
-    return MaskImages(list_images(path, MASK_EXTS), path) if path.is_dir() else MaskVideo(path)
+# Where frame labels are looked for, in this order; the first place found is used.
+LABEL_PLACES: tuple[LabelPlace, ...] = (
+    # <ds>/<name>.mat or <ds>/<folder name>.mat: variable `gt` (or another common name, or the file's only
+    # variable): a cell with one entry per test video, in video order; an entry is either intervals (2×K official:
+    # columns [start; end], 1-based inclusive; K×2 one interval per row; a single [start end]) or one 0/1 label per
+    # frame. MATLAB v7.3 (HDF5) files are read with h5py.
+    LabelPlace("mat", _find_mat, lambda found, test, notes: read_mat_entries(found, len(test), notes), entry_labels),
+    # <ds>/[testing/]test_frame_mask/<video>.npy|.csv|.txt: one label per frame (ShanghaiTech)
+    LabelPlace("test_frame_mask", _first("folder", "testing/test_frame_mask", "test_frame_mask"),
+               lambda found, test, notes: read_frame_mask_dir(found), frame_labels, folders=("test_frame_mask",)),
+    # <ds>/[testing/|ground_truth_demo/]testing_label_mask/<N>_label.mat: `volLabel`, a pixel mask per frame (Avenue)
+    LabelPlace("testing_label_mask", _first("folder", "testing_label_mask", "testing/testing_label_mask",
+                                            "ground_truth_demo/testing_label_mask"),
+               lambda found, test, notes: read_avenue_dir(found), frame_labels,
+               folders=("testing_label_mask", "ground_truth_demo")),
+    # <ds>/[Test/]UCSD<ds>.m: lines `TestVideoFile{end+1}.gt_frame = [61:180];` (official UCSD)
+    LabelPlace("ucsd_m", _find_ucsd_m, lambda found, test, notes: read_ucsd_m_entries(found), interval_labels),
+    # <ds>/[testing/]labels.csv: rows `video,start,end` (1-based inclusive; videos not listed are all normal)
+    LabelPlace("labels.csv", _first("file", "testing/labels.csv", "labels.csv"),
+               lambda found, test, notes: read_interval_csv(found, [v.name for v in test]), row_interval_labels),
+    # the test videos' pixel masks (dataset.masks, e.g. UCSD TestNNN_gt/): a frame is abnormal when its mask has a
+    # nonzero pixel
+    LabelPlace("pixel masks", _find_masks,
+               lambda found, test, notes: {v.name: labels_from_masks(v.masks) for v in test}, frame_labels),
+)
+
+
+def _pairs(files: "DatasetFiles", source: Path, entries: Entries) -> list[tuple["Video", object, Path]]:
+    """(test video, its entry, the file it came from) for every test video: by position for a list of entries, by
+    `canonical` name for a dict. FFPError for a count mismatch or a video without an entry."""
+    if isinstance(entries, list):
+        if len(entries) != len(files.test):
+            raise FFPError(f"label file {source} lists {len(entries)} test videos but {len(files.test)} were found "
+                           f"in {files.root}")
+        return list(zip(files.test, entries, [source] * len(entries)))
+    by_name = {canonical(k): v for k, v in entries.items()}
+    missing = [v.name for v in files.test if canonical(v.name) not in by_name]
+    if missing:
+        raise FFPError(f"no labels for test video(s) {', '.join(missing[:5])} of {files.name} in {source}")
+    pairs = []
+    for video in files.test:
+        value = by_name[canonical(video.name)]
+        value, where = value if isinstance(value, tuple) else (value, source)
+        pairs.append((video, value, where))
+    return pairs
+
+
+def _decode_note(video: "Video") -> str:
+    """'; decoding found: …' for a damaged video file (so a count mismatch explains itself), else ''."""
+    report = video.source.report()
+    return f"; decoding found: {'; '.join(report.problems())}" if report and report.problems() else ""
+
+
+def attach_labels(files: "DatasetFiles", places: tuple[LabelPlace, ...] = LABEL_PLACES) -> None:
+    """Set `labels` ((n_frames,) int64 0/1) of every test video from the first of `places` found under files.root,
+    and `files.label_source` to where they came from; nothing when no place is found (or there are no test videos).
+
+    Pixel masks must be attached first (they are the last place). FFPError naming the file and the video for any
+    count, name or value that does not check.
+    """
+    if not files.test:
+        return
+    for place in places:
+        found = place.find(files.root, files.name, files.test)
+        if found is not None:
+            break
+    else:
+        return
+    entries = place.read(found, files.test, files.notes)
+    files.label_source = str(found)
+    for video, entry, where in _pairs(files, found, entries):
+        text = f"test video {video.name} (labels {where}, frames in {video.where}{_decode_note(video)})"
+        video.labels = place.reader(entry, len(video), text, files.notes)

@@ -1,33 +1,67 @@
-"""Finding a dataset on disk: which folders hold its training and test videos, and its labels and masks.
+"""Finding a dataset on disk: the table of layouts, and the search that picks one and lists its videos.
 
-A video is a folder of frames or a video file, in every layout. Layouts tried for a dataset folder <ds>
-(the first whose training split exists wins):
-  frames        <ds>/{training,testing}/frames/<video>      the FFP release of Ped1/Ped2/Avenue/ShanghaiTech
-  shanghaitech  <ds>/training/videos/<video>.avi  + <ds>/testing/frames/<video>/   the official ShanghaiTech download
-  avenue        <ds>/training_videos/<NN>.avi     + <ds>/testing_videos/<NN>.avi   the official CUHK Avenue download
-  flat          <ds>/{training,testing}/<video>     the FFP layout without frames/, and your own data
-  ucsd          <ds>/{Train,Test}/<video>           the original UCSD release (Train001/, Test001/ of .tif)
-<ds> is <root>/<name> (also <root>/UCSD<name> and <root> itself for the built-in benchmarks). Any other
---dataset name is your own data at <root>/<name>/ (flat layout): training/ holds normal videos, testing/
-is optional and its labels are optional. Label and mask folders are never taken for videos.
+A video is a folder of frames or a video file, in every layout. LAYOUTS (below) says, for each layout, where a
+dataset folder <ds> keeps its training and test videos and where its frame labels and pixel masks are looked
+for; layouts are tried in order and the first whose training split holds videos wins. Adding a layout is one
+entry there, plus, for a new label format, its parser and LabelPlace in `labels`.
+<ds> is <root>/<name> (also <root>/UCSD<name> and <root> itself for the built-in benchmarks, the datasets of
+config.DATASET_DEFAULTS). Any other --dataset name is your own data at <root>/<name>/ (flat layout): training/
+holds normal videos, testing/ is optional and its labels are optional. Label and mask folders are never taken
+for videos.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from config import DATASET_DEFAULTS
 from utils import FFPError
 
-from . import labels as L
-from .sources import (IMAGE_EXTS, FrameFolder, FrameSource, VideoFile, is_junk, is_video_file,
-                      list_images, natural_key)
+from .labels import LABEL_PLACES, LabelNotes, LabelPlace, attach_labels
+from .masks import MASK_PLACES, MaskPlace, MaskSource, attach_masks
+from .sources import IMAGE_EXTS, FrameFolder, FrameSource, VideoFile, is_junk, is_video_file, list_images, natural_key
 
-BENCHMARKS = ("ped1", "ped2", "avenue", "shanghaitech", "synthetic")
-# Sub-folders of a split that hold labels, masks or other splits, never videos.
-NOT_VIDEO_DIRS = {"frames", "videos", "test_frame_mask", "test_pixel_mask", "testing_label_mask",
-                  "ucsd_pixel_masks", "pixel_masks", "ground_truth_demo", "labels", "masks", "__macosx"}
+
+@dataclass(frozen=True)
+class Layout:
+    """One way a dataset folder <ds> is arranged.
+
+    train, test: the training and test split folders, relative to <ds> ('/'-separated; a missing test folder
+    means no test videos); labels: places tried for frame labels, in order (first found wins); masks: places
+    tried for pixel masks (each found replaces the previous); about: whose data comes this way (documentation).
+    Every built-in layout reads labels and masks from all places: datasets get re-packaged, and a label file is
+    recognised by itself.
+    """
+    name: str
+    train: str
+    test: str
+    about: str
+    labels: tuple[LabelPlace, ...] = LABEL_PLACES
+    masks: tuple[MaskPlace, ...] = MASK_PLACES
+
+
+LAYOUTS: tuple[Layout, ...] = (
+    Layout("frames", "training/frames", "testing/frames", "the FFP release of Ped1/Ped2/Avenue/ShanghaiTech"),
+    Layout("shanghaitech", "training/videos", "testing/frames", "the official ShanghaiTech download (.avi training)"),
+    Layout("avenue", "training_videos", "testing_videos", "the official CUHK Avenue download (NN.avi)"),
+    Layout("flat", "training", "testing", "the FFP layout without frames/, and your own data"),
+    Layout("ucsd", "Train", "Test", "the original UCSD release (Train001/, Test001/ of .tif)"),
+)
+BENCHMARKS = tuple(DATASET_DEFAULTS)   # the built-in datasets: also looked for in <root>/UCSD<name> and <root>
+
+
+def _not_video_dirs() -> set[str]:
+    """Lower-case names of split sub-folders that never hold videos: the layouts' own sub-splits (frames/,
+    videos/), every label and mask folder of the layouts, and other folders datasets ship with."""
+    sub_splits = {PurePosixPath(split).name for layout in LAYOUTS for split in (layout.train, layout.test)
+                  if len(PurePosixPath(split).parts) > 1}
+    places = {name for layout in LAYOUTS for place in layout.labels + layout.masks for name in place.folders}
+    return {name.lower() for name in sub_splits | places | {"pixel_masks", "labels", "masks", "__MACOSX"}}
+
+
+NOT_VIDEO_DIRS = _not_video_dirs()
 
 
 @dataclass
@@ -36,7 +70,7 @@ class Video:
     name: str
     source: FrameSource
     labels: np.ndarray | None = None        # (n_frames,) int64 0/1, or None (training / unlabelled)
-    masks: L.MaskSource | None = None       # one pixel mask per frame, or None
+    masks: MaskSource | None = None         # one pixel mask per frame, or None
 
     def __len__(self) -> int:
         return len(self.source)
@@ -61,7 +95,7 @@ class DatasetFiles:
     train: list[Video] = field(default_factory=list)
     test: list[Video] = field(default_factory=list)
     label_source: str = ""
-    notes: L.LabelNotes = field(default_factory=L.LabelNotes)
+    notes: LabelNotes = field(default_factory=LabelNotes)
 
     @property
     def labelled(self) -> bool:
@@ -115,15 +149,6 @@ def split_videos(split_dir: Path) -> list[Video]:
     return videos
 
 
-def _layouts(dsdir: Path) -> list[tuple[str, Path, Path]]:
-    """(layout name, training split, test split) candidates of a dataset folder, in the order tried."""
-    return [("frames", dsdir / "training" / "frames", dsdir / "testing" / "frames"),
-            ("shanghaitech", dsdir / "training" / "videos", dsdir / "testing" / "frames"),
-            ("avenue", dsdir / "training_videos", dsdir / "testing_videos"),
-            ("flat", dsdir / "training", dsdir / "testing"),
-            ("ucsd", dsdir / "Train", dsdir / "Test")]
-
-
 def dataset_dirs(root: Path, name: str) -> list[Path]:
     """Folders that may hold dataset `name`: <root>/<name>, and for benchmarks <root>/UCSD<name> and <root>."""
     if name not in BENCHMARKS:
@@ -132,7 +157,8 @@ def dataset_dirs(root: Path, name: str) -> list[Path]:
 
 
 def find_dataset(root: str | Path, name: str, with_labels: bool = True) -> DatasetFiles:
-    """Locate dataset `name` under `root`, list its videos and (with_labels) read and check its test labels.
+    """Locate dataset `name` under `root`, list its videos and (with_labels) attach its test videos' pixel masks and
+    frame labels, read and checked now (see `Layout`).
 
     Raises FFPError naming the folders looked in when nothing matches, and for any bad label or mask.
     """
@@ -141,115 +167,45 @@ def find_dataset(root: str | Path, name: str, with_labels: bool = True) -> Datas
         raise FFPError(f"--data_root {root} does not exist (expected a folder holding {name}/)")
     candidates = dataset_dirs(root, name)
     for dsdir in candidates:
-        for layout, train_dir, test_dir in _layouts(dsdir):
-            if not train_dir.is_dir():
+        for layout in LAYOUTS:
+            files = _videos_in(dsdir, layout, name)
+            if files is None:
                 continue
-            train = split_videos(train_dir)
-            if not train:
-                continue
-            test = split_videos(test_dir) if test_dir.is_dir() else []
-            files = DatasetFiles(name, dsdir, layout, train, test)
-            if with_labels:
-                attach_labels(files)
+            if with_labels and files.test:
+                attach_masks(files.root, files.test, layout.masks)
+                attach_labels(files, layout.labels)
             return files
+    raise _not_found(root, name, candidates)
+
+
+def _videos_in(dsdir: Path, layout: Layout, name: str) -> DatasetFiles | None:
+    """The videos of `dsdir` read as `layout`, or None when its training split is missing or holds no videos."""
+    train_dir, test_dir = dsdir / layout.train, dsdir / layout.test
+    if not train_dir.is_dir():
+        return None
+    train = split_videos(train_dir)
+    if not train:
+        return None
+    test = split_videos(test_dir) if test_dir.is_dir() else []
+    return DatasetFiles(name, dsdir, layout.name, train, test)
+
+
+def _looked_in() -> str:
+    """Where training videos are looked for, from LAYOUTS grouped by their first folder:
+    '<dir>/training[/frames|/videos]/, <dir>/training_videos/ or <dir>/Train/'."""
+    groups: dict[str, list[str]] = {}
+    for layout in LAYOUTS:
+        first, *rest = layout.train.split("/")
+        groups.setdefault(first, []).extend(["/" + "/".join(rest)] if rest else [])
+    texts = [f"<dir>/{first}" + (f"[{'|'.join(subs)}]" if subs else "") + "/" for first, subs in groups.items()]
+    return " or ".join(texts) if len(texts) < 2 else f"{', '.join(texts[:-1])} or {texts[-1]}"
+
+
+def _not_found(root: Path, name: str, candidates: list[Path]) -> FFPError:
+    """The error for a dataset whose training videos were found in none of `candidates`."""
     if name not in BENCHMARKS:
-        raise FFPError(f"dataset {name!r} is not a built-in benchmark ({', '.join(BENCHMARKS)}), so it is read as "
-                       f"your own data from {root / name}/training/ (a folder of video files or frame folders), "
-                       f"which {'holds no videos' if (root / name / 'training').is_dir() else 'does not exist'}")
-    raise FFPError(f"dataset {name!r} not found under {root}: looked for training videos (frame folders or "
-                   f"video files) in <dir>/training[/frames|/videos]/, <dir>/training_videos/ or <dir>/Train/ with "
-                   f"<dir> one of {', '.join(map(str, candidates))}")
-
-
-# ----------------------------------------------------------------------------------------------- labels
-def attach_labels(files: DatasetFiles) -> None:
-    """Attach pixel masks and frame labels to the test videos, checking every count and value now."""
-    if not files.test:
-        return
-    _attach_masks(files)
-    found = _label_entries(files)
-    if found is None:
-        return
-    source, entries, reader = found
-    files.label_source = str(source)
-    if isinstance(entries, list):
-        if len(entries) != len(files.test):
-            raise FFPError(f"label file {source} lists {len(entries)} test videos but {len(files.test)} were found "
-                           f"in {files.root}")
-        pairs = list(zip(files.test, entries, [source] * len(entries)))
-    else:
-        by_name = {L.canonical(k): v for k, v in entries.items()}
-        missing = [v.name for v in files.test if L.canonical(v.name) not in by_name]
-        if missing:
-            raise FFPError(f"no labels for test video(s) {', '.join(missing[:5])} of {files.name} in {source}")
-        pairs = []
-        for video in files.test:
-            value = by_name[L.canonical(video.name)]
-            value, where = value if isinstance(value, tuple) else (value, source)
-            pairs.append((video, value, where))
-    for video, entry, where in pairs:
-        text = f"test video {video.name} (labels {where}, frames in {video.where}{_decode_note(video)})"
-        video.labels = reader(entry, len(video), text, files.notes)
-
-
-def _decode_note(video: Video) -> str:
-    """'; decoding found: …' for a damaged video file (so a count mismatch explains itself), else ''."""
-    report = video.source.report()
-    return f"; decoding found: {'; '.join(report.problems())}" if report and report.problems() else ""
-
-
-def _label_entries(files: DatasetFiles):
-    """(where, entries, reader) of the first label source found (module docstring of dataset.labels), or None.
-
-    entries: a list in test-video order, or {video name: entry or (entry, file)}; reader turns one entry into
-    checked 0/1 labels: `entry_labels` (intervals or per-frame), `interval_labels`, `row_interval_labels` (labels.csv) or `frame_labels`.
-    """
-    root, notes, n_test = files.root, files.notes, len(files.test)
-    for mat in dict.fromkeys((root / f"{files.name}.mat", root / f"{root.name}.mat")):
-        if mat.is_file():
-            return mat, L.read_mat_entries(mat, n_test, notes), L.entry_labels
-    for folder in (root / "testing" / "test_frame_mask", root / "test_frame_mask"):
-        if folder.is_dir():
-            return folder, L.read_frame_mask_dir(folder), L.frame_labels
-    for folder in (root / "testing_label_mask", root / "testing" / "testing_label_mask",
-                   root / "ground_truth_demo" / "testing_label_mask"):
-        if folder.is_dir():
-            return folder, L.read_avenue_dir(folder), L.frame_labels
-    # Only the official UCSD label scripts (UCSDped1.m, UCSDped2.m): any other .m is someone's MATLAB code.
-    m_files = sorted(p for p in list(root.glob("*.m")) + list((root / "Test").glob("*.m"))
-                     if p.name.lower().startswith("ucsd") and not is_junk(p))
-    if m_files:
-        return m_files[0], L.read_ucsd_m_entries(m_files[0]), L.interval_labels
-    for csv_path in (root / "testing" / "labels.csv", root / "labels.csv"):
-        if csv_path.is_file():
-            return csv_path, L.read_interval_csv(csv_path, [v.name for v in files.test]), L.row_interval_labels
-    if all(v.masks is not None for v in files.test):
-        return Path("pixel masks"), {v.name: L.labels_from_masks(v.masks) for v in files.test}, L.frame_labels
-    return None
-
-
-def _attach_masks(files: DatasetFiles) -> None:
-    """Pixel masks for the test videos: UCSD TestNNN_gt folders or mask videos (by position), or ShanghaiTech
-    test_pixel_mask/*.npy."""
-    gt_dirs = L.mask_image_dirs(files.root)
-    if gt_dirs and len(gt_dirs) == len(files.test):
-        for video, gt_dir in zip(files.test, gt_dirs):
-            video.masks = L.mask_images(gt_dir)
-    npy_dir = files.root / "testing" / "test_pixel_mask"
-    if npy_dir.is_dir():
-        arrays = {L.canonical(p.stem): p for p in npy_dir.glob("*.npy") if not is_junk(p)}
-        if all(L.canonical(v.name) in arrays for v in files.test):
-            for video in files.test:
-                video.masks = L.MaskArray(arrays[L.canonical(video.name)])
-    for video in files.test:
-        if video.masks is not None and len(video.masks) != len(video):
-            raise FFPError(f"pixel masks {video.masks.where}: {len(video.masks)} masks but test video {video.name} "
-                           f"has {len(video)} frames ({video.where})")
-
-
-def check_lengths(videos: list[Video], window: int, in_frames: int) -> None:
-    """FFPError naming the first video shorter than one window (in_frames + the predicted frame)."""
-    for video in videos:
-        if len(video) < window:
-            raise FFPError(f"{video.where} has {len(video)} frames, shorter than the {window}-frame window "
-                           f"(--in_frames {in_frames} + the predicted frame)")
+        return FFPError(f"dataset {name!r} is not a built-in benchmark ({', '.join(BENCHMARKS)}), so it is read as "
+                        f"your own data from {root / name}/training/ (a folder of video files or frame folders), "
+                        f"which {'holds no videos' if (root / name / 'training').is_dir() else 'does not exist'}")
+    return FFPError(f"dataset {name!r} not found under {root}: looked for training videos (frame folders or "
+                    f"video files) in {_looked_in()} with <dir> one of {', '.join(map(str, candidates))}")

@@ -353,7 +353,7 @@ _REPORTS: dict[tuple, DecodeReport] = {}   # decode results of this process, key
 class VideoFile:
     """A video stored as one file that cv2.VideoCapture decodes (mp4, avi, mkv, mov, …).
 
-    Reading is sequential (decoders are); random access goes through a frame cache (dataset.loaders).
+    Reading is sequential (decoders are); random access goes through a frame cache (dataset.frame_cache).
     The frame count is known after one decode pass (`probe`, cached per file version for this process).
     `stop`: only frames numbered below it belong to this video (a cut, e.g. the normal part of a recording).
     """

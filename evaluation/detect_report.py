@@ -14,7 +14,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from dataset.sources import gaps_after
+from config import FOLDER_FPS
+from dataset import gaps_after
 from evaluation.events import Event, events_line, events_rule, merge_events
 from evaluation.pages import (checked_video_links, csv_text, href, html_page, html_table, json_text, meta_block,
                               new_figure, run_table, save_png)
@@ -22,7 +23,6 @@ from evaluation.scores import is_flat, true_runs
 from utils import atomic_write_text
 
 DETECT_CSV_HEADER = ("frame", "psnr", "score", "above_threshold")
-DEFAULT_FPS = 10.0   # seconds in a report written without a frame rate (detect.py's for a folder of frames)
 OOD_STDS = 3.0       # stream mode: a median PSNR this many training stds below the training mean is "far outside"
 
 
@@ -146,7 +146,7 @@ def _detect_html(n_frames: int, n_above: int, threshold: float, events: Sequence
 def write_detect_report(out_dir: str | os.PathLike, frame_indices: Sequence[int], psnr: np.ndarray,
                         scores: np.ndarray, threshold: float, meta: dict, *, csv_written: bool = False,
                         video: str | None = None, score_label: str = "anomaly score",
-                        events: Sequence[Event] | None = None, fps: float = DEFAULT_FPS, title: str = "",
+                        events: Sequence[Event] | None = None, fps: float = FOLDER_FPS, title: str = "",
                         event_gap_frames: int = 0, min_event_frames: int = 1, caveats: Sequence[str] = ()) -> Path:
     """Report for scoring an unlabelled video; returns index.html's path.
 

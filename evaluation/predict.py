@@ -14,10 +14,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from checkpoint import load_state_strict
+from config import STATS_WINDOWS
 from dataset import Video, to_network_range, video_frame_batches
 from evaluation.scores import error_map, psnr_per_frame
 from model import Generator
-from training.checkpoint import load_state_strict
 from utils import FFPError
 
 
@@ -152,7 +153,7 @@ def score_videos(generator: nn.Module, videos: list, cfg, device: torch.device, 
 
 
 def training_psnr_stats(generator: nn.Module, videos: list[Video], cfg, device: torch.device,
-                        max_windows: int = 2000, batch_size: int | None = None,
+                        max_windows: int = STATS_WINDOWS, batch_size: int | None = None,
                         cancel: Callable[[], bool] | None = None) -> dict:
     """PSNR statistics of the generator's predictions on training windows, for `detect.py --mode stream`.
 
@@ -180,7 +181,7 @@ def training_psnr_stats(generator: nn.Module, videos: list[Video], cfg, device: 
 
 
 def psnr_stats_from_training_data(state: dict, cfg, data_root: str | None, device: torch.device, what: str,
-                                  max_windows: int = 500) -> dict:
+                                  max_windows: int = STATS_WINDOWS) -> dict:
     """training_psnr_stats of a checkpoint's generator on its own training data, for checkpoints saved without
     them (a run stopped before its end).
 

@@ -19,7 +19,7 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from dataset.sources import opencv_log_at_most
+from dataset import opencv_log_at_most
 from evaluation.scores import true_runs
 from utils import FFPError, shared_mode
 

@@ -22,6 +22,8 @@ import cv2
 import numpy as np
 import scipy.io
 
+from synthetic import intervals_to_labels  # noqa: F401  (also used by tests as fake_layouts.intervals_to_labels)
+
 FAKE_FRAME_SIZE = (24, 36)  # (H, W)
 
 
@@ -38,14 +40,6 @@ def fake_intervals(video_index: int, n_frames: int) -> np.ndarray:
     if video_index % 2 == 0:
         return np.array([[n_frames // 4 + 1], [n_frames // 2 + 1]])
     return np.array([[2, n_frames - 2], [3, n_frames]])
-
-
-def intervals_to_labels(intervals: np.ndarray, n_frames: int) -> np.ndarray:
-    """(2, K) or (2,) 1-based inclusive intervals -> (n_frames,) int64 0/1 labels."""
-    labels = np.zeros(n_frames, dtype=np.int64)
-    for start, end in np.asarray(intervals).reshape(2, -1).T:
-        labels[int(start) - 1:int(end)] = 1
-    return labels
 
 
 def _frame(rng: np.random.Generator, index: int, color: bool) -> np.ndarray:

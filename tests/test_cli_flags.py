@@ -16,7 +16,7 @@ from errors import FFPError
 from config import (FLAG_GROUPS, FLAG_HELP, RUNTIME_FIELDS, Config, build_config, command_config,
                     dataset_defaults)
 from model import Generator
-from training.checkpoint import save_checkpoint
+from checkpoint import save_checkpoint
 from training.resume import resume_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -180,12 +180,12 @@ def test_real_avenue_labels(shared_data):
 
 def test_data_workers_auto_leaves_the_compute_threads_their_cores(monkeypatch):
     """--num_workers -1 (auto): 2 workers, but on CPU runs only as many as cores left by torch's threads."""
-    from dataset import loaders
-    monkeypatch.setattr(loaders.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    from dataset import workers
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
     for threads, expected in [(1, 2), (3, 1), (4, 0), (8, 0)]:
-        monkeypatch.setattr(loaders.torch, "get_num_threads", lambda t=threads: t)
-        assert loaders.data_workers(-1, "cpu") == expected
-    assert loaders.data_workers(3, "cpu") == 3 and loaders.data_workers(0, "cpu") == 0   # explicit: as given
+        monkeypatch.setattr(workers.torch, "get_num_threads", lambda t=threads: t)
+        assert workers.data_workers(-1, "cpu") == expected
+    assert workers.data_workers(3, "cpu") == 3 and workers.data_workers(0, "cpu") == 0   # explicit: as given
 
 
 def test_16bit_frames_holding_12bit_values_are_not_read_black(tmp_path, capsys):

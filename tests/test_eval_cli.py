@@ -22,7 +22,7 @@ from config import build_config
 from dataset import find_dataset
 from evaluation.video import PANEL_MIN_H, STRIP_H
 from model import Generator
-from training.checkpoint import save_checkpoint
+from checkpoint import save_checkpoint
 
 # 32×48 frames and a 2-level U-Net of widths (4, 8): a few ms per frame on a loaded 2-core machine.
 TINY = build_config("synthetic", "tiny", {"g_widths": (4, 8)})

@@ -8,7 +8,7 @@ import export
 from cli import run_cli
 from model import Discriminator
 from test_eval_cli import TINY, save_random_checkpoint
-from training.checkpoint import load_checkpoint
+from checkpoint import load_checkpoint
 
 
 def training_checkpoint(path, **extra):

@@ -273,7 +273,7 @@ def test_weights_from_before_the_flow_loss_fix(trained, tmp_path, capsys):
     continues with the same loss (λ_op 2 -> 0.005, said), --init_from says what the weights were trained with;
     current checkpoints (loss_units 'pixels') get neither."""
     import torch
-    from training.checkpoint import save_checkpoint
+    from checkpoint import save_checkpoint
     root, run = trained
     state = torch.load(run / "w" / "ped2_latest.pth", weights_only=True)
     assert state["flownet"]["loss_units"] == "pixels" and state["config"]["lambda_op"] == 2.0

@@ -565,7 +565,7 @@ def test_frames_of_different_sizes_are_resized_consistently(tmp_path):
     config size (height×width), so the video loads and every window/batch has the config shape."""
     from config import build_config
     from dataset import TrainWindows, prepare_dataset
-    from dataset.loaders import FolderFrames
+    from dataset.streaming import FolderFrameDataset
     info = write_ped2_layout(tmp_path / "data", n_train=1, n_test=1, n_frames=6)
     rng = np.random.default_rng(0)
     for split, index, size in [("training", 1, (48, 64)), ("training", 3, (10, 14)), ("testing", 2, (240, 360))]:
@@ -576,7 +576,7 @@ def test_frames_of_different_sizes_are_resized_consistently(tmp_path):
         cfg.cache_frames = cache
         windows = TrainWindows(files.train, cfg)
         assert all(windows[i].shape == (5, 3, cfg.height, cfg.width) for i in range(len(windows)))
-    test_frames = FolderFrames(files.test[0].source, cfg.height, cfg.width)
+    test_frames = FolderFrameDataset(files.test[0].source, cfg.height, cfg.width)
     assert {tuple(test_frames[i][0].shape) for i in range(len(test_frames))} == {(3, cfg.height, cfg.width)}
 
 

@@ -300,7 +300,7 @@ def test_outputs_honour_the_umask(data_root, tmp_path):
 # ------------------------------------------------------------------------------------------ 11. damaged checkpoint
 def test_a_checkpoint_with_one_flipped_bit_is_refused(data_root, tmp_path):
     import zipfile
-    from training.checkpoint import load_checkpoint
+    from checkpoint import load_checkpoint
     from utils import FFPError
     assert train_cli(tiny_args(data_root, tmp_path, 2)) == 0
     ckpt = tmp_path / "w" / LATEST

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from config import PRESETS, Config                  # noqa: E402
 from dataset import find_dataset                    # noqa: E402
 from evaluation.predict import generator_from_state, score_videos  # noqa: E402
-from training.checkpoint import load_checkpoint     # noqa: E402
+from checkpoint import load_checkpoint     # noqa: E402
 from training.resume import checkpoint_config       # noqa: E402
 
 SHIPPED = ROOT / "weights" / "ped2_cpu.pth"

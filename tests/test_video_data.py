@@ -231,7 +231,7 @@ def test_extractions_of_the_current_file_at_other_sizes_are_kept_for_other_runs(
 def test_decoder_recoveries_without_a_timestamp_gap_are_reported_as_damage():
     """A file without usable timestamps numbers frames in decode order, so damage shows only as failed reads that
     recovered: reported (eval.py then refuses the file), never silently renumbered."""
-    from dataset.sources import DecodeReport
+    from dataset import DecodeReport
     whole = DecodeReport(Path("x.avi"), np.arange(50), None, None, retries=0)
     damaged = DecodeReport(Path("x.avi"), np.arange(50), None, None, retries=3)
     assert whole.problems() == []

@@ -126,3 +126,17 @@ def wrap_ddp(module: nn.Module, device: torch.device) -> nn.Module:
     """
     device_ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=device_ids)
+
+
+def stop_agreed(signum: int, step: int, log_interval: int, info: DistInfo, device: torch.device) -> bool:
+    """Whether a SIGINT/SIGTERM (`signum`, 0 = none) asks to stop before `step`.
+
+    One process: at once. Under DDP the ranks must stop at the same step (a rank leaving early would hang
+    the others in the next all-reduce), so they agree by an all-reduce, only every `log_interval` steps to
+    keep the loop free of per-step host syncs.
+    """
+    if not info.enabled:
+        return bool(signum)
+    if step % log_interval:
+        return False
+    return any_rank(torch.tensor(signum, device=device), info)

@@ -23,9 +23,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 from collections import Counter
-from dataclasses import fields, replace
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
-from config import FLAG_GROUPS, Config, build_config, runtime_defaults, validate
+import torch
+
+from checkpoint import load_checkpoint, load_state_strict
+from config import FLAG_GROUPS, Config, build_config, config_from_namespace, runtime_defaults, validate
+from training.step import Nets
 from utils import FFPError
 
 # Flags that define the data a run trains on or the shape of its networks: a resumed run keeps them.
@@ -133,3 +138,95 @@ def data_fingerprint(videos: list, lengths: list[int]) -> str:
     """Short digest of the training videos' names and frame counts: tells whether a resume sees the same data."""
     text = "|".join(f"{v.name}:{n}" for v, n in zip(videos, lengths))
     return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Start:
+    """How a run starts: its config, and the checkpoint it resumes or initialises from (if any)."""
+    cfg: Config
+    resume: dict | None = None
+    init: dict | None = None
+    source: str = ""                       # path of that checkpoint
+    changes: list[str] = field(default_factory=list)   # flags changed on resume
+
+    def changed(self, names: tuple[str, ...]) -> bool:
+        """Whether a resume changed any of the settings `names`."""
+        return any(change.split(":")[0] in names for change in self.changes)
+
+
+TRAINING_KEYS = ("net_d", "optim_g", "optim_d", "sched_g", "sched_d", "step")
+
+
+def resolve_start(args: argparse.Namespace) -> Start:
+    """The run's config from flags, a resumed checkpoint (its data/architecture kept) or --init_from weights."""
+    if args.resume and args.init_from:
+        raise FFPError("--resume continues a run and --init_from starts a new one from trained weights: give one")
+    if args.resume is not None:
+        path = Path(args.weights_dir or "weights") / f"{args.dataset or 'synthetic'}_latest.pth" \
+            if args.resume == "latest" else Path(args.resume)
+        state = load_checkpoint(path)
+        for key in TRAINING_KEYS:
+            if key not in state:
+                raise FFPError(f"--resume {path}: not a training checkpoint (no '{key}'; generator-only checkpoints "
+                               f"can be evaluated, or fine-tuned with --init_from)")
+        cfg, changes = resume_config(args, state, str(path))
+        return Start(cfg, resume=state, source=str(path), changes=changes)
+    if args.init_from is not None:
+        state = load_checkpoint(args.init_from)
+        return Start(init_config(args, state, args.init_from), init=state, source=args.init_from)
+    return Start(config_from_namespace(args))
+
+
+def check_same_data(start: Start, videos: list, lengths: list[int]) -> str:
+    """The training data's fingerprint; FFPError when a resumed run finds other data than it trained on."""
+    fingerprint = data_fingerprint(videos, lengths)
+    if start.resume and start.resume.get("data_fingerprint", fingerprint) != fingerprint:
+        raise FFPError(f"--resume {start.source}: the training data under --data_root {start.cfg.data_root} differs "
+                       f"from the data this run trained on ({len(videos)} videos, {sum(lengths)} frames now); "
+                       f"resume with the original data, or fine-tune with --init_from {start.source}")
+    return fingerprint
+
+
+@dataclass
+class RunState:
+    """What the training loop carries from step to step, and what a resumed run continues from."""
+    step: int = 0
+    history: list[dict] = field(default_factory=list)   # [{"step", "val_auc"}] of every validation
+
+    @property
+    def best_auc(self) -> float | None:
+        """The best validation micro-AUC so far, None before any validation."""
+        return max((h["val_auc"] for h in self.history if h.get("val_auc") is not None), default=None)
+
+
+def restore_run(start: Start, nets: Nets, schedulers: list) -> RunState:
+    """Where the loop starts: step 0 with fresh weights; a resumed checkpoint's weights, optimizers, schedules,
+    RNG and history (a changed schedule applied); or --init_from's generator (and discriminator) weights."""
+    if start.resume:
+        state = start.resume
+        load_state_strict(nets.g, state["net_g"], "--resume generator")
+        load_state_strict(nets.d, state["net_d"], "--resume discriminator")
+        nets.opt_g.load_state_dict(state["optim_g"])
+        nets.opt_d.load_state_dict(state["optim_d"])
+        for scheduler, key in zip(schedulers, ("sched_g", "sched_d")):
+            scheduler.load_state_dict(state[key])
+        torch.set_rng_state(state["rng"]["torch"])
+        if start.changed(SCHEDULE):
+            apply_schedule(start.cfg, [nets.opt_g, nets.opt_d], schedulers)
+        return RunState(state["step"], list(state.get("history", [])))
+    if start.init:
+        load_state_strict(nets.g, start.init["net_g"], f"--init_from {start.source} generator")
+        if "net_d" in start.init:
+            load_state_strict(nets.d, start.init["net_d"], f"--init_from {start.source} discriminator")
+    return RunState()
+
+
+def legacy_flow_note(start: Start) -> list[str]:
+    """The start-up note for --init_from weights trained with the legacy 1/400 flow scale (README "Optical
+    flow"), or nothing."""
+    if not (start.init and trained_with_legacy_flow_scale(start.init)):
+        return []
+    return [f"note: {start.source} was trained before 2026-11-30 with the classical estimator's motion loss "
+            f"scaled by 1/400: its λ_op {start.init['config']['lambda_op']} was "
+            f"{checkpoint_config(start.init).lambda_op} in today's pixel units; this run uses "
+            f"λ_op {start.cfg.lambda_op}"]

@@ -2,7 +2,8 @@
 
 Training checkpoint keys: net_g, net_d, optim_g, optim_d, sched_g, sched_d, step, config, rng, history,
 flownet (the estimator's class name, its checkpoint path and the motion loss's units, "pixels"; files
-without loss_units trained a classical-flow loss scaled by 1/400, see training/resume.py). A shipped
+without loss_units trained a classical-flow loss scaled by 1/400, see training/resume.py, where all
+legacy-checkpoint handling lives). A shipped
 generator-only checkpoint has net_g, config, step and optional psnr_stats.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from config import Config, validate
 from utils import FFPError, atomic_write_bytes
 
 
@@ -129,7 +131,6 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def _check_config(config, path: Path) -> None:
     """The stored config must rebuild a valid Config (FFPError naming the checkpoint otherwise)."""
-    from config import Config, validate   # local import: config is light, but keep checkpoint I/O importable alone
     if not isinstance(config, dict):
         raise FFPError(f"checkpoint {path}: 'config' is a {type(config).__name__}, expected a dict")
     try:

@@ -1,0 +1,64 @@
+"""Setting up a run's data: find the configured dataset, check its videos are long enough, cut the training videos.
+
+    files = prepare_dataset(cfg)             # <data_root>/<dataset> found, labels read and checked
+    videos = training_videos(files, cfg)     # each cut to its normal part when --train_until is given
+
+Points in a video given as frames or seconds (`--train_until`, `--start`) become frame numbers here (`frame_number`).
+"""
+from __future__ import annotations
+
+from config import Config, parse_until
+from utils import FFPError
+
+from .layouts import DatasetFiles, Video, find_dataset
+from .sources import FrameFolder, VideoFile
+
+
+def frame_number(text: str, video: Video, flag: str) -> int:
+    """A point in `video` given as frames ('400') or seconds ('40s') — `--train_until`, `--start` — as a frame
+    number: seconds × the file's frame rate. FFPError naming the flag and the video when the value is malformed
+    or given in seconds for a source without a frame rate (a folder of frames)."""
+    parsed = parse_until(text, flag)
+    if parsed is None:
+        raise FFPError(f"{flag} needs a number of frames ('400') or seconds ('40s'), got {text!r}")
+    value, unit = parsed
+    if unit == "frames":
+        return int(value)
+    fps = video.source.container()[0] if isinstance(video.source, VideoFile) else None
+    if fps is None:
+        why = ("is a folder of frames (no frame rate)" if isinstance(video.source, FrameFolder)
+               else "declares no usable frame rate")
+        raise FFPError(f"{flag} {text}: {video.where} {why}; give it in frames instead (e.g. {flag} 400)")
+    return int(round(value * fps))
+
+
+def training_videos(files: DatasetFiles, cfg: Config) -> list[Video]:
+    """The training videos, each cut to its normal part when --train_until is given (frames or seconds; FFPError
+    from `frame_number` when it is malformed or in seconds for a folder of frames)."""
+    if cfg.train_until in (None, ""):
+        return files.train
+    return [v.head(frame_number(cfg.train_until, v, "--train_until")) for v in files.train]
+
+
+def prepare_dataset(cfg: Config) -> DatasetFiles:
+    """Find the configured dataset (generating the synthetic one on first use, into <data_root>/synthetic only),
+    read and check its labels, and check every test video and training frame folder holds one window.
+
+    Training video FILES are counted when they are decoded (TrainWindows), still before any training step.
+    FFPError for a dataset not found, a bad label or mask, or a video shorter than one window.
+    """
+    if cfg.dataset == "synthetic":
+        from synthetic import ensure_synthetic
+        ensure_synthetic(cfg.data_root, seed=0)
+    files = find_dataset(cfg.data_root, cfg.dataset)
+    window = cfg.in_frames + 1
+    check_lengths([v for v in files.train if isinstance(v.source, FrameFolder)] + files.test, window, cfg.in_frames)
+    return files
+
+
+def check_lengths(videos: list[Video], window: int, in_frames: int) -> None:
+    """FFPError naming the first video shorter than one window (in_frames + the predicted frame)."""
+    for video in videos:
+        if len(video) < window:
+            raise FFPError(f"{video.where} has {len(video)} frames, shorter than the {window}-frame window "
+                           f"(--in_frames {in_frames} + the predicted frame)")

@@ -1,0 +1,102 @@
+"""Test streaming: every frame of one video in order, batch by batch, each frame decoded once.
+
+    for frames in video_frame_batches(video, cfg, 16): ...   # uint8 B×3×H×W; then .numbers, .report
+
+Frame folders are decoded by DataLoader workers in parallel; video files by one worker at most (decoding is
+sequential), keeping each frame's true number in the file's timeline and the file's DecodeReport.
+"""
+from __future__ import annotations
+
+import array
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from config import Config
+
+from .layouts import Video
+from .sources import DecodeReport, FrameFolder, VideoFile
+from .workers import data_workers, leave_interrupts_to_main
+
+
+class FolderFrameDataset(Dataset):
+    """The frames of a frame folder in order, each decoded once: item i -> (3×H×W uint8 tensor, frame number i)."""
+
+    def __init__(self, source: FrameFolder, height: int, width: int):
+        self.source, self.height, self.width = source, height, width
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        frame = self.source.read(i, self.height, self.width)
+        return torch.from_numpy(frame).permute(2, 0, 1).contiguous(), i
+
+
+class FileBatchDataset(IterableDataset):
+    """A video file decoded in order: (B×3×H×W uint8, (B,) int64 frame numbers, DecodeReport on the last batch)."""
+
+    def __init__(self, source: VideoFile, height: int, width: int, batch_size: int):
+        self.source, self.height, self.width, self.batch_size = source, height, width, batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, DecodeReport | None]]:
+        frames, numbers = [], []
+        for number, rgb in self.source.frames(self.height, self.width):
+            frames.append(rgb)
+            numbers.append(number)
+            if len(frames) == self.batch_size:
+                yield _batch(frames), torch.tensor(numbers), None
+                frames, numbers = [], []
+        yield _batch(frames), torch.tensor(numbers, dtype=torch.int64), self.source.report()
+
+
+def _batch(frames: list[np.ndarray]) -> torch.Tensor:
+    """list of H×W×3 uint8 -> B×3×H×W uint8 tensor (B may be 0)."""
+    if not frames:
+        return torch.zeros((0, 3, 1, 1), dtype=torch.uint8)
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+
+
+class FrameBatches:
+    """Ordered uint8 B×3×H×W batches of one video's frames, each frame decoded once.
+
+    Iterating fills `numbers` (a compact int64 array, 8 bytes a frame) with the frame numbers of the frames
+    yielded so far (true source numbers for video files, positions for folders) and, for video files, sets
+    `report` once the end is reached. Frame folders are decoded by DataLoader workers where `workers` > 0; video
+    files by one worker at most (decoding is sequential). Decoding raises FFPError naming an unreadable frame or file.
+    """
+
+    def __init__(self, video: Video, height: int, width: int, batch_size: int, workers: int = 0):
+        self.source = video.source
+        self.height, self.width, self.batch_size, self.workers = height, width, batch_size, workers
+        self.numbers = array.array("q")
+        self.report: DecodeReport | None = None
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        self.numbers, self.report = array.array("q"), None
+        pin = torch.cuda.is_available()
+        if isinstance(self.source, FrameFolder):
+            loader = DataLoader(FolderFrameDataset(self.source, self.height, self.width), batch_size=self.batch_size,
+                                shuffle=False, num_workers=self.workers, pin_memory=pin,
+                                worker_init_fn=leave_interrupts_to_main)
+            for frames, numbers in loader:
+                self.numbers.extend(numbers.tolist())
+                yield frames
+            return
+        loader = DataLoader(FileBatchDataset(self.source, self.height, self.width, self.batch_size), batch_size=None,
+                            num_workers=min(self.workers, 1), pin_memory=pin, worker_init_fn=leave_interrupts_to_main)
+        for frames, numbers, report in loader:
+            if report is not None:
+                self.report = report
+            if len(numbers):
+                self.numbers.extend(numbers.tolist())
+                yield frames
+
+
+def video_frame_batches(video: Video, cfg: Config, batch_size: int, workers: int | None = None) -> FrameBatches:
+    """FrameBatches of `video` at the config size (uint8 B×3×H×W, B <= batch_size, every frame once, in order);
+    `workers` None: from cfg.num_workers via `data_workers`."""
+    workers = data_workers(cfg.num_workers, cfg.device) if workers is None else workers
+    return FrameBatches(video, cfg.height, cfg.width, batch_size, workers)
