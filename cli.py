@@ -7,7 +7,7 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from errors import FFPError
 
@@ -76,7 +76,7 @@ class StopRequest:
     def __init__(self) -> None:
         self.signum = 0   # the signal that asked to stop, 0 while none has
 
-    def __enter__(self) -> "StopRequest":
+    def __enter__(self) -> StopRequest:
         self._saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         for s in self._saved:
             signal.signal(s, self._handle)

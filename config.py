@@ -11,8 +11,9 @@ import argparse
 import dataclasses
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import Callable
+from typing import Any
 
 from errors import FFPError
 
@@ -21,9 +22,12 @@ from errors import FFPError
 FLOW_CHOICES = ("auto", "flownet2sd", "classical", "none")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    """Every setting of a run. Image size is (height, width); widths are channels per level."""
+    """Every setting of a run. Image size is (height, width); widths are channels per level.
+
+    Frozen: a command builds it once (`build_config`, `command_config`, training.resume) and every consumer reads
+    the same object; a changed copy is `dataclasses.replace(cfg, ...)`."""
     dataset: str = "synthetic"
     data_root: str = "data"
     preset: str | None = None
@@ -75,10 +79,10 @@ class Config:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Config":
+    def from_dict(cls, data: dict) -> Config:
         """Inverse of `to_dict`; unknown keys (from newer versions) are ignored, lists become tuples."""
         known = {f.name: f for f in fields(cls)}
-        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+        kwargs: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
         return cls(**kwargs)
 
     def pretty(self) -> str:
@@ -150,9 +154,9 @@ def dataset_defaults(dataset: str) -> dict:
     """The defaults of a built-in benchmark, or of a custom dataset for any other valid folder name."""
     if dataset in DATASET_DEFAULTS:
         return dict(DATASET_DEFAULTS[dataset])
-    if not CUSTOM_NAME.fullmatch(dataset or ""):
-        raise FFPError(f"--dataset {dataset!r}: expected a built-in benchmark ({', '.join(DATASET_DEFAULTS)}) or the "
-                       f"name of your own dataset folder under --data_root (letters, digits, '_', '-', '.')")
+    problem = field_problem("dataset", dataset)
+    if problem:
+        raise FFPError(problem)
     return custom_defaults()
 
 
@@ -184,12 +188,15 @@ POSITIVE_FIELDS = ("iters", "batch_size", "height", "width", "save_interval", "v
                    "eval_batch_size", "in_frames")
 
 
-def field_problem(name: str, value) -> str | None:
+def field_problem(name: str, value, flag: str | None = None) -> str | None:
     """What is wrong with one setting taken on its own (its flag's one-line message), or None.
 
     The checks that need no other setting; `validate` adds those that combine settings (size vs U-Net depth).
     """
-    flag = f"--{name}"
+    flag = flag or f"--{name}"
+    if name == "dataset" and value not in DATASET_DEFAULTS and not CUSTOM_NAME.fullmatch(value or ""):
+        return (f"{flag} {value!r}: expected a built-in benchmark ({', '.join(DATASET_DEFAULTS)}) or the "
+                f"name of your own dataset folder under --data_root (letters, digits, '_', '-', '.')")
     if name in POSITIVE_FIELDS and value <= 0:
         return f"{flag} must be a positive integer, got {value}"
     if name in ("height", "width") and value < 32:
@@ -229,12 +236,13 @@ def validate(cfg: Config) -> None:
                        f"--g_widths {cfg.g_widths}), got {cfg.height}×{cfg.width}")
 
 
-def check_flag_values(args: argparse.Namespace) -> None:
+def check_flag_values(args: argparse.Namespace, spellings: dict[str, str] | None = None) -> None:
     """`field_problem` for every Config flag given on the command line, so that a bad value answers before torch
-    loads (the combined checks run when the whole config is known). FFPError naming the first bad flag."""
+    loads (the combined checks run when the whole config is known). FFPError naming the first bad flag, as
+    `spellings` writes it where a script has aliases ({'eval_batch_size': '--batch_size/--eval_batch_size'})."""
     for name in _FIELDS:
         value = getattr(args, name, None)
-        problem = None if value is None else field_problem(name, value)
+        problem = None if value is None else field_problem(name, value, (spellings or {}).get(name))
         if problem:
             raise FFPError(problem)
 
@@ -343,6 +351,14 @@ def runtime_default_text(name: str) -> str:
     """Default text of a flag of a command that reads a checkpoint (eval.py, detect.py): the dataset is the
     checkpoint's; runtime settings have this command's own defaults (never the training machine's)."""
     return "default: the checkpoint's" if name == "dataset" else default_text(name, presets=False)
+
+
+def statistics_default_text(name: str) -> str:
+    """Default text of a flag of detect.py and export.py, where --data_root only locates the checkpoint's training
+    data, to compute the training PSNR statistics a checkpoint lacks."""
+    if name == "data_root":
+        return "only to compute training PSNR statistics a checkpoint lacks; default: the checkpoint's"
+    return runtime_default_text(name)
 
 
 def add_config_flags(parser: argparse.ArgumentParser, groups: tuple[str, ...] = tuple(FLAG_GROUPS),

@@ -33,10 +33,17 @@ import argparse
 import math
 
 from cli import ArgumentParser, answer_flags_first, run_cli
-from config import add_config_flags, check_flag_values, parse_until, runtime_default_text
+from config import FLAG_GROUPS, add_config_flags, check_flag_values, parse_until, statistics_default_text
 from errors import FFPError
-from evaluation.events import (DEFAULT_EVENT_GAP, DEFAULT_MIN_EVENT, duration_value, events_line, events_rule,
-                               merge_events, parse_duration)   # light: numpy loads only when merge_events runs
+from evaluation.events import (
+    DEFAULT_EVENT_GAP,
+    DEFAULT_MIN_EVENT,
+    duration_value,
+    events_line,
+    events_rule,
+    merge_events,  # light: numpy loads only when merge_events runs
+    parse_duration,
+)
 
 DEFAULT_THRESHOLD = {"whole": 0.5, "stream": 3.0}
 
@@ -62,13 +69,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--save_video", action="store_true", help="also write heatmap.mp4 (reads the input twice)")
     parser.add_argument("--out_dir", default="results", help="parent folder of the result folder (default: results)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing result folder")
-    parser.add_argument("--data_root", default=None, help="stream mode without stored statistics: where the "
-                                                          "checkpoint's training data is (default: its config's)")
     parser.add_argument("--max_frames", type=int, default=None,
                         help="read only the frames numbered below N (the first N of an undamaged constant-rate file)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    add_config_flags(parser, ("machine",), defaults=runtime_default_text,
-                     aliases={"eval_batch_size": ("--batch_size",)})
+    add_config_flags(parser, ("data", "machine"), only=("data_root", *FLAG_GROUPS["machine"]),
+                     defaults=statistics_default_text, aliases={"eval_batch_size": ("--batch_size",)})
     args = parser.parse_args(argv)
     if args.max_frames is not None and args.max_frames <= 0:
         raise FFPError(f"--max_frames must be a positive integer, got {args.max_frames}")
@@ -83,9 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.psnr_mean is not None and args.mode != "stream":
         raise FFPError("--psnr_mean/--psnr_std set stream mode's training statistics; add --mode stream "
                        "(whole mode normalises over the clip itself)")
-    if args.eval_batch_size is not None and args.eval_batch_size <= 0:   # either spelling of the flag
-        raise FFPError(f"--batch_size/--eval_batch_size must be a positive integer, got {args.eval_batch_size}")
-    check_flag_values(args)
+    check_flag_values(args, spellings={"eval_batch_size": "--batch_size/--eval_batch_size"})
     return args
 
 
@@ -99,24 +102,21 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 
+from checkpoint import load_checkpoint
 from cli import StopRequest, raise_for_signal
 from config import FOLDER_FPS, STATS_WINDOWS, Config, command_config
 from dataset import FrameFolder, Video, VideoFile, frame_number, open_source, video_frame_batches
-from evaluation.predict import generator_from_state, iter_predictions, psnr_stats_from_training_data
 from evaluation.detect_report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
 from evaluation.pages import StagedResult, file_stems
+from evaluation.predict import generator_from_state, iter_predictions, psnr_stats_from_training_data
 from evaluation.scores import anomaly_scores, flat_videos_note
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator
-from checkpoint import load_checkpoint
 from training.resume import checkpoint_config
 from utils import duration_text, run_environment, set_up_machine
-
-
 
 # ----------------------------------------------------------------------------- input
 

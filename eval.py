@@ -38,7 +38,7 @@ from __future__ import annotations
 import argparse
 
 from cli import ArgumentParser, answer_flags_first, run_cli
-from config import FLAG_GROUPS, add_config_flags, check_flag_values, dataset_defaults, runtime_default_text
+from config import FLAG_GROUPS, add_config_flags, check_flag_values, runtime_default_text
 from errors import FFPError
 
 
@@ -60,8 +60,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.smooth_sigma < 0:
         raise FFPError(f"--smooth_sigma must be >= 0 (frames), got {args.smooth_sigma}")
-    if args.dataset is not None:
-        dataset_defaults(args.dataset)   # refuses a name that cannot be a dataset folder
     check_flag_values(args)
     return args
 
@@ -77,17 +75,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from checkpoint import load_checkpoint
 from config import FOLDER_FPS, Config, command_config
 from dataset import Video, VideoFile, prepare_dataset, scored_labels, video_frame_batches
-from evaluation.metrics import (PixelAUROC, aligned_videos, compute_metrics, format_metrics_table, metric_rows,
-                                video_scores)
-from evaluation.predict import generator_from_state, iter_predictions, predict_frames
+from evaluation.metrics import (
+    PixelAUROC,
+    aligned_videos,
+    compute_metrics,
+    format_metrics_table,
+    metric_rows,
+    video_scores,
+)
 from evaluation.pages import StagedResult, file_stems
+from evaluation.predict import generator_from_state, iter_predictions, predict_frames
 from evaluation.report import worst_frames, write_report
 from evaluation.scores import flat_videos_note
 from evaluation.video import HeatmapVideoWriter, choose_vmax
 from model import Generator
-from checkpoint import load_checkpoint
 from training.resume import checkpoint_config
 from utils import Progress, duration_text, run_environment, set_up_machine
 
@@ -162,25 +166,28 @@ def pixel_metrics(pixels: PixelAUROC | None, size: tuple[int, int], in_frames: i
 
 
 def evaluate(generator: Generator, files, labels: dict[str, np.ndarray] | None, cfg: Config, device: torch.device,
-             args, out: Path) -> tuple[dict, dict, dict, dict]:
-    """Predict every test video (writing heatmap videos into out/videos with --save_video).
+             out: Path, pixel_auroc: bool = True, save_video: bool = False,
+             smooth_sigma: float = 0.0) -> tuple[dict, dict, dict, dict]:
+    """Predict every test video (writing heatmap videos into out/videos with `save_video`).
 
     `labels`: scored_labels of the test videos (for the heatmap videos' curves), or None when unlabelled.
+    pixel_auroc: score pixel AUROC when every test video has masks (--no_pixel_auroc turns it off);
+    smooth_sigma: --smooth_sigma, in frames, for the heatmap videos' score curves.
     Returns ({video: PSNR (N_v,)}, {video: frame numbers (N_v,)}, pixel-AUROC metrics entries,
     {video: mp4 path relative to out}).
     """
     has_masks = bool(files.test) and all(v.masks is not None for v in files.test)
-    pixels = PixelAUROC(PIXEL_SAMPLES, PIXEL_SEED) if has_masks and not args.no_pixel_auroc else None
+    pixels = PixelAUROC(PIXEL_SAMPLES, PIXEL_SEED) if has_masks and pixel_auroc else None
     reason = "--no_pixel_auroc" if has_masks else "the test videos have no pixel masks"
     stems = file_stems(v.name for v in files.test)
     psnr, numbers, links = {}, {}, {}
     progress = Progress(len(files.test), "test videos", unit="video", min_interval_s=5)
     for video in files.test:
         psnr[video.name], numbers[video.name], kept = predict_video(generator, video, cfg, device, pixels,
-                                                                    args.save_video)
+                                                                    save_video)
         if kept is not None:
             links[video.name] = f"videos/{stems[video.name]}.mp4"
-            write_heatmap_video(out / links[video.name], kept, video_scores(psnr[video.name], args.smooth_sigma),
+            write_heatmap_video(out / links[video.name], kept, video_scores(psnr[video.name], smooth_sigma),
                                 None if labels is None else labels[video.name], cfg.in_frames)
         progress.update()
     progress.close()
@@ -255,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
              "dropped_frames": cfg.in_frames, "smooth_sigma": args.smooth_sigma}
     with StagedResult(args.out_dir, f"{cfg.dataset}_{ckpt_path.stem}", args.overwrite) as stage:
         labels = None if skipped else scored_labels(files.test, cfg.in_frames)
-        psnr, numbers, pixel, links = evaluate(generator, files, labels, cfg, device, args, stage.dir)
+        psnr, numbers, pixel, links = evaluate(generator, files, labels, cfg, device, stage.dir,
+                                               not args.no_pixel_auroc, args.save_video, args.smooth_sigma)
         flat = flat_videos_note(psnr)
         notes = ([flat] if flat else []) + [f"labels: {n}" for n in files.notes.lines]
         metrics = None if skipped else {**compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma), **pixel}

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import cv2
 import numpy as np
 import scipy.io
 
-from utils import FFPError, shared_mode
+from utils import FFPError, install_folder, remove_dead_staging, staging_folder
 
 SYNTHETIC_VIDEO_SIZE = (64, 96)  # (H, W): 3:2 like Ped2's 240x360
 GENERATOR_VERSION = 1  # bump whenever output bytes change, so old caches are regenerated
@@ -455,7 +454,8 @@ def generate_video(seed: int = 0, split: str = "testing", index: int = 0, n_fram
     kind = anomaly_kind(index) if split == "testing" else None
     tracks = plan_video(rng, n_frames, size, kind)
     frames, masks = render_video(background, tracks, n_frames, rng)
-    labels = masks.reshape(n_frames, -1).any(axis=1).astype(np.int64)
+    # numpy's stubs type ndarray.any(axis=1) as "bool scalar or array"; on this 2-D array it is an array
+    labels: np.ndarray = masks.reshape(n_frames, -1).any(axis=1).astype(np.int64)  # type: ignore[assignment]
     if kind is not None and not 0 < labels.sum() < n_frames:
         # The anomaly schedule guarantees both kinds of frame for n_frames >= MIN_FRAMES; never write a bad gt.
         raise RuntimeError(f"synthetic generator bug: test video {index} (seed {seed}) has {labels.sum()} "
@@ -569,19 +569,13 @@ def _write_dataset(dataset: Path, config: dict) -> None:
 
 
 def _install(tmp: Path, dest: Path, config: dict) -> None:
-    """Atomically move the finished `tmp` folder to `dest`, replacing a stale generated one. If another process
-    installed a matching dataset meanwhile, keep theirs."""
-    stale = None
-    if dest.exists():
-        stale = Path(tempfile.mkdtemp(prefix=f".{DATASET_NAME}.old-", dir=dest.parent))
-        os.replace(dest, stale / DATASET_NAME)
+    """Move the finished `tmp` folder to `dest`, replacing a stale generated one (utils.install_folder). If another
+    process installed a matching dataset meanwhile, keep theirs."""
     try:
-        os.replace(tmp, dest)
+        install_folder(tmp, dest)
     except OSError:
         if not _is_complete(dest, config):
             raise
-    if stale is not None:
-        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _prepare_root(root: str | os.PathLike) -> Path:
@@ -611,8 +605,8 @@ def ensure_synthetic(root: str | os.PathLike, seed: int = 0, *, n_train: int = 8
         raise FFPError(f"{dest}: exists but has no {MARKER_NAME} marker, so it was not made by the synthetic "
                        f"generator; move it away or pass another data root")
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{DATASET_NAME}.tmp-", dir=dest.parent))
-        shared_mode(tmp, directory=True)
+        remove_dead_staging(dest.parent)   # what a killed generation left
+        tmp = staging_folder(dest.parent, DATASET_NAME)
     except OSError as e:
         raise FFPError(f"synthetic data root {dest.parent}: not writable ({e.strerror})") from e
     try:

@@ -21,8 +21,12 @@ from __future__ import annotations
 import argparse
 
 from cli import ArgumentParser, answer_flags_first, run_cli
-from config import (CLASSICAL_LAMBDA_OP, DATASET_DEFAULTS, FLAG_GROUPS, Config, add_config_flags,
-                    check_flag_values, config_from_namespace)
+from config import (
+    FLAG_GROUPS,
+    Config,
+    add_config_flags,
+    check_flag_values,
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -48,16 +52,24 @@ import time
 import torch
 
 from cli import StopRequest
+from config import STATS_WINDOWS
 from dataset import TrainWindows, prepare_dataset, scored_labels, train_loader, training_videos
 from evaluation.metrics import compute_metrics
 from evaluation.predict import Cancelled, score_videos, training_psnr_stats
-from training.distributed import (DistInfo, any_rank, barrier, init_distributed, main_first, mean_over_ranks,
-                                  shutdown_distributed, stop_agreed)
+from training.distributed import (
+    DistInfo,
+    any_rank,
+    barrier,
+    init_distributed,
+    main_first,
+    mean_over_ranks,
+    shutdown_distributed,
+    stop_agreed,
+)
 from training.nets import accelerate, build_nets, build_schedulers, flow_name
 from training.resume import RunState, Start, check_same_data, resolve_start, restore_run
 from training.run import Checkpointer, Due, NoOutputs, run_outputs, start_printout
 from training.step import Nets, Precision, make_precision, train_step
-from config import STATS_WINDOWS, Config
 from utils import FFPError, Progress, configure_threads, seed_everything
 
 
@@ -69,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if warning and info.is_main:
             print(warning, flush=True)
-        precision = make_precision(start.cfg, device)   # before any slow set-up: an impossible --amp_dtype fails at once
+        precision = make_precision(start.cfg, device)   # before the slow set-up: an impossible --amp_dtype fails now
         with run_outputs(start.cfg, info) as outputs:   # rank 0: run lock; nothing left behind if it fails early
             return train(start, info, device, precision, outputs)
     finally:
@@ -97,9 +109,7 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
     outputs.begin(start_printout(cfg, files, windows, start, run.step, flow_name(nets), device, info, skip_validation),
                   checkpointer, run, can_validate=skip_validation is None)
 
-    # --- the loop: one step, then what is due (log, validate, save)
-    nets.g.train()
-    nets.d.train()
+    # --- the loop: one step, then what is due (log, validate, save); G and D are in training mode since built
     bad = torch.zeros((), dtype=torch.bool, device=device)   # any non-finite loss since the last sync
     progress = Progress(cfg.iters, "train", unit="step", initial=run.step, every=cfg.log_interval,
                         enabled=info.is_main)
@@ -118,7 +128,8 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
             due = Due.after(run.step, cfg)
             if due.log:
                 refuse_non_finite(bad, run, cfg, info, outputs)   # one host sync per logged step, never per step
-                outputs.log_losses(mean_over_ranks(parts, info), schedulers[0].get_last_lr()[0], run.step, progress)
+                outputs.log_losses(mean_over_ranks(parts, info), float(schedulers[0].get_last_lr()[0]),
+                                    run.step, progress)
             progress.update(1)
             if due.validate and outputs.validates:
                 auc = validate_auc(nets, cfg, files, device, stop)
@@ -129,10 +140,10 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
                 outputs.save_latest(run, psnr_stats(nets, videos, cfg, device, stop) if due.end else None)
             if due.validate or due.save:
                 barrier(info)   # the other ranks wait for rank 0's validation and files
-    # --- the end: a stop request saves where it stopped
-    if stopped and run.step < cfg.iters:
-        outputs.save_on_stop(run, stopped_by=stop.signum, progress=progress)
-        barrier(info)
+        # --- the end: a stop request saves where it stopped (a second signal leaves at once)
+        if stopped and run.step < cfg.iters:
+            outputs.save_on_stop(run, stopped_by=stop.signum, progress=progress)
+            barrier(info)
     progress.close()
     outputs.finish(run, first_step, time.time() - loop_started)
     return 0

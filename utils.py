@@ -4,14 +4,20 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import re
+import shutil
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from errors import FFPError  # noqa: F401  (re-exported: most modules import it from here)
-
 
 
 def seed_everything(seed: int) -> None:
@@ -22,7 +28,8 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(name: str | None) -> torch.device:
-    """'auto'/None -> cuda when available else cpu; otherwise the named device (error if CUDA is asked for but absent)."""
+    """'auto'/None -> cuda when available else cpu; otherwise the named device (FFPError if CUDA is asked for but
+    absent)."""
     if name in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -84,6 +91,79 @@ def not_writable_reason(folder: Path, exc: OSError) -> str:
     return f"{blocker} is a file, not a folder" if blocker is not None else str(exc.strerror or exc)
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM are recorded while inside and handed to their own handlers on leaving, so that the
+    clean-up inside cannot be cut short half-way. (Masking would not do: torch's worker threads would take a
+    process-directed signal and the main thread would still run the handler mid-clean-up.) Outside the main
+    thread, where handlers cannot be installed, it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    saved: dict[int, Any] = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in saved:
+        signal.signal(s, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        if caught:
+            handler = saved[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(caught[0])
+
+
+# A folder is built in a hidden sibling `.<name>.tmp-<pid>-<random>` and renamed into place when complete
+# (results, the synthetic dataset, extracted frames), so a crash never leaves a half-written visible folder; the
+# pid tells the temp folder of a crashed process (removed by `remove_dead_staging`) from one being built now.
+_STAGING = re.compile(r"\..+\.tmp-(\d+)-\w+")
+
+
+def staging_folder(parent: Path, name: str) -> Path:
+    """A new, empty hidden folder in `parent` (created, with the umask's permissions) to build `name` in. OSError
+    as tempfile.mkdtemp (an unwritable or missing `parent`)."""
+    staged = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=parent))
+    shared_mode(staged, directory=True)
+    return staged
+
+
+def install_folder(staged: Path, dest: Path) -> None:
+    """Rename the finished `staged` folder to `dest`. An existing `dest` is swapped out (moved into a hidden
+    sibling, `staged` renamed in, the old one deleted), so there is never a half-deleted one; signals wait until
+    the swap is done, so it is never left with no visible folder. OSError as os.replace."""
+    with signals_deferred():
+        old = None
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+            os.replace(dest, old / dest.name)
+        os.replace(staged, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_staging(parent: Path) -> None:
+    """Delete the staging folders in `parent` whose process is gone (a crash or a kill -9 left them)."""
+    for folder in parent.iterdir() if parent.is_dir() else []:
+        match = _STAGING.fullmatch(folder.name)
+        if match and folder.is_dir() and not _pid_alive(int(match.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def check_writable(folder: str | os.PathLike, flag: str) -> None:
     """FFPError naming `flag` and `folder` unless files can be created in `folder` (created if missing).
 
@@ -142,7 +222,7 @@ def run_environment(device: torch.device, date_label: str) -> dict[str, str]:
     if commit and git("status", "--porcelain", "--untracked-files=no"):
         commit += "-dirty"
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    return {date_label: datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    return {date_label: datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "git commit": commit or "not a git checkout", "torch": torch.__version__,
             "device": f"{device} ({name})" if name else str(device)}
 
@@ -172,6 +252,7 @@ class Progress:
                  min_interval_s: float = 10.0, enabled: bool = True):
         import sys
         import time
+
         from tqdm import tqdm
         self.total, self.desc, self.unit, self.n, self.every = total, desc, unit, initial, max(1, every)
         self.enabled, self.min_interval_s, self._clock = enabled, min_interval_s, time.monotonic

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from common import bench_data, machine_info, write_json  # noqa: F401  (sets sys.path)
 import torch
+from common import bench_data, machine_info, write_json  # noqa: F401  (sets sys.path)
+
 from config import build_config
 from dataset import TrainWindows, Video, open_source
 

@@ -19,16 +19,29 @@ Prints one `key: value` line per size and writes bench/eval_speed.json.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from common import (
+    autocast,
+    base_parser,
+    bench_data,
+    machine_info,
+    median,
+    naive_read,
+    parse_sizes,
+    size_config,
+    size_fields,
+    summary_line,
+    synchronize,
+    time_reps,
+    write_json,
+)
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import (autocast, base_parser, bench_data, machine_info, median, naive_read, parse_sizes,
-                    size_config, size_fields, summary_line, synchronize, time_reps, write_json)
 from dataset import Video, to_network_range, video_frame_batches
 from evaluation.predict import generator_from_state, predict_video_psnr
 from evaluation.scores import psnr_per_frame

@@ -19,13 +19,13 @@ import statistics
 import time
 
 import torch
+from common import bench_data, machine_info, write_json  # noqa: F401  (sets sys.path)
 from torch.profiler import ProfilerActivity, profile
 
-from common import bench_data, machine_info, write_json  # noqa: F401  (sets sys.path)
 from config import build_config
 from dataset import TrainWindows, train_loader
-from training.nets import accelerate, build_nets
 from training.distributed import DistInfo
+from training.nets import accelerate, build_nets
 from training.step import make_precision, split_clip, train_step
 
 PHASES = ("data", "G forward", "intensity + gradient losses", "flow of the prediction", "flow of the real frame",

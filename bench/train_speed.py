@@ -28,12 +28,24 @@ import time
 
 import numpy as np
 import torch
+from common import (
+    base_parser,
+    bench_data,
+    machine_info,
+    median,
+    naive_read,
+    parse_sizes,
+    peak_memory_mb,
+    size_config,
+    size_fields,
+    summary_line,
+    time_reps,
+    write_json,
+)
 
-from common import (base_parser, bench_data, machine_info, median, naive_read, parse_sizes, peak_memory_mb,
-                    size_config, size_fields, summary_line, time_reps, write_json)
 from dataset import EpochShuffleSampler, TrainWindows, train_loader
-from training.nets import accelerate, build_nets
 from training.distributed import DistInfo
+from training.nets import accelerate, build_nets
 from training.step import make_precision, train_step
 
 STEPS = {"small": 10, "paper": 2}   # training steps per timed repetition

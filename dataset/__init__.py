@@ -15,8 +15,17 @@ from .labels import LabelNotes, entry_labels, labels_from_masks
 from .layouts import DatasetFiles, Video, find_dataset, scored_labels
 from .masks import MaskImages
 from .prepare import frame_number, prepare_dataset, training_videos
-from .sources import (DecodeReport, FrameFolder, VideoFile, gaps_after, open_source, opencv_log_at_most,
-                      prepare_frame, read_frame, to_network_range)
+from .sources import (
+                      DecodeReport,
+                      FrameFolder,
+                      VideoFile,
+                      gaps_after,
+                      open_source,
+                      opencv_log_at_most,
+                      prepare_frame,
+                      read_frame,
+                      to_network_range,
+)
 from .streaming import video_frame_batches
 from .windows import EpochShuffleSampler, TrainWindows, train_loader
 from .workers import data_workers

@@ -13,12 +13,11 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
 
-from utils import FFPError, Progress, atomic_write_text, shared_mode
+from utils import FFPError, Progress, atomic_write_text, remove_dead_staging, staging_folder
 
 from .sources import FrameFolder, VideoFile
 
@@ -33,17 +32,6 @@ def _cache_key(source: VideoFile, height: int, width: int) -> str:
     return hashlib.sha1(ident.encode()).hexdigest()[:12]
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether process `pid` exists (on this machine)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _file_version(path: Path) -> list[int]:
     """[size in bytes, modification time in ns]: what tells one version of a video file from the next."""
     stat = path.stat()
@@ -55,11 +43,9 @@ def _remove_stale(base: Path, source: Path) -> None:
     temp folders of crashed extractions (their process is gone). Extractions of the current file at another
     size or `--train_until` stay: another run may be reading them. Only folders of this cache layout are touched."""
     version = _file_version(source)
+    remove_dead_staging(base)
     for folder in base.iterdir():
-        temp = re.fullmatch(r"\..+\.tmp-(\d+)-\w+", folder.name)
-        if temp and not _pid_alive(int(temp.group(1))):
-            shutil.rmtree(folder, ignore_errors=True)
-        elif (folder / MANIFEST).is_file():
+        if (folder / MANIFEST).is_file():
             try:
                 manifest = json.loads((folder / MANIFEST).read_text())
             except (OSError, ValueError):
@@ -85,7 +71,7 @@ def extracted_frames(source: VideoFile, height: int, width: int, cache_dir: str 
     try:
         base.mkdir(parents=True, exist_ok=True)
         _remove_stale(base, source.path.resolve())
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-{os.getpid()}-", dir=base))
+        tmp = staging_folder(base, folder.name)
     except OSError as exc:
         raise FFPError(f"--cache_dir {base}: cannot create the frame cache ({exc.strerror or exc})") from None
     progress = Progress(expected, f"extracting {source.path.name}", unit="frame", every=200)
@@ -99,8 +85,7 @@ def extracted_frames(source: VideoFile, height: int, width: int, cache_dir: str 
         atomic_write_text(tmp / MANIFEST, json.dumps({"source": str(source.path.resolve()), "height": height,
                                                       "width": width, "file_version": _file_version(source.path),
                                                       **report.summary()}))
-        shared_mode(tmp, directory=True)
-        os.replace(tmp, folder)
+        os.replace(tmp, folder)   # not install_folder: another run's finished extraction is kept, never swapped
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if (folder / MANIFEST).is_file():   # another run extracted the same file meanwhile: use its frames

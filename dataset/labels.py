@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.io
@@ -333,7 +334,7 @@ def canonical(name: str) -> str:
     return str(int(stem)) if stem.isdigit() else stem
 
 
-def labels_from_masks(masks: "MaskSource") -> np.ndarray:
+def labels_from_masks(masks: MaskSource) -> np.ndarray:
     """A frame is abnormal exactly when its pixel mask has any nonzero pixel."""
     return np.array([int(masks.read(i).any()) for i in range(len(masks))], dtype=np.int64)
 
@@ -412,7 +413,7 @@ LABEL_PLACES: tuple[LabelPlace, ...] = (
 )
 
 
-def _pairs(files: "DatasetFiles", source: Path, entries: Entries) -> list[tuple["Video", object, Path]]:
+def _pairs(files: DatasetFiles, source: Path, entries: Entries) -> list[tuple[Video, object, Path]]:
     """(test video, its entry, the file it came from) for every test video: by position for a list of entries, by
     `canonical` name for a dict. FFPError for a count mismatch or a video without an entry."""
     if isinstance(entries, list):
@@ -432,13 +433,13 @@ def _pairs(files: "DatasetFiles", source: Path, entries: Entries) -> list[tuple[
     return pairs
 
 
-def _decode_note(video: "Video") -> str:
+def _decode_note(video: Video) -> str:
     """'; decoding found: …' for a damaged video file (so a count mismatch explains itself), else ''."""
     report = video.source.report()
     return f"; decoding found: {'; '.join(report.problems())}" if report and report.problems() else ""
 
 
-def attach_labels(files: "DatasetFiles", places: tuple[LabelPlace, ...] = LABEL_PLACES) -> None:
+def attach_labels(files: DatasetFiles, places: tuple[LabelPlace, ...] = LABEL_PLACES) -> None:
     """Set `labels` ((n_frames,) int64 0/1) of every test video from the first of `places` found under files.root,
     and `files.label_source` to where they came from; nothing when no place is found (or there are no test videos).
 

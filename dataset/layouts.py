@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import cast
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class Video:
         """'video folder <path>' or 'video file <path>', for messages."""
         return f"{self.source.kind} {self.source.path}"
 
-    def head(self, n: int) -> "Video":
+    def head(self, n: int) -> Video:
         """The same video cut to its frames numbered below n (labels cut alike)."""
         source = self.source.head(n)
         return Video(self.name, source, None if self.labels is None else self.labels[:len(source)], self.masks)
@@ -118,7 +119,7 @@ class DatasetFiles:
 
 def scored_labels(videos: list[Video], in_frames: int) -> dict[str, np.ndarray]:
     """{name: labels of the predicted frames}: the first `in_frames` frames of a video have no prediction."""
-    return {v.name: v.labels[in_frames:] for v in videos}
+    return {v.name: cast(np.ndarray, v.labels)[in_frames:] for v in videos}  # callers pass labelled videos
 
 
 # ----------------------------------------------------------------------------------------------- splits

@@ -7,9 +7,9 @@ count is one FFPError naming both.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -71,7 +71,8 @@ class MaskVideo:
     and kept in memory as uint8 (masks are small: 180 frames of 240×360 are 16 MB)."""
 
     def __init__(self, path: Path):
-        self.where, self._masks = path, None
+        self.where = path
+        self._masks: list[np.ndarray] | None = None
 
     def _all(self) -> list[np.ndarray]:
         if self._masks is None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Literal, overload
 
 import cv2
 import numpy as np
@@ -218,11 +219,11 @@ class FrameFolder:
         for i, path in enumerate(self.files):
             yield i, read_frame(path, height, width)
 
-    def head(self, n: int) -> "FrameFolder":
+    def head(self, n: int) -> FrameFolder:
         """The same video cut to its frames numbered below n (its first n frames)."""
         return FrameFolder(self.path, self.files[:n])
 
-    def report(self) -> "DecodeReport | None":
+    def report(self) -> DecodeReport | None:
         """Folders have no decoding problems to report (a bad image is an error of its own)."""
         return None
 
@@ -311,6 +312,8 @@ def gaps_after(numbers: np.ndarray) -> np.ndarray:
 class _Timeline:
     """Turns decoder timestamps into frame numbers of the source's timeline, strictly increasing."""
 
+    first_ms: float | None   # timestamp of the first numbered frame, once seen
+
     def __init__(self, fps: float | None):
         self.fps, self.first_ms, self.last = fps, None, -1
 
@@ -398,9 +401,15 @@ class VideoFile:
         finally:
             capture.release()
 
-    def head(self, n: int) -> "VideoFile":
+    def head(self, n: int) -> VideoFile:
         """The same video cut to its frames numbered below n."""
         return VideoFile(self.path, n if self.stop is None else min(n, self.stop))
+
+    @overload
+    def _decode(self, height: int, width: int, convert: Literal[True]) -> Iterator[tuple[int, np.ndarray]]: ...
+
+    @overload
+    def _decode(self, height: int, width: int, convert: Literal[False]) -> Iterator[tuple[int, None]]: ...
 
     def _decode(self, height: int, width: int, convert: bool) -> Iterator[tuple[int, np.ndarray | None]]:
         """The decode loop: grab, retrieve, number; retries past damaged packets (MAX_DECODE_RETRIES).
@@ -423,6 +432,7 @@ class VideoFile:
                     if failures > MAX_DECODE_RETRIES:
                         break
                     continue
+                assert image is not None  # ok: retrieve() returned a frame
                 retries, failures = retries + failures, 0
                 number = timeline.number(capture.get(cv2.CAP_PROP_POS_MSEC))
                 if self.stop is not None and number >= self.stop:

@@ -8,7 +8,7 @@ sequential), keeping each frame's true number in the file's timeline and the fil
 from __future__ import annotations
 
 import array
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

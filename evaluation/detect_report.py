@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
 from config import FOLDER_FPS
 from dataset import gaps_after
 from evaluation.events import Event, events_line, events_rule, merge_events
-from evaluation.pages import (checked_video_links, csv_text, href, html_page, html_table, json_text, meta_block,
-                              new_figure, run_table, save_png)
+from evaluation.pages import (
+    checked_video_links,
+    csv_text,
+    href,
+    html_page,
+    html_table,
+    json_text,
+    meta_block,
+    new_figure,
+    run_table,
+    save_png,
+)
 from evaluation.scores import is_flat, true_runs
 from utils import atomic_write_text
 
@@ -45,7 +55,7 @@ def detect_caveats(mode: str, psnr, scores, threshold: float, mean: float | None
         return []
     median_psnr = float(np.median(psnr))
     known = mean is not None and std is not None
-    below = known and median_psnr < mean - OOD_STDS * std
+    below = mean is not None and std is not None and median_psnr < mean - OOD_STDS * std  # = known and ...
     training = f"{mean:.2f} ± {std:.2f} dB" if known else "(unknown)"
     far = [f"this clip is far outside the training footage: median PSNR {median_psnr:.2f} dB against training "
            f'mean {training}; every alarm may just mean "different camera/scene"']
@@ -80,7 +90,9 @@ def _plot_detect_curve(path: Path, frames: np.ndarray, scores: np.ndarray, thres
     ax.axhline(threshold, color="red", ls="--", lw=1, zorder=2, label=f"threshold {threshold:.3g}")
     ax.plot(frames, scores, lw=1.2, color="tab:blue", zorder=3, label=score_label)
     ax.set(xlabel="frame number", ylabel="anomaly score", title=title or "Anomaly score per frame")
-    top = ax.secondary_xaxis("top", functions=(lambda f: f / fps, lambda s: s * fps))
+    top = ax.secondary_xaxis("top", functions=(
+        lambda f: f / fps,   # type: ignore[operator]  # matplotlib's stubs say ArrayLike (str too); it passes arrays
+        lambda s: s * fps))  # type: ignore[operator]  # (same)
     top.set_xlabel("seconds", fontsize=8)
     top.tick_params(labelsize=8)
     ax.legend(loc="best", fontsize=8)  # alarms usually sit mid-video; let matplotlib avoid covering them

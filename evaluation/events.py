@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
-from errors import FFPError   # not utils: detect.py checks its flags with this module before numpy/torch load
+from errors import FFPError  # not utils: detect.py checks its flags with this module before numpy/torch load
 
 DEFAULT_EVENT_GAP = "0.5s"   # alarms closer than this merge into one event
 DEFAULT_MIN_EVENT = "0.3s"   # events shorter than this are dropped
@@ -70,7 +70,7 @@ def merge_events(frames, scores, threshold: float, fps: float, gap_frames: int, 
     is skipped. (For a variable-frame-rate file, whose frame numbers step by several timeline slots between
     pictures, that splits at every picture: give the gap in seconds there, as the default does.)
     """
-    import numpy as np   # here, not at the top: parse_args of detect.py imports this module before numpy loads
+    import numpy as np  # here, not at the top: parse_args of detect.py imports this module before numpy loads
 
     frames = np.asarray(frames, dtype=np.int64)
     scores = np.asarray(scores, dtype=np.float64)

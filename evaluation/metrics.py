@@ -6,8 +6,9 @@ Abnormal (label 1) is the positive class throughout.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from itertools import zip_longest
-from typing import Iterable, Mapping
+from typing import cast
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -235,7 +236,7 @@ def pixel_auroc(error_maps: Iterable[np.ndarray], masks: Iterable[np.ndarray],
     for n, (err, mask) in enumerate(zip_longest(error_maps, masks, fillvalue=missing)):
         if err is missing or mask is missing:
             raise FFPError(f"pixel AUROC: error maps and masks differ in count (they diverge at frame {n})")
-        acc.add(err, mask)
+        acc.add(cast(np.ndarray, err), cast(np.ndarray, mask))  # not the sentinel: items of the iterables
     return acc.result()
 
 

@@ -14,19 +14,23 @@ import math
 import os
 import re
 import shutil
-import signal
-import tempfile
-import threading
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 from urllib.parse import quote
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from utils import FFPError, atomic_write_bytes, not_writable_reason, shared_mode
+from utils import (
+    FFPError,
+    atomic_write_bytes,
+    install_folder,
+    not_writable_reason,
+    remove_dead_staging,
+    signals_deferred,
+    staging_folder,
+)
 
 CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
@@ -105,32 +109,6 @@ def free_result_path(out_root: Path, name: str, overwrite: bool) -> Path:
     return base.with_name(f"{name}_{n}")
 
 
-@contextmanager
-def signals_deferred():
-    """SIGINT and SIGTERM are recorded while inside and handed to their own handlers on leaving, so that the
-    clean-up inside cannot be cut short half-way. (Masking would not do: torch's worker threads would take a
-    process-directed signal and the main thread would still run the handler mid-clean-up.) Outside the main
-    thread, where handlers cannot be installed, it does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s in saved:
-        signal.signal(s, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        for s, handler in saved.items():
-            signal.signal(s, handler)
-        if caught:
-            handler = saved[caught[0]]
-            if callable(handler):
-                handler(caught[0], None)
-            elif handler == signal.SIG_DFL:
-                signal.raise_signal(caught[0])
-
-
 class StagedResult:
     """Context manager building a result folder in a hidden temp sibling, moved into place only on success.
 
@@ -149,18 +127,19 @@ class StagedResult:
         self.dir: Path | None = None
         self.path: Path | None = None
 
-    def __enter__(self) -> "StagedResult":
+    def __enter__(self) -> StagedResult:
         self._made_root = not self.out_root.exists()
         try:
             self.out_root.mkdir(parents=True, exist_ok=True)
-            self.dir = Path(tempfile.mkdtemp(prefix=f".{self.name}.tmp-", dir=self.out_root))
-            shared_mode(self.dir, directory=True)
+            remove_dead_staging(self.out_root)
+            self.dir = staging_folder(self.out_root, self.name)
         except OSError as exc:
             raise FFPError(f"--out_dir {self.out_root} is not writable: {not_writable_reason(self.out_root, exc)}"
                            ) from None
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        assert self.dir is not None  # set by __enter__, which a with-statement runs before __exit__
         if exc_type is not None:
             with signals_deferred():   # a second Ctrl-C/SIGTERM must not cut the clean-up short
                 shutil.rmtree(self.dir, ignore_errors=True)
@@ -171,14 +150,7 @@ class StagedResult:
                         pass
             return
         self.path = free_result_path(self.out_root, self.name, self.overwrite)
-        with signals_deferred():   # a signal between the two renames would leave no visible result folder
-            old = None
-            if self.path.exists():  # only with overwrite: swap, so the old folder is never half-deleted
-                old = Path(tempfile.mkdtemp(prefix=f".{self.name}.old-", dir=self.out_root))
-                os.replace(self.path, old / self.name)
-            os.replace(self.dir, self.path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+        install_folder(self.dir, self.path)   # with overwrite: swapped, so the old folder is never half-deleted
 
 
 # ----------------------------------------------------------------------------- HTML

@@ -7,8 +7,8 @@ memory stays flat however long the video is. Per-frame PSNR stays on the device 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -118,7 +118,8 @@ def predict_frames(generator: nn.Module, video: Video, numbers, cfg, device: tor
     Returns {frame number: {'frame': H×W×3 uint8 RGB target, 'prediction': H×W×3 uint8 RGB, 'error': H×W float32
     per-pixel squared error on [0, 1] frames}}, at the config size; numbers the video does not reach are absent.
     """
-    wanted, window, found = set(int(n) for n in numbers), [], {}
+    wanted, found = set(int(n) for n in numbers), {}
+    window: list[np.ndarray] = []
     for number, rgb in video.source.frames(cfg.height, cfg.width):
         window = (window + [rgb])[-(cfg.in_frames + 1):]
         if number in wanted and len(window) == cfg.in_frames + 1:
@@ -191,6 +192,7 @@ def psnr_stats_from_training_data(state: dict, cfg, data_root: str | None, devic
     used, because these statistics are about that data. FFPError when the data cannot be read.
     """
     from dataclasses import replace
+
     from dataset import find_dataset, training_videos
     root = data_root or state["config"].get("data_root") or cfg.data_root
     cfg = replace(cfg, dataset=state["config"].get("dataset", cfg.dataset), data_root=root, device=str(device))

@@ -8,15 +8,26 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import auc, roc_curve
 
 from evaluation.metrics import PAD_TRICK, aligned_videos, video_scores
-from evaluation.pages import (checked_video_links, csv_text, file_stems, href, html_page, html_table,
-                              json_text, meta_block, new_figure, run_table, save_png)
+from evaluation.pages import (
+    checked_video_links,
+    csv_text,
+    file_stems,
+    href,
+    html_page,
+    html_table,
+    json_text,
+    meta_block,
+    new_figure,
+    run_table,
+    save_png,
+)
 from evaluation.scores import anomaly_scores, true_runs
 from utils import atomic_write_text
 
@@ -25,8 +36,8 @@ from utils import atomic_write_text
 def _scores_rows(videos: Mapping[str, tuple[np.ndarray, np.ndarray | None]], numbers: Mapping[str, np.ndarray]):
     """CSV rows video,frame,psnr,score,label (label empty when unlabelled); frame = the frame's number in its source."""
     for name, (psnr, labels) in videos.items():
-        labels = [""] * len(psnr) if labels is None else [int(v) for v in labels]
-        for f, p, s, lab in zip(numbers[name], psnr, anomaly_scores(psnr), labels):
+        cells = [""] * len(psnr) if labels is None else [int(v) for v in labels]
+        for f, p, s, lab in zip(numbers[name], psnr, anomaly_scores(psnr), cells):
             yield name, int(f), f"{p:.6f}", f"{s:.6f}", lab
 
 
@@ -143,8 +154,9 @@ def _protocol(metrics: Mapping | None, meta: Mapping) -> str:
     """The evaluation protocol, stated once for every row of the table."""
     sigma = float((metrics or {}).get("smooth_sigma", meta.get("smooth_sigma", 0.0)))
     selected = meta.get("selected_with_test_labels")
-    choice = {True: "<b>selected with test labels</b> (optimistic)", False: "not selected with test labels"}.get(
-        selected, "selection unknown")
+    choices: dict[object, str] = {True: "<b>selected with test labels</b> (optimistic)",
+                                  False: "not selected with test labels"}
+    choice = choices.get(selected, "selection unknown")
     return (f"<p>Protocol: PSNR of each predicted frame (frames on [0, 1]), score = 1 − min-max(PSNR) within each "
             f"test video, the first {int(meta.get('dropped_frames', 4))} frames of each video not scored, "
             f"temporal smoothing sigma = {sigma:g} frames{' (none, as the paper)' if sigma == 0 else ''}, "
@@ -226,6 +238,7 @@ def write_report(out_dir: str | os.PathLike, psnr_by_video: dict[str, np.ndarray
     out.mkdir(parents=True, exist_ok=True)
     links = checked_video_links(out, videos)
     offset, sigma = int(meta.get("dropped_frames", 4)), float((metrics or {}).get("smooth_sigma", 0.0))
+    data: Mapping[str, tuple[np.ndarray, np.ndarray | None]]
     if labels_by_video is None:
         data = {k: (np.asarray(v, dtype=np.float64), None) for k, v in psnr_by_video.items() if len(v)}
     else:

@@ -11,10 +11,10 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Iterable
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Iterable
 
 import cv2
 import numpy as np
@@ -84,7 +84,7 @@ H264_OPTIONS = {"crf": "23", "preset": "veryfast"}  # visually fine; ~real time 
 _FALLBACK_WARNED = False
 
 
-@lru_cache(maxsize=None)
+@cache
 def _h264_module():
     """The `av` module when it imports and has an H.264 encoder (libx264), else None (checked once)."""
     try:
@@ -188,7 +188,8 @@ class _Mp4vSink:
 
     def __init__(self, tmp: Path, fps: Fraction, frame_size: tuple[int, int]):
         self._tmp, self._frames = tmp, 0
-        self._writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), frame_size)
+        fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]  # exists, but not in cv2's stubs
+        self._writer = cv2.VideoWriter(str(tmp), fourcc, float(fps), frame_size)
         if not self._writer.isOpened():
             raise OSError(f"OpenCV cannot open an 'mp4v' writer, frame {frame_size[0]}x{frame_size[1]}")
 
@@ -264,6 +265,8 @@ class HeatmapVideoWriter:
     Attributes: panel_size (H, W) of one panel; frame_size (W, H) of the whole video frame, both even.
     """
 
+    _writer: _H264Sink | _Mp4vSink | None   # None once closed or aborted
+
     def __init__(self, path: str | os.PathLike, fps: float = 25.0, *, vmax: float,
                  size: tuple[int, int], curve_length: int | None = None,
                  score_range: tuple[float, float] = (0.0, 1.0), threshold: float | None = None,
@@ -302,12 +305,12 @@ class HeatmapVideoWriter:
                            f"({', '.join(VIDEO_SUFFIXES)})")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}",
-                                       dir=self.path.parent)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}",
+                                            dir=self.path.parent)
         except OSError as exc:
             raise FFPError(f"cannot write a video to {self.path}: {exc.strerror or exc}") from exc
         os.close(fd)
-        tmp = Path(tmp)
+        tmp = Path(tmp_name)
         try:
             shared_mode(tmp)   # the finished video gets the umask's permissions, not mkstemp's 0600
             if self.codec == "h264":
@@ -318,7 +321,7 @@ class HeatmapVideoWriter:
             raise FFPError(f"cannot open a video writer for {self.path} ({self.codec}, frame "
                            f"{self.frame_size[0]}x{self.frame_size[1]}): {_reason(exc)}") from exc
 
-    def __enter__(self) -> "HeatmapVideoWriter":
+    def __enter__(self) -> HeatmapVideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -420,7 +423,7 @@ class HeatmapVideoWriter:
         _label_text(strip, f"frame {self.first_frame + n - 1}  score {self._scores[-1]:.3f}{status}", (6, 16),
                     (120, 120, 255) if self._labels[-1] == 1 else (255, 255, 255))
 
-    def _unit(self, scores: np.ndarray) -> np.ndarray:
+    def _unit(self, scores: np.ndarray | np.float64) -> np.ndarray | np.float64:
         """Scores mapped from `score_range` to [0, 1] (clipped) for plotting."""
         lo, hi = self.score_range
         return np.clip((scores - lo) / (hi - lo), 0.0, 1.0)

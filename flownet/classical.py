@@ -108,8 +108,11 @@ class ClassicalFlow(nn.Module):
     the structure tensor; flow_sigma: std (px) of the flow blur after each update; eps: Tikhonov term on
     the tensor's diagonal (intensities in [0, 1]) so flat regions give ~0 flow and the 2×2 determinant is
     ≥ eps² (finite values and gradients everywhere). Defaults were tuned on synthetic shifts and Ped2
-    (see tests/test_flownet.py for the measured accuracy).
+    (see tests/test_flownet_estimators.py for the measured accuracy).
     """
+
+    window: torch.Tensor         # non-persistent buffers, registered in __init__
+    flow_window: torch.Tensor
 
     def __init__(self, levels: int = 4, iterations: int = 2, window_sigma: float = 3.0, flow_sigma: float = 2.0,
                  eps: float = 3e-3, min_side: int = 16):
@@ -155,7 +158,8 @@ class ClassicalFlow(nn.Module):
         pyr_a, pyr_b = self.pyramid(to_gray(frame_a)), self.pyramid(to_gray(frame_b))
         flow = frame_a.new_zeros((frame_a.shape[0], 2) + pyr_a[-1].shape[-2:])
         for image_a, image_b in zip(reversed(pyr_a), reversed(pyr_b)):
-            flow = resize_flow(flow, image_a.shape[-2:])
+            height, width = image_a.shape[-2:]
+            flow = resize_flow(flow, (height, width))
             for _ in range(self.iterations):
                 flow = self.refine(image_a, image_b, flow)
         return flow

@@ -16,8 +16,13 @@ from config import FLOW_CHOICES
 from utils import FFPError
 
 from .classical import ClassicalFlow, resize_flow
-from .flownet2sd import (DEFAULT_FLOWNET2SD_PATH, OFFICIAL_CHECKPOINT_NAME, FlowNet2SD, load_flownet2sd,
-                         missing_checkpoint_message)
+from .flownet2sd import (
+    DEFAULT_FLOWNET2SD_PATH,
+    OFFICIAL_CHECKPOINT_NAME,
+    FlowNet2SD,
+    load_flownet2sd,
+    missing_checkpoint_message,
+)
 
 FLOWNET_MULTIPLE = 64  # six stride-2 convolutions
 
@@ -51,7 +56,7 @@ class FlowNet2SDFlow(nn.Module):
             pair = nn.functional.interpolate(pair.flatten(1, 2), size=net_size, mode="bilinear",
                                              align_corners=False).unflatten(1, (3, 2))
         flow = self.net((pair + 1) * 127.5)
-        return resize_flow(flow, tuple(size))
+        return resize_flow(flow, (size[0], size[1]))
 
 
 def find_flownet2sd_checkpoint(checkpoint: str | os.PathLike | None) -> Path | None:

@@ -65,6 +65,8 @@ class FlowNet2SD(nn.Module):
     never trains this network (it is a frozen loss), so the multi-scale training outputs are not kept.
     """
 
+    conv0: nn.Sequential  # registered by add_module in __init__, like every conv/deconv below
+
     def __init__(self) -> None:
         super().__init__()
         for name, in_ch, out_ch, stride in _ENCODER:
@@ -88,6 +90,7 @@ class FlowNet2SD(nn.Module):
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.xavier_uniform_(m.weight)
+                assert m.bias is not None  # every conv of this network is built with bias=True
                 nn.init.zeros_(m.bias)
 
     @staticmethod

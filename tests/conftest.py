@@ -1,4 +1,5 @@
-"""Shared fixtures: the real data folder (skip when absent) and one small synthetic dataset per session."""
+"""Shared fixtures: the real data folder (skip when absent), small generated datasets, background training runs,
+a tiny full disk, a written report. Helper functions are in helpers.py, fake dataset writers in fake_layouts.py."""
 from __future__ import annotations
 
 import sys
@@ -34,28 +35,13 @@ def synthetic_root(tmp_path_factory) -> Path:
 
 # ----------------------------------------------------------------------------- a small written report
 
-META = {"checkpoint": "weights/ped2_latest.pth", "step": np.int64(1200), "dropped_frames": 4,
-        "selected_with_test_labels": False, "config": {"lr": np.float32(2e-4), "size": (64, 64)}}
-
-
-def fake_dataset():
-    """Two videos: 'Test001' (30 frames, abnormal 12..20) and 'Test 002' (25 frames, all normal)."""
-    rng = np.random.default_rng(0)
-    lab1 = np.zeros(30, int)
-    lab1[12:21] = 1
-    psnr1 = 32 - 5 * lab1 + rng.normal(0, 0.7, 30)
-    psnr2 = 33 + rng.normal(0, 0.7, 25)
-    return {"Test001": psnr1, "Test 002": psnr2}, {"Test001": lab1, "Test 002": np.zeros(25, int)}
-
-
-
-
 @pytest.fixture()
 def written_report(tmp_path):
     """An evaluation report of fake_dataset (with a heatmap video of Test001) in tmp_path/report."""
+    from helpers import META, fake_dataset, write_heatmap
+
     from evaluation.metrics import compute_metrics
     from evaluation.report import write_report
-    from helpers import write_heatmap
     psnr, labels = fake_dataset()
     metrics = compute_metrics(psnr, labels, smooth_sigma=1.0)
     metrics["pixel_auroc"] = np.float64(0.8)
@@ -63,3 +49,54 @@ def written_report(tmp_path):
     write_heatmap(out / "videos" / "Test001.mp4", labels=labels["Test001"][:7])
     index = write_report(out, psnr, labels, metrics, META, videos={"Test001": "videos/Test001.mp4"})
     return out, index, psnr, metrics
+
+
+# ----------------------------------------------------------------------------- fake data and runs
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    """A data root holding a tiny ped2-layout dataset: 17 training windows, 2 labelled test videos."""
+    from fake_layouts import write_ped2_layout
+    root = tmp_path_factory.mktemp("data")
+    write_ped2_layout(root, n_train=2, n_test=2, n_frames=12)
+    return root
+
+
+@pytest.fixture(scope="module")
+def clean_mp4(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
+    """A 120-frame mp4 (10 fps) whose frame j has mean grey level frame_mean(j)."""
+    import fake_layouts as fl
+    from helpers import real_frames
+    frames = fl.video_frames(120, real=real_frames())
+    return fl.write_video(tmp_path_factory.mktemp("mp4") / "clip.mp4", frames), frames
+
+
+@pytest.fixture
+def train_process():
+    """start(*args) runs `python train.py args…` in the background (helpers.popen_train); whatever is still
+    running when the test ends, passed or failed, is killed, so no run outlives its test."""
+    from helpers import popen_train
+    started = []
+
+    def start(*args: str):
+        started.append(popen_train(*args))
+        return started[-1]
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path) -> Path:
+    """A 1 MiB tmpfs (needs root and mount permission; skipped with the reason otherwise), unmounted after."""
+    import subprocess
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill up here ({result.stderr.strip() or 'mount failed'})")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], capture_output=True)

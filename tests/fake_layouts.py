@@ -112,6 +112,16 @@ def write_ped2_layout(root: str | os.PathLike, name: str = "ped2", with_frames_l
     return _result(dataset, train, test, _test_labels(test), [mat], train_files + test_files)
 
 
+def set_gt(info: dict, entries: list) -> Path:
+    """Replace a written fake ped2's ped2.mat `gt` cell with `entries` (one per test video)."""
+    gt = np.empty(len(entries), dtype=object)
+    for i, entry in enumerate(entries):
+        gt[i] = np.asarray(entry)
+    path = info["dataset_dir"] / "ped2.mat"
+    scipy.io.savemat(str(path), {"gt": gt})
+    return path
+
+
 def write_shanghaitech_layout(root: str | os.PathLike, n_train: int = 2, n_test: int = 2, n_frames: int = 8,
                               seed: int = 0) -> dict:
     """ShanghaiTech: <root>/shanghaitech/{training,testing}/frames/<video>/<NNN>.jpg with training videos named

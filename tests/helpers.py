@@ -1,12 +1,147 @@
-"""Small helpers shared by several test files."""
+"""Helpers shared by several test files (fixtures live in conftest.py, fake on-disk datasets in fake_layouts.py).
+
+No test module imports from another test module: what two of them need is here.
+"""
 from __future__ import annotations
 
+import csv
 import signal
+import subprocess
+import sys
+import time
 from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
+
+from checkpoint import save_checkpoint
+from config import build_config
+from model import Generator
+
+ROOT = Path(__file__).resolve().parents[1]          # the repository: scripts run from here
+SHARED_DATA = ROOT.parent / "shared" / "data"       # real data on the project's machines and CI (may be absent)
+LATEST = "ped2_latest.pth"                          # the checkpoint a fake-ped2 training run writes
+
+
+def real_frames() -> Path | None:
+    """Real Ped2 frames for fake videos (fake_layouts.video_frames(real=...)) when ../shared is there."""
+    frames = SHARED_DATA / "ped2" / "testing" / "frames" / "01"
+    return frames if frames.is_dir() else None
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+# 32×48 frames and a 2-level U-Net of widths (4, 8): a few ms per frame on a loaded 2-core machine.
+TINY = build_config("synthetic", "tiny", {"g_widths": (4, 8)})
+
+
+def save_random_checkpoint(path: Path, **extra) -> Path:
+    """A generator-only checkpoint of a seeded, untrained tiny generator (config TINY)."""
+    torch.manual_seed(0)
+    g = Generator(TINY.in_frames, TINY.g_widths)
+    save_checkpoint(path, {"net_g": g.state_dict(), "config": TINY.to_dict(), "step": 0, **extra})
+    return path
+
+
+def read_state(path: Path) -> dict:
+    """A checkpoint file's dict, as torch stores it (no checks: tests compare what is inside)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def assert_same_tensors(a: dict, b: dict, what: str) -> None:
+    assert a.keys() == b.keys(), what
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{what}.{k} differs"
+
+
+def assert_same_training_state(a: dict, b: dict) -> None:
+    """Weights, optimizer moments/steps/hyper-parameters, scheduler (LR) and step of two checkpoints are equal."""
+    assert a["step"] == b["step"]
+    for net in ("net_g", "net_d"):
+        assert_same_tensors(a[net], b[net], net)
+    for opt in ("optim_g", "optim_d"):
+        assert a[opt]["param_groups"] == b[opt]["param_groups"], f"{opt} hyper-parameters/LR differ"
+        assert a[opt]["state"].keys() == b[opt]["state"].keys()
+        for index in a[opt]["state"]:
+            assert_same_tensors(a[opt]["state"][index], b[opt]["state"][index], f"{opt}.state[{index}]")
+    for sched in ("sched_g", "sched_d"):
+        assert a[sched] == b[sched], f"{sched} differs"
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# ----------------------------------------------------------------------------------------------- training runs
+def tiny_args(data_root: Path, out: Path, iters: int, *extra: str, dataset: str = "ped2",
+              val_interval: int = 100_000, cache: bool = False) -> list[str]:
+    """train.py flags: `--preset tiny` (32×48, g_widths 8,16,32, batch 2) on CPU, no flow, writing only under
+    `out` (w/, runs/, and cache/ with cache=True); no validation before the end unless `val_interval` says."""
+    return ["--dataset", dataset, "--preset", "tiny", "--flownet", "none", "--device", "cpu",
+            "--data_root", str(data_root), "--weights_dir", str(out / "w"), "--log_dir", str(out / "runs"),
+            *(["--cache_dir", str(out / "cache")] if cache else []),
+            "--iters", str(iters), "--val_interval", str(val_interval), *extra]
+
+
+def popen_train(*args: str) -> subprocess.Popen:
+    """`python train.py args…` from the repository root, running in the background (text stdout/stderr pipes).
+    Tests use the `train_process` fixture, which also kills what is still running when the test ends."""
+    return subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+# A background training run that a test stops with a signal once it has seen an awaited event (a checkpoint on
+# disk) must still be training when the signal arrives. The test polls every 10 ms and signals at once, so
+# normally a few steps pass; allow STALL_S for a test process held up on a loaded machine. A tiny step takes
+# 0.05-0.3 s on the project's 2-core machines; FASTEST_STEP_S is 2.5x quicker than the quickest seen. So a run
+# given --iters <event step> + STEPS_AFTER_EVENT (1,500) cannot end before the signal. A run whose signal went
+# missing is not left to train that long: stop_run() waits STOP_TIMEOUT_S, then kills it and fails, saying so.
+FASTEST_STEP_S = 0.02
+STALL_S = 30
+STEPS_AFTER_EVENT = int(STALL_S / FASTEST_STEP_S)
+STOP_TIMEOUT_S = 60   # a stop finishes the current step (< 0.3 s), may save a checkpoint, and exits: seconds
+
+
+def wait_for_checkpoint(path: Path, proc: subprocess.Popen, timeout: float = 120) -> int:
+    """Poll until `path` exists (written atomically, so it is complete); return its step. Fails the test when
+    the process exits first or after `timeout` s (and kills it)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"training exited ({proc.returncode}) before its first checkpoint:\n{err[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no checkpoint at {path} after {timeout}s")
+        time.sleep(0.01)
+    return read_state(path)["step"]
+
+
+def stop_run(proc: subprocess.Popen, signum: int, timeout: float = STOP_TIMEOUT_S) -> tuple[str, str]:
+    """Send `signum` to a running process and collect (stdout, stderr) once it exits. A process that has not
+    exited `timeout` s later (the signal went missing) is killed and the test fails, saying so."""
+    assert proc.poll() is None, (f"the process ended (exit {proc.returncode}) before signal {signum} was sent: "
+                                 f"it ran out of work too soon\n{proc.communicate()[1][-2000:]}")
+    proc.send_signal(signum)
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"still running {timeout} s after signal {signum}, so it was killed: the signal was missed or "
+                    f"the stop hangs\nstderr tail:\n{err[-2000:]}")
+
+
+def wait_for_signal_handler(seconds: float = 10.0) -> None:
+    """Wait for a signal this process sent itself to take effect: its Python handler raises (CPython runs it in
+    os.kill's own check, or at the latest at the next bytecode boundary), which ends this loop; AssertionError
+    if it has not after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.001)
+    raise AssertionError(f"the signal handler did not run within {seconds} s")
 
 
 @contextmanager
@@ -52,6 +187,37 @@ def eval_cli(ckpt: Path, root: Path, out: Path, *extra: str) -> int:
     from cli import run_cli
     return run_cli(eval_script.main, ["--trained_model", str(ckpt), "--data_root", str(root), "--out_dir", str(out),
                                       "--device", "cpu", "--num_workers", "0", *extra])
+
+
+def run_detect(video: Path, ckpt: Path, out: Path, *extra: str) -> Path:
+    """Run detect.main; return the single result folder it created under `out`."""
+    import detect
+    before = set(out.iterdir()) if out.is_dir() else set()
+    assert detect.main(["--video", str(video), "--trained_model", str(ckpt), "--out_dir", str(out),
+                        "--device", "cpu", *extra]) == 0
+    (created,) = set(out.iterdir()) - before
+    return created
+
+
+def read_scores(folder: Path) -> list[dict]:
+    """The rows of a result folder's scores.csv, as dicts."""
+    with open(folder / "scores.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ----------------------------------------------------------------------------------------------- a small report
+META = {"checkpoint": "weights/ped2_latest.pth", "step": np.int64(1200), "dropped_frames": 4,
+        "selected_with_test_labels": False, "config": {"lr": np.float32(2e-4), "size": (64, 64)}}
+
+
+def fake_dataset():
+    """Two videos: 'Test001' (30 frames, abnormal 12..20) and 'Test 002' (25 frames, all normal)."""
+    rng = np.random.default_rng(0)
+    lab1 = np.zeros(30, int)
+    lab1[12:21] = 1
+    psnr1 = 32 - 5 * lab1 + rng.normal(0, 0.7, 30)
+    psnr2 = 33 + rng.normal(0, 0.7, 25)
+    return {"Test001": psnr1, "Test 002": psnr2}, {"Test001": lab1, "Test 002": np.zeros(25, int)}
 
 
 def leftovers(folder: Path) -> list[Path]:
@@ -127,8 +293,6 @@ def chromium_path() -> str:
     """Headless Chromium's executable; pytest.skip without it, but pytest.fail when $CI is set (CI must run it)."""
     import os
     import shutil
-
-    import pytest
     found = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     if found is None:
         reason = f"chromium is not installed ({CHROMIUM} missing, none on PATH); browser checks not run"

@@ -9,32 +9,21 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import cv2
+import fake_layouts as fl
 import numpy as np
 import pytest
 import torch
+from helpers import LATEST, TINY, eval_cli, page_links, save_random_checkpoint, tiny_args, train_cli
 
 import eval as eval_script
 import evaluation.predict as predict
 import evaluation.report as report
 from cli import run_cli
-from helpers import page_links
-from config import build_config
 from dataset import find_dataset
 from evaluation.video import PANEL_MIN_H, STRIP_H
 from model import Generator
-from checkpoint import save_checkpoint
 
-# 32×48 frames and a 2-level U-Net of widths (4, 8): a few ms per frame on a loaded 2-core machine.
-TINY = build_config("synthetic", "tiny", {"g_widths": (4, 8)})
 N_TEST_VIDEOS, N_FRAMES = 6, 120           # the default synthetic dataset (prepare_dataset insists on it)
-
-
-def save_random_checkpoint(path: Path, **extra) -> Path:
-    """A generator-only checkpoint of a seeded, untrained tiny generator."""
-    torch.manual_seed(0)
-    g = Generator(TINY.in_frames, TINY.g_widths)
-    save_checkpoint(path, {"net_g": g.state_dict(), "config": TINY.to_dict(), "step": 0, **extra})
-    return path
 
 
 def run_eval(ckpt: Path, root: Path, out: Path, *extra: str) -> int:
@@ -49,8 +38,6 @@ def video_run(synthetic_root, tmp_path_factory):
     ckpt = save_random_checkpoint(tmp / "synthetic_latest.pth")
     assert run_eval(ckpt, synthetic_root, tmp / "results", "--save_video") == 0
     return tmp / "results" / "synthetic_synthetic_latest", ckpt, tmp / "results"
-
-
 
 
 def test_scores_csv_rows_and_frames(video_run):
@@ -239,3 +226,45 @@ def test_bad_inputs_are_one_line_errors(synthetic_root, tmp_path, capsys):
                                       "--smooth_sigma", "-1"]) == 1
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2 and "missing.pth" in errors[0] and "--smooth_sigma" in errors[1]
+
+
+def test_evaluation_never_overwrites_silently(data_root, tmp_path, capsys):
+    """A second evaluation of the same checkpoint goes to a numbered sibling and leaves the first byte-identical;
+    only --overwrite replaces the folder (no new sibling, the others untouched)."""
+    assert train_cli(tiny_args(data_root, tmp_path / "run", 6, "--save_interval", "3", "--lr_drop_steps", "4")) == 0
+    ckpt = tmp_path / "run" / "w" / LATEST
+    results = tmp_path / "results"
+    argv = ["--trained_model", str(ckpt), "--data_root", str(data_root), "--out_dir", str(results),
+            "--num_workers", "0", "--device", "cpu"]
+
+    def snapshot(folder: Path) -> dict:
+        return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    assert eval_script.main(argv) == 0
+    first = results / "ped2_ped2_latest"
+    (first / "my_notes.txt").write_text("kept unless --overwrite")
+    before = snapshot(first)
+    assert eval_script.main(argv) == 0
+    second = results / "ped2_ped2_latest_2"
+    assert snapshot(first) == before and (second / "metrics.json").is_file()
+    second_files = snapshot(second)
+    assert eval_script.main([*argv, "--overwrite"]) == 0
+    assert sorted(p.name for p in results.iterdir() if not p.name.startswith(".")) == \
+        ["ped2_ped2_latest", "ped2_ped2_latest_2"]
+    assert not (first / "my_notes.txt").exists() and (first / "metrics.json").is_file()
+    assert snapshot(second) == second_files
+    assert not [p for p in results.iterdir() if p.name.startswith(".")], "temp folders left behind"
+
+
+def test_eval_notes_videos_without_spread(tmp_path, capsys):
+    info = fl.write_ped2_layout(tmp_path / "data", n_test=2, n_frames=12)
+    video = info["dataset_dir"] / "testing" / "frames" / "01"
+    for path in video.iterdir():
+        cv2.imwrite(str(path), np.full((24, 36, 3), 90, np.uint8))
+    ckpt = save_random_checkpoint(tmp_path / "c.pth")
+    assert eval_cli(ckpt, tmp_path / "data", tmp_path / "res", "--dataset", "ped2", "--no_pixel_auroc") == 0
+    assert "note: 1 video(s) have a PSNR span below 0.1 dB" in capsys.readouterr().out
+    report = tmp_path / "res" / "ped2_c"
+    assert "01" in (report / "index.html").read_text().split("PSNR span below")[1][:300]
+    scores = [line.split(",") for line in (report / "scores.csv").read_text().splitlines()[1:]]
+    assert {float(s[3]) for s in scores if s[0] == "01"} == {0.0}

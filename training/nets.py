@@ -3,8 +3,10 @@ and the runners around them (--compile, DDP)."""
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import torch
+from torch import nn
 from torch.optim.lr_scheduler import MultiStepLR
 
 from config import Config
@@ -25,7 +27,9 @@ def build_nets(cfg: Config, device: torch.device) -> Nets:
     init_weights(g)
     init_weights(d)
     memory_format = torch.channels_last if use_channels_last(cfg, device) else torch.contiguous_format
-    g, d = g.to(device, memory_format=memory_format), d.to(device, memory_format=memory_format)
+    # (torch's stubs lack the device + memory_format overload of Module.to that the runtime has)
+    g = g.to(device, memory_format=memory_format)  # type: ignore[call-overload]
+    d = d.to(device, memory_format=memory_format)  # type: ignore[call-overload]
     flow, _ = build_flow_estimator(cfg.flownet, cfg.flownet_ckpt, device)
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.adam_betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=cfg.adam_betas)
@@ -49,8 +53,12 @@ def accelerate(nets: Nets, cfg: Config, device: torch.device, info: DistInfo, pr
     G's adversarial term gets a D that is compiled but never DDP-wrapped (see training/step.py); D's own
     update gets the DDP one.
     """
-    fast = torch.compile if cfg.compile else (lambda module: module)
-    ddp = (lambda module: wrap_ddp(module, device)) if info.enabled else (lambda module: module)
+    def fast(module: nn.Module) -> nn.Module:
+        return cast(nn.Module, torch.compile(module)) if cfg.compile else module
+
+    def ddp(module: nn.Module) -> nn.Module:
+        return wrap_ddp(module, device) if info.enabled else module
+
     d_run = fast(nets.d)
     d_sync = fast(ddp(nets.d)) if info.enabled else d_run
     return dataclasses.replace(nets, g_run=fast(ddp(nets.g)), d_run=d_run, d_sync=d_sync,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -36,7 +36,7 @@ class Due:
     end: bool
 
     @classmethod
-    def after(cls, step: int, cfg: Config) -> "Due":
+    def after(cls, step: int, cfg: Config) -> Due:
         end = step == cfg.iters
         save = step % cfg.save_interval == 0 or end
         return cls(log=step % cfg.log_interval == 0 or save, validate=step % cfg.val_interval == 0 or end,
@@ -94,10 +94,11 @@ class NoOutputs:
     writes = False      # whether this rank writes checkpoints
     checkpointer: Checkpointer | None = None
 
-    def __enter__(self) -> "NoOutputs":
+    def __enter__(self) -> NoOutputs:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         return None
 
     def begin(self, printout: str, checkpointer: Checkpointer, run: RunState, can_validate: bool) -> None:
@@ -137,7 +138,7 @@ class RunOutputs(NoOutputs):
         self.validates = False
         self.writes = True
 
-    def __enter__(self) -> "RunOutputs":
+    def __enter__(self) -> RunOutputs:
         try:
             check_writable(self.weights_dir, "--weights_dir")
             check_writable(self.run_dir, "--log_dir")
@@ -173,17 +174,27 @@ class RunOutputs(NoOutputs):
     def trained(self) -> None:
         self.traces.trained = True
 
+    @property
+    def _log(self) -> RunLog:
+        assert self.log is not None, "RunOutputs.begin opens the log"
+        return self.log
+
+    @property
+    def _checkpoints(self) -> Checkpointer:
+        assert self.checkpointer is not None, "RunOutputs.begin sets the checkpointer"
+        return self.checkpointer
+
     def log_losses(self, values: dict[str, float], lr_g: float, step: int, progress: Progress) -> None:
         for k, v in values.items():
-            self.log.scalar(f"train/{k}", v, step)
-        self.log.scalar("train/lr_g", lr_g, step)
+            self._log.scalar(f"train/{k}", v, step)
+        self._log.scalar("train/lr_g", lr_g, step)
         progress.set_postfix({k: f"{values[k]:.4g}" for k in ("g_total", "int", "psnr") if k in values})
 
     def record_validation(self, run: RunState, auc: float, nets: Nets, clip: torch.Tensor,
                           progress: Progress) -> None:
         improved = run.best_auc is None or auc > run.best_auc
-        self.log.scalar("val/micro_auc", auc, run.step)
-        log_images(self.log, nets, clip, run.step)
+        self._log.scalar("val/micro_auc", auc, run.step)
+        log_images(self._log, nets, clip, run.step)
         progress.write(f"step {run.step}: validation micro-AUC {auc:.4f} (test labels; used only to pick 'best')")
         run.history.append({"step": run.step, "val_auc": auc})
         if improved:
@@ -195,19 +206,19 @@ class RunOutputs(NoOutputs):
     def save_on_stop(self, run: RunState, stopped_by: int, progress: Progress) -> None:
         progress.write(f"signal {stopped_by}: saving a checkpoint at step {run.step}, then stopping "
                        f"(send again to exit at once)")
-        if self.checkpointer.last_saved != run.step:   # a stop right after a regular save has nothing new to write
+        if self._checkpoints.last_saved != run.step:   # a stop right after a regular save has nothing new to write
             self._save(run, "latest")
         print(f"stopped at step {run.step}; resume with --resume latest", flush=True)
 
     def _save(self, run: RunState, kind: str, psnr_stats: dict | None = None) -> None:
-        self.checkpointer.save(run, kind, psnr_stats)
-        self.log.flush()
+        self._checkpoints.save(run, kind, psnr_stats)
+        self._log.flush()
 
     def finish(self, run: RunState, first_step: int, seconds: float) -> None:
-        self.log.close()
-        best = (f"best by test-label AUC {run.best_auc:.4f}: {self.checkpointer.path('best')}"
+        self._log.close()
+        best = (f"best by test-label AUC {run.best_auc:.4f}: {self._checkpoints.path('best')}"
                 if run.best_auc is not None else "no validation ran, so no 'best' checkpoint")
-        print(f"trained steps {first_step}..{run.step} in {seconds:.0f}s; latest: {self.checkpointer.path('latest')} "
+        print(f"trained steps {first_step}..{run.step} in {seconds:.0f}s; latest: {self._checkpoints.path('latest')} "
               f"({best})")
 
 

@@ -19,6 +19,7 @@ import re
 import socket
 import time
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 from tensorboardX.event_file_writer import EventsWriter
@@ -132,9 +133,9 @@ class RunLock:
 
     def __init__(self, folders: list[Path], dataset: str):
         self.paths = [f / f".{dataset}.lock" for f in dict.fromkeys(Path(f).resolve() for f in folders)]
-        self._files = []
+        self._files: list[TextIO] = []
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         for path in self.paths:
             handle = self._lock(path)
             handle.seek(0)

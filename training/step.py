@@ -107,6 +107,7 @@ def split_clip(clip: torch.Tensor, device: torch.device,
 def generator_losses(nets: Nets, cfg: Config, inputs: torch.Tensor, target: torch.Tensor
                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Forward G and its weighted loss: (prediction B×3×H×W float32, dict of loss tensors incl. 'g_total')."""
+    assert nets.g_run is not None and nets.d_run is not None  # set by Nets.__post_init__
     with nets.precision.autocast(), record_function("G forward"):
         pred = nets.g_run(inputs).float()
     with record_function("intensity + gradient losses"):
@@ -157,6 +158,7 @@ def train_step(nets: Nets, cfg: Config, clip: torch.Tensor, device: torch.device
     if cfg.lambda_adv > 0:
         nets.opt_d.zero_grad(set_to_none=True)
         fake = pred.detach()
+        assert nets.d_sync is not None  # set by Nets.__post_init__
         with nets.precision.autocast(), record_function("D forwards (real, generated)"):
             d_real, d_fake = nets.d_sync(target).float(), nets.d_sync(fake).float()
         d_loss = losses.adversarial_d_loss(d_real, d_fake)

@@ -20,11 +20,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from config import PRESETS, Config                  # noqa: E402
-from dataset import find_dataset                    # noqa: E402
+from checkpoint import load_checkpoint  # noqa: E402
+from config import PRESETS, Config  # noqa: E402
+from dataset import find_dataset  # noqa: E402
 from evaluation.predict import generator_from_state, score_videos  # noqa: E402
-from checkpoint import load_checkpoint     # noqa: E402
-from training.resume import checkpoint_config       # noqa: E402
+from training.resume import checkpoint_config  # noqa: E402
 
 SHIPPED = ROOT / "weights" / "ped2_cpu.pth"
 REFERENCE = ROOT / "tests" / "data" / "ped2_cpu_reference.json"
@@ -69,6 +69,7 @@ def test_shipped_file_is_small_generator_only_and_honest(shipped_state):
     assert shipped_state["step"] == cfg.iters                       # the end of the run
 
 
+@pytest.mark.slow
 def test_shipped_scores_match_the_recorded_reference(shared_data):
     reference = json.loads(REFERENCE.read_text())
     got = shipped_psnr(shared_data)
@@ -81,7 +82,7 @@ def test_shipped_scores_match_the_recorded_reference(shared_data):
 def test_detect_runs_out_of_the_box_and_scores_the_cyclist_higher(shared_data, tmp_path):
     """detect.py --mode stream with the shipped weights on a frame folder cut from Ped2 Test001 (frames 31-110;
     a cyclist enters at frame 61): the training statistics in the file make the z-scores meaningful."""
-    from test_detect import read_scores, run_detect
+    from helpers import read_scores, run_detect
     video = find_dataset(shared_data, "ped2").test[0]
     clip = tmp_path / "clip"
     clip.mkdir()
@@ -95,7 +96,7 @@ def test_detect_runs_out_of_the_box_and_scores_the_cyclist_higher(shared_data, t
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--record"]:
-        raise SystemExit("usage: python tests/test_shipped_checkpoint.py --record")
+        raise SystemExit("usage: python tests/test_checkpoint_shipped.py --record")
     REFERENCE.parent.mkdir(exist_ok=True)
     record = {"checkpoint": SHIPPED.name, "videos": VIDEOS, "n_frames": N_FRAMES, "psnr": shipped_psnr(SHARED_DATA)}
     REFERENCE.write_text(json.dumps(record, indent=1) + "\n")

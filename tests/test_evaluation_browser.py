@@ -8,12 +8,12 @@ import shutil
 import subprocess
 
 import cv2
+import helpers
 import numpy as np
 import pytest
+from helpers import chromium_args, chromium_path, chromium_probe, with_probe
 
 from evaluation.video import HeatmapVideoWriter, choose_vmax, video_backend
-import helpers
-from helpers import chromium_args, chromium_path, chromium_probe, with_probe
 
 FRAMES, SIZE = 20, (64, 96)
 

@@ -7,8 +7,8 @@ import torch
 from config import build_config, config_from_namespace
 from flownet import FlowNet2SD, FlowNet2SDFlow
 from model import Discriminator, Generator, init_weights
-from training import losses
 from train import parse_args
+from training import losses
 from training.step import Nets, Precision, make_precision, split_clip, train_step, use_channels_last
 from utils import FFPError
 

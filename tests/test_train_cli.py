@@ -1,7 +1,14 @@
-"""End to end on tiny synthetic data: train -> checkpoint -> resume -> eval, and exact resume."""
+"""train.py end to end: on tiny synthetic data train -> checkpoint -> resume -> eval, and exact resume; training
+without usable labels; progress lines when output goes to a file."""
 import json
+import subprocess
+import sys
 
+import fake_layouts as fl
+import numpy as np
+import pytest
 import torch
+from helpers import ROOT, tiny_args, train_cli
 
 import eval as eval_script
 import train as train_script
@@ -31,6 +38,7 @@ def test_train_resume_is_exact(synthetic_root, tmp_path):
     assert a["optim_g"]["param_groups"][0]["lr"] == b["optim_g"]["param_groups"][0]["lr"]
 
 
+@pytest.mark.slow
 def test_end_to_end_train_then_eval(synthetic_root, tmp_path, capsys):
     assert train_script.main(train_args(synthetic_root, tmp_path, 4, ["--val_interval", "4"])) == 0
     ckpt = tmp_path / "w" / "synthetic_latest.pth"
@@ -50,3 +58,34 @@ def test_end_to_end_train_then_eval(synthetic_root, tmp_path, capsys):
     assert eval_script.main(["--trained_model", str(ckpt), "--data_root", str(synthetic_root),
                              "--out_dir", str(tmp_path / "results")]) == 0
     assert (tmp_path / "results" / "synthetic_synthetic_latest_2" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize("how", ["one_class", "missing"])
+def test_training_without_usable_labels_runs_without_validation(tmp_path, capsys, how):
+    """All-normal test labels (own data with no anomaly yet) or no labels: one warning at start, training runs
+    through its validation steps, 'latest' is written, 'best' is not, and the end says so."""
+    info = fl.write_ped2_layout(tmp_path / "data", n_test=2, n_frames=8)
+    if how == "one_class":
+        fl.set_gt(info, [np.zeros((2, 0)), np.zeros((2, 0))])
+    else:
+        (info["dataset_dir"] / "ped2.mat").unlink()
+    assert train_cli(tiny_args(tmp_path / "data", tmp_path, 4, val_interval=2)) == 0
+    out = capsys.readouterr().out
+    assert out.count("warning: validation AUC skipped") == 1 and "validation micro-AUC" not in out
+    assert ("labelled normal" if how == "one_class" else "no frame labels") in out
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["ped2_latest.pth"]
+    assert "no validation ran, so no 'best' checkpoint" in out and "-1.0000" not in out
+
+
+def test_redirected_training_prints_progress_lines(tmp_path):
+    """`train.py … > log 2>&1`: no terminal, so plain progress lines (step, rate, ETA, losses) appear."""
+    fl.write_ped2_layout(tmp_path / "data")
+    with open(tmp_path / "log", "w") as log:
+        proc = subprocess.run([sys.executable, "train.py", *tiny_args(tmp_path / "data", tmp_path, 6, "--log_interval",
+                                                                      "2", val_interval=100, cache=True)],
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=300)
+    text = (tmp_path / "log").read_text()
+    assert proc.returncode == 0, text[-2000:]
+    lines = [line for line in text.splitlines() if line.startswith("train: ")]
+    assert lines and lines[-1].startswith("train: 6/6 (100%)") and "step/s" in lines[-1] and "psnr" in lines[-1]
+    assert "\r" not in text

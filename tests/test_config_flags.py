@@ -12,11 +12,10 @@ import pytest
 import torch
 
 import eval as eval_script
-from errors import FFPError
-from config import (FLAG_GROUPS, FLAG_HELP, RUNTIME_FIELDS, Config, build_config, command_config,
-                    dataset_defaults)
-from model import Generator
 from checkpoint import save_checkpoint
+from config import FLAG_GROUPS, FLAG_HELP, RUNTIME_FIELDS, Config, build_config, command_config, dataset_defaults
+from errors import FFPError
+from model import Generator
 from training.resume import resume_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,3 +169,10 @@ def test_eval_of_a_gpu_trained_checkpoint_runs_here_with_its_own_defaults(synthe
         eval_script.main(["--trained_model", str(ckpt), "--dataset", "ped2", "--data_root",
                           str(tmp_path / "nothing"), "--out_dir", str(tmp_path / "r2")])
     assert "note: evaluating on dataset ped2 a model trained on synthetic" in capsys.readouterr().out
+
+
+def test_custom_defaults_are_the_cpu_preset():
+    """A dataset that is not a built-in benchmark (your own camera) gets the cpu preset's settings."""
+    from config import PRESETS
+    cfg = build_config("mycam")
+    assert all(getattr(cfg, k) == v for k, v in PRESETS["cpu"].items())

@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.metrics import (PixelAUROC, compute_metrics, equal_error_rate, format_metrics_table, padded_auc,
-                                pixel_auroc)
+from evaluation.metrics import (
+    PixelAUROC,
+    compute_metrics,
+    equal_error_rate,
+    format_metrics_table,
+    padded_auc,
+    pixel_auroc,
+)
 from evaluation.scores import anomaly_scores, error_map, minmax_normalise, psnr_per_frame, true_runs
 from utils import FFPError
 

@@ -5,17 +5,15 @@ Each kind gets a small generated input with the correct value (labels, message, 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import cv2
+import fake_layouts as fl
 import numpy as np
 import pytest
 import scipy.io
+from helpers import eval_cli, tiny_args, train_cli
 
-import fake_layouts as fl
 from dataset import LabelNotes, entry_labels, find_dataset
-from helpers import eval_cli, train_cli
 from utils import FFPError
 
 
@@ -23,24 +21,6 @@ def read(entry, n: int = 20) -> tuple[list[int], list[str]]:
     """(labels, notes) of one per-video label entry for a video of n frames."""
     notes = LabelNotes()
     return entry_labels(np.asarray(entry), n, "test video v (labels f.mat)", notes).tolist(), notes.lines
-
-
-def tiny(root: Path, out: Path, dataset: str = "ped2", *extra: str) -> list[str]:
-    return ["--dataset", dataset, "--preset", "tiny", "--flownet", "none", "--device", "cpu", "--data_root", str(root),
-            "--weights_dir", str(out / "w"), "--log_dir", str(out / "runs"), "--iters", "2", "--val_interval", "2",
-            *extra]
-
-
-
-
-def set_gt(info: dict, entries: list) -> Path:
-    """Replace the fake ped2's ped2.mat `gt` cell with `entries` (one per test video)."""
-    gt = np.empty(len(entries), dtype=object)
-    for i, entry in enumerate(entries):
-        gt[i] = np.asarray(entry)
-    path = info["dataset_dir"] / "ped2.mat"
-    scipy.io.savemat(str(path), {"gt": gt})
-    return path
 
 
 # ------------------------------------------------------------------------------------------ 1. intervals
@@ -88,7 +68,7 @@ def test_labels_csv_rows_are_taken_as_written_never_re_oriented(tmp_path):
 def test_broken_intervals_are_refused_naming_the_file_and_the_video(tmp_path, entry, message):
     """Before anything else runs: find_dataset (what train/eval call first) raises, naming ped2.mat and video 01."""
     info = fl.write_ped2_layout(tmp_path, n_test=2, n_frames=8)   # test videos 01 (8 frames) and 02 (9)
-    mat = set_gt(info, [[[2], [3]], entry])
+    mat = fl.set_gt(info, [[[2], [3]], entry])
     with pytest.raises(FFPError, match=message) as error:
         find_dataset(tmp_path, "ped2")
     assert "test video 02" in str(error.value) and str(mat) in str(error.value)
@@ -137,7 +117,7 @@ def test_per_frame_labels_as_text_files(tmp_path):
 def test_per_frame_vectors_in_a_mat_cell(tmp_path):
     """Some releases store one 0/1 vector per video in the .mat cell instead of intervals."""
     info = fl.write_ped2_layout(tmp_path, n_test=2, n_frames=8)
-    set_gt(info, [np.array([[0, 0, 1, 1, 1, 0, 0, 0]]), np.array([0, 1, 0, 0, 0, 0, 0, 0, 1])])
+    fl.set_gt(info, [np.array([[0, 0, 1, 1, 1, 0, 0, 0]]), np.array([0, 1, 0, 0, 0, 0, 0, 0, 1])])
     files = find_dataset(tmp_path, "ped2")
     assert [v.labels.tolist() for v in files.test] == [[0, 0, 1, 1, 1, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0, 1]]
 
@@ -190,7 +170,7 @@ def test_another_variable_name_is_read_and_said(tmp_path):
                                  f"(the official name is 'gt')"]
 
 
-# ------------------------------------------------------------------------------------------ checks before any work
+# ------------------------------------------------------------------------------------------ 4. checks before any work
 def test_bad_labels_stop_train_and_eval_before_any_work(tmp_path, capsys):
     """Labels of 0/3 are refused by train.py before it starts (no 'FFP training on', nothing written) and by
     eval.py before it predicts (no result folder); 0/255 labels are accepted and said once."""
@@ -198,13 +178,13 @@ def test_bad_labels_stop_train_and_eval_before_any_work(tmp_path, capsys):
     masks = info["dataset_dir"] / "testing" / "test_frame_mask"
     for video, n in info["test_videos"].items():
         np.save(masks / f"{video}.npy", np.array([0, 3] * (n // 2) + [0] * (n % 2)))
-    assert train_cli(tiny(tmp_path / "data", tmp_path, "shanghaitech")) == 1
+    assert train_cli(tiny_args(tmp_path / "data", tmp_path, 2, dataset="shanghaitech", val_interval=2)) == 1
     captured = capsys.readouterr()
     assert "FFP training on" not in captured.out and "found values [0, 3]" in captured.err
     assert not (tmp_path / "w").exists() or not list((tmp_path / "w").iterdir())
     for video, n in info["test_videos"].items():
         np.save(masks / f"{video}.npy", np.array([0, 255] * (n // 2) + [0] * (n % 2)))
-    assert train_cli(tiny(tmp_path / "data", tmp_path, "shanghaitech")) == 0
+    assert train_cli(tiny_args(tmp_path / "data", tmp_path, 2, dataset="shanghaitech", val_interval=2)) == 0
     out = capsys.readouterr().out
     assert out.count("0/255 were read as 0 = normal, 255 = abnormal") == 1
     np.save(masks / f"{next(iter(info['test_videos']))}.npy", np.zeros(3))
@@ -212,87 +192,7 @@ def test_bad_labels_stop_train_and_eval_before_any_work(tmp_path, capsys):
     assert "3 labels but 8 frames" in capsys.readouterr().err and not (tmp_path / "res").exists()
 
 
-@pytest.mark.parametrize("how", ["one_class", "missing"])
-def test_training_without_usable_labels_runs_without_validation(tmp_path, capsys, how):
-    """All-normal test labels (own data with no anomaly yet) or no labels: one warning at start, training runs
-    through its validation steps, 'latest' is written, 'best' is not, and the end says so."""
-    info = fl.write_ped2_layout(tmp_path / "data", n_test=2, n_frames=8)
-    if how == "one_class":
-        set_gt(info, [np.zeros((2, 0)), np.zeros((2, 0))])
-    else:
-        (info["dataset_dir"] / "ped2.mat").unlink()
-    assert train_cli(tiny(tmp_path / "data", tmp_path, "ped2", "--iters", "4")) == 0
-    out = capsys.readouterr().out
-    assert out.count("warning: validation AUC skipped") == 1 and "validation micro-AUC" not in out
-    assert ("labelled normal" if how == "one_class" else "no frame labels") in out
-    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["ped2_latest.pth"]
-    assert "no validation ran, so no 'best' checkpoint" in out and "-1.0000" not in out
-
-
-# ------------------------------------------------------------------------------------------ 5. resume and init_from
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, Path]:
-    """(data root with ped2 and avenue, a 2-step tiny ped2 run's folder)."""
-    root = tmp_path_factory.mktemp("data")
-    fl.write_ped2_layout(root, n_test=2, n_frames=8)
-    fl.write_avenue_layout(root, n_test=2, n_frames=8)
-    out = tmp_path_factory.mktemp("run")
-    assert train_cli(tiny(root, out)) == 0
-    return root, out
-
-
-def test_resume_refuses_flags_that_change_data_or_architecture(trained, tmp_path, capsys):
-    root, run = trained
-    ckpt = run / "w" / "ped2_latest.pth"
-    before = ckpt.read_bytes()
-    argv = tiny(root, run, "avenue", "--resume", str(ckpt), "--height", "64", "--g_widths", "8,16")
-    assert train_cli(argv) == 1
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and f"--resume {ckpt}" in err
-    for part in ("--dataset avenue (the checkpoint's: ped2)", "--height 64 (the checkpoint's: 32)",
-                 "--g_widths 8,16 (the checkpoint's: 8,16,32)", "--init_from"):
-        assert part in err, part
-    assert ckpt.read_bytes() == before and not (run / "w" / "avenue_latest.pth").exists()
-
-
-def test_init_from_fine_tunes_on_other_data(trained, tmp_path, capsys):
-    """--init_from: the weights of a ped2 run, a NEW run on avenue (fresh optimizers, step 0 -> iters)."""
-    import torch
-    root, run = trained
-    source = run / "w" / "ped2_latest.pth"
-    assert train_cli(tiny(root, tmp_path, "avenue", "--init_from", str(source), "--iters", "3")) == 0
-    assert f"from the weights of {source} (new run, step 0)" in capsys.readouterr().out
-    state = torch.load(tmp_path / "w" / "avenue_latest.pth", weights_only=True)
-    assert state["step"] == 3 and state["init_from"] == str(source) and state["config"]["dataset"] == "avenue"
-    assert train_cli(tiny(root, tmp_path / "b", "avenue", "--init_from", str(source), "--height", "64")) == 1
-    assert "--height 64 (the weights': 32)" in capsys.readouterr().err
-
-
-def test_weights_from_before_the_flow_loss_fix(trained, tmp_path, capsys):
-    """Classical-flow checkpoints without flownet.loss_units trained their motion loss scaled by 1/400: --resume
-    continues with the same loss (λ_op 2 -> 0.005, said), --init_from says what the weights were trained with;
-    current checkpoints (loss_units 'pixels') get neither."""
-    import torch
-    from checkpoint import save_checkpoint
-    root, run = trained
-    state = torch.load(run / "w" / "ped2_latest.pth", weights_only=True)
-    assert state["flownet"]["loss_units"] == "pixels" and state["config"]["lambda_op"] == 2.0
-    state["flownet"]["name"] = "ClassicalFlow"
-    save_checkpoint(tmp_path / "current.pth", state)
-    del state["flownet"]["loss_units"]
-    save_checkpoint(tmp_path / "old.pth", state)
-    for name, legacy in (("old", True), ("current", False)):
-        source = tmp_path / f"{name}.pth"
-        assert train_cli(tiny(root, tmp_path / name, "ped2", "--init_from", str(source))) == 0
-        assert ("was 0.005 in today's pixel units" in capsys.readouterr().out) == legacy, name   # --init_from
-        assert train_cli(tiny(root, tmp_path / name, "ped2", "--resume", str(source), "--iters", "3",
-                              "--flownet", "classical")) == 0
-        resumed = torch.load(tmp_path / name / "w" / "ped2_latest.pth", weights_only=True)
-        assert resumed["config"]["lambda_op"] == (0.005 if legacy else 2.0), name
-        assert ("resume: lambda_op: 2.0 -> 0.005 (unchanged training" in capsys.readouterr().out) == legacy
-
-
-# ------------------------------------------------------------------------------------------ 6. frame folders
+# ------------------------------------------------------------------------------------------ 5. frame folders
 def test_os_droppings_in_frame_folders_are_skipped(tmp_path):
     """._000.jpg (a macOS resource fork), .DS_Store, Thumbs.db and desktop.ini never count as frames; a file
     that only pretends to be an image is still an error naming it."""
@@ -308,59 +208,3 @@ def test_os_droppings_in_frame_folders_are_skipped(tmp_path):
     (video / "008.jpg").write_text("not an image")
     with pytest.raises(FFPError, match=r"cannot read image .*008\.jpg: not a valid image"):
         TrainWindows(find_dataset(tmp_path, "ped2").train, build_config("ped2", "tiny", {"data_root": str(tmp_path)}))
-
-
-# ------------------------------------------------------------------------------------------ 7. scores without spread
-def static_clip(folder: Path, n: int = 12) -> Path:
-    folder.mkdir(parents=True)
-    frame = np.full((24, 36, 3), 90, np.uint8)
-    for i in range(n):
-        cv2.imwrite(str(folder / f"{i:03d}.png"), frame)
-    return folder
-
-
-def test_a_clip_where_nothing_happens_scores_zero_and_says_so(tmp_path, capsys):
-    """detect.py --mode whole: every frame's PSNR is the same, so min-max has no spread: scores 0 (no alarm) and a
-    note in the output, summary.json and the page. --mode stream on the same clip: one finite z-score for all."""
-    from test_detect import read_scores, run_detect
-    from test_eval_cli import save_random_checkpoint
-    clip, ckpt = static_clip(tmp_path / "clip"), save_random_checkpoint(tmp_path / "c.pth")
-    out = run_detect(clip, ckpt, tmp_path / "whole")
-    rows = read_scores(out)
-    assert len(rows) == 8 and {float(r["score"]) for r in rows} == {0.0} and all(r["above_threshold"] == "0" for r in rows)
-    assert "PSNR span below 0.1 dB" in capsys.readouterr().out
-    assert any("PSNR span below 0.1 dB" in n for n in json.loads((out / "summary.json").read_text())["notes"])
-    assert "PSNR span below 0.1 dB" in (out / "index.html").read_text()
-    rows = read_scores(run_detect(clip, ckpt, tmp_path / "stream", "--mode", "stream", "--psnr_mean", "30",
-                                  "--psnr_std", "2"))
-    assert len({r["score"] for r in rows}) == 1 and np.isfinite(float(rows[0]["score"]))
-
-
-def test_eval_notes_videos_without_spread(tmp_path, capsys):
-    from test_eval_cli import save_random_checkpoint
-    info = fl.write_ped2_layout(tmp_path / "data", n_test=2, n_frames=12)
-    video = info["dataset_dir"] / "testing" / "frames" / "01"
-    for path in video.iterdir():
-        cv2.imwrite(str(path), np.full((24, 36, 3), 90, np.uint8))
-    ckpt = save_random_checkpoint(tmp_path / "c.pth")
-    assert eval_cli(ckpt, tmp_path / "data", tmp_path / "res", "--dataset", "ped2", "--no_pixel_auroc") == 0
-    assert "note: 1 video(s) have a PSNR span below 0.1 dB" in capsys.readouterr().out
-    report = tmp_path / "res" / "ped2_c"
-    assert "01" in (report / "index.html").read_text().split("PSNR span below")[1][:300]
-    scores = [line.split(",") for line in (report / "scores.csv").read_text().splitlines()[1:]]
-    assert {float(s[3]) for s in scores if s[0] == "01"} == {0.0}
-
-
-# ------------------------------------------------------------------------------------------ 8. small faults
-def test_stale_temp_files_of_this_dataset_are_removed_at_start_and_nothing_else(tmp_path, capsys):
-    info_root = tmp_path / "data"
-    fl.write_ped2_layout(info_root, n_test=2, n_frames=8)
-    weights = tmp_path / "w"
-    weights.mkdir()
-    mine = [weights / ".ped2_latest.pth.k3j_x9q2.tmp", weights / ".ped2_best.pth.a1b2c3d4.tmp"]
-    others = [weights / ".ped1_latest.pth.a1b2c3d4.tmp", weights / "notes.tmp", weights / ".ped2_latest.pth.keep"]
-    for path in mine + others:
-        path.write_bytes(b"partial")
-    assert train_cli(tiny(info_root, tmp_path)) == 0
-    assert not any(p.exists() for p in mine) and all(p.exists() for p in others)
-    assert capsys.readouterr().out.count("a temp file left by a run killed while saving") == 2

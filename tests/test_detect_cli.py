@@ -1,7 +1,7 @@
-"""detect.py on unlabelled input: folders of frames, .avi files, both score modes, a real clip, streaming memory."""
+"""detect.py on unlabelled input: folders of frames, .avi files, both score modes, --start, a clip where nothing
+happens, a real clip, streaming memory."""
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -12,15 +12,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT, TINY, read_scores, run_detect, save_random_checkpoint
 
 import detect
 from cli import run_cli
 from dataset import find_dataset, prepare_frame, read_frame
 from evaluation.predict import generator_from_state, training_psnr_stats
 from model import Generator
-from test_eval_cli import TINY, save_random_checkpoint
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -49,20 +47,6 @@ def write_avi(path: Path, frames: list[Path], fourcc: str = "MJPG") -> Path:
         writer.write(cv2.imread(str(f)))
     writer.release()
     return path
-
-
-def run_detect(video: Path, ckpt: Path, out: Path, *extra: str) -> Path:
-    """Run detect.main; return the single result folder it created under `out`."""
-    before = set(out.iterdir()) if out.is_dir() else set()
-    assert detect.main(["--video", str(video), "--trained_model", str(ckpt), "--out_dir", str(out),
-                        "--device", "cpu", *extra]) == 0
-    (created,) = set(out.iterdir()) - before
-    return created
-
-
-def read_scores(folder: Path) -> list[dict]:
-    with open(folder / "scores.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def test_training_psnr_stats(synthetic_root):
@@ -281,6 +265,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_streaming_memory_does_not_grow_with_length(tmp_path):
     """20,000 frames through the streaming path: peak RSS grows < 16 MB over a 2,000-frame warm-up run.
 
@@ -295,3 +280,34 @@ def test_streaming_memory_does_not_grow_with_length(tmp_path):
     assert report["n"] == 19_996
     assert report["growth_kb"] < 16 * 1024, report
     assert sum(1 for _ in open(csv_path)) == 19_996 + 1   # header + one row per frame, written as it went
+
+
+def test_detect_start_scores_the_rest(clean_mp4, tmp_path):
+    """detect.py --start 6s on a 10 fps file scores frames 60..119 (frames 56-59 are the first window's history)."""
+    ckpt = save_random_checkpoint(tmp_path / "c.pth")
+    rows = read_scores(run_detect(clean_mp4[0], ckpt, tmp_path / "out", "--start", "6s"))
+    assert [int(r["frame"]) for r in rows] == list(range(60, 120))
+
+
+def static_clip(folder: Path, n: int = 12) -> Path:
+    folder.mkdir(parents=True)
+    frame = np.full((24, 36, 3), 90, np.uint8)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), frame)
+    return folder
+
+
+def test_a_clip_where_nothing_happens_scores_zero_and_says_so(tmp_path, capsys):
+    """detect.py --mode whole: every frame's PSNR is the same, so min-max has no spread: scores 0 (no alarm) and a
+    note in the output, summary.json and the page. --mode stream on the same clip: one finite z-score for all."""
+    clip, ckpt = static_clip(tmp_path / "clip"), save_random_checkpoint(tmp_path / "c.pth")
+    out = run_detect(clip, ckpt, tmp_path / "whole")
+    rows = read_scores(out)
+    assert len(rows) == 8 and {float(r["score"]) for r in rows} == {0.0} and all(r["above_threshold"] == "0" for r in rows)
+    assert "PSNR span below 0.1 dB" in capsys.readouterr().out
+    assert any("PSNR span below 0.1 dB" in n for n in json.loads((out / "summary.json").read_text())["notes"])
+    assert "PSNR span below 0.1 dB" in (out / "index.html").read_text()
+    rows = read_scores(run_detect(clip, ckpt, tmp_path / "stream", "--mode", "stream", "--psnr_mean", "30",
+                                  "--psnr_std", "2"))
+    assert len({r["score"] for r in rows}) == 1 and np.isfinite(float(rows[0]["score"]))
+

@@ -1,14 +1,16 @@
-"""Loaders on every supported on-disk layout (fake, tiny) and on the real label files (exact counts)."""
+"""Loaders on every supported on-disk layout (fake, tiny) and on the real label files (exact counts); frames of
+mixed sizes, bit depths, and damaged or empty image files."""
+import dataclasses
+
 import cv2
+import fake_layouts as fl
 import numpy as np
 import pytest
 import torch
 
-import fake_layouts as fl
 from config import build_config
 from dataset import EpochShuffleSampler, LabelNotes, TrainWindows, find_dataset, read_frame, video_frame_batches
-from dataset.labels import (interval_labels, read_avenue_dir, read_frame_mask_dir, read_mat_entries,
-                            read_ucsd_m_entries)
+from dataset.labels import interval_labels, read_avenue_dir, read_frame_mask_dir, read_mat_entries, read_ucsd_m_entries
 from utils import FFPError
 
 
@@ -171,6 +173,7 @@ def test_real_shanghaitech_labels(shared_data):
     assert sum(int(v.sum()) for v in labels.values()) == 17326
 
 
+@pytest.mark.slow
 def test_real_avenue_labels(shared_data):
     labels = {k: v for k, (v, _) in read_avenue_dir(shared_data / "labels" / "avenue" / "testing_label_mask").items()}
     assert len(labels) == 21 and sorted(labels, key=int) == [str(i) for i in range(1, 22)]
@@ -213,3 +216,43 @@ def test_16bit_frames_holding_12bit_values_are_not_read_black(tmp_path, capsys):
     cv2.imwrite(str(folders["twelve"] / "003.png"), np.full((24, 32, 3), 60000, np.uint16))
     with pytest.raises(FFPError, match="003.png: values up to 60000.*share one bit depth"):
         read_frame(folders["twelve"] / "003.png", 24, 32)
+
+
+def test_frames_of_different_sizes_are_resized_consistently(tmp_path):
+    """Frames of different sizes in one video are NOT an error: read_frame resizes every frame to the
+    config size (height×width), so the video loads and every window/batch has the config shape."""
+    from dataset import prepare_dataset
+    from dataset.streaming import FolderFrameDataset
+    info = fl.write_ped2_layout(tmp_path / "data", n_train=1, n_test=1, n_frames=6)
+    rng = np.random.default_rng(0)
+    for split, index, size in [("training", 1, (48, 64)), ("training", 3, (10, 14)), ("testing", 2, (240, 360))]:
+        path = info["dataset_dir"] / split / "frames" / "01" / f"{index:03d}.jpg"
+        cv2.imwrite(str(path), rng.integers(0, 255, (*size, 3), dtype=np.uint8))
+    cfg = build_config("ped2", "tiny", {"data_root": str(tmp_path / "data")})
+    files = prepare_dataset(cfg)
+    for cache in (True, False):
+        windows = TrainWindows(files.train, dataclasses.replace(cfg, cache_frames=cache))
+        assert all(windows[i].shape == (5, 3, cfg.height, cfg.width) for i in range(len(windows)))
+    test_frames = FolderFrameDataset(files.test[0].source, cfg.height, cfg.width)
+    assert {tuple(test_frames[i][0].shape) for i in range(len(test_frames))} == {(3, cfg.height, cfg.width)}
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "png", "bmp", "tif"])
+def test_truncated_or_empty_image_names_the_file_and_prints_nothing_else(tmp_path, capfd, fmt):
+    """read_frame refuses a truncated (first half) or zero-byte frame of every supported format with an FFPError
+    naming the file, and the decoders' own C-level messages (libjpeg 'Premature end of JPEG file', libpng
+    'Read Error', OpenCV's TIFF log lines) never reach stderr, so the CLI's one error line stays one line."""
+    image = np.random.default_rng(0).integers(0, 255, (60, 90, 3), dtype=np.uint8)
+    good = tmp_path / f"good.{fmt}"
+    assert cv2.imwrite(str(good), image)
+    assert read_frame(good, 32, 48).shape == (32, 48, 3)
+    half = tmp_path / f"half.{fmt}"
+    half.write_bytes(good.read_bytes()[:good.stat().st_size // 2])
+    empty = tmp_path / f"empty.{fmt}"
+    empty.write_bytes(b"")
+    capfd.readouterr()
+    for bad in (half, empty, tmp_path / f"missing.{fmt}"):
+        with pytest.raises(FFPError) as info:
+            read_frame(bad, 32, 48)
+        assert str(info.value).startswith(f"cannot read image {bad}: ")
+    assert capfd.readouterr().err == ""

@@ -11,6 +11,7 @@ from urllib.parse import unquote
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from helpers import META, fake_dataset, leftovers, page_links
 
 import evaluation.pages as pages
 import evaluation.report as report
@@ -18,8 +19,6 @@ from cli import Terminated, _raise_terminated
 from evaluation.metrics import aligned_videos, compute_metrics, video_scores
 from evaluation.pages import StagedResult
 from evaluation.report import write_report
-from conftest import META, fake_dataset
-from helpers import leftovers, page_links
 from utils import FFPError
 
 # ----------------------------------------------------------------------------- labelled report

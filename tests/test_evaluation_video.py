@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import count_frames, leftovers, write_heatmap
 
 import evaluation.video as video
 from evaluation.video import STRIP_H, HeatmapVideoWriter, VmaxEstimator, choose_vmax, video_backend
-from helpers import count_frames, leftovers, write_heatmap
 from utils import FFPError
 
 needs_h264 = pytest.mark.skipif(video_backend() != "h264", reason="PyAV with libx264 is not installed (pip install av)")

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import TINY, save_random_checkpoint
 
 import export
+from checkpoint import load_checkpoint
 from cli import run_cli
 from model import Discriminator
-from test_eval_cli import TINY, save_random_checkpoint
-from checkpoint import load_checkpoint
 
 
 def training_checkpoint(path, **extra):

@@ -6,12 +6,12 @@ import re
 from pathlib import Path
 
 import cv2
+import fake_layouts as F
 import numpy as np
 import pytest
 import scipy.io
 
 import synthetic as S
-from tests import fake_layouts as F
 from utils import FFPError
 
 SMALL = dict(n_train=2, n_test=3, n_frames=30)  # one video of each anomaly kind, fast to write
@@ -277,7 +277,7 @@ def test_fake_avenue_layout(tmp_path):
     result = F.write_avenue_layout(tmp_path)
     _check_files(result)
     _check_frames(result, tmp_path / "avenue" / "training" / "frames", result["train_videos"], ".jpg")
-    for i, (video, labels) in enumerate(result["labels"].items()):
+    for i, labels in enumerate(result["labels"].values()):
         vol = scipy.io.loadmat(str(tmp_path / "avenue" / "testing_label_mask" / f"{i + 1}_label.mat"))["volLabel"]
         assert vol.shape == (1, len(labels)) and vol[0, 0].shape == result["frame_size"]
         np.testing.assert_array_equal([int(m.any()) for m in vol[0]], labels)

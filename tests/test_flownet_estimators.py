@@ -16,8 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # lets `pytest tests/...` work without installing the project
     sys.path.insert(0, str(ROOT))
 
-from flownet import (DEFAULT_FLOWNET2SD_PATH, FLOW_CHOICES, ClassicalFlow, FlowNet2SD,  # noqa: E402
-                     build_flow_estimator, load_flownet2sd)
+from flownet import (  # noqa: E402
+    DEFAULT_FLOWNET2SD_PATH,
+    FLOW_CHOICES,
+    ClassicalFlow,
+    FlowNet2SD,
+    build_flow_estimator,
+    load_flownet2sd,
+)
 from flownet.estimator import FlowNet2SDFlow, freeze  # noqa: E402
 from utils import FFPError  # noqa: E402
 

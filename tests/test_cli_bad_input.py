@@ -11,7 +11,7 @@ Python + torch + sklearn costs ~3 s per process on 2 cores, too slow for ~40 cas
 child forked from a "zygote" process that imported those libraries once and then executes the script as
 `__main__` exactly as `python train.py …` would (runpy); the cases marked `real=True` (one or more per script
 and failure kind, including the DataLoader-worker ones) run as plain `sys.executable train.py …` subprocesses.
-A few cases that need no CLI (mixed frame sizes, a NaN loss at a known step) run in-process.
+run_cli's own translation of exceptions into one line is checked in-process at the end.
 """
 from __future__ import annotations
 
@@ -19,22 +19,19 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 import pytest
-
-from helpers import own_signal_handlers
 import scipy.io
 import torch
-
 from fake_layouts import write_ped2_layout, write_shanghaitech_layout
+from helpers import ROOT, own_signal_handlers
 
-ROOT = Path(__file__).resolve().parents[1]
 PARALLEL = 2          # cases at a time (one zygote each): the machine has 2 cores
 TIMEOUT_S = 180
 
@@ -113,8 +110,6 @@ def truncate(path: Path) -> Path:
 
 def files_under(folder: Path) -> set[Path]:
     return set(folder.rglob("*")) if folder.exists() else set()   # files and folders
-
-
 
 
 def train_in_process(argv: list[str]) -> int:
@@ -540,6 +535,7 @@ def _params():
         yield pytest.param(c, id=c.id, marks=marks)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad_input", list(_params()))
 def test_bad_input_is_one_clear_error_line(bad_input: Case, outcomes):
     ctx, proc, before = outcomes[bad_input.id]
@@ -559,79 +555,7 @@ def test_bad_input_is_one_clear_error_line(bad_input: Case, outcomes):
         bad_input.check(ctx, proc)
 
 
-# ----------------------------------------------------------------------------------------------- in-process cases
-def test_frames_of_different_sizes_are_resized_consistently(tmp_path):
-    """Case 5: frames of different sizes in one video are NOT an error: read_frame resizes every frame to the
-    config size (height×width), so the video loads and every window/batch has the config shape."""
-    from config import build_config
-    from dataset import TrainWindows, prepare_dataset
-    from dataset.streaming import FolderFrameDataset
-    info = write_ped2_layout(tmp_path / "data", n_train=1, n_test=1, n_frames=6)
-    rng = np.random.default_rng(0)
-    for split, index, size in [("training", 1, (48, 64)), ("training", 3, (10, 14)), ("testing", 2, (240, 360))]:
-        cv2.imwrite(str(frame(info, split, "01", index)), rng.integers(0, 255, (*size, 3), dtype=np.uint8))
-    cfg = build_config("ped2", "tiny", {"data_root": str(tmp_path / "data")})
-    files = prepare_dataset(cfg)
-    for cache in (True, False):
-        cfg.cache_frames = cache
-        windows = TrainWindows(files.train, cfg)
-        assert all(windows[i].shape == (5, 3, cfg.height, cfg.width) for i in range(len(windows)))
-    test_frames = FolderFrameDataset(files.test[0].source, cfg.height, cfg.width)
-    assert {tuple(test_frames[i][0].shape) for i in range(len(test_frames))} == {(3, cfg.height, cfg.width)}
-
-
-def test_nan_loss_stops_keeps_last_good_checkpoint_and_reports_step(good_data, tmp_path, monkeypatch, capsys):
-    """Case 10: the intensity loss turns NaN at step 5 (saves every 2 steps): training stops with one error line
-    naming step 5; the latest checkpoint on disk is step 4's and holds finite weights."""
-    import training.losses as losses
-    from cli import run_cli
-    import train as train_script
-    real, calls = losses.intensity_loss, {"n": 0}
-
-    def nan_at_step_5(pred, target):
-        calls["n"] += 1
-        value = real(pred, target)
-        return value * float("nan") if calls["n"] == 5 else value
-    monkeypatch.setattr(losses, "intensity_loss", nan_at_step_5)
-    argv = ["--dataset", "ped2", "--preset", "tiny", "--iters", "12", "--flownet", "none", "--device", "cpu",
-            "--data_root", str(good_data), "--weights_dir", str(tmp_path / "w"), "--log_dir",
-            str(tmp_path / "runs"), "--save_interval", "2", "--log_interval", "1", "--val_interval", "100"]
-    capsys.readouterr()
-    with own_signal_handlers():
-        rc = run_cli(train_script.main, argv)
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert rc == 1 and len(err) == 1 and err[0].startswith("error: non-finite loss"), err
-    assert "step 5" in err[0]
-    state = torch.load(tmp_path / "w" / "ped2_latest.pth", map_location="cpu", weights_only=True)
-    assert state["step"] == 4
-    for part in ("net_g", "net_d"):
-        assert all(torch.isfinite(t).all() for t in state[part].values() if t.is_floating_point())
-    assert not list((tmp_path / "w").glob("*.tmp"))
-
-
-@pytest.mark.parametrize("fmt", ["jpg", "png", "bmp", "tif"])
-def test_truncated_or_empty_image_names_the_file_and_prints_nothing_else(tmp_path, capfd, fmt):
-    """read_frame refuses a truncated (first half) or zero-byte frame of every supported format with an FFPError
-    naming the file, and the decoders' own C-level messages (libjpeg 'Premature end of JPEG file', libpng
-    'Read Error', OpenCV's TIFF log lines) never reach stderr, so the CLI's one error line stays one line."""
-    from dataset import read_frame
-    from utils import FFPError
-    image = np.random.default_rng(0).integers(0, 255, (60, 90, 3), dtype=np.uint8)
-    good = tmp_path / f"good.{fmt}"
-    assert cv2.imwrite(str(good), image)
-    assert read_frame(good, 32, 48).shape == (32, 48, 3)
-    half = tmp_path / f"half.{fmt}"
-    half.write_bytes(good.read_bytes()[:good.stat().st_size // 2])
-    empty = tmp_path / f"empty.{fmt}"
-    empty.write_bytes(b"")
-    capfd.readouterr()
-    for bad in (half, empty, tmp_path / f"missing.{fmt}"):
-        with pytest.raises(FFPError) as info:
-            read_frame(bad, 32, 48)
-        assert str(info.value).startswith(f"cannot read image {bad}: ")
-    assert capfd.readouterr().err == ""
-
-
+# ----------------------------------------------------------------------------------------------- run_cli
 def _raise(exc):
     def main(argv):
         raise exc

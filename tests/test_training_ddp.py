@@ -23,6 +23,8 @@ from training.step import train_step
 from utils import seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every test here uses ddp_runs: two torchrun launches of 2 processes each, ~30 s on the 2-core machine.
+pytestmark = pytest.mark.slow
 PER_RANK_BATCH = 2
 # Tolerance on ‖w_ddp − w_ref‖ / ‖w_ref − w_init‖ per network: the relative error of the training update.
 # The two runs differ only in float summation order (per-rank convolutions over b windows with 1 thread
