@@ -6,6 +6,7 @@ without loss_units trained a classical-flow loss scaled by 1/400, see training/r
 legacy-checkpoint handling lives). A shipped
 generator-only checkpoint has net_g, config, step and optional psnr_stats.
 """
+
 from __future__ import annotations
 
 import io
@@ -40,15 +41,18 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
     path = Path(path)
     bad = _non_finite(state)
     if bad is not None:
-        raise FFPError(f"non-finite weights ({bad}) at step {state.get('step', '?')}: not saving {path}, the "
-                       f"last good checkpoint there is kept (training diverged; try a lower --lr_g)")
+        raise FFPError(
+            f"non-finite weights ({bad}) at step {state.get('step', '?')}: not saving {path}, the "
+            f"last good checkpoint there is kept (training diverged; try a lower --lr_g)"
+        )
     buffer = io.BytesIO()
     torch.save(state, buffer)
     try:
         atomic_write_bytes(path, buffer.getvalue())
     except OSError as exc:
-        raise FFPError(f"cannot write checkpoint {path}: {exc.strerror or exc} (the previous file, if any, "
-                       f"is unchanged)") from None
+        raise FFPError(
+            f"cannot write checkpoint {path}: {exc.strerror or exc} (the previous file, if any, is unchanged)"
+        ) from None
 
 
 def _reason(exc: BaseException) -> str:
@@ -57,7 +61,7 @@ def _reason(exc: BaseException) -> str:
     for line in lines:
         if "GLOBAL" in line or line.startswith("Unsupported"):
             return line
-    first = lines[0].split(". ")[0].rstrip(".") if lines else ""   # torch's zip errors run on for sentences
+    first = lines[0].split(". ")[0].rstrip(".") if lines else ""  # torch's zip errors run on for sentences
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
@@ -105,14 +109,16 @@ def load_checkpoint(path: str | Path) -> dict:
     if why is not None:
         raise FFPError(f"checkpoint {path} is truncated, damaged or not a checkpoint ({why})")
     try:
-        with warnings.catch_warnings():   # e.g. 'Detected pickle protocol 4': the error below says it all
+        with warnings.catch_warnings():  # e.g. 'Detected pickle protocol 4': the error below says it all
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Weights only load failed" in str(exc):
-            raise FFPError(f"checkpoint {path} was refused by safe loading (weights_only): it holds pickled "
-                           f"objects other than tensors and plain containers, possibly code, which are never "
-                           f"run; only load checkpoints written by train.py ({_reason(exc)})") from None
+            raise FFPError(
+                f"checkpoint {path} was refused by safe loading (weights_only): it holds pickled "
+                f"objects other than tensors and plain containers, possibly code, which are never "
+                f"run; only load checkpoints written by train.py ({_reason(exc)})"
+            ) from None
         raise FFPError(f"checkpoint {path} is truncated, damaged or not a checkpoint ({_reason(exc)})") from None
     except MemoryError:
         raise
@@ -122,8 +128,9 @@ def load_checkpoint(path: str | Path) -> dict:
         raise FFPError(f"checkpoint {path} is not an FFP checkpoint (expected a dict with 'net_g' and 'config')")
     for part in ("net_g", "net_d"):
         weights = state.get(part, {})
-        if not isinstance(weights, dict) or not all(isinstance(k, str) and torch.is_tensor(v)
-                                                    for k, v in weights.items()):
+        if not isinstance(weights, dict) or not all(
+            isinstance(k, str) and torch.is_tensor(v) for k, v in weights.items()
+        ):
             raise FFPError(f"checkpoint {path}: '{part}' is not a state dict of named tensors")
     _check_config(state["config"], path)
     return state
@@ -146,8 +153,11 @@ def load_state_strict(module: nn.Module, state_dict: dict, what: str) -> None:
     own = module.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
-    shapes = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-              if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    shapes = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
     if missing or unexpected or shapes:
         parts = []
         if shapes:

@@ -1,6 +1,7 @@
 """What the command-line scripts share: one-line user errors, the --debug switch, flags answered before torch loads.
 
 Light on purpose (no torch, numpy or project packages): `answer_flags_first` runs before the heavy imports."""
+
 from __future__ import annotations
 
 import argparse
@@ -74,7 +75,7 @@ class StopRequest:
     at once (`raise_for_signal`). The previous handlers come back when the block ends. Main thread only."""
 
     def __init__(self) -> None:
-        self.signum = 0   # the signal that asked to stop, 0 while none has
+        self.signum = 0  # the signal that asked to stop, 0 while none has
 
     def __enter__(self) -> StopRequest:
         self._saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -89,7 +90,7 @@ class StopRequest:
     def _handle(self, signum: int, frame: object) -> None:
         if self.signum:
             raise_for_signal(signum)
-        self.signum = signum   # the work says so itself: printing inside a handler can hit a half-done print
+        self.signum = signum  # the work says so itself: printing inside a handler can hit a half-done print
 
 
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:

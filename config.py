@@ -5,6 +5,7 @@
 The resolved config is printed at start, saved next to the run's logs and inside every checkpoint,
 and every consumer (data, networks, losses, training, evaluation) reads it: nothing else carries settings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,18 +29,19 @@ class Config:
 
     Frozen: a command builds it once (`build_config`, `command_config`, training.resume) and every consumer reads
     the same object; a changed copy is `dataclasses.replace(cfg, ...)`."""
+
     dataset: str = "synthetic"
     data_root: str = "data"
     preset: str | None = None
     # data
     height: int = 256
     width: int = 256
-    in_frames: int = 4                      # past frames the generator sees; it predicts frame in_frames+1
-    num_workers: int = -1                   # -1 = auto: 2, but on CPU runs only cores torch's threads leave free
-    cache_frames: bool = True               # decode every training frame once into RAM (if it fits the budget)
+    in_frames: int = 4  # past frames the generator sees; it predicts frame in_frames+1
+    num_workers: int = -1  # -1 = auto: 2, but on CPU runs only cores torch's threads leave free
+    cache_frames: bool = True  # decode every training frame once into RAM (if it fits the budget)
     cache_max_gb: float = 4.0
-    cache_dir: str = "cache"                # video files that do not fit in RAM are extracted here once
-    train_until: str | None = None          # normal part of each training video: '400' frames or '40s'
+    cache_dir: str = "cache"  # video files that do not fit in RAM are extracted here once
+    train_until: str | None = None  # normal part of each training video: '400' frames or '40s'
     # networks
     g_widths: tuple[int, ...] = (64, 128, 256, 512)
     d_widths: tuple[int, ...] = (128, 256, 512, 512)
@@ -48,7 +50,7 @@ class Config:
     batch_size: int = 4
     lr_g: float = 1e-4
     lr_d: float = 1e-5
-    lr_drop_steps: tuple[int, ...] = (7_000,)   # LR ×lr_gamma at each of these steps
+    lr_drop_steps: tuple[int, ...] = (7_000,)  # LR ×lr_gamma at each of these steps
     lr_gamma: float = 0.1
     adam_betas: tuple[float, float] = (0.9, 0.999)
     # loss weights λ: intensity, gradient, optical flow, adversarial
@@ -61,7 +63,7 @@ class Config:
     # bookkeeping
     seed: int = 0
     device: str = "auto"
-    threads: int = 0                        # torch CPU threads; 0 = one per core (torch's default)
+    threads: int = 0  # torch CPU threads; 0 = one per core (torch's default)
     weights_dir: str = "weights"
     log_dir: str = "runs"
     save_interval: int = 1_000
@@ -70,9 +72,9 @@ class Config:
     eval_batch_size: int = 16
     # speed of training (none of these changes the method); see bench/README.md for measurements
     channels_last: str = field(default="auto", metadata={"choices": ("auto", "on", "off"), "const": "on"})
-    amp: bool = False                       # autocast: bf16 (CUDA, or CPU bf16), fp16 + GradScaler on CUDA only
+    amp: bool = False  # autocast: bf16 (CUDA, or CPU bf16), fp16 + GradScaler on CUDA only
     amp_dtype: str = field(default="bf16", metadata={"choices": ("bf16", "fp16")})
-    compile: bool = False                   # torch.compile G and D (first steps are slow while it compiles)
+    compile: bool = False  # torch.compile G and D (first steps are slow while it compiles)
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (tuples become lists), as stored in checkpoints."""
@@ -90,7 +92,7 @@ class Config:
         return "\n".join(f"  {k}: {v}" for k, v in dataclasses.asdict(self).items())
 
 
-_FIELDS = {f.name: f for f in fields(Config)}   # name -> dataclasses.Field (type, choices metadata)
+_FIELDS = {f.name: f for f in fields(Config)}  # name -> dataclasses.Field (type, choices metadata)
 
 # λ_op for the weights-free classical flow estimator. The official λ_op (2 for Ped2) was tuned for FlowNet-SD; with
 # the classical estimator it lowered AUC (Ped2 --preset cpu at 1,000 steps: λ_op 2 → 0.900, 0.1 → 0.923,
@@ -100,21 +102,68 @@ CLASSICAL_LAMBDA_OP = 0.005
 
 # Official per-dataset hyper-parameters (the authors' released code): 256×256, batch 4, 4 input frames.
 DATASET_DEFAULTS: dict[str, dict] = {
-    "ped2": dict(lr_g=1e-4, lr_d=1e-5, lr_drop_steps=(7_000,), lambda_int=1.0, lambda_gd=1.0, lambda_op=2.0,
-                 lambda_adv=0.05, iters=80_000),
-    "ped1": dict(lr_g=1e-4, lr_d=1e-5, lr_drop_steps=(40_000,), lambda_int=1.0, lambda_gd=1.0, lambda_op=0.01,
-                 lambda_adv=0.05, iters=80_000),
+    "ped2": dict(
+        lr_g=1e-4,
+        lr_d=1e-5,
+        lr_drop_steps=(7_000,),
+        lambda_int=1.0,
+        lambda_gd=1.0,
+        lambda_op=2.0,
+        lambda_adv=0.05,
+        iters=80_000,
+    ),
+    "ped1": dict(
+        lr_g=1e-4,
+        lr_d=1e-5,
+        lr_drop_steps=(40_000,),
+        lambda_int=1.0,
+        lambda_gd=1.0,
+        lambda_op=0.01,
+        lambda_adv=0.05,
+        iters=80_000,
+    ),
     # Official note: lambda_int 1 gives 84.9 AUC on Avenue, 0.001 about 85.1.
-    "avenue": dict(lr_g=2e-4, lr_d=2e-5, lr_drop_steps=(100_000,), lambda_int=0.001, lambda_gd=1.0,
-                   lambda_op=2.0, lambda_adv=0.05, iters=120_000),
-    "shanghaitech": dict(lr_g=2e-4, lr_d=2e-5, lr_drop_steps=(50_000,), lambda_int=1.0, lambda_gd=1.0,
-                         lambda_op=2.0, lambda_adv=0.05, iters=80_000),
+    "avenue": dict(
+        lr_g=2e-4,
+        lr_d=2e-5,
+        lr_drop_steps=(100_000,),
+        lambda_int=0.001,
+        lambda_gd=1.0,
+        lambda_op=2.0,
+        lambda_adv=0.05,
+        iters=120_000,
+    ),
+    "shanghaitech": dict(
+        lr_g=2e-4,
+        lr_d=2e-5,
+        lr_drop_steps=(50_000,),
+        lambda_int=1.0,
+        lambda_gd=1.0,
+        lambda_op=2.0,
+        lambda_adv=0.05,
+        iters=80_000,
+    ),
     # Small and fast so the quick start trains and evaluates on 2 CPU cores in minutes, with the same result
     # whether or not a FlowNet2-SD file is present: the classical estimator, with its λ_op.
-    "synthetic": dict(height=64, width=96, g_widths=(16, 32, 64, 128), d_widths=(16, 32, 64, 64), flownet="classical",
-                      batch_size=8, lr_g=2e-4, lr_d=2e-5, lr_drop_steps=(1_200,), iters=1_500,
-                      lambda_int=1.0, lambda_gd=1.0, lambda_op=CLASSICAL_LAMBDA_OP, lambda_adv=0.05,
-                      save_interval=500, val_interval=500, eval_batch_size=32),
+    "synthetic": dict(
+        height=64,
+        width=96,
+        g_widths=(16, 32, 64, 128),
+        d_widths=(16, 32, 64, 64),
+        flownet="classical",
+        batch_size=8,
+        lr_g=2e-4,
+        lr_d=2e-5,
+        lr_drop_steps=(1_200,),
+        iters=1_500,
+        lambda_int=1.0,
+        lambda_gd=1.0,
+        lambda_op=CLASSICAL_LAMBDA_OP,
+        lambda_adv=0.05,
+        save_interval=500,
+        val_interval=500,
+        eval_batch_size=32,
+    ),
 }
 
 # Training windows behind the PSNR statistics of stream-mode detection (train.py stores them with a completed run;
@@ -135,12 +184,33 @@ PRESETS: dict[str, dict] = {
     # paper's 256×256, a quarter of the paper's widths (convolution cost ∝ width², so the step costs about what a
     # 128×192 input at half width does, and the higher resolution scored better in the same time), the
     # weights-free classical flow estimator with its λ_op, 3,000 steps with the LR ×0.1 after 1,000.
-    "cpu": dict(height=256, width=384, g_widths=(16, 32, 64, 128), d_widths=(16, 32, 64, 64), batch_size=4,
-                lr_g=2e-4, lr_d=2e-5, lr_drop_steps=(1_000,), iters=3_000, flownet="classical",
-                lambda_op=CLASSICAL_LAMBDA_OP,
-                save_interval=500, val_interval=1_000),
-    "tiny": dict(height=32, width=48, g_widths=(8, 16, 32), d_widths=(8, 16, 16, 16), batch_size=2,
-                 iters=20, save_interval=10, val_interval=10, log_interval=5, num_workers=0),
+    "cpu": dict(
+        height=256,
+        width=384,
+        g_widths=(16, 32, 64, 128),
+        d_widths=(16, 32, 64, 64),
+        batch_size=4,
+        lr_g=2e-4,
+        lr_d=2e-5,
+        lr_drop_steps=(1_000,),
+        iters=3_000,
+        flownet="classical",
+        lambda_op=CLASSICAL_LAMBDA_OP,
+        save_interval=500,
+        val_interval=1_000,
+    ),
+    "tiny": dict(
+        height=32,
+        width=48,
+        g_widths=(8, 16, 32),
+        d_widths=(8, 16, 16, 16),
+        batch_size=2,
+        iters=20,
+        save_interval=10,
+        val_interval=10,
+        log_interval=5,
+        num_workers=0,
+    ),
 }
 
 
@@ -184,8 +254,17 @@ def parse_until(text: str | None, flag: str) -> tuple[float, str] | None:
     return float(match.group(1)), "s" if (match.group(2) or "").startswith("s") else "frames"
 
 
-POSITIVE_FIELDS = ("iters", "batch_size", "height", "width", "save_interval", "val_interval", "log_interval",
-                   "eval_batch_size", "in_frames")
+POSITIVE_FIELDS = (
+    "iters",
+    "batch_size",
+    "height",
+    "width",
+    "save_interval",
+    "val_interval",
+    "log_interval",
+    "eval_batch_size",
+    "in_frames",
+)
 
 
 def field_problem(name: str, value, flag: str | None = None) -> str | None:
@@ -195,8 +274,10 @@ def field_problem(name: str, value, flag: str | None = None) -> str | None:
     """
     flag = flag or f"--{name}"
     if name == "dataset" and value not in DATASET_DEFAULTS and not CUSTOM_NAME.fullmatch(value or ""):
-        return (f"{flag} {value!r}: expected a built-in benchmark ({', '.join(DATASET_DEFAULTS)}) or the "
-                f"name of your own dataset folder under --data_root (letters, digits, '_', '-', '.')")
+        return (
+            f"{flag} {value!r}: expected a built-in benchmark ({', '.join(DATASET_DEFAULTS)}) or the "
+            f"name of your own dataset folder under --data_root (letters, digits, '_', '-', '.')"
+        )
     if name in POSITIVE_FIELDS and value <= 0:
         return f"{flag} must be a positive integer, got {value}"
     if name in ("height", "width") and value < 32:
@@ -232,8 +313,10 @@ def validate(cfg: Config) -> None:
             raise FFPError(problem)
     multiple = 2 ** (len(cfg.g_widths) - 1)
     if cfg.height % multiple or cfg.width % multiple:
-        raise FFPError(f"--height/--width must be divisible by {multiple} (one halving per U-Net level of "
-                       f"--g_widths {cfg.g_widths}), got {cfg.height}×{cfg.width}")
+        raise FFPError(
+            f"--height/--width must be divisible by {multiple} (one halving per U-Net level of "
+            f"--g_widths {cfg.g_widths}), got {cfg.height}×{cfg.width}"
+        )
 
 
 def check_flag_values(args: argparse.Namespace, spellings: dict[str, str] | None = None) -> None:
@@ -258,7 +341,7 @@ def _int_tuple(text: str) -> tuple[int, ...]:
 # One sentence per setting: the text of its flag in --help (tests check that every field has one).
 FLAG_HELP: dict[str, str] = {
     "dataset": "a built-in benchmark (ped2, ped1, avenue, shanghaitech, synthetic) or the name of your own "
-               "dataset folder under --data_root",
+    "dataset folder under --data_root",
     "preset": "a named configuration that changes size, widths and schedule but not the method",
     "data_root": "folder that holds the dataset folders (<data_root>/<dataset>/...)",
     "height": "height of the frames the networks see, in pixels (frames are resized to it)",
@@ -268,9 +351,9 @@ FLAG_HELP: dict[str, str] = {
     "g_widths": "generator (U-Net) channels per level, comma-separated",
     "d_widths": "discriminator (PatchGAN) channels of its 4 convolutions, comma-separated",
     "flownet": "optical-flow estimator of the motion loss: auto = FlowNet2-SD if its weights file is present, "
-               "else classical",
+    "else classical",
     "flownet_ckpt": "FlowNet2-SD weights file; none = flownet/pretrained/FlowNet2-SD.pth (or NVIDIA's "
-                    "FlowNet2-SD_checkpoint.pth.tar beside it)",
+    "FlowNet2-SD_checkpoint.pth.tar beside it)",
     "iters": "training steps",
     "batch_size": "training clips per step (per process under torchrun)",
     "lr_g": "generator learning rate (Adam)",
@@ -361,9 +444,13 @@ def statistics_default_text(name: str) -> str:
     return runtime_default_text(name)
 
 
-def add_config_flags(parser: argparse.ArgumentParser, groups: tuple[str, ...] = tuple(FLAG_GROUPS),
-                     only: tuple[str, ...] | None = None, defaults: Callable[[str], str] = default_text,
-                     aliases: dict[str, tuple[str, ...]] | None = None) -> None:
+def add_config_flags(
+    parser: argparse.ArgumentParser,
+    groups: tuple[str, ...] = tuple(FLAG_GROUPS),
+    only: tuple[str, ...] | None = None,
+    defaults: Callable[[str], str] = default_text,
+    aliases: dict[str, tuple[str, ...]] | None = None,
+) -> None:
     """Flags for the Config fields of `groups` (or just those of them in `only`), one argparse group each.
 
     `aliases`: {field: ('--other_name', ...)} extra spellings of a flag (detect.py's --batch_size).
@@ -384,18 +471,24 @@ def add_config_flags(parser: argparse.ArgumentParser, groups: tuple[str, ...] = 
 def _add_flag(parser, f, help_text: str, aliases: tuple[str, ...] = ()) -> None:
     """One Config field as a flag; its type from the field's default (tuples of ints or floats, bools, choices)."""
     default = f.default
-    if aliases:   # the other spellings share the field's destination
+    if aliases:  # the other spellings share the field's destination
         parser = _AliasedGroup(parser, aliases)
-    if f.name == "preset":   # its choices, the PRESETS table, are defined after Config
+    if f.name == "preset":  # its choices, the PRESETS table, are defined after Config
         parser.add_argument("--preset", choices=tuple(PRESETS), default=None, help=help_text)
     elif "choices" in f.metadata:
         const = f.metadata.get("const")
-        parser.add_argument(f"--{f.name}", choices=f.metadata["choices"], default=None,
-                            nargs="?" if const else None, const=const,
-                            help=help_text + (f"; bare flag = {const}" if const else ""))
+        parser.add_argument(
+            f"--{f.name}",
+            choices=f.metadata["choices"],
+            default=None,
+            nargs="?" if const else None,
+            const=const,
+            help=help_text + (f"; bare flag = {const}" if const else ""),
+        )
     elif isinstance(default, bool):
-        parser.add_argument(f"--{f.name}", type=_bool, nargs="?", const=True, default=None,
-                            help=help_text + "; bare flag = true")
+        parser.add_argument(
+            f"--{f.name}", type=_bool, nargs="?", const=True, default=None, help=help_text + "; bare flag = true"
+        )
     elif isinstance(default, tuple):
         kind = _int_tuple if all(isinstance(v, int) for v in default) else _float_tuple
         parser.add_argument(f"--{f.name}", type=kind, default=None, help=help_text)
@@ -433,8 +526,7 @@ def _bool(text: str) -> bool:
 
 def config_from_namespace(args: argparse.Namespace) -> Config:
     """A new run's config from parsed flags: dataset defaults, then --preset, then the flags given."""
-    overrides = {f.name: getattr(args, f.name, None) for f in fields(Config)
-                 if f.name not in ("dataset", "preset")}
+    overrides = {f.name: getattr(args, f.name, None) for f in fields(Config) if f.name not in ("dataset", "preset")}
     return build_config(args.dataset or "synthetic", args.preset, overrides)
 
 

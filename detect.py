@@ -27,6 +27,7 @@ Writes results/detect_<video-stem>/ (numbered sibling when it exists, unless --o
 (frame,psnr,score,above_threshold), curve.png, alarms.txt (the events, then every frame above the threshold),
 summary.json, index.html, heatmap.mp4. Built in a hidden temp folder and renamed into place when complete.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,49 +52,74 @@ DEFAULT_THRESHOLD = {"whole": 0.5, "stream": 3.0}
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", required=True, help="video file (mp4, avi, ...) or folder of frames")
-    parser.add_argument("--trained_model", required=True, help="checkpoint (.pth) written by train.py or export.py "
-                                                                     "(e.g. weights/ped2_cpu.pth)")
-    parser.add_argument("--mode", choices=("whole", "stream"), default="whole",
-                        help="whole: 1 - minmax(PSNR) over the file; stream: z-score of -PSNR from training stats")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="alarm when score > threshold (default 0.5 whole, 3.0 stream)")
-    parser.add_argument("--event_gap", default=DEFAULT_EVENT_GAP,
-                        help="alarm frames separated by at most this gap, in frames ('5') or seconds ('0.5s'), "
-                             f"form one event (default {DEFAULT_EVENT_GAP})")
-    parser.add_argument("--min_event", default=DEFAULT_MIN_EVENT,
-                        help="events spanning fewer frames ('3') or seconds ('0.3s') than this are dropped "
-                             f"(default {DEFAULT_MIN_EVENT})")
+    parser.add_argument(
+        "--trained_model",
+        required=True,
+        help="checkpoint (.pth) written by train.py or export.py (e.g. weights/ped2_cpu.pth)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("whole", "stream"),
+        default="whole",
+        help="whole: 1 - minmax(PSNR) over the file; stream: z-score of -PSNR from training stats",
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=None, help="alarm when score > threshold (default 0.5 whole, 3.0 stream)"
+    )
+    parser.add_argument(
+        "--event_gap",
+        default=DEFAULT_EVENT_GAP,
+        help="alarm frames separated by at most this gap, in frames ('5') or seconds ('0.5s'), "
+        f"form one event (default {DEFAULT_EVENT_GAP})",
+    )
+    parser.add_argument(
+        "--min_event",
+        default=DEFAULT_MIN_EVENT,
+        help="events spanning fewer frames ('3') or seconds ('0.3s') than this are dropped "
+        f"(default {DEFAULT_MIN_EVENT})",
+    )
     parser.add_argument("--psnr_mean", type=float, default=None, help="stream mode: training PSNR mean (dB)")
     parser.add_argument("--psnr_std", type=float, default=None, help="stream mode: training PSNR std (dB)")
     parser.add_argument("--start", default=None, help="score frames from here on: frames ('600') or seconds ('60s')")
     parser.add_argument("--save_video", action="store_true", help="also write heatmap.mp4 (reads the input twice)")
     parser.add_argument("--out_dir", default="results", help="parent folder of the result folder (default: results)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing result folder")
-    parser.add_argument("--max_frames", type=int, default=None,
-                        help="read only the frames numbered below N (the first N of an undamaged constant-rate file)")
+    parser.add_argument(
+        "--max_frames",
+        type=int,
+        default=None,
+        help="read only the frames numbered below N (the first N of an undamaged constant-rate file)",
+    )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    add_config_flags(parser, ("data", "machine"), only=("data_root", *FLAG_GROUPS["machine"]),
-                     defaults=statistics_default_text, aliases={"eval_batch_size": ("--batch_size",)})
+    add_config_flags(
+        parser,
+        ("data", "machine"),
+        only=("data_root", *FLAG_GROUPS["machine"]),
+        defaults=statistics_default_text,
+        aliases={"eval_batch_size": ("--batch_size",)},
+    )
     args = parser.parse_args(argv)
     if args.max_frames is not None and args.max_frames <= 0:
         raise FFPError(f"--max_frames must be a positive integer, got {args.max_frames}")
     if args.threshold is not None and not math.isfinite(args.threshold):
         raise FFPError(f"--threshold must be a finite number, got {args.threshold}")
     for flag in ("--event_gap", "--min_event"):
-        duration_value(getattr(args, flag[2:]), flag)   # syntax only; seconds become frames at the input's fps
+        duration_value(getattr(args, flag[2:]), flag)  # syntax only; seconds become frames at the input's fps
     if args.start is not None:
-        parse_until(args.start, "--start")   # same grammar as --train_until; FFPError names the value
+        parse_until(args.start, "--start")  # same grammar as --train_until; FFPError names the value
     if (args.psnr_mean is None) != (args.psnr_std is None):
         raise FFPError("--psnr_mean and --psnr_std must be given together")
     if args.psnr_mean is not None and args.mode != "stream":
-        raise FFPError("--psnr_mean/--psnr_std set stream mode's training statistics; add --mode stream "
-                       "(whole mode normalises over the clip itself)")
+        raise FFPError(
+            "--psnr_mean/--psnr_std set stream mode's training statistics; add --mode stream "
+            "(whole mode normalises over the clip itself)"
+        )
     check_flag_values(args, spellings={"eval_batch_size": "--batch_size/--eval_batch_size"})
     return args
 
 
 if __name__ == "__main__":
-    answer_flags_first(parse_args)   # --help and flag errors answer before torch is imported (seconds)
+    answer_flags_first(parse_args)  # --help and flag errors answer before torch is imported (seconds)
 
 # The heavy imports, after the flags are known to be good (style checkers: E402 is intended here).
 import csv
@@ -120,9 +146,11 @@ from utils import duration_text, run_environment, set_up_machine
 
 # ----------------------------------------------------------------------------- input
 
+
 @dataclass
 class Input:
     """The video to score: its frames (a dataset.Video), frame rate, and the first frame number to score."""
+
     video: Video
     fps: float
     start: int
@@ -146,9 +174,11 @@ def open_input(path: Path, args: argparse.Namespace) -> Input:
 
 # ----------------------------------------------------------------------------- scoring
 
+
 @dataclass
 class Normaliser:
     """PSNR (dB) -> anomaly score. mode 'stream': (mean - psnr) / std; 'whole': 1 - minmax over the file."""
+
     mode: str
     mean: float | None = None
     std: float | None = None
@@ -170,13 +200,15 @@ class Normaliser:
     def describe(self) -> str:
         """How the score was computed, for the report."""
         if self.mode == "stream":
-            return (f"(mean - PSNR) / std with training PSNR mean {self.mean:.4f} dB, std {self.std:.4f} dB "
-                    f"({self.origin})")
+            return (
+                f"(mean - PSNR) / std with training PSNR mean {self.mean:.4f} dB, std {self.std:.4f} dB ({self.origin})"
+            )
         return "1 - minmax(PSNR) over the whole input (the paper's per-video normalisation)"
 
 
-def stream_stats(state: dict, args: argparse.Namespace, ckpt: Path, cfg: Config,
-                 device: torch.device) -> tuple[float, float, str]:
+def stream_stats(
+    state: dict, args: argparse.Namespace, ckpt: Path, cfg: Config, device: torch.device
+) -> tuple[float, float, str]:
     """(mean, std, where from) of the training PSNR: flags, the checkpoint, or computed now from its training data
     (with this command's config `cfg`)."""
     if args.psnr_mean is not None:
@@ -185,18 +217,23 @@ def stream_stats(state: dict, args: argparse.Namespace, ckpt: Path, cfg: Config,
     if isinstance(stats, dict) and "mean" in stats and "std" in stats:
         return float(stats["mean"]), float(stats["std"]), f"stored in {ckpt.name}"
     try:
-        stats = psnr_stats_from_training_data(state, cfg, args.data_root, device, f"checkpoint {ckpt}",
-                                              STATS_WINDOWS)
+        stats = psnr_stats_from_training_data(state, cfg, args.data_root, device, f"checkpoint {ckpt}", STATS_WINDOWS)
     except FFPError as exc:
-        raise FFPError(f"--mode stream needs the training PSNR statistics ('psnr_stats'): {exc}, pass "
-                       f"--psnr_mean and --psnr_std, or use --mode whole") from None
-    print(f"training PSNR statistics computed from {stats['n']} windows of {stats['computed_from']} (checkpoint {ckpt} "
-          f"has none; not stored): mean {stats['mean']:.3f} dB, std {stats['std']:.3f} dB", flush=True)
+        raise FFPError(
+            f"--mode stream needs the training PSNR statistics ('psnr_stats'): {exc}, pass "
+            f"--psnr_mean and --psnr_std, or use --mode whole"
+        ) from None
+    print(
+        f"training PSNR statistics computed from {stats['n']} windows of {stats['computed_from']} (checkpoint {ckpt} "
+        f"has none; not stored): mean {stats['mean']:.3f} dB, std {stats['std']:.3f} dB",
+        flush=True,
+    )
     return stats["mean"], stats["std"], f"computed now from {stats['n']} training windows of {stats['computed_from']}"
 
 
-def normaliser(mode: str, state: dict, args: argparse.Namespace, ckpt: Path, cfg: Config,
-               device: torch.device) -> Normaliser:
+def normaliser(
+    mode: str, state: dict, args: argparse.Namespace, ckpt: Path, cfg: Config, device: torch.device
+) -> Normaliser:
     """The score normalisation of --mode. Whole mode keeps the checkpoint's stored training PSNR statistics, when it
     has them, only to say when the clip is far from the training footage (they do not enter its scores)."""
     if mode == "whole":
@@ -206,24 +243,36 @@ def normaliser(mode: str, state: dict, args: argparse.Namespace, ckpt: Path, cfg
         return Normaliser("whole")
     mean, std, origin = stream_stats(state, args, ckpt, cfg, device)
     if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
-        raise FFPError(f"stream mode needs a finite PSNR mean and a positive std, got mean {mean}, std {std} "
-                       "(--psnr_mean/--psnr_std or the checkpoint's psnr_stats)")
+        raise FFPError(
+            f"stream mode needs a finite PSNR mean and a positive std, got mean {mean}, std {std} "
+            "(--psnr_mean/--psnr_std or the checkpoint's psnr_stats)"
+        )
     return Normaliser("stream", float(mean), float(std), origin)
 
 
 @dataclass
 class Scored:
     """What one scoring pass produced: PSNR and frame numbers of the scored frames, and how the pass ended."""
+
     psnr: np.ndarray
     numbers: np.ndarray
     frames_read: int
-    interrupted: int = 0       # the signal that stopped it, 0 if it ran to the end
+    interrupted: int = 0  # the signal that stopped it, 0 if it ran to the end
     report: dict | None = None  # decode report of a video file (gaps, early end)
 
 
-def score_pass(generator: torch.nn.Module, batches, in_frames: int, start: int, device: torch.device,
-               norm: Normaliser, threshold: float, csv_path: Path | None, vmax: VmaxEstimator | None = None,
-               stop: StopRequest | None = None) -> Scored:
+def score_pass(
+    generator: torch.nn.Module,
+    batches,
+    in_frames: int,
+    start: int,
+    device: torch.device,
+    norm: Normaliser,
+    threshold: float,
+    csv_path: Path | None,
+    vmax: VmaxEstimator | None = None,
+    stop: StopRequest | None = None,
+) -> Scored:
     """One pass over a FrameBatches stream: PSNR of every scored frame (number >= start, after the first window).
 
     csv_path (stream mode): scores.csv rows are appended and flushed batch by batch. vmax: offered every batch's
@@ -234,7 +283,7 @@ def score_pass(generator: torch.nn.Module, batches, in_frames: int, start: int, 
     psnr_parts, number_parts = [], []
     with _csv_rows(csv_path) as rows:
         for pred in iter_predictions(generator, batches, in_frames, device):
-            numbers = np.asarray(batches.numbers[pred.first_index:pred.first_index + len(pred.psnr)], dtype=np.int64)
+            numbers = np.asarray(batches.numbers[pred.first_index : pred.first_index + len(pred.psnr)], dtype=np.int64)
             keep = numbers >= start
             # A copy, not a view: a view keeps each batch's torch allocation alive, and on a long stream those
             # pinned blocks fragment the heap (measured: +143 MB peak RSS over 20,000 frames of 32×48).
@@ -249,9 +298,13 @@ def score_pass(generator: torch.nn.Module, batches, in_frames: int, start: int, 
             if stop is not None and stop.signum:
                 break
     report = batches.report.summary() if batches.report is not None else None
-    return Scored(np.concatenate(psnr_parts) if psnr_parts else np.zeros(0, np.float32),
-                  np.concatenate(number_parts) if number_parts else np.zeros(0, np.int64),
-                  len(batches.numbers), stop.signum if stop is not None else 0, report)
+    return Scored(
+        np.concatenate(psnr_parts) if psnr_parts else np.zeros(0, np.float32),
+        np.concatenate(number_parts) if number_parts else np.zeros(0, np.int64),
+        len(batches.numbers),
+        stop.signum if stop is not None else 0,
+        report,
+    )
 
 
 @contextmanager
@@ -269,30 +322,51 @@ def _csv_rows(path: Path | None):
             def rows(items) -> None:
                 try:
                     writer.writerows(items)
-                    f.flush()    # a reader tailing the file sees each batch as soon as it is scored
+                    f.flush()  # a reader tailing the file sees each batch as soon as it is scored
                 except OSError as exc:
                     raise OSError(exc.errno, exc.strerror, str(path)) from None
+
             rows([DETECT_CSV_HEADER])
             yield rows
     except OSError as exc:
         raise FFPError(f"cannot write {exc.filename or path}: {exc.strerror or exc}") from None
 
 
-def write_heatmap_video(path: Path, generator: torch.nn.Module, inp: Input, cfg: Config, device: torch.device,
-                        batch_size: int, scored: Scored, scores: np.ndarray, vmax: float, threshold: float,
-                        score_range: tuple[float, float]) -> None:
+def write_heatmap_video(
+    path: Path,
+    generator: torch.nn.Module,
+    inp: Input,
+    cfg: Config,
+    device: torch.device,
+    batch_size: int,
+    scored: Scored,
+    scores: np.ndarray,
+    vmax: float,
+    threshold: float,
+    score_range: tuple[float, float],
+) -> None:
     """Pass 2 of --save_video: predict again batch by batch and append each scored frame to the mp4."""
     by_number = dict(zip(scored.numbers.tolist(), range(len(scored.numbers))))
     batches = video_frame_batches(inp.video, cfg, batch_size)
-    with HeatmapVideoWriter(path, inp.fps, vmax=vmax, size=(cfg.height, cfg.width), curve_length=len(scores),
-                            score_range=score_range, threshold=threshold,
-                            first_frame=int(scored.numbers[0])) as writer:
+    with HeatmapVideoWriter(
+        path,
+        inp.fps,
+        vmax=vmax,
+        size=(cfg.height, cfg.width),
+        curve_length=len(scores),
+        score_range=score_range,
+        threshold=threshold,
+        first_frame=int(scored.numbers[0]),
+    ) as writer:
         for pred in iter_predictions(generator, batches, cfg.in_frames, device):
-            numbers = batches.numbers[pred.first_index:pred.first_index + len(pred.psnr)]
+            numbers = batches.numbers[pred.first_index : pred.first_index + len(pred.psnr)]
             rows = [i for i, n in enumerate(numbers) if n in by_number]
             if rows:
-                writer.add_batch(pred.target_images().cpu().numpy()[rows], pred.error_maps().cpu().numpy()[rows],
-                                 scores[[by_number[numbers[i]] for i in rows]])
+                writer.add_batch(
+                    pred.target_images().cpu().numpy()[rows],
+                    pred.error_maps().cpu().numpy()[rows],
+                    scores[[by_number[numbers[i]] for i in rows]],
+                )
             if numbers and numbers[-1] >= scored.numbers[-1]:
                 break
 
@@ -303,12 +377,23 @@ def _score_range(norm: Normaliser, scores: np.ndarray, threshold: float) -> tupl
         return 0.0, 1.0
     lo = min(0.0, float(scores.min()), threshold)
     top = max(float(scores.max()), threshold)
-    return lo, top + 0.1 * (top - lo) + 1e-6   # headroom so the highest point is not on the border
+    return lo, top + 0.1 * (top - lo) + 1e-6  # headroom so the highest point is not on the border
 
 
-def run_detect(generator: torch.nn.Module, inp: Input, cfg: Config, device: torch.device, batch_size: int,
-               norm: Normaliser, threshold: float, save_video: bool, out: Path, meta: dict,
-               event_gap: str | None = None, min_event: str | None = None) -> dict:
+def run_detect(
+    generator: torch.nn.Module,
+    inp: Input,
+    cfg: Config,
+    device: torch.device,
+    batch_size: int,
+    norm: Normaliser,
+    threshold: float,
+    save_video: bool,
+    out: Path,
+    meta: dict,
+    event_gap: str | None = None,
+    min_event: str | None = None,
+) -> dict:
     """Score the input and write the report into `out`; returns the summary (n_frames, n_above, events, ...).
 
     event_gap, min_event: --event_gap / --min_event as given (frames '5' or seconds '0.5s'; None: the defaults
@@ -321,96 +406,209 @@ def run_detect(generator: torch.nn.Module, inp: Input, cfg: Config, device: torc
     streamed = norm.mode == "stream"
     stopper = StopRequest()
     with stopper if streamed else nullcontext():
-        return _score_and_report(generator, inp, cfg, device, batch_size, norm, threshold, save_video, out, meta,
-                                 stopper if streamed else None, gap, min_frames)
+        return _score_and_report(
+            generator,
+            inp,
+            cfg,
+            device,
+            batch_size,
+            norm,
+            threshold,
+            save_video,
+            out,
+            meta,
+            stopper if streamed else None,
+            gap,
+            min_frames,
+        )
 
 
-def _score_and_report(generator: torch.nn.Module, inp: Input, cfg: Config, device: torch.device, batch_size: int,
-                      norm: Normaliser, threshold: float, save_video: bool, out: Path, meta: dict,
-                      stopper: StopRequest | None, gap_frames: int = 0, min_frames: int = 1) -> dict:
+def _score_and_report(
+    generator: torch.nn.Module,
+    inp: Input,
+    cfg: Config,
+    device: torch.device,
+    batch_size: int,
+    norm: Normaliser,
+    threshold: float,
+    save_video: bool,
+    out: Path,
+    meta: dict,
+    stopper: StopRequest | None,
+    gap_frames: int = 0,
+    min_frames: int = 1,
+) -> dict:
     """run_detect's work; `stopper` (stream mode) turns the first SIGINT/SIGTERM into a clean early end.
     gap_frames, min_frames: how alarm frames merge into events (evaluation.events.merge_events)."""
     started = time.monotonic()
     streamed = norm.mode == "stream"
     vmax = VmaxEstimator() if save_video else None
-    scored = score_pass(generator, video_frame_batches(inp.video, cfg, batch_size), cfg.in_frames, inp.start,
-                        device, norm, threshold, out / "scores.csv" if streamed else None, vmax, stopper)
+    scored = score_pass(
+        generator,
+        video_frame_batches(inp.video, cfg, batch_size),
+        cfg.in_frames,
+        inp.start,
+        device,
+        norm,
+        threshold,
+        out / "scores.csv" if streamed else None,
+        vmax,
+        stopper,
+    )
     if len(scored.psnr) == 0 and scored.interrupted:
-        raise_for_signal(scored.interrupted)   # nothing scored yet: nothing to keep
+        raise_for_signal(scored.interrupted)  # nothing scored yet: nothing to keep
     if len(scored.psnr) == 0 and scored.frames_read < cfg.in_frames + 1:
-        raise FFPError(f"--video {inp.video.source.path}: {scored.frames_read} frame(s) read, fewer than the "
-                       f"{cfg.in_frames + 1}-frame window ({cfg.in_frames} past frames + the predicted one)")
+        raise FFPError(
+            f"--video {inp.video.source.path}: {scored.frames_read} frame(s) read, fewer than the "
+            f"{cfg.in_frames + 1}-frame window ({cfg.in_frames} past frames + the predicted one)"
+        )
     if len(scored.psnr) == 0:
-        raise FFPError(f"--video {inp.video.source.path}: no frame numbered {inp.start} or later among the "
-                       f"{scored.frames_read} read (--start {inp.start})")
+        raise FFPError(
+            f"--video {inp.video.source.path}: no frame numbered {inp.start} or later among the "
+            f"{scored.frames_read} read (--start {inp.start})"
+        )
     scores = norm.final(scored.psnr)
     notes = [] if streamed else [n for n in [flat_videos_note({inp.video.name: scored.psnr})] if n]
     problems = (scored.report or {}).get("problems", [])
     video = None
     if save_video and len(scored.psnr) and not scored.interrupted:
         video = "heatmap.mp4"
-        write_heatmap_video(out / video, generator, inp, cfg, device, batch_size, scored, scores, vmax.value(),
-                            threshold, _score_range(norm, scores, threshold))
-    if "run" in meta:   # the report's header: how long scoring (and the heatmap video) took
+        write_heatmap_video(
+            out / video,
+            generator,
+            inp,
+            cfg,
+            device,
+            batch_size,
+            scored,
+            scores,
+            vmax.value(),
+            threshold,
+            _score_range(norm, scores, threshold),
+        )
+    if "run" in meta:  # the report's header: how long scoring (and the heatmap video) took
         meta = {**meta, "run": {**meta["run"], "scoring time": duration_text(time.monotonic() - started)}}
-    meta = {**meta, "frames_read": scored.frames_read, "first_scored_frame": int(scored.numbers[0])
-            if len(scored.numbers) else None, "score": norm.describe(), "decoding": scored.report,
-            "interrupted": bool(scored.interrupted), "notes": notes + problems}
+    meta = {
+        **meta,
+        "frames_read": scored.frames_read,
+        "first_scored_frame": int(scored.numbers[0]) if len(scored.numbers) else None,
+        "score": norm.describe(),
+        "decoding": scored.report,
+        "interrupted": bool(scored.interrupted),
+        "notes": notes + problems,
+    }
     events = merge_events(scored.numbers, scores, threshold, inp.fps, gap_frames, min_frames)
     caveats = detect_caveats(norm.mode, scored.psnr, scores, threshold, norm.mean, norm.std)
-    write_detect_report(out, scored.numbers, scored.psnr, scores, threshold, meta, csv_written=streamed,
-                        video=video, score_label=norm.label, events=events, fps=inp.fps,
-                        title=f"{inp.video.source.path.name} — {norm.mode} mode", event_gap_frames=gap_frames,
-                        min_event_frames=min_frames, caveats=caveats)
-    return {"n_frames": len(scored.psnr), "n_above": int((scores > threshold).sum()), "frames_read": scored.frames_read,
-            "first": int(scored.numbers[0]) if len(scored.numbers) else None,
-            "last": int(scored.numbers[-1]) if len(scored.numbers) else None,
-            "interrupted": scored.interrupted, "notes": notes, "problems": problems, "events": events,
-            "caveats": caveats, "event_gap_frames": gap_frames, "min_event_frames": min_frames, "fps": inp.fps}
+    write_detect_report(
+        out,
+        scored.numbers,
+        scored.psnr,
+        scores,
+        threshold,
+        meta,
+        csv_written=streamed,
+        video=video,
+        score_label=norm.label,
+        events=events,
+        fps=inp.fps,
+        title=f"{inp.video.source.path.name} — {norm.mode} mode",
+        event_gap_frames=gap_frames,
+        min_event_frames=min_frames,
+        caveats=caveats,
+    )
+    return {
+        "n_frames": len(scored.psnr),
+        "n_above": int((scores > threshold).sum()),
+        "frames_read": scored.frames_read,
+        "first": int(scored.numbers[0]) if len(scored.numbers) else None,
+        "last": int(scored.numbers[-1]) if len(scored.numbers) else None,
+        "interrupted": scored.interrupted,
+        "notes": notes,
+        "problems": problems,
+        "events": events,
+        "caveats": caveats,
+        "event_gap_frames": gap_frames,
+        "min_event_frames": min_frames,
+        "fps": inp.fps,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ckpt = Path(args.trained_model)
     state = load_checkpoint(ckpt)
-    cfg = command_config(checkpoint_config(state), args)   # the model's settings; this machine's runtime ones
+    cfg = command_config(checkpoint_config(state), args)  # the model's settings; this machine's runtime ones
     cfg, device = set_up_machine(cfg)
     inp = open_input(Path(args.video), args)
     norm = normaliser(args.mode, state, args, ckpt, cfg, device)
     threshold = DEFAULT_THRESHOLD[args.mode] if args.threshold is None else args.threshold
     if args.mode == "whole" and not 0 <= threshold < 1:
-        print(f"note: --threshold {threshold:g} is outside whole mode's scores (0..1): every frame alarms or none "
-              "does", flush=True)
+        print(
+            f"note: --threshold {threshold:g} is outside whole mode's scores (0..1): every frame alarms or none does",
+            flush=True,
+        )
     generator = generator_from_state(state, cfg, device, f"checkpoint {ckpt}")
     path = inp.video.source.path
     stem = path.stem if path.is_file() else path.name
     name = f"detect_{file_stems([stem])[stem]}"
-    run = {"input": str(path), "checkpoint": f"{ckpt} (step {state.get('step', '?')})", "mode": args.mode,
-           **run_environment(device, "scored")}
-    meta = {"run": run, "video": str(path), "checkpoint": str(ckpt), "step": state.get("step"), "mode": args.mode,
-            "start": inp.start, "max_frames": args.max_frames, "frame_size": [cfg.height, cfg.width],
-            "psnr_stats": {"mean": norm.mean, "std": norm.std} if norm.mode == "stream" else None}
+    run = {
+        "input": str(path),
+        "checkpoint": f"{ckpt} (step {state.get('step', '?')})",
+        "mode": args.mode,
+        **run_environment(device, "scored"),
+    }
+    meta = {
+        "run": run,
+        "video": str(path),
+        "checkpoint": str(ckpt),
+        "step": state.get("step"),
+        "mode": args.mode,
+        "start": inp.start,
+        "max_frames": args.max_frames,
+        "frame_size": [cfg.height, cfg.width],
+        "psnr_stats": {"mean": norm.mean, "std": norm.std} if norm.mode == "stream" else None,
+    }
     with StagedResult(args.out_dir, name, args.overwrite) as stage:
-        summary = run_detect(generator, inp, cfg, device, cfg.eval_batch_size, norm, threshold,
-                             args.save_video, stage.dir, meta, args.event_gap, args.min_event)
+        summary = run_detect(
+            generator,
+            inp,
+            cfg,
+            device,
+            cfg.eval_batch_size,
+            norm,
+            threshold,
+            args.save_video,
+            stage.dir,
+            meta,
+            args.event_gap,
+            args.min_event,
+        )
     for problem in summary["problems"]:
         print(f"warning: {path}: {problem}")
     for note in summary["notes"] + summary["caveats"]:
         print(f"note: {note}")
     if summary["n_frames"]:
         events = summary["events"]
-        print(f"scored {summary['n_frames']} frames (frame numbers {summary['first']}..{summary['last']}, of "
-              f"{summary['frames_read']} read): "
-              f"{events_line(len(events), summary['n_above'], threshold, summary['n_frames'])}; "
-              f"{events_rule(summary['event_gap_frames'], summary['min_event_frames'], summary['fps'])} "
-              f"[mode={args.mode}: {norm.describe()}]; results in {stage.path}")
-        shown = [f"{e.first_frame}-{e.last_frame} ({e.start_s:.2f}-{e.end_s:.2f} s, peak {e.peak_score:.3g} at "
-                 f"{e.peak_frame})" for e in events[:8]]
+        print(
+            f"scored {summary['n_frames']} frames (frame numbers {summary['first']}..{summary['last']}, of "
+            f"{summary['frames_read']} read): "
+            f"{events_line(len(events), summary['n_above'], threshold, summary['n_frames'])}; "
+            f"{events_rule(summary['event_gap_frames'], summary['min_event_frames'], summary['fps'])} "
+            f"[mode={args.mode}: {norm.describe()}]; results in {stage.path}"
+        )
+        shown = [
+            f"{e.first_frame}-{e.last_frame} ({e.start_s:.2f}-{e.end_s:.2f} s, peak {e.peak_score:.3g} at "
+            f"{e.peak_frame})"
+            for e in events[:8]
+        ]
         if shown:
             print("events: " + ", ".join(shown) + (f", … ({len(events) - 8} more)" if len(events) > 8 else ""))
     if summary["interrupted"]:
-        print(f"interrupted by signal {summary['interrupted']}: kept the {summary['n_frames']} frames scored so far "
-              f"({stage.path}, summary marked interrupted)", file=sys.stderr)
+        print(
+            f"interrupted by signal {summary['interrupted']}: kept the {summary['n_frames']} frames scored so far "
+            f"({stage.path}, summary marked interrupted)",
+            file=sys.stderr,
+        )
         return 128 + summary["interrupted"]
     return 0
 

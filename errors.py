@@ -1,4 +1,5 @@
 """The user-error type, in a module of its own so that flag parsing and `--help` never import torch."""
+
 from __future__ import annotations
 
 

@@ -33,6 +33,7 @@ scores.csv, metrics.json, roc.png, worst_false_alarms.png, worst_misses.png, his
 index.html. The folder is built in a hidden temp
 sibling and renamed into place at the end, so a failure leaves no half-written result folder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,16 +48,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     model (size, widths, frames) comes from the checkpoint; nothing of the training machine does."""
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trained_model", required=True, help="checkpoint (.pth) written by train.py or export.py")
-    parser.add_argument("--out_dir", default="results", help="parent folder of the run's result folder "
-                                                             "(default: results)")
+    parser.add_argument(
+        "--out_dir", default="results", help="parent folder of the run's result folder (default: results)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing result folder")
-    parser.add_argument("--smooth_sigma", type=float, default=0.0,
-                        help="temporal Gaussian smoothing of scores, in frames (default: 0 = none, the paper)")
+    parser.add_argument(
+        "--smooth_sigma",
+        type=float,
+        default=0.0,
+        help="temporal Gaussian smoothing of scores, in frames (default: 0 = none, the paper)",
+    )
     parser.add_argument("--save_video", action="store_true", help="write a heatmap .mp4 per test video")
     parser.add_argument("--no_pixel_auroc", action="store_true", help="skip pixel-level AUROC against masks")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    add_config_flags(parser, ("data", "machine"), only=("dataset", "data_root", *FLAG_GROUPS["machine"]),
-                     defaults=runtime_default_text)
+    add_config_flags(
+        parser,
+        ("data", "machine"),
+        only=("dataset", "data_root", *FLAG_GROUPS["machine"]),
+        defaults=runtime_default_text,
+    )
     args = parser.parse_args(argv)
     if args.smooth_sigma < 0:
         raise FFPError(f"--smooth_sigma must be >= 0 (frames), got {args.smooth_sigma}")
@@ -65,7 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    answer_flags_first(parse_args)   # --help and flag errors answer before torch is imported (seconds)
+    answer_flags_first(parse_args)  # --help and flag errors answer before torch is imported (seconds)
 
 # The heavy imports, after the flags are known to be good (style checkers: E402 is intended here).
 import sys
@@ -107,8 +117,9 @@ def selected_with_test_labels(path: Path, state: dict) -> bool:
     return bool(flag) if flag is not None else path.stem.endswith("_best")
 
 
-def predict_video(generator: Generator, video: Video, cfg: Config, device: torch.device,
-                  pixels: PixelAUROC | None, keep: bool) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+def predict_video(
+    generator: Generator, video: Video, cfg: Config, device: torch.device, pixels: PixelAUROC | None, keep: bool
+) -> tuple[np.ndarray, np.ndarray, tuple | None]:
     """One test video: PSNR of frames in_frames.. (float32 (N,)), their frame numbers in the source ((N,) int64),
     and with `keep` its (frames, error maps).
 
@@ -129,21 +140,23 @@ def predict_video(generator: Generator, video: Video, cfg: Config, device: torch
         if keep:
             frames.append(pred.target_images().cpu())
             maps.append(err.half())
-    numbers = np.asarray(batches.numbers[cfg.in_frames:], dtype=np.int64)
+    numbers = np.asarray(batches.numbers[cfg.in_frames :], dtype=np.int64)
     if not psnr:  # shorter than one window: nothing to score
         return np.zeros(0, dtype=np.float32), numbers, None
     kept = (torch.cat(frames).numpy(), torch.cat(maps).numpy()) if keep else None
     return torch.cat(psnr).float().cpu().numpy(), numbers, kept
 
 
-def write_heatmap_video(path: Path, kept: tuple, scores: np.ndarray, labels: np.ndarray | None,
-                        first_frame: int) -> None:
+def write_heatmap_video(
+    path: Path, kept: tuple, scores: np.ndarray, labels: np.ndarray | None, first_frame: int
+) -> None:
     """mp4 of one video from its kept (frames N×H×W×3 uint8, error maps N×H×W) with a fixed heatmap scale
     (choose_vmax over the whole video); scores/labels (N,) belong to video frames first_frame.."""
     frames, maps = kept
     vmax = choose_vmax(m.astype(np.float32) for m in maps)
-    with HeatmapVideoWriter(path, FOLDER_FPS, vmax=vmax, size=maps.shape[1:], curve_length=len(maps),
-                            first_frame=first_frame) as writer:
+    with HeatmapVideoWriter(
+        path, FOLDER_FPS, vmax=vmax, size=maps.shape[1:], curve_length=len(maps), first_frame=first_frame
+    ) as writer:
         writer.add_batch(frames, maps, scores, labels)
 
 
@@ -155,19 +168,30 @@ def pixel_metrics(pixels: PixelAUROC | None, size: tuple[int, int], in_frames: i
         value = pixels.result()
     except FFPError as exc:  # e.g. masks without abnormal pixels: report, don't fail the frame-level eval
         return {"pixel_auroc_skipped": str(exc)}
-    sampling = (f"uniform random subsample of {pixels.n_sampled:,} of {pixels.n_pixels:,} pixels "
-                f"(seed {pixels.seed})")
-    return {"pixel_auroc": value, "pixel_auroc_sampling": sampling,
-            "pixel_auroc_protocol": (
-                f"ROC-AUC of per-pixel squared error (mean over RGB, frames on [0, 1]) of the {pixels.n_frames} "
-                f"scored frames (frame index >= {in_frames}) against ground-truth masks resized to the "
-                f"{size[0]}x{size[1]} error-map size with nearest neighbour (mask > 0 = abnormal), all test "
-                f"videos pooled, no normalisation or smoothing; {sampling}")}
+    sampling = f"uniform random subsample of {pixels.n_sampled:,} of {pixels.n_pixels:,} pixels (seed {pixels.seed})"
+    return {
+        "pixel_auroc": value,
+        "pixel_auroc_sampling": sampling,
+        "pixel_auroc_protocol": (
+            f"ROC-AUC of per-pixel squared error (mean over RGB, frames on [0, 1]) of the {pixels.n_frames} "
+            f"scored frames (frame index >= {in_frames}) against ground-truth masks resized to the "
+            f"{size[0]}x{size[1]} error-map size with nearest neighbour (mask > 0 = abnormal), all test "
+            f"videos pooled, no normalisation or smoothing; {sampling}"
+        ),
+    }
 
 
-def evaluate(generator: Generator, files, labels: dict[str, np.ndarray] | None, cfg: Config, device: torch.device,
-             out: Path, pixel_auroc: bool = True, save_video: bool = False,
-             smooth_sigma: float = 0.0) -> tuple[dict, dict, dict, dict]:
+def evaluate(
+    generator: Generator,
+    files,
+    labels: dict[str, np.ndarray] | None,
+    cfg: Config,
+    device: torch.device,
+    out: Path,
+    pixel_auroc: bool = True,
+    save_video: bool = False,
+    smooth_sigma: float = 0.0,
+) -> tuple[dict, dict, dict, dict]:
     """Predict every test video (writing heatmap videos into out/videos with `save_video`).
 
     `labels`: scored_labels of the test videos (for the heatmap videos' curves), or None when unlabelled.
@@ -183,12 +207,16 @@ def evaluate(generator: Generator, files, labels: dict[str, np.ndarray] | None, 
     psnr, numbers, links = {}, {}, {}
     progress = Progress(len(files.test), "test videos", unit="video", min_interval_s=5)
     for video in files.test:
-        psnr[video.name], numbers[video.name], kept = predict_video(generator, video, cfg, device, pixels,
-                                                                    save_video)
+        psnr[video.name], numbers[video.name], kept = predict_video(generator, video, cfg, device, pixels, save_video)
         if kept is not None:
             links[video.name] = f"videos/{stems[video.name]}.mp4"
-            write_heatmap_video(out / links[video.name], kept, video_scores(psnr[video.name], smooth_sigma),
-                                None if labels is None else labels[video.name], cfg.in_frames)
+            write_heatmap_video(
+                out / links[video.name],
+                kept,
+                video_scores(psnr[video.name], smooth_sigma),
+                None if labels is None else labels[video.name],
+                cfg.in_frames,
+            )
         progress.update()
     progress.close()
     return psnr, numbers, pixel_metrics(pixels, (cfg.height, cfg.width), cfg.in_frames, reason), links
@@ -199,12 +227,22 @@ def refuse_damaged(files) -> None:
     for video in files.test:
         report = video.source.report() if isinstance(video.source, VideoFile) else None
         if report is not None and report.problems():
-            raise FFPError(f"test video {video.name} ({video.where}): {'; '.join(report.problems())} — eval.py scores "
-                           f"whole test videos only: re-encode or replace the file (detect.py scores what decodes)")
+            raise FFPError(
+                f"test video {video.name} ({video.where}): {'; '.join(report.problems())} — eval.py scores "
+                f"whole test videos only: re-encode or replace the file (detect.py scores what decodes)"
+            )
 
 
-def worst_examples(generator: Generator, files, psnr: dict, labels: dict, numbers: dict, cfg: Config,
-                   device: torch.device, sigma: float) -> list[dict]:
+def worst_examples(
+    generator: Generator,
+    files,
+    psnr: dict,
+    labels: dict,
+    numbers: dict,
+    cfg: Config,
+    device: torch.device,
+    sigma: float,
+) -> list[dict]:
     """The report's worst false alarms and misses (`worst_frames`), re-predicted for their images (an example
     whose frame cannot be re-predicted, which an undamaged video never has, is left out)."""
     examples = worst_frames(aligned_videos(psnr, labels), numbers, sigma)
@@ -219,20 +257,26 @@ def worst_examples(generator: Generator, files, psnr: dict, labels: dict, number
     return [ex for ex in examples if "frame_rgb" in ex]
 
 
-def report_header(cfg: Config, trained: Config, ckpt_path: Path, state: dict, device: torch.device,
-                  seconds: float) -> dict:
+def report_header(
+    cfg: Config, trained: Config, ckpt_path: Path, state: dict, device: torch.device, seconds: float
+) -> dict:
     """The top of the report: what was evaluated, with what, where, and how long it took."""
     flow = state.get("flownet", {}).get("name") if isinstance(state.get("flownet"), dict) else state.get("flownet")
     selected = {True: "SELECTED WITH TEST LABELS (optimistic)", False: "not selected with test labels"}.get(
-        selected_with_test_labels(ckpt_path, state))
+        selected_with_test_labels(ckpt_path, state)
+    )
     train_seconds = state.get("train_seconds")
-    return {"dataset": cfg.dataset if cfg.dataset == trained.dataset else
-            f"{cfg.dataset} (the model was trained on {trained.dataset})",
-            "checkpoint": f"{ckpt_path} (step {state.get('step', '?')}, {selected})",
-            "model": f"{trained.height}×{trained.width}, generator widths {','.join(map(str, trained.g_widths))}, "
-                     f"flow estimator in training: {flow or trained.flownet}",
-            **run_environment(device, "evaluated"), "evaluation time": duration_text(seconds),
-            "training time": duration_text(train_seconds) if train_seconds is not None else "not recorded"}
+    return {
+        "dataset": cfg.dataset
+        if cfg.dataset == trained.dataset
+        else f"{cfg.dataset} (the model was trained on {trained.dataset})",
+        "checkpoint": f"{ckpt_path} (step {state.get('step', '?')}, {selected})",
+        "model": f"{trained.height}×{trained.width}, generator widths {','.join(map(str, trained.g_widths))}, "
+        f"flow estimator in training: {flow or trained.flownet}",
+        **run_environment(device, "evaluated"),
+        "evaluation time": duration_text(seconds),
+        "training time": duration_text(train_seconds) if train_seconds is not None else "not recorded",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,36 +293,70 @@ def main(argv: list[str] | None = None) -> int:
     generator = generator_from_state(state, cfg, device, f"checkpoint {ckpt_path}")
     files = prepare_dataset(cfg)
     if not files.test:
-        raise FFPError(f"dataset {cfg.dataset} in {files.root} has no test videos (expected them next to the training "
-                       f"videos, e.g. {files.root / 'testing'}/)")
+        raise FFPError(
+            f"dataset {cfg.dataset} in {files.root} has no test videos (expected them next to the training "
+            f"videos, e.g. {files.root / 'testing'}/)"
+        )
     refuse_damaged(files)
     for note in files.notes.lines:
         print(f"labels: {note}")
     skipped = files.why_no_auc(cfg.in_frames)
     if skipped:
-        skipped = (f"AUC needs frame labels of normal and abnormal frames: {skipped} (README 'Datasets' lists the "
-                   f"label formats)")
-    knobs = {"checkpoint": ckpt_path.name, "selected_with_test_labels": selected_with_test_labels(ckpt_path, state),
-             "dropped_frames": cfg.in_frames, "smooth_sigma": args.smooth_sigma}
+        skipped = (
+            f"AUC needs frame labels of normal and abnormal frames: {skipped} (README 'Datasets' lists the "
+            f"label formats)"
+        )
+    knobs = {
+        "checkpoint": ckpt_path.name,
+        "selected_with_test_labels": selected_with_test_labels(ckpt_path, state),
+        "dropped_frames": cfg.in_frames,
+        "smooth_sigma": args.smooth_sigma,
+    }
     with StagedResult(args.out_dir, f"{cfg.dataset}_{ckpt_path.stem}", args.overwrite) as stage:
         labels = None if skipped else scored_labels(files.test, cfg.in_frames)
-        psnr, numbers, pixel, links = evaluate(generator, files, labels, cfg, device, stage.dir,
-                                               not args.no_pixel_auroc, args.save_video, args.smooth_sigma)
+        psnr, numbers, pixel, links = evaluate(
+            generator,
+            files,
+            labels,
+            cfg,
+            device,
+            stage.dir,
+            not args.no_pixel_auroc,
+            args.save_video,
+            args.smooth_sigma,
+        )
         flat = flat_videos_note(psnr)
         notes = ([flat] if flat else []) + [f"labels: {n}" for n in files.notes.lines]
         metrics = None if skipped else {**compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma), **pixel}
-        examples = [] if skipped else worst_examples(generator, files, psnr, labels, numbers, cfg, device,
-                                                     args.smooth_sigma)
-        meta = {**knobs, "config": cfg.to_dict(), "checkpoint_path": str(ckpt_path), "step": state.get("step"),
-                "dataset": cfg.dataset, "label_source": files.label_source or None,
-                "psnr_range": "frames on [0, 1], PSNR = 10 log10(1 / MSE)"}
+        examples = (
+            [] if skipped else worst_examples(generator, files, psnr, labels, numbers, cfg, device, args.smooth_sigma)
+        )
+        meta = {
+            **knobs,
+            "config": cfg.to_dict(),
+            "checkpoint_path": str(ckpt_path),
+            "step": state.get("step"),
+            "dataset": cfg.dataset,
+            "label_source": files.label_source or None,
+            "psnr_range": "frames on [0, 1], PSNR = 10 log10(1 / MSE)",
+        }
         if skipped:
             meta["auc_skipped"] = skipped
         meta["eval_seconds"] = round(time.time() - started, 1)
         meta["run"] = report_header(cfg, trained, ckpt_path, state, device, meta["eval_seconds"])
-        write_report(stage.dir, psnr, labels, metrics, meta, videos=links, frame_numbers=numbers, notes=notes,
-                     header=meta["run"],
-                     examples=examples, history=state.get("history") or [])
+        write_report(
+            stage.dir,
+            psnr,
+            labels,
+            metrics,
+            meta,
+            videos=links,
+            frame_numbers=numbers,
+            notes=notes,
+            header=meta["run"],
+            examples=examples,
+            history=state.get("history") or [],
+        )
     if flat:
         print(f"note: {flat}")
     n_frames = sum(len(p) for p in psnr.values())

@@ -9,6 +9,7 @@ need — the generator's weights, the config, the step, the training-data PSNR s
 whether the checkpoint was selected with test labels — and drops the discriminator, optimizer, scheduler and RNG
 states (a shipped file cannot be resumed; it is a fraction of the size).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,15 +24,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("output", help="generator-only file to write (e.g. weights/ped2_cpu.pth)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    add_config_flags(parser, ("data", "machine"), only=("data_root", "device", "threads"),
-                     defaults=statistics_default_text)
+    add_config_flags(
+        parser, ("data", "machine"), only=("data_root", "device", "threads"), defaults=statistics_default_text
+    )
     args = parser.parse_args(argv)
     check_flag_values(args)
     return args
 
 
 if __name__ == "__main__":
-    answer_flags_first(parse_args)   # --help and flag errors answer before torch is imported (seconds)
+    answer_flags_first(parse_args)  # --help and flag errors answer before torch is imported (seconds)
 
 # The heavy imports, after the flags are known to be good (style checkers: E402 is intended here).
 from pathlib import Path
@@ -42,8 +44,7 @@ from evaluation.predict import psnr_stats_from_training_data
 from training.resume import checkpoint_config
 from utils import FFPError, set_up_machine
 
-KEPT = ("net_g", "config", "step", "psnr_stats", "history", "flownet", "selected_with_test_labels",
-        "train_seconds")
+KEPT = ("net_g", "config", "step", "psnr_stats", "history", "flownet", "selected_with_test_labels", "train_seconds")
 
 
 def generator_only(state: dict, source: Path, args: argparse.Namespace | None = None) -> dict:
@@ -52,11 +53,14 @@ def generator_only(state: dict, source: Path, args: argparse.Namespace | None = 
     if "psnr_stats" not in state:
         args = args or argparse.Namespace()
         cfg, device = set_up_machine(command_config(checkpoint_config(state), args))
-        stats = psnr_stats_from_training_data(state, cfg, getattr(args, "data_root", None), device,
-                                              f"checkpoint {source}")
+        stats = psnr_stats_from_training_data(
+            state, cfg, getattr(args, "data_root", None), device, f"checkpoint {source}"
+        )
         state = {**state, "psnr_stats": stats}
-        print(f"computed the training PSNR statistics ({state['psnr_stats']['n']} windows of "
-              f"{state['psnr_stats']['computed_from']}): {source} was saved before the end of its run")
+        print(
+            f"computed the training PSNR statistics ({state['psnr_stats']['n']} windows of "
+            f"{state['psnr_stats']['computed_from']}): {source} was saved before the end of its run"
+        )
     return {k: state[k] for k in KEPT if k in state}
 
 
@@ -68,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     shipped = generator_only(load_checkpoint(source), source, args)
     save_checkpoint(output, shipped)
     size_mb = output.stat().st_size / 2**20
-    selected = ("SELECTED WITH TEST LABELS" if shipped.get("selected_with_test_labels")
-                else "not selected with test labels")
+    selected = (
+        "SELECTED WITH TEST LABELS" if shipped.get("selected_with_test_labels") else "not selected with test labels"
+    )
     print(f"wrote {output} ({size_mb:.1f} MiB; step {shipped['step']}; {selected})")
     return 0
 

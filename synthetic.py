@@ -14,6 +14,7 @@ On-disk layout (that of the UCSD Ped2 release used by published FFP code):
     <root>/synthetic/synthetic.mat    variable `gt`: cell of 2xK abnormal intervals, 1-based inclusive
     <root>/synthetic/.complete        JSON marker; its presence means the folder is complete
 """
+
 from __future__ import annotations
 
 import json
@@ -294,8 +295,9 @@ def _direction(rng: np.random.Generator, speed: tuple[float, float], max_deg: fl
     return np.array([across, along]) if vertical else np.array([along, across])
 
 
-def _entry_point(rng: np.random.Generator, size: tuple[int, int], box: tuple[int, int], v: np.ndarray,
-                 vertical: bool) -> tuple[float, float]:
+def _entry_point(
+    rng: np.random.Generator, size: tuple[int, int], box: tuple[int, int], v: np.ndarray, vertical: bool
+) -> tuple[float, float]:
     """Centre where an object of box (h, w) enters the frame moving with v: just ENTRY_OVERLAP px inside the
     edge it comes from, at a random place along that edge (on the walkway for vertical movers)."""
     (h, w), (bh, bw) = size, box
@@ -307,8 +309,15 @@ def _entry_point(rng: np.random.Generator, size: tuple[int, int], box: tuple[int
     return x, rng.uniform(0.3 * h, 0.8 * h)
 
 
-def _spawn(rng: np.random.Generator, size: tuple[int, int], kind: str, start: int,
-           speed: tuple[float, float], max_deg: float, vertical: bool = True) -> Track:
+def _spawn(
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    kind: str,
+    start: int,
+    speed: tuple[float, float],
+    max_deg: float,
+    vertical: bool = True,
+) -> Track:
     """A new object of `kind` entering the frame at frame `start`."""
     value, alpha = _SPRITES[kind](rng)
     v = _direction(rng, speed, max_deg, vertical)
@@ -339,12 +348,15 @@ def _plan_walkers(rng: np.random.Generator, n_frames: int, size: tuple[int, int]
 def _plan_anomaly(rng: np.random.Generator, n_frames: int, size: tuple[int, int], kind: str) -> list[Track]:
     """The anomalous objects of a test video. Each enters at a frame >= 0.15*n_frames, so earlier frames are
     normal; bikes come in two bursts, which usually gives two abnormal intervals (K=2)."""
+
     def start(lo: float, hi: float) -> int:
         return max(1, int(rng.uniform(lo, hi) * n_frames))
 
     if kind == "bike":
-        return [_spawn(rng, size, "bike", start(lo, hi), BIKE_SPEED, ANOMALY_MAX_ANGLE_DEG)
-                for lo, hi in ((0.15, 0.3), (0.6, 0.75))]
+        return [
+            _spawn(rng, size, "bike", start(lo, hi), BIKE_SPEED, ANOMALY_MAX_ANGLE_DEG)
+            for lo, hi in ((0.15, 0.3), (0.6, 0.75))
+        ]
     if kind == "cart":
         return [_spawn(rng, size, "cart", start(0.2, 0.4), CART_SPEED, ANOMALY_MAX_ANGLE_DEG)]
     if kind == "crosser":
@@ -352,8 +364,9 @@ def _plan_anomaly(rng: np.random.Generator, n_frames: int, size: tuple[int, int]
     raise FFPError(f"synthetic anomaly kind {kind!r}: expected one of {ANOMALY_KINDS} or None")
 
 
-def plan_video(rng: np.random.Generator, n_frames: int, size: tuple[int, int] = SYNTHETIC_VIDEO_SIZE,
-               anomaly: str | None = None) -> list[Track]:
+def plan_video(
+    rng: np.random.Generator, n_frames: int, size: tuple[int, int] = SYNTHETIC_VIDEO_SIZE, anomaly: str | None = None
+) -> list[Track]:
     """All objects of one video: walkers, plus the anomaly of kind `anomaly` ('bike'|'cart'|'crosser') if given."""
     tracks = _plan_walkers(rng, n_frames, size)
     return tracks + (_plan_anomaly(rng, n_frames, size, anomaly) if anomaly else [])
@@ -382,15 +395,16 @@ def _composite(canvas: np.ndarray, track: Track, center: np.ndarray) -> np.ndarr
     y1, x1 = min(iy + h + 1, canvas.shape[0]), min(ix + w + 1, canvas.shape[1])
     if y0 >= y1 or x0 >= x1:
         return None
-    value, alpha = sprite[:, y0 - iy:y1 - iy, x0 - ix:x1 - ix]
+    value, alpha = sprite[:, y0 - iy : y1 - iy, x0 - ix : x1 - ix]
     canvas[y0:y1, x0:x1] = canvas[y0:y1, x0:x1] * (1.0 - alpha) + value
     coverage = np.zeros(canvas.shape, dtype=np.float32)
     coverage[y0:y1, x0:x1] = alpha
     return coverage
 
 
-def _render_frame(background: np.ndarray, tracks: list[Track], centers: list[np.ndarray], frame: int,
-                  alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _render_frame(
+    background: np.ndarray, tracks: list[Track], centers: list[np.ndarray], frame: int, alive: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """One noiseless frame (H, W) float32 and its anomaly coverage (H, W) float32 0..1.
     Walkers lower in the image are nearer the camera so they are drawn later (on top); anomalies go last so
     their mask is what is actually seen."""
@@ -404,9 +418,13 @@ def _render_frame(background: np.ndarray, tracks: list[Track], centers: list[np.
     return canvas, anomaly
 
 
-def render_video(background: np.ndarray, tracks: list[Track], n_frames: int,
-                 rng: np.random.Generator | None = None,
-                 noise_sigma: float = NOISE_SIGMA) -> tuple[np.ndarray, np.ndarray]:
+def render_video(
+    background: np.ndarray,
+    tracks: list[Track],
+    n_frames: int,
+    rng: np.random.Generator | None = None,
+    noise_sigma: float = NOISE_SIGMA,
+) -> tuple[np.ndarray, np.ndarray]:
     """Render `tracks` over `background` ((H, W) float32 0..255) for frames 0..n_frames-1.
 
     Returns frames (T, H, W) uint8 and masks (T, H, W) uint8 (255 where an abnormal object's coverage is
@@ -439,9 +457,14 @@ def _video_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, {"training": 1, "testing": 2}[split], index])
 
 
-def generate_video(seed: int = 0, split: str = "testing", index: int = 0, n_frames: int = 120,
-                   size: tuple[int, int] = SYNTHETIC_VIDEO_SIZE, background: np.ndarray | None = None
-                   ) -> SyntheticVideo:
+def generate_video(
+    seed: int = 0,
+    split: str = "testing",
+    index: int = 0,
+    n_frames: int = 120,
+    size: tuple[int, int] = SYNTHETIC_VIDEO_SIZE,
+    background: np.ndarray | None = None,
+) -> SyntheticVideo:
     """Generate video `index` (0-based) of `split` ('training' | 'testing') in memory, exactly as
     `ensure_synthetic` writes it. Pass `background` (from make_background(seed, size)) to skip rebuilding it."""
     if split not in ("training", "testing"):
@@ -458,8 +481,10 @@ def generate_video(seed: int = 0, split: str = "testing", index: int = 0, n_fram
     labels: np.ndarray = masks.reshape(n_frames, -1).any(axis=1).astype(np.int64)  # type: ignore[assignment]
     if kind is not None and not 0 < labels.sum() < n_frames:
         # The anomaly schedule guarantees both kinds of frame for n_frames >= MIN_FRAMES; never write a bad gt.
-        raise RuntimeError(f"synthetic generator bug: test video {index} (seed {seed}) has {labels.sum()} "
-                           f"abnormal frames of {n_frames}")
+        raise RuntimeError(
+            f"synthetic generator bug: test video {index} (seed {seed}) has {labels.sum()} "
+            f"abnormal frames of {n_frames}"
+        )
     return SyntheticVideo(frames, masks, labels, tracks, kind)
 
 
@@ -477,7 +502,7 @@ def intervals_to_labels(intervals: np.ndarray, n_frames: int) -> np.ndarray:
     iv = np.asarray(intervals, dtype=np.int64).reshape(2, -1)
     labels = np.zeros(n_frames, dtype=np.int64)
     for start, end in iv.T:
-        labels[start - 1:end] = 1
+        labels[start - 1 : end] = 1
     return labels
 
 
@@ -486,6 +511,7 @@ def intervals_to_labels(intervals: np.ndarray, n_frames: int) -> np.ndarray:
 
 def _config(seed: int, n_train: int, n_test: int, n_frames: int, size: tuple[int, int]) -> dict:
     """Validated generation parameters; also the content of the .complete marker."""
+
     def in_range(x, lo, hi) -> bool:
         return isinstance(x, (int, np.integer)) and not isinstance(x, bool) and lo <= x <= hi
 
@@ -493,15 +519,24 @@ def _config(seed: int, n_train: int, n_test: int, n_frames: int, size: tuple[int
         (in_range(seed, 0, 2**63), f"seed={seed!r}: expected an integer >= 0"),
         (in_range(n_train, 1, MAX_VIDEOS), f"n_train={n_train!r}: expected an integer 1..{MAX_VIDEOS}"),
         (in_range(n_test, 1, MAX_VIDEOS), f"n_test={n_test!r}: expected an integer 1..{MAX_VIDEOS}"),
-        (in_range(n_frames, MIN_FRAMES, MAX_FRAMES),
-         f"n_frames={n_frames!r}: expected an integer {MIN_FRAMES}..{MAX_FRAMES}"),
+        (
+            in_range(n_frames, MIN_FRAMES, MAX_FRAMES),
+            f"n_frames={n_frames!r}: expected an integer {MIN_FRAMES}..{MAX_FRAMES}",
+        ),
         (len(size) == 2 and all(in_range(x, 32, 4096) for x in size), f"size={size!r}: expected (H, W), each 32..4096"),
     ]
     for ok, message in checks:
         if not ok:
             raise FFPError(f"synthetic dataset: {message}")
-    return {"generator": "ffp-synthetic", "version": GENERATOR_VERSION, "seed": int(seed), "n_train": int(n_train),
-            "n_test": int(n_test), "n_frames": int(n_frames), "size": [int(size[0]), int(size[1])]}
+    return {
+        "generator": "ffp-synthetic",
+        "version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "n_train": int(n_train),
+        "n_test": int(n_test),
+        "n_frames": int(n_frames),
+        "size": [int(size[0]), int(size[1])],
+    }
 
 
 def _frame_dir(dataset: Path, split: str, index: int) -> Path:
@@ -588,8 +623,15 @@ def _prepare_root(root: str | os.PathLike) -> Path:
     return root
 
 
-def ensure_synthetic(root: str | os.PathLike, seed: int = 0, *, n_train: int = 8, n_test: int = 6,
-                     n_frames: int = 120, size: tuple[int, int] = SYNTHETIC_VIDEO_SIZE) -> Path:
+def ensure_synthetic(
+    root: str | os.PathLike,
+    seed: int = 0,
+    *,
+    n_train: int = 8,
+    n_test: int = 6,
+    n_frames: int = 120,
+    size: tuple[int, int] = SYNTHETIC_VIDEO_SIZE,
+) -> Path:
     """Make sure `<root>/synthetic` holds the synthetic dataset for these parameters; return that path.
 
     A no-op when its `.complete` marker matches (seed, generator version, counts, size) and the files are all
@@ -602,10 +644,12 @@ def ensure_synthetic(root: str | os.PathLike, seed: int = 0, *, n_train: int = 8
     if _is_complete(dest, config):
         return dest
     if dest.exists() and not (dest / MARKER_NAME).is_file():
-        raise FFPError(f"{dest}: exists but has no {MARKER_NAME} marker, so it was not made by the synthetic "
-                       f"generator; move it away or pass another data root")
+        raise FFPError(
+            f"{dest}: exists but has no {MARKER_NAME} marker, so it was not made by the synthetic "
+            f"generator; move it away or pass another data root"
+        )
     try:
-        remove_dead_staging(dest.parent)   # what a killed generation left
+        remove_dead_staging(dest.parent)  # what a killed generation left
         tmp = staging_folder(dest.parent, DATASET_NAME)
     except OSError as e:
         raise FFPError(f"synthetic data root {dest.parent}: not writable ({e.strerror})") from e

@@ -16,6 +16,7 @@ validation AUC. "best" is selected WITH TEST LABELS (the test set is the only la
 have); "latest" is not, and is what honest results should report. Without usable test labels (none, or
 one class only) training runs the same, without validation and without "best".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,18 +33,24 @@ from config import (
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_flags(parser, tuple(FLAG_GROUPS))
-    parser.add_argument("--resume", default=None, help="continue a run: checkpoint path, or 'latest' for "
-                                                       "<weights_dir>/<dataset>_latest.pth")
-    parser.add_argument("--init_from", default=None, help="start a NEW run from a checkpoint's weights (fresh "
-                                                          "optimizers, step 0; any dataset)")
+    parser.add_argument(
+        "--resume",
+        default=None,
+        help="continue a run: checkpoint path, or 'latest' for <weights_dir>/<dataset>_latest.pth",
+    )
+    parser.add_argument(
+        "--init_from",
+        default=None,
+        help="start a NEW run from a checkpoint's weights (fresh optimizers, step 0; any dataset)",
+    )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(argv)
-    check_flag_values(args)   # each value on its own; combinations once the run's whole config is known
+    check_flag_values(args)  # each value on its own; combinations once the run's whole config is known
     return args
 
 
 if __name__ == "__main__":
-    answer_flags_first(parse_args)   # --help and flag errors answer before torch is imported (seconds)
+    answer_flags_first(parse_args)  # --help and flag errors answer before torch is imported (seconds)
 
 # The heavy imports, after the flags are known to be good (style checkers: E402 is intended here).
 import sys
@@ -81,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if warning and info.is_main:
             print(warning, flush=True)
-        precision = make_precision(start.cfg, device)   # before the slow set-up: an impossible --amp_dtype fails now
-        with run_outputs(start.cfg, info) as outputs:   # rank 0: run lock; nothing left behind if it fails early
+        precision = make_precision(start.cfg, device)  # before the slow set-up: an impossible --amp_dtype fails now
+        with run_outputs(start.cfg, info) as outputs:  # rank 0: run lock; nothing left behind if it fails early
             return train(start, info, device, precision, outputs)
     finally:
         shutdown_distributed()
@@ -92,12 +99,12 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
     """The training run; under torchrun one copy per rank (rank 0 alone logs, validates and saves: `outputs`)."""
     cfg, started = start.cfg, time.time()
     # --- set-up: data, networks, where the run starts
-    seed_everything(cfg.seed)   # the same seed on every rank: identical initial weights
-    with main_first(info):      # rank 0 generates the synthetic data once; the others then read it
+    seed_everything(cfg.seed)  # the same seed on every rank: identical initial weights
+    with main_first(info):  # rank 0 generates the synthetic data once; the others then read it
         files = prepare_dataset(cfg)
     skip_validation = files.why_no_auc(cfg.in_frames)
     videos = training_videos(files, cfg)
-    windows = TrainWindows(videos, cfg)            # decodes the training frames: every check runs before step 1
+    windows = TrainWindows(videos, cfg)  # decodes the training frames: every check runs before step 1
     fingerprint = check_same_data(start, videos, windows.store.lengths)
     nets = build_nets(cfg, device)
     schedulers = build_schedulers(nets, cfg)
@@ -106,13 +113,16 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
         torch.manual_seed(cfg.seed + 1_000_003 * info.rank + run.step)
     nets = accelerate(nets, cfg, device, info, precision)
     checkpointer = Checkpointer(cfg, nets, schedulers, flow_name(nets), fingerprint, start, started)
-    outputs.begin(start_printout(cfg, files, windows, start, run.step, flow_name(nets), device, info, skip_validation),
-                  checkpointer, run, can_validate=skip_validation is None)
+    outputs.begin(
+        start_printout(cfg, files, windows, start, run.step, flow_name(nets), device, info, skip_validation),
+        checkpointer,
+        run,
+        can_validate=skip_validation is None,
+    )
 
     # --- the loop: one step, then what is due (log, validate, save); G and D are in training mode since built
-    bad = torch.zeros((), dtype=torch.bool, device=device)   # any non-finite loss since the last sync
-    progress = Progress(cfg.iters, "train", unit="step", initial=run.step, every=cfg.log_interval,
-                        enabled=info.is_main)
+    bad = torch.zeros((), dtype=torch.bool, device=device)  # any non-finite loss since the last sync
+    progress = Progress(cfg.iters, "train", unit="step", initial=run.step, every=cfg.log_interval, enabled=info.is_main)
     first_step, loop_started, stopped = run.step, time.time(), False
     with StopRequest() as stop:
         for clip in train_loader(windows, cfg, run.step, info.rank, info.world_size):
@@ -127,19 +137,20 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
             outputs.trained()
             due = Due.after(run.step, cfg)
             if due.log:
-                refuse_non_finite(bad, run, cfg, info, outputs)   # one host sync per logged step, never per step
-                outputs.log_losses(mean_over_ranks(parts, info), float(schedulers[0].get_last_lr()[0]),
-                                    run.step, progress)
+                refuse_non_finite(bad, run, cfg, info, outputs)  # one host sync per logged step, never per step
+                outputs.log_losses(
+                    mean_over_ranks(parts, info), float(schedulers[0].get_last_lr()[0]), run.step, progress
+                )
             progress.update(1)
             if due.validate and outputs.validates:
                 auc = validate_auc(nets, cfg, files, device, stop)
-                if auc is not None:   # None: a stop request abandoned it
+                if auc is not None:  # None: a stop request abandoned it
                     outputs.record_validation(run, auc, nets, clip, progress)
             if due.save and outputs.writes:
                 # A completed run stores the training PSNR statistics detect.py --mode stream normalises with.
                 outputs.save_latest(run, psnr_stats(nets, videos, cfg, device, stop) if due.end else None)
             if due.validate or due.save:
-                barrier(info)   # the other ranks wait for rank 0's validation and files
+                barrier(info)  # the other ranks wait for rank 0's validation and files
         # --- the end: a stop request saves where it stopped (a second signal leaves at once)
         if stopped and run.step < cfg.iters:
             outputs.save_on_stop(run, stopped_by=stop.signum, progress=progress)
@@ -154,11 +165,15 @@ def refuse_non_finite(bad: torch.Tensor, run: RunState, cfg: Config, info: DistI
     if not any_rank(bad, info):
         return
     checkpointer = outputs.checkpointer
-    kept = (f"the last good checkpoint {checkpointer.path('latest')} (step {checkpointer.last_saved}) is kept"
-            if checkpointer is not None and checkpointer.last_saved is not None
-            else "no checkpoint was saved yet by this run")
-    raise FFPError(f"non-finite loss at or before step {run.step}: training stopped; {kept} "
-                   f"(lower the learning rate, e.g. --resume latest --lr_g {cfg.lr_g / 10:g})")
+    kept = (
+        f"the last good checkpoint {checkpointer.path('latest')} (step {checkpointer.last_saved}) is kept"
+        if checkpointer is not None and checkpointer.last_saved is not None
+        else "no checkpoint was saved yet by this run"
+    )
+    raise FFPError(
+        f"non-finite loss at or before step {run.step}: training stopped; {kept} "
+        f"(lower the learning rate, e.g. --resume latest --lr_g {cfg.lr_g / 10:g})"
+    )
 
 
 def validate_auc(nets: Nets, cfg: Config, files, device: torch.device, stop: StopRequest) -> float | None:
@@ -178,8 +193,9 @@ def psnr_stats(nets: Nets, videos: list, cfg: Config, device: torch.device, stop
     a stop request cancelled them (too slow for a signal-stop: detect.py computes them when a checkpoint lacks
     them)."""
     try:
-        return training_psnr_stats(nets.g, videos, cfg, device, max_windows=STATS_WINDOWS,
-                                   cancel=lambda: bool(stop.signum))
+        return training_psnr_stats(
+            nets.g, videos, cfg, device, max_windows=STATS_WINDOWS, cancel=lambda: bool(stop.signum)
+        )
     except Cancelled:
         return None
 

@@ -1,4 +1,5 @@
 """Small helpers shared by every part of the project: the user-error type, seeding, devices, atomic writes."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -79,7 +80,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename is None:   # e.g. ENOSPC from write(): name the target
+        if isinstance(exc, OSError) and exc.filename is None:  # e.g. ENOSPC from write(): name the target
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
 
@@ -194,12 +195,15 @@ def cpu_name() -> str:
     """The CPU's model name and widest vector extension ('AMD EPYC 7B13, AVX-512'), from /proc/cpuinfo where it
     exists (timings differ several-fold between AVX2 and AVX-512 machines); the platform's name elsewhere."""
     import platform
+
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return platform.processor() or platform.machine()
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                 platform.machine())
+    model = next(
+        (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+        platform.machine(),
+    )
     flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
     vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
     return f"{model}, {vector}" if vector else model
@@ -218,13 +222,17 @@ def run_environment(device: torch.device, date_label: str) -> dict[str, str]:
         except (OSError, subprocess.SubprocessError):
             return None
         return out.stdout.strip() if out.returncode == 0 else None
+
     commit = git("rev-parse", "--short=12", "HEAD")
     if commit and git("status", "--porcelain", "--untracked-files=no"):
         commit += "-dirty"
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    return {date_label: datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "git commit": commit or "not a git checkout", "torch": torch.__version__,
-            "device": f"{device} ({name})" if name else str(device)}
+    return {
+        date_label: datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "git commit": commit or "not a git checkout",
+        "torch": torch.__version__,
+        "device": f"{device} ({name})" if name else str(device),
+    }
 
 
 def shared_data_dir() -> Path:
@@ -248,27 +256,42 @@ class Progress:
     `min_interval_s` seconds, and at the end. `write` prints a line either way without breaking the bar.
     """
 
-    def __init__(self, total: int | None, desc: str, unit: str = "it", initial: int = 0, every: int = 1,
-                 min_interval_s: float = 10.0, enabled: bool = True):
+    def __init__(
+        self,
+        total: int | None,
+        desc: str,
+        unit: str = "it",
+        initial: int = 0,
+        every: int = 1,
+        min_interval_s: float = 10.0,
+        enabled: bool = True,
+    ):
         import sys
         import time
 
         from tqdm import tqdm
+
         self.total, self.desc, self.unit, self.n, self.every = total, desc, unit, initial, max(1, every)
         self.enabled, self.min_interval_s, self._clock = enabled, min_interval_s, time.monotonic
         self.postfix: dict = {}
         self._start, self._start_n = self._clock(), initial
         self._last_print, self._last_n = self._start, initial
-        self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True) \
-            if enabled and sys.stdout.isatty() else None
+        self.bar = (
+            tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True)
+            if enabled and sys.stdout.isatty()
+            else None
+        )
 
     def update(self, n: int = 1) -> None:
         """Count `n` more units done; maybe print a plain line."""
         self.n += n
         if self.bar is not None:
             self.bar.update(n)
-        elif self.enabled and self.n - self._last_n >= self.every \
-                and self._clock() - self._last_print >= self.min_interval_s:
+        elif (
+            self.enabled
+            and self.n - self._last_n >= self.every
+            and self._clock() - self._last_print >= self.min_interval_s
+        ):
             self._line()
 
     def set_postfix(self, values: dict) -> None:
@@ -312,7 +335,7 @@ def _others_running_now() -> int:
             running = int(f.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return 1
-    return max(0, running - 1)   # this process's own main thread is running
+    return max(0, running - 1)  # this process's own main thread is running
 
 
 def set_up_machine(cfg):
@@ -345,7 +368,9 @@ def configure_threads(threads: int) -> str | None:
     used = torch.get_num_threads()
     free = max(0, int(cores - load + 0.5))
     if load >= 0.75 and used > free and _others_running_now() > 0:
-        return (f"warning: the load average is {load:.1f} on {cores} cores, so other processes use about "
-                f"{min(cores, round(load))} of them, and this run's {used} torch threads will wait for each other "
-                f"(measured 20-200× slower than alone); pass --threads {max(1, free)} or wait for the cores to free up")
+        return (
+            f"warning: the load average is {load:.1f} on {cores} cores, so other processes use about "
+            f"{min(cores, round(load))} of them, and this run's {used} torch threads will wait for each other "
+            f"(measured 20-200× slower than alone); pass --threads {max(1, free)} or wait for the cores to free up"
+        )
     return None

@@ -2,6 +2,7 @@
 
 Not a test: the benchmarks print numbers, they assert nothing about speed (CI machines vary).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,12 +42,20 @@ def base_parser(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--sizes", default="small,paper", help=f"comma-separated, of {', '.join(SIZES)}")
     parser.add_argument("--reps", type=int, default=3, help="timed repetitions per variant (median reported)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
-    parser.add_argument("--amp", action="store_true",
-                        help="bf16 autocast for the project's path (the naive one stays fp32)")
-    parser.add_argument("--num_workers", type=int, default=None,
-                        help="the project path's DataLoader workers (default: the config's, as eval.py/train.py)")
-    parser.add_argument("--data_root", default=None, help="folder holding ped2/ (default ../shared/data if "
-                                                          "present, else generated synthetic data)")
+    parser.add_argument(
+        "--amp", action="store_true", help="bf16 autocast for the project's path (the naive one stays fp32)"
+    )
+    parser.add_argument(
+        "--num_workers",
+        type=int,
+        default=None,
+        help="the project path's DataLoader workers (default: the config's, as eval.py/train.py)",
+    )
+    parser.add_argument(
+        "--data_root",
+        default=None,
+        help="folder holding ped2/ (default ../shared/data if present, else generated synthetic data)",
+    )
     return parser
 
 
@@ -66,6 +75,7 @@ def bench_data(data_root: str | None) -> tuple[DatasetFiles, Path]:
     if data_root is not None:
         return find_dataset(data_root, "ped2"), Path(data_root)
     from synthetic import ensure_synthetic
+
     root = ROOT / "data"
     ensure_synthetic(root, seed=0)
     return find_dataset(root, "synthetic"), root
@@ -73,15 +83,25 @@ def bench_data(data_root: str | None) -> tuple[DatasetFiles, Path]:
 
 def size_config(size: str, files: DatasetFiles, data_root: Path, args: argparse.Namespace, **overrides) -> Config:
     """The project's config for `size` on the benchmark data (classical flow: needs no weight file)."""
-    values = {**SIZES[size], "data_root": str(data_root), "flownet": "classical", "device": args.device,
-              "num_workers": args.num_workers, **overrides}
+    values = {
+        **SIZES[size],
+        "data_root": str(data_root),
+        "flownet": "classical",
+        "device": args.device,
+        "num_workers": args.num_workers,
+        **overrides,
+    }
     return build_config(files.name, None, values)
 
 
 def size_fields(cfg: Config, args: argparse.Namespace) -> dict:
     """The leading fields of a summary line: what was measured, under which settings."""
-    return {"size": f"{cfg.height}x{cfg.width}", "widths": "-".join(map(str, cfg.g_widths)), "amp": args.amp,
-            "num_workers": data_workers(cfg.num_workers, cfg.device)}   # -1 (auto) resolved as the loaders do
+    return {
+        "size": f"{cfg.height}x{cfg.width}",
+        "widths": "-".join(map(str, cfg.g_widths)),
+        "amp": args.amp,
+        "num_workers": data_workers(cfg.num_workers, cfg.device),
+    }  # -1 (auto) resolved as the loaders do
 
 
 def synchronize(device: torch.device) -> None:
@@ -131,16 +151,22 @@ def peak_memory_mb(device: torch.device) -> float:
         return torch.cuda.max_memory_allocated(device) / 2**20
     try:
         status = Path("/proc/self/status").read_text()
-        return int(status.split("VmHWM:")[1].split()[0]) / 1024   # kB
+        return int(status.split("VmHWM:")[1].split()[0]) / 1024  # kB
     except (OSError, IndexError, ValueError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 # ----------------------------------------------------------------------------------------------- output
 def machine_info(device: torch.device) -> dict:
     """What the numbers depend on: device, threads, load (other processes skew CPU timings)."""
-    info = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "platform": platform.platform(), "loadavg_start": os.getloadavg()}
+    info = {
+        "device": str(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "loadavg_start": os.getloadavg(),
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

@@ -12,6 +12,7 @@ so both sources hold the same frames. Measured, per source, in this process (no 
     (--cache_max_gb 0: what a dataset larger than RAM gets), and the RAM cache (the default when it fits).
 Also times generating the synthetic dataset (the quick start's first step). Writes bench/data_speed.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,11 @@ def main() -> int:
     files, root = bench_data(args.data_root)
     base = {"data_root": str(root), "height": args.height, "width": args.width}
     tmp = Path(tempfile.mkdtemp(prefix="ffp_data_speed_"))
-    results = {"size": f"{args.height}x{args.width}", "videos": len(files.train),
-               "frames": sum(len(v) for v in files.train)}
+    results = {
+        "size": f"{args.height}x{args.width}",
+        "videos": len(files.train),
+        "frames": sum(len(v) for v in files.train),
+    }
     try:
         files_as_avi, seconds = timed(lambda: as_video_files(files.train, tmp / "avi"))
         results["write_avi_s"] = seconds
@@ -98,6 +102,7 @@ def main() -> int:
             results[f"{name}_windows_per_s"] = windows_per_s(windows, args.windows)
             print(f"{name}: set-up {setup:.1f} s, {results[f'{name}_windows_per_s']:.0f} windows/s", flush=True)
         from synthetic import ensure_synthetic
+
         _, results["synthetic_generation_s"] = timed(lambda: ensure_synthetic(tmp / "synthetic_root"))
         print(f"synthetic dataset generation: {results['synthetic_generation_s']:.1f} s")
     finally:

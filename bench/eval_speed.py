@@ -16,6 +16,7 @@ U-Net's FLOPs per frame are counted by torch.utils.flop_counter (2 per multiply-
 fraction_of_conv_bound: the project path's own convolution calls re-timed alone, over its wall time.
 Prints one `key: value` line per size and writes bench/eval_speed.json.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -47,14 +48,14 @@ from evaluation.predict import generator_from_state, predict_video_psnr
 from evaluation.scores import psnr_per_frame
 from model import Generator, init_weights
 
-WINDOWS = {"small": 176, "paper": 32}   # predicted frames per repetition (Ped2 test video 01 has 180 frames)
+WINDOWS = {"small": 176, "paper": 32}  # predicted frames per repetition (Ped2 test video 01 has 180 frames)
 # N, C, H, W of C->C 3×3 convolutions: large ones of the U-Net's channel widths, incl. its full-resolution layer.
 CEILING_SHAPES = ((8, 64, 128, 128), (1, 64, 256, 256), (16, 128, 64, 64), (16, 256, 32, 32), (16, 512, 16, 16))
 
 
 def conv_rates(device: torch.device, amp: bool, reps: int = 3) -> dict[str, float]:
     """{'NxCxHxW/format': FLOP/s} of each CEILING_SHAPES convolution in channels-last and NCHW (median of reps)."""
-    scale = 8 if device.type == "cuda" else 1   # keep a GPU busy too
+    scale = 8 if device.type == "cuda" else 1  # keep a GPU busy too
     rates = {}
     for n, c, h, w in CEILING_SHAPES:
         for fmt, label in ((torch.channels_last, "channels_last"), (torch.contiguous_format, "nchw")):
@@ -64,6 +65,7 @@ def conv_rates(device: torch.device, amp: bool, reps: int = 3) -> dict[str, floa
             def run():
                 with torch.inference_mode(), autocast(device, amp):
                     F.conv2d(x, weight, padding=1)
+
             run()
             flops = 2 * x.shape[0] * c * h * w * c * 9
             rates[f"{n * scale}x{c}x{h}x{w}/{label}"] = flops / median(time_reps(run, reps, device))
@@ -91,8 +93,10 @@ def isolated_conv_seconds(generator: nn.Module, run: Callable[[], object], devic
         x = inputs[0]
         nhwc = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
         calls[(module, tuple(x.shape), torch.channels_last if nhwc else torch.contiguous_format)] += 1
-    handles = [m.register_forward_hook(record) for m in generator.modules()
-               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+
+    handles = [
+        m.register_forward_hook(record) for m in generator.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
+    ]
     try:
         run()
     finally:
@@ -105,6 +109,7 @@ def isolated_conv_seconds(generator: nn.Module, run: Callable[[], object], devic
         def once():
             with torch.inference_mode(), autocast(device, amp):
                 module(x)
+
         once()
         total += count * median(time_reps(once, 3, device))
     return total
@@ -115,7 +120,7 @@ def naive_video_psnr(generator: torch.nn.Module, video: Video, cfg, device: torc
     t, psnr = cfg.in_frames, []
     with torch.no_grad():
         for i in range(t, len(video)):
-            frames = np.stack([naive_read(p, cfg.height, cfg.width) for p in video.source.files[i - t:i + 1]])
+            frames = np.stack([naive_read(p, cfg.height, cfg.width) for p in video.source.files[i - t : i + 1]])
             clip = to_network_range(torch.from_numpy(frames).permute(0, 3, 1, 2).to(device))
             pred = generator(clip[:t].reshape(1, 3 * t, cfg.height, cfg.width)).float()
             psnr.append(psnr_per_frame(pred, clip[t:]).item())
@@ -140,12 +145,14 @@ def bench_size(size: str, files, root, args, device: torch.device) -> dict:
     # Built as eval.py builds it from a checkpoint, so the benchmark follows the project's choices.
     generator = generator_from_state({"net_g": weights.state_dict()}, cfg, device, "benchmark weights")
     flops = unet_flops_per_frame(generator, cfg, device)
-    paths = {"project": lambda clip: project_video_psnr(generator, clip, cfg, device, args.amp),
-             "naive": lambda clip: naive_video_psnr(generator, clip, cfg, device)}
+    paths = {
+        "project": lambda clip: project_video_psnr(generator, clip, cfg, device, args.amp),
+        "naive": lambda clip: naive_video_psnr(generator, clip, cfg, device),
+    }
     warm = video.head(cfg.eval_batch_size + cfg.in_frames)
-    results = {name: path(warm) for name, path in paths.items()}   # warm-up: allocator, oneDNN kernels
+    results = {name: path(warm) for name, path in paths.items()}  # warm-up: allocator, oneDNN kernels
     times, ceilings = {"project": [], "naive": []}, []
-    for _ in range(args.reps):   # alternate, so a change in machine load hits all measurements alike
+    for _ in range(args.reps):  # alternate, so a change in machine load hits all measurements alike
         ceilings.append(conv_rates(device, args.amp))
         for name, path in paths.items():
             times[name] += time_reps(lambda: results.__setitem__(name, path(video)), 1, device)
@@ -155,24 +162,36 @@ def bench_size(size: str, files, root, args, device: torch.device) -> dict:
     conv_bound_s = isolated_conv_seconds(generator, lambda: paths["project"](video), device, args.amp)
     n = len(video) - cfg.in_frames
     project_fps, naive_fps = n / median(times["project"]), n / median(times["naive"])
-    return {**size_fields(cfg, args), "frames": n,
-            "eval_batch_size": cfg.eval_batch_size, "project_fps": project_fps, "naive_fps": naive_fps,
-            "speedup_vs_naive": project_fps / naive_fps,
-            "fraction_of_ceiling": project_fps * flops / ceiling,
-            "naive_fraction_of_ceiling": naive_fps * flops / ceiling,
-            "fraction_of_conv_bound": conv_bound_s / median(times["project"]),
-            "unet_gflop_per_frame": flops / 1e9, "ceiling_gflops": ceiling / 1e9, "ceiling_conv": ceiling_shape,
-            "max_psnr_diff_db": float(np.abs(results["project"] - results["naive"]).max()),
-            "project_rep_s": times["project"], "naive_rep_s": times["naive"],
-            "conv_gflops": {k: v / 1e9 for k, v in rates.items()}}
+    return {
+        **size_fields(cfg, args),
+        "frames": n,
+        "eval_batch_size": cfg.eval_batch_size,
+        "project_fps": project_fps,
+        "naive_fps": naive_fps,
+        "speedup_vs_naive": project_fps / naive_fps,
+        "fraction_of_ceiling": project_fps * flops / ceiling,
+        "naive_fraction_of_ceiling": naive_fps * flops / ceiling,
+        "fraction_of_conv_bound": conv_bound_s / median(times["project"]),
+        "unet_gflop_per_frame": flops / 1e9,
+        "ceiling_gflops": ceiling / 1e9,
+        "ceiling_conv": ceiling_shape,
+        "max_psnr_diff_db": float(np.abs(results["project"] - results["naive"]).max()),
+        "project_rep_s": times["project"],
+        "naive_rep_s": times["naive"],
+        "conv_gflops": {k: v / 1e9 for k, v in rates.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = base_parser(__doc__).parse_args(argv)
     device = torch.device(args.device)
     files, root = bench_data(args.data_root)
-    results = {"machine": machine_info(device), "data": f"{files.name} test video {files.test[0].name}",
-               "amp": args.amp, "sizes": {}}
+    results = {
+        "machine": machine_info(device),
+        "data": f"{files.name} test video {files.test[0].name}",
+        "amp": args.amp,
+        "sizes": {},
+    }
     for size in parse_sizes(args.sizes):
         values = bench_size(size, files, root, args, device)
         results["sizes"][size] = values

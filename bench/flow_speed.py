@@ -8,6 +8,7 @@ machine other jobs inflate the median (torch's spinning worker threads make this
 FlowNet2-SD has random weights: its speed does not depend on them.
 The full-size generator's forward+backward on the same input is timed too, for scale.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,11 @@ def time_estimator(estimator: torch.nn.Module, batch: int, size: int, reps: int)
 
     def forward_backward():
         estimator(frame_a, frame_b).abs().mean().backward()
-    return {"forward": summary(timings_ms(forward, reps), batch),
-            "forward_backward": summary(timings_ms(forward_backward, reps), batch)}
+
+    return {
+        "forward": summary(timings_ms(forward, reps), batch),
+        "forward_backward": summary(timings_ms(forward_backward, reps), batch),
+    }
 
 
 def time_generator(batch: int, size: int, reps: int) -> dict[str, float]:
@@ -71,6 +75,7 @@ def time_generator(batch: int, size: int, reps: int) -> dict[str, float]:
     def step():
         gen.zero_grad(set_to_none=True)
         gen(frames).square().mean().backward()
+
     return summary(timings_ms(step, max(3, reps // 4)), batch)
 
 
@@ -84,18 +89,31 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "flow_speed.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    estimators = {"classical": freeze(ClassicalFlow(), "cpu"),
-                  "flownet2sd": freeze(FlowNet2SDFlow(FlowNet2SD()), "cpu")}
-    results = {"size": args.size, "batch": args.batch, "threads": args.threads, "reps": args.reps,
-               "device": "cpu", "torch": torch.__version__, "estimators": {}}
+    estimators = {
+        "classical": freeze(ClassicalFlow(), "cpu"),
+        "flownet2sd": freeze(FlowNet2SDFlow(FlowNet2SD()), "cpu"),
+    }
+    results = {
+        "size": args.size,
+        "batch": args.batch,
+        "threads": args.threads,
+        "reps": args.reps,
+        "device": "cpu",
+        "torch": torch.__version__,
+        "estimators": {},
+    }
     for name, estimator in estimators.items():
         timing = time_estimator(estimator, args.batch, args.size, args.reps)
         results["estimators"][name] = timing
-        print(f"{name}: forward {timing['forward']['median_ms']:.1f} ms, forward+backward "
-              f"{timing['forward_backward']['median_ms']:.1f} ms per {args.size}x{args.size} pair (median)")
+        print(
+            f"{name}: forward {timing['forward']['median_ms']:.1f} ms, forward+backward "
+            f"{timing['forward_backward']['median_ms']:.1f} ms per {args.size}x{args.size} pair (median)"
+        )
     results["generator_forward_backward"] = time_generator(args.batch, args.size, args.reps)
-    print(f"generator (reference): forward+backward {results['generator_forward_backward']['median_ms']:.1f} ms "
-          f"per sample (median)")
+    print(
+        f"generator (reference): forward+backward {results['generator_forward_backward']['median_ms']:.1f} ms "
+        f"per sample (median)"
+    )
     atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
     return results
 

@@ -12,6 +12,7 @@ calls; profiling adds a little overhead, so the wall time per step without the p
 The three networks are also timed alone (forward + input-gradient backward) to split G's backward.
 Writes bench/profile_step.json; prints a Markdown table for bench/README.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,9 +29,19 @@ from training.distributed import DistInfo
 from training.nets import accelerate, build_nets
 from training.step import make_precision, split_clip, train_step
 
-PHASES = ("data", "G forward", "intensity + gradient losses", "flow of the prediction", "flow of the real frame",
-          "D forward (G's adversarial term)", "G backward", "G Adam", "D forwards (real, generated)", "D backward",
-          "D Adam")
+PHASES = (
+    "data",
+    "G forward",
+    "intensity + gradient losses",
+    "flow of the prediction",
+    "flow of the real frame",
+    "D forward (G's adversarial term)",
+    "G backward",
+    "G Adam",
+    "D forwards (real, generated)",
+    "D backward",
+    "D Adam",
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -103,8 +114,11 @@ def components(nets, cfg, clip, device) -> dict[str, float]:
 
     result = {"G forward + backward": g_step, "D forward + backward to its input": d_grad}
     if nets.flow is not None:
-        result = {**result, "flow of the prediction, forward + backward": flow_grad,
-                  "flow of the real frame, forward (no graph)": flow_real}
+        result = {
+            **result,
+            "flow of the prediction, forward + backward": flow_grad,
+            "flow of the real frame, forward (no graph)": flow_real,
+        }
     return {name: 1000 * time_alone(fn) for name, fn in result.items()}
 
 
@@ -141,8 +155,10 @@ def main() -> int:
     totals["data"] = 1000 * statistics.mean(data_s)
     profiled = sum(totals.values())
     alone = components(nets, cfg, clip, device)
-    size = f"{cfg.height}×{cfg.width}, G {'-'.join(map(str, cfg.g_widths))}, D {'-'.join(map(str, cfg.d_widths))}, " \
-           f"batch {cfg.batch_size}, flow {cfg.flownet}, {'bf16' if cfg.amp else 'fp32'}"
+    size = (
+        f"{cfg.height}×{cfg.width}, G {'-'.join(map(str, cfg.g_widths))}, D {'-'.join(map(str, cfg.d_widths))}, "
+        f"batch {cfg.batch_size}, flow {cfg.flownet}, {'bf16' if cfg.amp else 'fp32'}"
+    )
     print(f"step: {size}; {torch.get_num_threads()} threads; wall {wall_ms:.0f} ms/step without the profiler\n")
     print("| phase | ms/step | share |\n|---|---|---|")
     for phase in PHASES:
@@ -152,8 +168,16 @@ def main() -> int:
     print("| alone | ms |\n|---|---|")
     for name, ms in alone.items():
         print(f"| {name} | {ms:.1f} |")
-    write_json(__file__, {"config": cfg.to_dict(), "wall_ms_per_step": wall_ms, "phases_ms": totals,
-                                "alone_ms": alone, "machine": machine_info(device)})
+    write_json(
+        __file__,
+        {
+            "config": cfg.to_dict(),
+            "wall_ms_per_step": wall_ms,
+            "phases_ms": totals,
+            "alone_ms": alone,
+            "machine": machine_info(device),
+        },
+    )
     return 0
 
 

@@ -16,6 +16,7 @@ the main process, ru_maxrss; CUDA: max_memory_allocated); baseline_peak_mb is su
 imported everything (subtract it for what a variant itself needs). Prints one `key: value` line per size, writes
 bench/train_speed.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,7 @@ from training.distributed import DistInfo
 from training.nets import accelerate, build_nets
 from training.step import make_precision, train_step
 
-STEPS = {"small": 10, "paper": 2}   # training steps per timed repetition
+STEPS = {"small": 10, "paper": 2}  # training steps per timed repetition
 WARMUP_STEPS = 2
 
 
@@ -69,7 +70,7 @@ class ProjectTrainer:
         for clip in itertools.islice(self.batches, n):
             parts = train_step(self.nets, self.cfg, clip, self.device)
             self.bad |= ~torch.isfinite(parts["g_total"])
-        assert not bool(self.bad), "non-finite loss"   # one host sync per repetition, as train.py per log step
+        assert not bool(self.bad), "non-finite loss"  # one host sync per repetition, as train.py per log step
 
 
 class NaiveTrainer:
@@ -79,10 +80,10 @@ class NaiveTrainer:
         started = time.perf_counter()
         cfg = dataclasses.replace(cfg, channels_last="off", cache_frames=False)
         self.cfg, self.device = cfg, device
-        windows = TrainWindows(files.train, cfg)   # only for its windows and frame paths (no decoding)
+        windows = TrainWindows(files.train, cfg)  # only for its windows and frame paths (no decoding)
         self.index, self.window = windows.index, windows.window
-        self.paths = [reader.files for reader in windows.store.readers]   # frame folders (not cached)
-        self.order = iter(EpochShuffleSampler(len(windows), cfg.seed))   # the project's window order
+        self.paths = [reader.files for reader in windows.store.readers]  # frame folders (not cached)
+        self.order = iter(EpochShuffleSampler(len(windows), cfg.seed))  # the project's window order
         self.nets = build_nets(cfg, device)
         self.steps(WARMUP_STEPS)
         self.setup_s = time.perf_counter() - started
@@ -90,8 +91,12 @@ class NaiveTrainer:
     def clip(self) -> torch.Tensor:
         """B×(T+1)×3×H×W uint8 of the next batch of windows, decoded now."""
         windows = [self.index[i] for i in itertools.islice(self.order, self.cfg.batch_size)]
-        frames = np.stack([[naive_read(self.paths[v][s + k], self.cfg.height, self.cfg.width)
-                            for k in range(self.window)] for v, s in windows])
+        frames = np.stack(
+            [
+                [naive_read(self.paths[v][s + k], self.cfg.height, self.cfg.width) for k in range(self.window)]
+                for v, s in windows
+            ]
+        )
         return torch.from_numpy(frames).permute(0, 1, 4, 2, 3)
 
     def steps(self, n: int) -> None:
@@ -106,11 +111,19 @@ TRAINERS = {"project": ProjectTrainer, "naive": NaiveTrainer}
 
 def fresh_process_peak_mb(size: str, name: str, args) -> float:
     """Peak memory of trainer `name` at `size`, run alone in a new process of this script (--peak_of)."""
-    flags = ["--device", args.device, *(["--amp"] if args.amp else []),
-             *(["--num_workers", str(args.num_workers)] if args.num_workers is not None else []),
-             *(["--data_root", args.data_root] if args.data_root else [])]
-    done = subprocess.run([sys.executable, __file__, "--sizes", size, "--peak_of", name, *flags],
-                          capture_output=True, text=True, check=True)
+    flags = [
+        "--device",
+        args.device,
+        *(["--amp"] if args.amp else []),
+        *(["--num_workers", str(args.num_workers)] if args.num_workers is not None else []),
+        *(["--data_root", args.data_root] if args.data_root else []),
+    ]
+    done = subprocess.run(
+        [sys.executable, __file__, "--sizes", size, "--peak_of", name, *flags],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
@@ -120,20 +133,28 @@ def bench_size(size: str, files, root, args, device: torch.device) -> dict:
     memory = {name: fresh_process_peak_mb(size, name, args) for name in ("baseline", *TRAINERS)}
     trainers = {}
     for name, kind in TRAINERS.items():
-        torch.manual_seed(cfg.seed)   # identical initial weights
+        torch.manual_seed(cfg.seed)  # identical initial weights
         trainers[name] = kind(cfg, files, device)
     n, times = STEPS[size], {"project": [], "naive": []}
-    for _ in range(args.reps):   # alternate, so a change in machine load hits both variants alike
+    for _ in range(args.reps):  # alternate, so a change in machine load hits both variants alike
         for name in ("project", "naive"):
             times[name] += time_reps(lambda: trainers[name].steps(n), 1, device)
     project_its, naive_its = n / median(times["project"]), n / median(times["naive"])
-    return {**size_fields(cfg, args), "batch": cfg.batch_size,
-            "channels_last": trainers["project"].nets.memory_format == torch.channels_last,
-            "project_its": project_its, "naive_its": naive_its, "speedup_vs_naive": project_its / naive_its,
-            "project_peak_mb": memory["project"], "naive_peak_mb": memory["naive"],
-            "baseline_peak_mb": memory["baseline"],
-            "project_setup_s": trainers["project"].setup_s, "naive_setup_s": trainers["naive"].setup_s,
-            "project_rep_s": times["project"], "naive_rep_s": times["naive"]}
+    return {
+        **size_fields(cfg, args),
+        "batch": cfg.batch_size,
+        "channels_last": trainers["project"].nets.memory_format == torch.channels_last,
+        "project_its": project_its,
+        "naive_its": naive_its,
+        "speedup_vs_naive": project_its / naive_its,
+        "project_peak_mb": memory["project"],
+        "naive_peak_mb": memory["naive"],
+        "baseline_peak_mb": memory["baseline"],
+        "project_setup_s": trainers["project"].setup_s,
+        "naive_setup_s": trainers["naive"].setup_s,
+        "project_rep_s": times["project"],
+        "naive_rep_s": times["naive"],
+    }
 
 
 def report_peak(name: str, size: str, files, root, args, device: torch.device) -> None:
@@ -155,8 +176,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     files, root = bench_data(args.data_root)
     if args.peak_of:
         return report_peak(args.peak_of, parse_sizes(args.sizes)[0], files, root, args, device)
-    results = {"machine": machine_info(device), "data": f"{files.name} training videos", "amp": args.amp,
-               "sizes": {}}
+    results = {"machine": machine_info(device), "data": f"{files.name} training videos", "amp": args.amp, "sizes": {}}
     for size in parse_sizes(args.sizes):
         values = bench_size(size, files, root, args, device)
         results["sizes"][size] = values

@@ -11,27 +11,50 @@ label format, checked when loaded; where labels are looked for), `masks` (pixel 
 and their seeded order), `streaming` (a test video's frames in order). What callers outside this package use is
 exported here; everything else is internal.
 """
+
 from .labels import LabelNotes, entry_labels, labels_from_masks
 from .layouts import DatasetFiles, Video, find_dataset, scored_labels
 from .masks import MaskImages
 from .prepare import frame_number, prepare_dataset, training_videos
 from .sources import (
-                      DecodeReport,
-                      FrameFolder,
-                      VideoFile,
-                      gaps_after,
-                      open_source,
-                      opencv_log_at_most,
-                      prepare_frame,
-                      read_frame,
-                      to_network_range,
+    DecodeReport,
+    FrameFolder,
+    VideoFile,
+    gaps_after,
+    open_source,
+    opencv_log_at_most,
+    prepare_frame,
+    read_frame,
+    to_network_range,
 )
 from .streaming import video_frame_batches
 from .windows import EpochShuffleSampler, TrainWindows, train_loader
 from .workers import data_workers
 
-__all__ = ["LabelNotes", "entry_labels", "labels_from_masks", "DatasetFiles", "Video", "find_dataset",
-           "scored_labels", "MaskImages", "frame_number", "prepare_dataset", "training_videos", "DecodeReport",
-           "FrameFolder", "VideoFile", "gaps_after", "open_source", "opencv_log_at_most", "prepare_frame",
-           "read_frame", "to_network_range", "video_frame_batches", "EpochShuffleSampler", "TrainWindows",
-           "train_loader", "data_workers"]
+__all__ = [
+    "LabelNotes",
+    "entry_labels",
+    "labels_from_masks",
+    "DatasetFiles",
+    "Video",
+    "find_dataset",
+    "scored_labels",
+    "MaskImages",
+    "frame_number",
+    "prepare_dataset",
+    "training_videos",
+    "DecodeReport",
+    "FrameFolder",
+    "VideoFile",
+    "gaps_after",
+    "open_source",
+    "opencv_log_at_most",
+    "prepare_frame",
+    "read_frame",
+    "to_network_range",
+    "video_frame_batches",
+    "EpochShuffleSampler",
+    "TrainWindows",
+    "train_loader",
+    "data_workers",
+]

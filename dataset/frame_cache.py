@@ -6,6 +6,7 @@ display. The key holds the file's path, size and modification time, the frame si
 the extraction is reused by later runs and redone when the file changes; extractions of an older version of the
 file and temp folders of crashed extractions are removed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,7 +23,7 @@ from utils import FFPError, Progress, atomic_write_text, remove_dead_staging, st
 from .sources import FrameFolder, VideoFile
 
 MANIFEST = "manifest.json"
-JPEG_QUALITY = 95   # extraction cache: visually lossless, ~10× smaller than raw frames
+JPEG_QUALITY = 95  # extraction cache: visually lossless, ~10× smaller than raw frames
 
 
 def _cache_key(source: VideoFile, height: int, width: int) -> str:
@@ -50,7 +51,7 @@ def _remove_stale(base: Path, source: Path) -> None:
                 manifest = json.loads((folder / MANIFEST).read_text())
             except (OSError, ValueError):
                 continue
-            old = manifest.get("file_version")   # absent in extractions of older code: left alone
+            old = manifest.get("file_version")  # absent in extractions of older code: left alone
             if manifest.get("source") == str(source) and old is not None and old != version:
                 shutil.rmtree(folder, ignore_errors=True)
 
@@ -77,21 +78,32 @@ def extracted_frames(source: VideoFile, height: int, width: int, cache_dir: str 
     progress = Progress(expected, f"extracting {source.path.name}", unit="frame", every=200)
     try:
         for i, (_, rgb) in enumerate(source.frames(height, width)):
-            ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                                    [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            ok, jpeg = cv2.imencode(
+                ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+            )
             (tmp / f"{i:06d}.jpg").write_bytes(jpeg.tobytes())
             progress.update()
         report = source.report()
-        atomic_write_text(tmp / MANIFEST, json.dumps({"source": str(source.path.resolve()), "height": height,
-                                                      "width": width, "file_version": _file_version(source.path),
-                                                      **report.summary()}))
-        os.replace(tmp, folder)   # not install_folder: another run's finished extraction is kept, never swapped
+        atomic_write_text(
+            tmp / MANIFEST,
+            json.dumps(
+                {
+                    "source": str(source.path.resolve()),
+                    "height": height,
+                    "width": width,
+                    "file_version": _file_version(source.path),
+                    **report.summary(),
+                }
+            ),
+        )
+        os.replace(tmp, folder)  # not install_folder: another run's finished extraction is kept, never swapped
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if (folder / MANIFEST).is_file():   # another run extracted the same file meanwhile: use its frames
+        if (folder / MANIFEST).is_file():  # another run extracted the same file meanwhile: use its frames
             return FrameFolder(folder)
-        raise FFPError(f"--cache_dir {base}: cannot write the frame cache of {source.path} "
-                       f"({exc.strerror or exc})") from None
+        raise FFPError(
+            f"--cache_dir {base}: cannot write the frame cache of {source.path} ({exc.strerror or exc})"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -7,6 +7,7 @@ place found is used, and each entry says which files it reads. Per-frame values 
 inside the video and not overlapping. Every refusal is one FFPError naming the file and the video; nothing is
 computed before the labels pass. Pixel masks (for pixel AUROC, and as labels of last resort) are in `masks`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,13 +29,25 @@ if TYPE_CHECKING:
     from .masks import MaskSource
 
 # Variable names people give frame-label arrays in .mat files, tried in this order.
-MAT_LABEL_NAMES = ("gt", "GT", "gt_frame", "frame_gt", "frame_labels", "frame_label", "labels", "label",
-                   "ground_truth", "groundtruth", "gt_frames")
+MAT_LABEL_NAMES = (
+    "gt",
+    "GT",
+    "gt_frame",
+    "frame_gt",
+    "frame_labels",
+    "frame_label",
+    "labels",
+    "label",
+    "ground_truth",
+    "groundtruth",
+    "gt_frames",
+)
 
 
 @dataclass
 class LabelNotes:
     """Readings worth telling the user once (printed at start by the CLIs), e.g. 0/255 labels, 2×2 intervals."""
+
     lines: list[str] = field(default_factory=list)
 
     def add(self, text: str) -> None:
@@ -90,9 +103,11 @@ def _as_intervals(arr: np.ndarray, where: str, n_frames: int, notes: LabelNotes)
     if arr.ndim == 1:
         return arr.reshape(1, 2)
     if arr.shape == (2, 2) and not _valid_intervals(arr.T, n_frames) and _valid_intervals(arr, n_frames):
-        notes.add(f"{where}: a 2×2 interval array read as one interval per row (frames {arr[0, 0]}-{arr[0, 1]} "
-                  f"and {arr[1, 0]}-{arr[1, 1]}), because the official 2×K reading (columns [start; end]) would "
-                  f"give overlapping intervals")
+        notes.add(
+            f"{where}: a 2×2 interval array read as one interval per row (frames {arr[0, 0]}-{arr[0, 1]} "
+            f"and {arr[1, 0]}-{arr[1, 1]}), because the official 2×K reading (columns [start; end]) would "
+            f"give overlapping intervals"
+        )
         return arr
     return arr.T if arr.shape[0] == 2 else arr
 
@@ -110,8 +125,10 @@ def _check_intervals(rows: np.ndarray, n_frames: int, where: str) -> None:
     """FFPError naming `where` for 0-based starts, start > end, out-of-range or overlapping intervals."""
     for start, end in rows:
         if start < 1:
-            raise FFPError(f"{where}: interval [{start}, {end}] starts at {start}; intervals are 1-based "
-                           f"inclusive (the first frame is 1) — add 1 to 0-based starts and ends")
+            raise FFPError(
+                f"{where}: interval [{start}, {end}] starts at {start}; intervals are 1-based "
+                f"inclusive (the first frame is 1) — add 1 to 0-based starts and ends"
+            )
         if start > end:
             raise FFPError(f"{where}: interval [{start}, {end}] ends before it starts")
         if end > n_frames:
@@ -130,8 +147,9 @@ def interval_labels(intervals, n_frames: int, where: str, notes: LabelNotes) -> 
         return labels
     arr = _whole_numbers(arr.squeeze() if arr.ndim > 2 else arr, where, "interval bounds")
     if not (arr.shape == (2,) or (arr.ndim == 2 and 2 in arr.shape)):
-        raise FFPError(f"{where}: intervals must be 2×K ([start; end] columns), K×2 or one [start end], "
-                       f"got shape {arr.shape}")
+        raise FFPError(
+            f"{where}: intervals must be 2×K ([start; end] columns), K×2 or one [start end], got shape {arr.shape}"
+        )
     return _fill(_as_intervals(arr, where, n_frames, notes), n_frames, where)
 
 
@@ -147,7 +165,7 @@ def _fill(rows: np.ndarray, n_frames: int, where: str) -> np.ndarray:
     _check_intervals(rows, n_frames, where)
     labels = np.zeros(n_frames, dtype=np.int64)
     for start, end in rows:
-        labels[start - 1:end] = 1
+        labels[start - 1 : end] = 1
     return labels
 
 
@@ -156,12 +174,14 @@ def entry_labels(entry, n_frames: int, where: str, notes: LabelNotes) -> np.ndar
     arr = np.asarray(entry)
     if arr.dtype == object:
         raise FFPError(f"{where}: expected intervals or one label per frame, found a nested cell")
-    flat = arr.size == max(arr.shape, default=0)      # 1-D, 1×N or N×1
+    flat = arr.size == max(arr.shape, default=0)  # 1-D, 1×N or N×1
     if arr.size > 2 and flat and arr.size == n_frames:
         return frame_labels(arr, n_frames, where, notes)
     if flat and arr.size > 2:
-        raise FFPError(f"{where}: a vector of {arr.size} values is neither one [start end] interval nor one "
-                       f"label per frame ({n_frames} frames)")
+        raise FFPError(
+            f"{where}: a vector of {arr.size} values is neither one [start end] interval nor one "
+            f"label per frame ({n_frames} frames)"
+        )
     return interval_labels(arr, n_frames, where, notes)
 
 
@@ -169,6 +189,7 @@ def entry_labels(entry, n_frames: int, where: str, notes: LabelNotes) -> np.ndar
 def _hdf5_value(f, obj):
     """A MATLAB v7.3 variable as numpy: numeric arrays transposed back to MATLAB's shape, cells as object arrays."""
     import h5py
+
     data = obj[()]
     if isinstance(obj, h5py.Dataset) and obj.dtype == h5py.ref_dtype:
         cells = np.empty(data.shape, dtype=object)
@@ -184,21 +205,24 @@ def load_mat(path: Path) -> dict[str, np.ndarray]:
     """{variable: array} of a .mat file, v4–v7 with scipy and v7.3 (HDF5) with h5py; FFPError naming the file."""
     try:
         return {k: v for k, v in scipy.io.loadmat(str(path), squeeze_me=False).items() if not k.startswith("__")}
-    except NotImplementedError:   # scipy's answer to v7.3 files
+    except NotImplementedError:  # scipy's answer to v7.3 files
         pass
-    except Exception as exc:      # scipy raises many types for a damaged file
+    except Exception as exc:  # scipy raises many types for a damaged file
         raise FFPError(f"cannot read label file {path}: {exc}") from None
     try:
         import h5py
     except ImportError:
-        raise FFPError(f"label file {path} is a MATLAB v7.3 (HDF5) file and h5py is not installed: "
-                       f"pip install h5py, or re-save it in MATLAB with save(..., '-v7')") from None
+        raise FFPError(
+            f"label file {path} is a MATLAB v7.3 (HDF5) file and h5py is not installed: "
+            f"pip install h5py, or re-save it in MATLAB with save(..., '-v7')"
+        ) from None
     try:
         with h5py.File(path, "r") as f:
             return {k: _hdf5_value(f, f[k]) for k in f if not k.startswith("#")}
     except Exception as exc:
-        raise FFPError(f"cannot read label file {path} (MATLAB v7.3 / HDF5): {exc}; re-save it in MATLAB with "
-                       f"save(..., '-v7')") from None
+        raise FFPError(
+            f"cannot read label file {path} (MATLAB v7.3 / HDF5): {exc}; re-save it in MATLAB with save(..., '-v7')"
+        ) from None
 
 
 def _label_variable(variables: dict[str, np.ndarray], path: Path, notes: LabelNotes) -> np.ndarray:
@@ -212,8 +236,10 @@ def _label_variable(variables: dict[str, np.ndarray], path: Path, notes: LabelNo
         name = next(iter(variables))
         notes.add(f"labels read from variable '{name}' of {path}, its only variable (the official name is 'gt')")
         return variables[name]
-    raise FFPError(f"label file {path} has no variable 'gt' (nor {', '.join(MAT_LABEL_NAMES[1:5])}, …) and "
-                   f"several others ({', '.join(variables) or 'none'}): save the labels as 'gt'")
+    raise FFPError(
+        f"label file {path} has no variable 'gt' (nor {', '.join(MAT_LABEL_NAMES[1:5])}, …) and "
+        f"several others ({', '.join(variables) or 'none'}): save the labels as 'gt'"
+    )
 
 
 def read_mat_entries(path: Path, n_videos: int, notes: LabelNotes) -> list:
@@ -229,8 +255,10 @@ def read_mat_entries(path: Path, n_videos: int, notes: LabelNotes) -> list:
         return [value]
     if value.ndim == 2 and value.shape[0] == n_videos and value.shape[1] > 2:
         return list(value)
-    raise FFPError(f"label file {path}: expected a cell with one entry per test video ({n_videos}), got a "
-                   f"numeric array of shape {value.shape}")
+    raise FFPError(
+        f"label file {path}: expected a cell with one entry per test video ({n_videos}), got a "
+        f"numeric array of shape {value.shape}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- other formats
@@ -319,8 +347,10 @@ def read_interval_csv(path: Path, videos: list[str]) -> dict[str, np.ndarray]:
             raise FFPError(f"label file {path} line {line}: expected video,start,end, got {row}")
         name = known.get(canonical(row[0].strip()))
         if name is None:
-            raise FFPError(f"label file {path} line {line}: no test video named {row[0].strip()!r} "
-                           f"(test videos: {', '.join(videos[:6])}{', …' if len(videos) > 6 else ''})")
+            raise FFPError(
+                f"label file {path} line {line}: no test video named {row[0].strip()!r} "
+                f"(test videos: {', '.join(videos[:6])}{', …' if len(videos) > 6 else ''})"
+            )
         try:
             intervals[name].append((float(row[1]), float(row[2])))
         except ValueError:
@@ -340,7 +370,7 @@ def labels_from_masks(masks: MaskSource) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------- where labels are
-Entries = list | dict   # a label file's entries: in test-video order, or {video name: entry or (entry, file)}
+Entries = list | dict  # a label file's entries: in test-video order, or {video name: entry or (entry, file)}
 
 
 def _first(kind: str, *places: str) -> Callable[[Path, str, list], Path | None]:
@@ -349,6 +379,7 @@ def _first(kind: str, *places: str) -> Callable[[Path, str, list], Path | None]:
 
     def find(ds: Path, name: str, test: list) -> Path | None:
         return next((ds / place for place in places if exists(ds / place)), None)
+
     return find
 
 
@@ -360,8 +391,11 @@ def _find_mat(ds: Path, name: str, test: list) -> Path | None:
 def _find_ucsd_m(ds: Path, name: str, test: list) -> Path | None:
     """The official UCSD label script (UCSDped1.m, UCSDped2.m) in <ds> or <ds>/Test: any other .m is someone's
     MATLAB code."""
-    m_files = sorted(p for p in list(ds.glob("*.m")) + list((ds / "Test").glob("*.m"))
-                     if p.name.lower().startswith("ucsd") and not is_junk(p))
+    m_files = sorted(
+        p
+        for p in list(ds.glob("*.m")) + list((ds / "Test").glob("*.m"))
+        if p.name.lower().startswith("ucsd") and not is_junk(p)
+    )
     return m_files[0] if m_files else None
 
 
@@ -379,6 +413,7 @@ class LabelPlace:
     (entry, file)}; reader(entry, n_frames, where, notes) -> checked (n_frames,) int64 0/1 labels of one video.
     folders: names of the folders it occupies, which are never taken for videos.
     """
+
     name: str
     find: Callable[[Path, str, list], Path | None]
     read: Callable[[Path, list, LabelNotes], Entries]
@@ -394,22 +429,38 @@ LABEL_PLACES: tuple[LabelPlace, ...] = (
     # frame. MATLAB v7.3 (HDF5) files are read with h5py.
     LabelPlace("mat", _find_mat, lambda found, test, notes: read_mat_entries(found, len(test), notes), entry_labels),
     # <ds>/[testing/]test_frame_mask/<video>.npy|.csv|.txt: one label per frame (ShanghaiTech)
-    LabelPlace("test_frame_mask", _first("folder", "testing/test_frame_mask", "test_frame_mask"),
-               lambda found, test, notes: read_frame_mask_dir(found), frame_labels, folders=("test_frame_mask",)),
+    LabelPlace(
+        "test_frame_mask",
+        _first("folder", "testing/test_frame_mask", "test_frame_mask"),
+        lambda found, test, notes: read_frame_mask_dir(found),
+        frame_labels,
+        folders=("test_frame_mask",),
+    ),
     # <ds>/[testing/|ground_truth_demo/]testing_label_mask/<N>_label.mat: `volLabel`, a pixel mask per frame (Avenue)
-    LabelPlace("testing_label_mask", _first("folder", "testing_label_mask", "testing/testing_label_mask",
-                                            "ground_truth_demo/testing_label_mask"),
-               lambda found, test, notes: read_avenue_dir(found), frame_labels,
-               folders=("testing_label_mask", "ground_truth_demo")),
+    LabelPlace(
+        "testing_label_mask",
+        _first("folder", "testing_label_mask", "testing/testing_label_mask", "ground_truth_demo/testing_label_mask"),
+        lambda found, test, notes: read_avenue_dir(found),
+        frame_labels,
+        folders=("testing_label_mask", "ground_truth_demo"),
+    ),
     # <ds>/[Test/]UCSD<ds>.m: lines `TestVideoFile{end+1}.gt_frame = [61:180];` (official UCSD)
     LabelPlace("ucsd_m", _find_ucsd_m, lambda found, test, notes: read_ucsd_m_entries(found), interval_labels),
     # <ds>/[testing/]labels.csv: rows `video,start,end` (1-based inclusive; videos not listed are all normal)
-    LabelPlace("labels.csv", _first("file", "testing/labels.csv", "labels.csv"),
-               lambda found, test, notes: read_interval_csv(found, [v.name for v in test]), row_interval_labels),
+    LabelPlace(
+        "labels.csv",
+        _first("file", "testing/labels.csv", "labels.csv"),
+        lambda found, test, notes: read_interval_csv(found, [v.name for v in test]),
+        row_interval_labels,
+    ),
     # the test videos' pixel masks (dataset.masks, e.g. UCSD TestNNN_gt/): a frame is abnormal when its mask has a
     # nonzero pixel
-    LabelPlace("pixel masks", _find_masks,
-               lambda found, test, notes: {v.name: labels_from_masks(v.masks) for v in test}, frame_labels),
+    LabelPlace(
+        "pixel masks",
+        _find_masks,
+        lambda found, test, notes: {v.name: labels_from_masks(v.masks) for v in test},
+        frame_labels,
+    ),
 )
 
 
@@ -418,8 +469,9 @@ def _pairs(files: DatasetFiles, source: Path, entries: Entries) -> list[tuple[Vi
     `canonical` name for a dict. FFPError for a count mismatch or a video without an entry."""
     if isinstance(entries, list):
         if len(entries) != len(files.test):
-            raise FFPError(f"label file {source} lists {len(entries)} test videos but {len(files.test)} were found "
-                           f"in {files.root}")
+            raise FFPError(
+                f"label file {source} lists {len(entries)} test videos but {len(files.test)} were found in {files.root}"
+            )
         return list(zip(files.test, entries, [source] * len(entries)))
     by_name = {canonical(k): v for k, v in entries.items()}
     missing = [v.name for v in files.test if canonical(v.name) not in by_name]

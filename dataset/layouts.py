@@ -9,6 +9,7 @@ config.DATASET_DEFAULTS). Any other --dataset name is your own data at <root>/<n
 holds normal videos, testing/ is optional and its labels are optional. Label and mask folders are never taken
 for videos.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class Layout:
     Every built-in layout reads labels and masks from all places: datasets get re-packaged, and a label file is
     recognised by itself.
     """
+
     name: str
     train: str
     test: str
@@ -50,14 +52,18 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout("flat", "training", "testing", "the FFP layout without frames/, and your own data"),
     Layout("ucsd", "Train", "Test", "the original UCSD release (Train001/, Test001/ of .tif)"),
 )
-BENCHMARKS = tuple(DATASET_DEFAULTS)   # the built-in datasets: also looked for in <root>/UCSD<name> and <root>
+BENCHMARKS = tuple(DATASET_DEFAULTS)  # the built-in datasets: also looked for in <root>/UCSD<name> and <root>
 
 
 def _not_video_dirs() -> set[str]:
     """Lower-case names of split sub-folders that never hold videos: the layouts' own sub-splits (frames/,
     videos/), every label and mask folder of the layouts, and other folders datasets ship with."""
-    sub_splits = {PurePosixPath(split).name for layout in LAYOUTS for split in (layout.train, layout.test)
-                  if len(PurePosixPath(split).parts) > 1}
+    sub_splits = {
+        PurePosixPath(split).name
+        for layout in LAYOUTS
+        for split in (layout.train, layout.test)
+        if len(PurePosixPath(split).parts) > 1
+    }
     places = {name for layout in LAYOUTS for place in layout.labels + layout.masks for name in place.folders}
     return {name.lower() for name in sub_splits | places | {"pixel_masks", "labels", "masks", "__MACOSX"}}
 
@@ -68,10 +74,11 @@ NOT_VIDEO_DIRS = _not_video_dirs()
 @dataclass
 class Video:
     """One video: where its frames come from, and for test videos its 0/1 frame labels and pixel masks."""
+
     name: str
     source: FrameSource
-    labels: np.ndarray | None = None        # (n_frames,) int64 0/1, or None (training / unlabelled)
-    masks: MaskSource | None = None         # one pixel mask per frame, or None
+    labels: np.ndarray | None = None  # (n_frames,) int64 0/1, or None (training / unlabelled)
+    masks: MaskSource | None = None  # one pixel mask per frame, or None
 
     def __len__(self) -> int:
         return len(self.source)
@@ -84,12 +91,13 @@ class Video:
     def head(self, n: int) -> Video:
         """The same video cut to its frames numbered below n (labels cut alike)."""
         source = self.source.head(n)
-        return Video(self.name, source, None if self.labels is None else self.labels[:len(source)], self.masks)
+        return Video(self.name, source, None if self.labels is None else self.labels[: len(source)], self.masks)
 
 
 @dataclass
 class DatasetFiles:
     """Everything found on disk for one dataset. `label_source` says where test labels came from ('' = none)."""
+
     name: str
     root: Path
     layout: str
@@ -112,8 +120,10 @@ class DatasetFiles:
             return f"no frame labels were found for the test videos of {self.name} in {self.root}"
         values = np.concatenate(list(scored_labels(self.test, in_frames).values()))
         if values.size == 0 or values.min() == values.max():
-            return (f"every scored test frame of {self.name} is labelled "
-                    f"{'abnormal' if values.size and values[0] else 'normal'}")
+            return (
+                f"every scored test frame of {self.name} is labelled "
+                f"{'abnormal' if values.size and values[0] else 'normal'}"
+            )
         return None
 
 
@@ -124,8 +134,12 @@ def scored_labels(videos: list[Video], in_frames: int) -> dict[str, np.ndarray]:
 
 # ----------------------------------------------------------------------------------------------- splits
 def _is_video_dir(path: Path) -> bool:
-    return path.is_dir() and not is_junk(path) and path.name.lower() not in NOT_VIDEO_DIRS \
+    return (
+        path.is_dir()
+        and not is_junk(path)
+        and path.name.lower() not in NOT_VIDEO_DIRS
         and not path.name.endswith("_gt")
+    )
 
 
 def split_videos(split_dir: Path) -> list[Video]:
@@ -133,10 +147,12 @@ def split_videos(split_dir: Path) -> list[Video]:
     directly holds frames. FFPError for a folder that mixes files and frame folders or an empty video folder."""
     entries = sorted((p for p in split_dir.iterdir() if not is_junk(p)), key=natural_key)
     folders = [p for p in entries if _is_video_dir(p)]
-    files = [p for p in entries if is_video_file(p) and not p.stem.endswith("_gt")]   # *_gt: mask videos
+    files = [p for p in entries if is_video_file(p) and not p.stem.endswith("_gt")]  # *_gt: mask videos
     if folders and files:
-        raise FFPError(f"split folder {split_dir} mixes video files ({', '.join(p.name for p in files[:3])}) and "
-                       f"frame folders ({', '.join(p.name for p in folders[:3])}): keep one kind per folder")
+        raise FFPError(
+            f"split folder {split_dir} mixes video files ({', '.join(p.name for p in files[:3])}) and "
+            f"frame folders ({', '.join(p.name for p in folders[:3])}): keep one kind per folder"
+        )
     if files:
         return [Video(p.stem, VideoFile(p)) for p in files]
     videos = []
@@ -205,8 +221,12 @@ def _looked_in() -> str:
 def _not_found(root: Path, name: str, candidates: list[Path]) -> FFPError:
     """The error for a dataset whose training videos were found in none of `candidates`."""
     if name not in BENCHMARKS:
-        return FFPError(f"dataset {name!r} is not a built-in benchmark ({', '.join(BENCHMARKS)}), so it is read as "
-                        f"your own data from {root / name}/training/ (a folder of video files or frame folders), "
-                        f"which {'holds no videos' if (root / name / 'training').is_dir() else 'does not exist'}")
-    return FFPError(f"dataset {name!r} not found under {root}: looked for training videos (frame folders or "
-                    f"video files) in {_looked_in()} with <dir> one of {', '.join(map(str, candidates))}")
+        return FFPError(
+            f"dataset {name!r} is not a built-in benchmark ({', '.join(BENCHMARKS)}), so it is read as "
+            f"your own data from {root / name}/training/ (a folder of video files or frame folders), "
+            f"which {'holds no videos' if (root / name / 'training').is_dir() else 'does not exist'}"
+        )
+    return FFPError(
+        f"dataset {name!r} not found under {root}: looked for training videos (frame folders or "
+        f"video files) in {_looked_in()} with <dir> one of {', '.join(map(str, candidates))}"
+    )

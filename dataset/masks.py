@@ -5,6 +5,7 @@ looked in are the table MASK_PLACES at the end of this module; every place is tr
 masks for all test videos replaces what an earlier one found. A mask count that differs from the video's frame
 count is one FFPError naming both.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -77,7 +78,7 @@ class MaskVideo:
     def _all(self) -> list[np.ndarray]:
         if self._masks is None:
             source = VideoFile(self.where)
-            _, _, height, width = source.container()   # masks are read at their own size
+            _, _, height, width = source.container()  # masks are read at their own size
             self._masks = [cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) for _, rgb in source.frames(height, width)]
         return self._masks
 
@@ -96,8 +97,11 @@ def mask_image_dirs(dataset_dir: Path) -> list[Path]:
     """UCSD-style TestNNN_gt pixel masks in natural order (testing/UCSD_pixel_masks/ or Test/): image folders, or
     video files (TestNNN_gt.avi, …, a video being a folder or a file everywhere), or []."""
     for base in (dataset_dir / "testing" / "UCSD_pixel_masks", dataset_dir / "Test"):
-        found = sorted((p for p in base.glob("Test*_gt*") if p.is_dir() or is_video_file(p)), key=natural_key) \
-            if base.is_dir() else []
+        found = (
+            sorted((p for p in base.glob("Test*_gt*") if p.is_dir() or is_video_file(p)), key=natural_key)
+            if base.is_dir()
+            else []
+        )
         if found:
             return found
     return []
@@ -135,6 +139,7 @@ class MaskPlace:
     find(<ds>, test videos) -> one mask reader per test video (in their order), or None when this place has none.
     folders: names of the folders it occupies, which are never taken for videos.
     """
+
     name: str
     find: Callable[[Path, list], list[MaskSource] | None]
     folders: tuple[str, ...] = ()
@@ -161,5 +166,7 @@ def attach_masks(ds: Path, test: list, places: tuple[MaskPlace, ...] = MASK_PLAC
                 video.masks = masks
     for video in test:
         if video.masks is not None and len(video.masks) != len(video):
-            raise FFPError(f"pixel masks {video.masks.where}: {len(video.masks)} masks but test video {video.name} "
-                           f"has {len(video)} frames ({video.where})")
+            raise FFPError(
+                f"pixel masks {video.masks.where}: {len(video.masks)} masks but test video {video.name} "
+                f"has {len(video)} frames ({video.where})"
+            )

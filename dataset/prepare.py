@@ -5,6 +5,7 @@
 
 Points in a video given as frames or seconds (`--train_until`, `--start`) become frame numbers here (`frame_number`).
 """
+
 from __future__ import annotations
 
 from config import Config, parse_until
@@ -26,8 +27,11 @@ def frame_number(text: str, video: Video, flag: str) -> int:
         return int(value)
     fps = video.source.container()[0] if isinstance(video.source, VideoFile) else None
     if fps is None:
-        why = ("is a folder of frames (no frame rate)" if isinstance(video.source, FrameFolder)
-               else "declares no usable frame rate")
+        why = (
+            "is a folder of frames (no frame rate)"
+            if isinstance(video.source, FrameFolder)
+            else "declares no usable frame rate"
+        )
         raise FFPError(f"{flag} {text}: {video.where} {why}; give it in frames instead (e.g. {flag} 400)")
     return int(round(value * fps))
 
@@ -49,6 +53,7 @@ def prepare_dataset(cfg: Config) -> DatasetFiles:
     """
     if cfg.dataset == "synthetic":
         from synthetic import ensure_synthetic
+
         ensure_synthetic(cfg.data_root, seed=0)
     files = find_dataset(cfg.data_root, cfg.dataset)
     window = cfg.in_frames + 1
@@ -60,5 +65,7 @@ def check_lengths(videos: list[Video], window: int, in_frames: int) -> None:
     """FFPError naming the first video shorter than one window (in_frames + the predicted frame)."""
     for video in videos:
         if len(video) < window:
-            raise FFPError(f"{video.where} has {len(video)} frames, shorter than the {window}-frame window "
-                           f"(--in_frames {in_frames} + the predicted frame)")
+            raise FFPError(
+                f"{video.where} has {len(video)} frames, shorter than the {window}-frame window "
+                f"(--in_frames {in_frames} + the predicted frame)"
+            )

@@ -10,6 +10,7 @@ sample tree.avi declares 444 frames and 68 decode). Every decoded frame gets its
 own timeline, from the decoder's timestamps (`VideoFile`), so a file with a damaged middle keeps true
 numbers after the gap; gaps and early ends are reported by `DecodeReport.problems()`.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,29 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 _cv_log = cv2.utils.logging
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
-VIDEO_EXTS = (".avi", ".mp4", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".wmv", ".flv", ".3gp", ".ts",
-              ".mts", ".m2ts", ".ogv", ".mjpeg", ".mjpg", ".h264", ".264", ".hevc", ".265")
+VIDEO_EXTS = (
+    ".avi",
+    ".mp4",
+    ".mov",
+    ".mkv",
+    ".mpg",
+    ".mpeg",
+    ".m4v",
+    ".webm",
+    ".wmv",
+    ".flv",
+    ".3gp",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".ogv",
+    ".mjpeg",
+    ".mjpg",
+    ".h264",
+    ".264",
+    ".hevc",
+    ".265",
+)
 # Files that operating systems and file managers leave in folders; never frames, never videos.
 OS_DROPPINGS = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"}
 # Consecutive failed reads after which a video file counts as ended. A damaged region costs one failed
@@ -52,8 +74,9 @@ def natural_key(path: Path) -> list:
 
 def list_images(folder: Path, exts: tuple[str, ...] = IMAGE_EXTS) -> list[Path]:
     """Image files of a folder in natural order, hidden files and OS droppings skipped."""
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in exts and not is_junk(p) and p.is_file()),
-                  key=natural_key)
+    return sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() in exts and not is_junk(p) and p.is_file()), key=natural_key
+    )
 
 
 def is_video_file(path: Path) -> bool:
@@ -77,7 +100,7 @@ def prepare_frame(bgr: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-_JPEG_TAIL = 4096   # FF D9 cannot occur inside entropy-coded data (0xFF is byte-stuffed), so this is safe
+_JPEG_TAIL = 4096  # FF D9 cannot occur inside entropy-coded data (0xFF is byte-stuffed), so this is safe
 
 
 def _check_complete(data: bytes, path: str | Path) -> None:
@@ -89,17 +112,23 @@ def _check_complete(data: bytes, path: str | Path) -> None:
     """
     if data[:3] == b"\xff\xd8\xff":
         if b"\xff\xd9" not in data[-_JPEG_TAIL:]:
-            raise FFPError(f"cannot read image {path}: truncated JPEG ({len(data)} bytes, no end-of-image "
-                           f"marker); re-extract or replace this frame")
+            raise FFPError(
+                f"cannot read image {path}: truncated JPEG ({len(data)} bytes, no end-of-image "
+                f"marker); re-extract or replace this frame"
+            )
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
         if b"IEND" not in data[-64:]:
-            raise FFPError(f"cannot read image {path}: truncated PNG ({len(data)} bytes, no IEND chunk); "
-                           f"re-extract or replace this frame")
+            raise FFPError(
+                f"cannot read image {path}: truncated PNG ({len(data)} bytes, no IEND chunk); "
+                f"re-extract or replace this frame"
+            )
     elif data[:2] == b"BM" and len(data) >= 6:
         expected = int.from_bytes(data[2:6], "little")
         if len(data) < expected:
-            raise FFPError(f"cannot read image {path}: truncated BMP ({len(data)} of {expected} bytes); "
-                           f"re-extract or replace this frame")
+            raise FFPError(
+                f"cannot read image {path}: truncated BMP ({len(data)} of {expected} bytes); "
+                f"re-extract or replace this frame"
+            )
 
 
 @contextmanager
@@ -145,8 +174,8 @@ def read_frame(path: str | Path, height: int, width: int) -> np.ndarray:
 
 
 TWELVE_BIT_MAX = 4095
-DEPTH_SAMPLE = 16                  # frames of a folder looked at to decide its bit depth
-_folder_full_scale: dict[str, int] = {}   # folder -> 4095 or 65535, decided once per process
+DEPTH_SAMPLE = 16  # frames of a folder looked at to decide its bit depth
+_folder_full_scale: dict[str, int] = {}  # folder -> 4095 or 65535, decided once per process
 
 
 def sixteen_bit_full_scale(path: str | Path) -> int:
@@ -164,8 +193,11 @@ def sixteen_bit_full_scale(path: str | Path) -> int:
         top = max(int(decode_image(f, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH).max()) for f in sample)
         full = TWELVE_BIT_MAX if top <= TWELVE_BIT_MAX else 65535
         _folder_full_scale[key] = full
-        print(f"note: {folder} holds 16-bit images (largest value {top} in {len(sample)} of its {len(files)} "
-              f"frames): read as {12 if full == TWELVE_BIT_MAX else 16}-bit data scaled to 0..255", flush=True)
+        print(
+            f"note: {folder} holds 16-bit images (largest value {top} in {len(sample)} of its {len(files)} "
+            f"frames): read as {12 if full == TWELVE_BIT_MAX else 16}-bit data scaled to 0..255",
+            flush=True,
+        )
     return _folder_full_scale[key]
 
 
@@ -181,8 +213,10 @@ def to_8bit(image: np.ndarray, path: str | Path) -> np.ndarray:
     full = sixteen_bit_full_scale(path)
     top = int(image.max()) if image.size else 0
     if top > full:
-        raise FFPError(f"cannot read image {path}: values up to {top}, but the other frames of {Path(path).parent} "
-                       f"are 12-bit data (at most {TWELVE_BIT_MAX}); frames of one video must share one bit depth")
+        raise FFPError(
+            f"cannot read image {path}: values up to {top}, but the other frames of {Path(path).parent} "
+            f"are 12-bit data (at most {TWELVE_BIT_MAX}); frames of one video must share one bit depth"
+        )
     return np.clip(image.astype(np.float32) * (255.0 / full) + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -197,6 +231,7 @@ class FrameFolder:
 
     Frame numbers are positions in that order, 0-based. Reading is random access.
     """
+
     kind = "video folder"
 
     def __init__(self, path: Path, files: list[Path] | None = None):
@@ -240,11 +275,12 @@ class DecodeReport:
     container's frame rate, relative to the first frame; decode order where timestamps are unusable);
     header_frames: the container's declared frame count (None when it declares none) — informative only.
     """
+
     path: Path
     numbers: np.ndarray
     fps: float | None
     header_frames: int | None
-    retries: int = 0          # failed reads that were followed by a good frame (damaged packets skipped)
+    retries: int = 0  # failed reads that were followed by a good frame (damaged packets skipped)
 
     @property
     def n_frames(self) -> int:
@@ -268,29 +304,40 @@ class DecodeReport:
         gaps = self.gaps()
         if gaps:
             shown = ", ".join(f"{a + 1}-{b - 1}" for a, b in gaps[:5]) + (" …" if len(gaps) > 5 else "")
-            found.append(f"{sum(b - a - 1 for a, b in gaps)} frames missing in {len(gaps)} gap(s) (frames {shown}: "
-                         f"damaged data the decoder skipped; later frames keep their true numbers)")
+            found.append(
+                f"{sum(b - a - 1 for a, b in gaps)} frames missing in {len(gaps)} gap(s) (frames {shown}: "
+                f"damaged data the decoder skipped; later frames keep their true numbers)"
+            )
         if self.retries and not gaps:
             # Reads failed part-way and decoding recovered, yet the timestamps show no gap: the file carries no
             # usable timestamps (numbers follow decode order) or the damage cost no frame. Either way the frame
             # numbers after it cannot be trusted to match labels.
-            found.append(f"the decoder failed {self.retries} time(s) part-way through and recovered (damaged data; "
-                         f"without usable timestamps the frames after it may be renumbered)")
+            found.append(
+                f"the decoder failed {self.retries} time(s) part-way through and recovered (damaged data; "
+                f"without usable timestamps the frames after it may be renumbered)"
+            )
         tail = self.missing_tail()
         if tail:
-            found.append(f"decoding stopped after frame {int(self.numbers[-1])} but the header declares "
-                         f"{self.header_frames} frames ({tail} missing at the end: the file is cut or damaged; "
-                         f"in some containers damage also shifts the numbers of the frames after it)")
+            found.append(
+                f"decoding stopped after frame {int(self.numbers[-1])} but the header declares "
+                f"{self.header_frames} frames ({tail} missing at the end: the file is cut or damaged; "
+                f"in some containers damage also shifts the numbers of the frames after it)"
+            )
         return found
 
     def summary(self) -> dict:
         """JSON-able facts for result files."""
-        return {"decoded_frames": self.n_frames, "header_frames": self.header_frames, "fps": self.fps,
-                "first_frame": int(self.numbers[0]) if self.n_frames else None,
-                "last_frame": int(self.numbers[-1]) if self.n_frames else None,
-                "gaps": [list(g) for g in self.gaps()], "missing_at_end": self.missing_tail(),
-                "decode_retries": self.retries,
-                "problems": self.problems()}
+        return {
+            "decoded_frames": self.n_frames,
+            "header_frames": self.header_frames,
+            "fps": self.fps,
+            "first_frame": int(self.numbers[0]) if self.n_frames else None,
+            "last_frame": int(self.numbers[-1]) if self.n_frames else None,
+            "gaps": [list(g) for g in self.gaps()],
+            "missing_at_end": self.missing_tail(),
+            "decode_retries": self.retries,
+            "problems": self.problems(),
+        }
 
 
 def gap_limit(numbers: np.ndarray) -> float:
@@ -312,7 +359,7 @@ def gaps_after(numbers: np.ndarray) -> np.ndarray:
 class _Timeline:
     """Turns decoder timestamps into frame numbers of the source's timeline, strictly increasing."""
 
-    first_ms: float | None   # timestamp of the first numbered frame, once seen
+    first_ms: float | None  # timestamp of the first numbered frame, once seen
 
     def __init__(self, fps: float | None):
         self.fps, self.first_ms, self.last = fps, None, -1
@@ -337,8 +384,11 @@ def _video_capture(path: Path) -> cv2.VideoCapture:
         opened = capture.isOpened()
     if not opened:
         capture.release()
-        why = "the file is empty (0 bytes)" if path.is_file() and path.stat().st_size == 0 else \
-            "not a video OpenCV can decode (unsupported codec, damaged header, or not a video)"
+        why = (
+            "the file is empty (0 bytes)"
+            if path.is_file() and path.stat().st_size == 0
+            else "not a video OpenCV can decode (unsupported codec, damaged header, or not a video)"
+        )
         raise FFPError(f"cannot open video file {path}: {why}")
     return capture
 
@@ -346,11 +396,15 @@ def _video_capture(path: Path) -> cv2.VideoCapture:
 def _declared(capture: cv2.VideoCapture) -> tuple[float | None, int, int, int]:
     """An opened capture's container facts: (frame rate or None when unusable, frame count or 0, height, width)."""
     fps = capture.get(cv2.CAP_PROP_FPS)
-    return (fps if 0 < fps < 1000 else None, max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0),
-            int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)))
+    return (
+        fps if 0 < fps < 1000 else None,
+        max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0),
+        int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+    )
 
 
-_REPORTS: dict[tuple, DecodeReport] = {}   # decode results of this process, keyed by file version and stop
+_REPORTS: dict[tuple, DecodeReport] = {}  # decode results of this process, keyed by file version and stop
 
 
 class VideoFile:
@@ -360,6 +414,7 @@ class VideoFile:
     The frame count is known after one decode pass (`probe`, cached per file version for this process).
     `stop`: only frames numbered below it belong to this video (a cut, e.g. the normal part of a recording).
     """
+
     kind = "video file"
 
     def __init__(self, path: Path, stop: int | None = None):
@@ -425,7 +480,7 @@ class VideoFile:
             while True:
                 ok = capture.grab()
                 image = None
-                if ok:   # retrieved in the probe as well, so that both passes count the same frames
+                if ok:  # retrieved in the probe as well, so that both passes count the same frames
                     ok, image = capture.retrieve()
                 if not ok:
                     failures += 1

@@ -5,6 +5,7 @@
 Frame folders are decoded by DataLoader workers in parallel; video files by one worker at most (decoding is
 sequential), keeping each frame's true number in the file's timeline and the file's DecodeReport.
 """
+
 from __future__ import annotations
 
 import array
@@ -78,15 +79,25 @@ class FrameBatches:
         self.numbers, self.report = array.array("q"), None
         pin = torch.cuda.is_available()
         if isinstance(self.source, FrameFolder):
-            loader = DataLoader(FolderFrameDataset(self.source, self.height, self.width), batch_size=self.batch_size,
-                                shuffle=False, num_workers=self.workers, pin_memory=pin,
-                                worker_init_fn=leave_interrupts_to_main)
+            loader = DataLoader(
+                FolderFrameDataset(self.source, self.height, self.width),
+                batch_size=self.batch_size,
+                shuffle=False,
+                num_workers=self.workers,
+                pin_memory=pin,
+                worker_init_fn=leave_interrupts_to_main,
+            )
             for frames, numbers in loader:
                 self.numbers.extend(numbers.tolist())
                 yield frames
             return
-        loader = DataLoader(FileBatchDataset(self.source, self.height, self.width, self.batch_size), batch_size=None,
-                            num_workers=min(self.workers, 1), pin_memory=pin, worker_init_fn=leave_interrupts_to_main)
+        loader = DataLoader(
+            FileBatchDataset(self.source, self.height, self.width, self.batch_size),
+            batch_size=None,
+            num_workers=min(self.workers, 1),
+            pin_memory=pin,
+            worker_init_fn=leave_interrupts_to_main,
+        )
         for frames, numbers, report in loader:
             if report is not None:
                 self.report = report

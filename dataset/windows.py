@@ -7,6 +7,7 @@ Frames are decoded ONCE:
     (`frame_cache.extracted_frames`).
 `train_loader` serves the windows in batches, epoch by epoch in a seeded order that a resumed run continues.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,7 +31,7 @@ def _declared_frames(video: Video) -> int:
     declared = source.container()[1]
     if declared <= 0:
         return len(source)
-    return declared if source.stop is None else min(declared, source.stop)   # a cut (--train_until) reads fewer
+    return declared if source.stop is None else min(declared, source.stop)  # a cut (--train_until) reads fewer
 
 
 def _decode_all(video: Video, height: int, width: int, progress: Progress) -> np.ndarray:
@@ -73,7 +74,7 @@ class FrameStore:
         """Frames start..start+length-1 of training video `video` as length×H×W×3 uint8 RGB."""
         reader = self.readers[video]
         if isinstance(reader, np.ndarray):
-            return reader[start:start + length]
+            return reader[start : start + length]
         return np.stack([reader.read(start + k, self.height, self.width) for k in range(length)])
 
 
@@ -92,10 +93,13 @@ class TrainWindows(Dataset):
         for video, n in zip(videos, self.store.lengths):
             if n < self.window:
                 cut = f" before --train_until {cfg.train_until}" if cfg.train_until not in (None, "") else ""
-                raise FFPError(f"{video.where} has {n} frames{cut}, shorter than the {self.window}-frame window "
-                               f"(--in_frames {cfg.in_frames} + the predicted frame)")
-        self.index = np.array([(v, s) for v, n in enumerate(self.store.lengths) for s in range(n - self.window + 1)],
-                              dtype=np.int64).reshape(-1, 2)
+                raise FFPError(
+                    f"{video.where} has {n} frames{cut}, shorter than the {self.window}-frame window "
+                    f"(--in_frames {cfg.in_frames} + the predicted frame)"
+                )
+        self.index = np.array(
+            [(v, s) for v, n in enumerate(self.store.lengths) for s in range(n - self.window + 1)], dtype=np.int64
+        ).reshape(-1, 2)
 
     def decode_problems(self) -> list[str]:
         """'<video>: <problem>' for training video files that decoded with gaps or stopped early."""
@@ -110,7 +114,7 @@ class TrainWindows(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         video, start = self.index[i]
-        clip = self.store.clip(int(video), int(start), self.window)   # (T+1)×H×W×3
+        clip = self.store.clip(int(video), int(start), self.window)  # (T+1)×H×W×3
         return torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -127,8 +131,8 @@ class EpochShuffleSampler(Sampler[int]):
     def _epoch(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         perm = torch.randperm(self.n, generator=g)
-        per_rank = self.n // self.world          # drop the remainder so ranks never overlap and stay in step
-        return perm[self.rank * per_rank:(self.rank + 1) * per_rank]
+        per_rank = self.n // self.world  # drop the remainder so ranks never overlap and stay in step
+        return perm[self.rank * per_rank : (self.rank + 1) * per_rank]
 
     def __iter__(self):
         per_rank = self.n // self.world
@@ -146,7 +150,14 @@ def train_loader(windows: TrainWindows, cfg: Config, start_step: int, rank: int 
     `start_step`: endless uint8 batches B×(T+1)×3×H×W, B = cfg.batch_size; workers from cfg.num_workers."""
     sampler = EpochShuffleSampler(len(windows), cfg.seed, start_step * cfg.batch_size, rank, world_size)
     workers = data_workers(cfg.num_workers, cfg.device)
-    return DataLoader(windows, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
-                      pin_memory=torch.cuda.is_available(), drop_last=True,
-                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
-                      worker_init_fn=leave_interrupts_to_main)
+    return DataLoader(
+        windows,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=True,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        worker_init_fn=leave_interrupts_to_main,
+    )

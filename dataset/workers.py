@@ -1,4 +1,5 @@
 """DataLoader workers: how many (--num_workers), and how they stay out of the way of Ctrl-C and SIGTERM."""
+
 from __future__ import annotations
 
 import os
@@ -8,7 +9,7 @@ import torch
 
 from utils import resolve_device
 
-AUTO_WORKERS = 2   # what --num_workers -1 asks for when spare cores allow (GPU runs, machines with many cores)
+AUTO_WORKERS = 2  # what --num_workers -1 asks for when spare cores allow (GPU runs, machines with many cores)
 
 
 def data_workers(requested: int, device: str | None) -> int:

@@ -5,12 +5,14 @@ The report is about events (evaluation.events: alarm frames merged across short 
 the per-frame alarms kept in alarms.txt and scores.csv; `detect_caveats` are the warnings about what a score
 can mean on this clip, shown at the top of the page and printed by detect.py.
 """
+
 from __future__ import annotations
 
 import html
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,11 +35,12 @@ from evaluation.scores import is_flat, true_runs
 from utils import atomic_write_text
 
 DETECT_CSV_HEADER = ("frame", "psnr", "score", "above_threshold")
-OOD_STDS = 3.0       # stream mode: a median PSNR this many training stds below the training mean is "far outside"
+OOD_STDS = 3.0  # stream mode: a median PSNR this many training stds below the training mean is "far outside"
 
 
-def detect_caveats(mode: str, psnr, scores, threshold: float, mean: float | None = None,
-                   std: float | None = None) -> list[str]:
+def detect_caveats(
+    mode: str, psnr, scores, threshold: float, mean: float | None = None, std: float | None = None
+) -> list[str]:
     """Caveats about what this clip's scores can mean, one sentence each (detect.py prints them as 'note: ...',
     the report shows them at the top).
 
@@ -57,13 +60,20 @@ def detect_caveats(mode: str, psnr, scores, threshold: float, mean: float | None
     known = mean is not None and std is not None
     below = mean is not None and std is not None and median_psnr < mean - OOD_STDS * std  # = known and ...
     training = f"{mean:.2f} ± {std:.2f} dB" if known else "(unknown)"
-    far = [f"this clip is far outside the training footage: median PSNR {median_psnr:.2f} dB against training "
-           f'mean {training}; every alarm may just mean "different camera/scene"']
+    far = [
+        f"this clip is far outside the training footage: median PSNR {median_psnr:.2f} dB against training "
+        f'mean {training}; every alarm may just mean "different camera/scene"'
+    ]
     if mode == "whole":
-        relative = [] if is_flat(psnr) else [
-            "whole-mode scores are relative to this clip: 1 − min-max(PSNR) always spans 0..1, so about half of "
-            f"any clip can exceed 0.5 even when nothing happens (PSNR span here {float(np.ptp(psnr)):.2f} dB); "
-            "use --mode stream to compare against the training footage"]
+        relative = (
+            []
+            if is_flat(psnr)
+            else [
+                "whole-mode scores are relative to this clip: 1 − min-max(PSNR) always spans 0..1, so about half of "
+                f"any clip can exceed 0.5 even when nothing happens (PSNR span here {float(np.ptp(psnr)):.2f} dB); "
+                "use --mode stream to compare against the training footage"
+            ]
+        )
         return relative + (far if below else [])
     return far if below or float(np.median(scores)) > threshold else []
 
@@ -78,21 +88,41 @@ def detect_csv_rows(frames, psnr, scores, threshold: float):
         yield int(f), f"{p:.6f}", f"{s:.6f}", int(s > threshold)
 
 
-def _plot_detect_curve(path: Path, frames: np.ndarray, scores: np.ndarray, threshold: float,
-                       score_label: str, events: Sequence[Event], fps: float, title: str) -> None:
+def _plot_detect_curve(
+    path: Path,
+    frames: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    score_label: str,
+    events: Sequence[Event],
+    fps: float,
+    title: str,
+) -> None:
     """Score curve of an unlabelled video over its frame numbers (seconds on the top axis), the threshold, and
     the events as shaded spans behind the line (each covers its frames' full width: first − ½ to last + ½)."""
     fig = new_figure((8.0, 3.4))
     ax = fig.add_subplot()
     for i, ev in enumerate(events):
-        ax.axvspan(ev.first_frame - 0.5, ev.last_frame + 0.5, color="tab:red", alpha=0.2, lw=0, zorder=1,
-                   label=f"{len(events)} event{'' if len(events) == 1 else 's'}" if i == 0 else None)
+        ax.axvspan(
+            ev.first_frame - 0.5,
+            ev.last_frame + 0.5,
+            color="tab:red",
+            alpha=0.2,
+            lw=0,
+            zorder=1,
+            label=f"{len(events)} event{'' if len(events) == 1 else 's'}" if i == 0 else None,
+        )
     ax.axhline(threshold, color="red", ls="--", lw=1, zorder=2, label=f"threshold {threshold:.3g}")
     ax.plot(frames, scores, lw=1.2, color="tab:blue", zorder=3, label=score_label)
     ax.set(xlabel="frame number", ylabel="anomaly score", title=title or "Anomaly score per frame")
-    top = ax.secondary_xaxis("top", functions=(
-        lambda f: f / fps,   # type: ignore[operator]  # matplotlib's stubs say ArrayLike (str too); it passes arrays
-        lambda s: s * fps))  # type: ignore[operator]  # (same)
+
+    def to_seconds(frame: Any) -> Any:  # arrays in practice; matplotlib's stubs say ArrayLike
+        return frame / fps
+
+    def to_frames(seconds: Any) -> Any:
+        return seconds * fps
+
+    top = ax.secondary_xaxis("top", functions=(to_seconds, to_frames))
     top.set_xlabel("seconds", fontsize=8)
     top.tick_params(labelsize=8)
     ax.legend(loc="best", fontsize=8)  # alarms usually sit mid-video; let matplotlib avoid covering them
@@ -106,7 +136,7 @@ def _alarm_intervals(frames: np.ndarray, above: np.ndarray) -> list[tuple[int, i
     report, dataset.sources.gaps_after), so no interval spans them.
     """
     frames = np.asarray(frames)
-    breaks = set(gaps_after(frames).tolist())   # frames are missing after index i
+    breaks = set(gaps_after(frames).tolist())  # frames are missing after index i
     intervals = []
     for a, b in true_runs(above):
         start = a
@@ -120,46 +150,109 @@ def _alarm_intervals(frames: np.ndarray, above: np.ndarray) -> list[tuple[int, i
 
 def _alarms_text(frames, scores, above, threshold: float, events: Sequence[Event], rule: str) -> str:
     """alarms.txt: a commented summary with the events, then one 'frame<TAB>score' line per alarm frame."""
-    lines = [f"# frames with anomaly score > {threshold:.6g}: {int(above.sum())} of {len(frames)}",
-             f"# events (first-last frame; {rule}): "
-             + (", ".join(f"{e.first_frame}-{e.last_frame}" for e in events) or "none"),
-             "frame\tscore"]
+    lines = [
+        f"# frames with anomaly score > {threshold:.6g}: {int(above.sum())} of {len(frames)}",
+        f"# events (first-last frame; {rule}): "
+        + (", ".join(f"{e.first_frame}-{e.last_frame}" for e in events) or "none"),
+        "frame\tscore",
+    ]
     lines += [f"{int(f)}\t{s:.6f}" for f, s in zip(frames[above], scores[above])]
     return "\n".join(lines) + "\n"
 
 
-def _detect_html(n_frames: int, n_above: int, threshold: float, events: Sequence[Event], rule: str,
-                 caveats: Sequence[str], meta: Mapping, video: str | None, title: str) -> str:
+def _detect_html(
+    n_frames: int,
+    n_above: int,
+    threshold: float,
+    events: Sequence[Event],
+    rule: str,
+    caveats: Sequence[str],
+    meta: Mapping,
+    video: str | None,
+    title: str,
+) -> str:
     """index.html of an unlabelled video: event summary and caveats, score curve, heatmap video, events table,
     files, meta."""
-    player = "" if video is None else (f'<video controls preload="metadata" src="{href(video)}"></video>'
-                                       f'<br><a href="{href(video)}">heatmap video (mp4)</a>')
+    player = (
+        ""
+        if video is None
+        else (
+            f'<video controls preload="metadata" src="{href(video)}"></video>'
+            f'<br><a href="{href(video)}">heatmap video (mp4)</a>'
+        )
+    )
     notes = [f"<p><b>Note</b>: {html.escape(c)}</p>" for c in caveats]
     if meta.get("interrupted"):
-        notes.append(f"<p><b>Interrupted</b>: scoring stopped early; the {n_frames} frames scored so far are all "
-                     "here.</p>")
+        notes.append(
+            f"<p><b>Interrupted</b>: scoring stopped early; the {n_frames} frames scored so far are all here.</p>"
+        )
     notes += [f"<p>Note: {html.escape(str(n))}</p>" for n in meta.get("notes") or []]
-    rows = [(i, f"{e.start_s:.2f}", f"{e.end_s:.2f}", e.first_frame, e.last_frame, f"{e.duration_s:.2f}",
-             f"{e.peak_score:.3f}", e.peak_frame, e.n_alarm_frames) for i, e in enumerate(events, 1)]
-    body = "\n".join([
-        run_table(meta.get("run") or {}),
-        f"<p><b>{html.escape(events_line(len(events), n_above, threshold, n_frames))}</b>; "
-        f"{html.escape(rule)}.</p>", *notes,
-        '<img src="curve.png" alt="anomaly score curve">', player,
-        "<h2>Events</h2>",
-        html_table(["#", "start (s)", "end (s)", "first frame", "last frame", "duration (s)", "peak score",
-                    "peak frame", "alarm frames"], rows, numeric=range(9)) if rows else "<p>No events.</p>",
-        '<p>Files: <a href="scores.csv">scores.csv</a>, <a href="alarms.txt">alarms.txt</a>, '
-        '<a href="summary.json">summary.json</a></p>',
-        meta_block(meta, "Run details (as in summary.json)")])
+    rows = [
+        (
+            i,
+            f"{e.start_s:.2f}",
+            f"{e.end_s:.2f}",
+            e.first_frame,
+            e.last_frame,
+            f"{e.duration_s:.2f}",
+            f"{e.peak_score:.3f}",
+            e.peak_frame,
+            e.n_alarm_frames,
+        )
+        for i, e in enumerate(events, 1)
+    ]
+    body = "\n".join(
+        [
+            run_table(meta.get("run") or {}),
+            f"<p><b>{html.escape(events_line(len(events), n_above, threshold, n_frames))}</b>; "
+            f"{html.escape(rule)}.</p>",
+            *notes,
+            '<img src="curve.png" alt="anomaly score curve">',
+            player,
+            "<h2>Events</h2>",
+            html_table(
+                [
+                    "#",
+                    "start (s)",
+                    "end (s)",
+                    "first frame",
+                    "last frame",
+                    "duration (s)",
+                    "peak score",
+                    "peak frame",
+                    "alarm frames",
+                ],
+                rows,
+                numeric=range(9),
+            )
+            if rows
+            else "<p>No events.</p>",
+            '<p>Files: <a href="scores.csv">scores.csv</a>, <a href="alarms.txt">alarms.txt</a>, '
+            '<a href="summary.json">summary.json</a></p>',
+            meta_block(meta, "Run details (as in summary.json)"),
+        ]
+    )
     return html_page("Future frame prediction: anomaly scores" + (f" — {title}" if title else ""), body)
 
 
-def write_detect_report(out_dir: str | os.PathLike, frame_indices: Sequence[int], psnr: np.ndarray,
-                        scores: np.ndarray, threshold: float, meta: dict, *, csv_written: bool = False,
-                        video: str | None = None, score_label: str = "anomaly score",
-                        events: Sequence[Event] | None = None, fps: float = FOLDER_FPS, title: str = "",
-                        event_gap_frames: int = 0, min_event_frames: int = 1, caveats: Sequence[str] = ()) -> Path:
+def write_detect_report(
+    out_dir: str | os.PathLike,
+    frame_indices: Sequence[int],
+    psnr: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    meta: dict,
+    *,
+    csv_written: bool = False,
+    video: str | None = None,
+    score_label: str = "anomaly score",
+    events: Sequence[Event] | None = None,
+    fps: float = FOLDER_FPS,
+    title: str = "",
+    event_gap_frames: int = 0,
+    min_event_frames: int = 1,
+    caveats: Sequence[str] = (),
+) -> Path:
     """Report for scoring an unlabelled video; returns index.html's path.
 
     frame_indices: (N,) int frame numbers in the source video; psnr: (N,) dB; scores: (N,) anomaly
@@ -184,8 +277,9 @@ def write_detect_report(out_dir: str | os.PathLike, frame_indices: Sequence[int]
         checked_video_links(out, {"heatmap": video})
     above = scores > threshold
     if not csv_written:
-        atomic_write_text(out / "scores.csv",
-                          csv_text(DETECT_CSV_HEADER, detect_csv_rows(frames, psnr, scores, threshold)))
+        atomic_write_text(
+            out / "scores.csv", csv_text(DETECT_CSV_HEADER, detect_csv_rows(frames, psnr, scores, threshold))
+        )
     elif not (out / "scores.csv").is_file():
         raise ValueError(f"csv_written=True but {out / 'scores.csv'} does not exist")
     if events is None:
@@ -193,13 +287,22 @@ def write_detect_report(out_dir: str | os.PathLike, frame_indices: Sequence[int]
     rule = events_rule(event_gap_frames, min_event_frames, fps)
     _plot_detect_curve(out / "curve.png", frames, scores, float(threshold), score_label, events, fps, title)
     atomic_write_text(out / "alarms.txt", _alarms_text(frames, scores, above, float(threshold), events, rule))
-    summary = {**meta, "threshold": float(threshold), "n_frames": len(frames),
-               "n_above_threshold": int(above.sum()), "fps": float(fps), "event_gap_frames": int(event_gap_frames),
-               "min_event_frames": int(min_event_frames), "n_events": len(events),
-               "events": [e.as_dict() for e in events], "caveats": list(caveats),
-               "alarm_intervals": _alarm_intervals(frames, above)}   # raw runs, as before events existed
+    summary = {
+        **meta,
+        "threshold": float(threshold),
+        "n_frames": len(frames),
+        "n_above_threshold": int(above.sum()),
+        "fps": float(fps),
+        "event_gap_frames": int(event_gap_frames),
+        "min_event_frames": int(min_event_frames),
+        "n_events": len(events),
+        "events": [e.as_dict() for e in events],
+        "caveats": list(caveats),
+        "alarm_intervals": _alarm_intervals(frames, above),
+    }  # raw runs, as before events existed
     atomic_write_text(out / "summary.json", json_text(summary))
     index = out / "index.html"
-    atomic_write_text(index, _detect_html(len(frames), int(above.sum()), float(threshold), events, rule,
-                                          caveats, meta, video, title))
+    atomic_write_text(
+        index, _detect_html(len(frames), int(above.sum()), float(threshold), events, rule, caveats, meta, video, title)
+    )
     return index

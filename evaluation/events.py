@@ -10,6 +10,7 @@ Units: frame numbers are the source's own (a video file's timestamps × its fram
 decode leave holes in the numbering); seconds are frame number / fps, the start of that frame; an event's
 end_s is the end of its last frame, (last_frame + 1) / fps.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,8 @@ from dataclasses import asdict, dataclass
 
 from errors import FFPError  # not utils: detect.py checks its flags with this module before numpy/torch load
 
-DEFAULT_EVENT_GAP = "0.5s"   # alarms closer than this merge into one event
-DEFAULT_MIN_EVENT = "0.3s"   # events shorter than this are dropped
+DEFAULT_EVENT_GAP = "0.5s"  # alarms closer than this merge into one event
+DEFAULT_MIN_EVENT = "0.3s"  # events shorter than this are dropped
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Event:
     counted); start_s, end_s: seconds from the source's frame 0 to the start of first_frame and to the end of
     last_frame, (last_frame + 1) / fps.
     """
+
     first_frame: int
     last_frame: int
     peak_frame: int
@@ -80,19 +82,20 @@ def merge_events(frames, scores, threshold: float, fps: float, gap_frames: int, 
         raise ValueError("frame numbers must be strictly increasing")
     if not fps > 0 or gap_frames < 0 or min_frames < 0:
         raise ValueError(f"need fps > 0, gap_frames >= 0, min_frames >= 0; got {fps}, {gap_frames}, {min_frames}")
-    alarm = np.flatnonzero(scores > threshold)          # row indices of the alarm frames
+    alarm = np.flatnonzero(scores > threshold)  # row indices of the alarm frames
     if not len(alarm):
         return []
     numbers = frames[alarm]
-    splits = np.flatnonzero(np.diff(numbers) - 1 > gap_frames) + 1   # first alarm of each later event
+    splits = np.flatnonzero(np.diff(numbers) - 1 > gap_frames) + 1  # first alarm of each later event
     events = []
     for rows in np.split(alarm, splits):
         first, last = int(frames[rows[0]]), int(frames[rows[-1]])
         if last - first + 1 < min_frames:
             continue
         peak = rows[int(np.argmax(scores[rows]))]
-        events.append(Event(first, last, int(frames[peak]), float(scores[peak]), len(rows),
-                            first / fps, (last + 1) / fps))
+        events.append(
+            Event(first, last, int(frames[peak]), float(scores[peak]), len(rows), first / fps, (last + 1) / fps)
+        )
     return events
 
 
@@ -103,7 +106,7 @@ def duration_value(text: str, flag: str) -> tuple[float, str]:
     """Syntax of a duration flag without a frame rate: '5', '5f', '5 frames' -> (5.0, 'frames'); '0.5s' ->
     (0.5, 's'). FFPError naming `flag` for anything else: negative, empty, not a number, a fraction of a frame."""
     match = _DURATION.fullmatch(str(text))
-    expected = (f"{flag} must be 0 or more frames ('5', '5f') or seconds ('0.5s', '0s'), got {text!r}")
+    expected = f"{flag} must be 0 or more frames ('5', '5f') or seconds ('0.5s', '0s'), got {text!r}"
     if not match:
         raise FFPError(expected)
     value, unit = float(match.group(1)), "s" if (match.group(2) or "f").lower().startswith("s") else "frames"
@@ -122,13 +125,17 @@ def parse_duration(text: str, flag: str, fps: float) -> int:
 
 def events_line(n_events: int, n_above: int, threshold: float, n_scored: int) -> str:
     """The one-line summary of a detect run, e.g. '3 events (41 frames above threshold 0.5 of 116 scored)'."""
-    return (f"{n_events} event{'' if n_events == 1 else 's'} ({n_above} frame{'' if n_above == 1 else 's'} above "
-            f"threshold {threshold:g} of {n_scored} scored)")
+    return (
+        f"{n_events} event{'' if n_events == 1 else 's'} ({n_above} frame{'' if n_above == 1 else 's'} above "
+        f"threshold {threshold:g} of {n_scored} scored)"
+    )
 
 
 def events_rule(gap_frames: int, min_frames: int, fps: float) -> str:
     """How alarm frames became events (`merge_events`' gap_frames and min_frames), in frames and seconds at `fps`,
     as detect.py prints it and its page states it."""
-    return (f"alarm frames with gaps of at most {gap_frames} frame(s) ({gap_frames / fps:.3g} s) between them form "
-            f"one event; events spanning fewer than {min_frames} frame(s) ({min_frames / fps:.3g} s) are dropped; "
-            f"seconds at {fps:g} fps")
+    return (
+        f"alarm frames with gaps of at most {gap_frames} frame(s) ({gap_frames / fps:.3g} s) between them form "
+        f"one event; events spanning fewer than {min_frames} frame(s) ({min_frames / fps:.3g} s) are dropped; "
+        f"seconds at {fps:g} fps"
+    )

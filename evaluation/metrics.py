@@ -4,6 +4,7 @@ Every frame-level number is computed on arrays already aligned by the caller: ps
 belong to frame i + 4 of their video (the first 4 frames have no prediction and are dropped from both).
 Abnormal (label 1) is the positive class throughout.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -18,8 +19,10 @@ from evaluation.scores import anomaly_scores
 from utils import FFPError
 
 NORMALISATION = "per-video min-max"
-PAD_TRICK = ("each video padded with one normal frame scored 0 (prepended) and one abnormal frame "
-             "scored 1 (appended), so all-normal/all-abnormal videos have a defined AUC")
+PAD_TRICK = (
+    "each video padded with one normal frame scored 0 (prepended) and one abnormal frame "
+    "scored 1 (appended), so all-normal/all-abnormal videos have a defined AUC"
+)
 
 
 def smooth(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -73,11 +76,14 @@ def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
 def _validate_video(name: str, psnr: np.ndarray, labels: np.ndarray) -> None:
     """Raise FFPError when one video's PSNR and labels cannot be scored together."""
     if psnr.ndim != 1 or labels.ndim != 1:
-        raise FFPError(f"video {name!r}: psnr and labels must be 1-D per-frame arrays, "
-                       f"got shapes {psnr.shape} and {labels.shape}")
+        raise FFPError(
+            f"video {name!r}: psnr and labels must be 1-D per-frame arrays, got shapes {psnr.shape} and {labels.shape}"
+        )
     if len(psnr) != len(labels):
-        raise FFPError(f"video {name!r}: {len(psnr)} PSNR values but {len(labels)} labels; both must cover "
-                       "the same frames (each video's first 4 frames dropped from both)")
+        raise FFPError(
+            f"video {name!r}: {len(psnr)} PSNR values but {len(labels)} labels; both must cover "
+            "the same frames (each video's first 4 frames dropped from both)"
+        )
     if not np.isin(labels, (0, 1)).all():
         bad = np.unique(labels[~np.isin(labels, (0, 1))])[:5]
         raise FFPError(f"video {name!r}: labels must be 0 (normal) or 1 (abnormal), found {bad.tolist()}")
@@ -85,8 +91,9 @@ def _validate_video(name: str, psnr: np.ndarray, labels: np.ndarray) -> None:
         raise FFPError(f"video {name!r}: PSNR contains NaN/inf (did the model output NaN?)")
 
 
-def aligned_videos(psnr_by_video: Mapping[str, np.ndarray],
-                    labels_by_video: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def aligned_videos(
+    psnr_by_video: Mapping[str, np.ndarray], labels_by_video: Mapping[str, np.ndarray]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Validate both dicts (FFPError on bad input) and return {video: (psnr float64, labels int64)}.
 
     Videos with no scored frames are left out; FFPError when none is left.
@@ -106,8 +113,9 @@ def aligned_videos(psnr_by_video: Mapping[str, np.ndarray],
     return videos
 
 
-def compute_metrics(psnr_by_video: dict[str, np.ndarray], labels_by_video: dict[str, np.ndarray],
-                    smooth_sigma: float = 0.0) -> dict:
+def compute_metrics(
+    psnr_by_video: dict[str, np.ndarray], labels_by_video: dict[str, np.ndarray], smooth_sigma: float = 0.0
+) -> dict:
     """Frame-level metrics of the paper's protocol over all test videos.
 
     psnr_by_video: video -> (N_v,) PSNR in dB; labels_by_video: video -> (N_v,) 0/1 (1 = abnormal),
@@ -121,8 +129,10 @@ def compute_metrics(psnr_by_video: dict[str, np.ndarray], labels_by_video: dict[
     labels = np.concatenate([lab for _, lab in videos.values()])
     if labels.min() == labels.max():
         only = "abnormal" if labels[0] else "normal"
-        raise FFPError(f"all {len(labels)} test frames are labelled {only}: frame-level AUC is undefined "
-                       "(check the label file / dataset split)")
+        raise FFPError(
+            f"all {len(labels)} test frames are labelled {only}: frame-level AUC is undefined "
+            "(check the label file / dataset split)"
+        )
     scores_by_video = {v: video_scores(p, smooth_sigma) for v, (p, _) in videos.items()}
     scores = np.concatenate(list(scores_by_video.values()))
     raw = np.concatenate([smooth(-p, smooth_sigma) for p, _ in videos.values()])
@@ -201,8 +211,10 @@ class PixelAUROC:
         """
         errors, masks = np.asarray(errors, dtype=np.float32), np.asarray(masks)
         if errors.shape != masks.shape:
-            raise FFPError(f"pixel AUROC frame {self.n_frames}: error map {errors.shape} and mask {masks.shape} "
-                           "differ (resize masks to the error-map size with nearest-neighbour)")
+            raise FFPError(
+                f"pixel AUROC frame {self.n_frames}: error map {errors.shape} and mask {masks.shape} "
+                "differ (resize masks to the error-map size with nearest-neighbour)"
+            )
         self._sampler.add(errors.ravel(), masks.ravel() > 0.5)
         self.n_frames += 1 if errors.ndim == 2 else errors.shape[0]
         self.n_pixels += errors.size
@@ -220,8 +232,9 @@ class PixelAUROC:
         return min(self.max_pixels, self.n_pixels)
 
 
-def pixel_auroc(error_maps: Iterable[np.ndarray], masks: Iterable[np.ndarray],
-                max_pixels: int = 2_000_000, seed: int = 0) -> float:
+def pixel_auroc(
+    error_maps: Iterable[np.ndarray], masks: Iterable[np.ndarray], max_pixels: int = 2_000_000, seed: int = 0
+) -> float:
     """Pixel-level ROC-AUC of per-pixel errors against ground-truth anomaly masks.
 
     error_maps: iterable of H x W float arrays (higher = more anomalous, e.g. `error_map` output);
@@ -251,8 +264,10 @@ def metric_rows(metrics: Mapping, knobs: Mapping) -> list[tuple[str, str, str]]:
     metrics: a `compute_metrics` dict (optionally with 'pixel_auroc'); knobs: 'checkpoint',
     'selected_with_test_labels', 'dropped_frames' (default 4). Every AUC-type row carries its knobs.
     """
-    base = (f"dropped={knobs.get('dropped_frames', 4)}/video, ckpt={knobs.get('checkpoint', '?')}, "
-            f"selected_with_test_labels={_yes_no(knobs.get('selected_with_test_labels'))}")
+    base = (
+        f"dropped={knobs.get('dropped_frames', 4)}/video, ckpt={knobs.get('checkpoint', '?')}, "
+        f"selected_with_test_labels={_yes_no(knobs.get('selected_with_test_labels'))}"
+    )
     sigma = f"sigma={metrics.get('smooth_sigma', 0.0):g}"
     norm = f"norm={metrics.get('normalisation', NORMALISATION)}, {sigma}, {base}"
     rows = [
@@ -263,12 +278,22 @@ def metric_rows(metrics: Mapping, knobs: Mapping) -> list[tuple[str, str, str]]:
         ("raw-PSNR micro AUC", metrics["raw_psnr_micro_auc"], f"score=-PSNR, norm=none, {sigma}, {base}"),
     ]
     if metrics.get("pixel_auroc") is not None:
-        rows.append(("pixel AUROC", metrics["pixel_auroc"],
-                     f"per-pixel squared error vs masks, {metrics.get('pixel_auroc_sampling', 'pixels subsampled')}, "
-                     f"norm=none, sigma=0, {base}"))
+        rows.append(
+            (
+                "pixel AUROC",
+                metrics["pixel_auroc"],
+                f"per-pixel squared error vs masks, {metrics.get('pixel_auroc_sampling', 'pixels subsampled')}, "
+                f"norm=none, sigma=0, {base}",
+            )
+        )
     rows = [(name, f"{value:.4f}", knob) for name, value, knob in rows]
-    rows.append(("frames", str(metrics["n_frames"]),
-                 f"{metrics['n_abnormal']} abnormal; after dropping {knobs.get('dropped_frames', 4)}/video"))
+    rows.append(
+        (
+            "frames",
+            str(metrics["n_frames"]),
+            f"{metrics['n_abnormal']} abnormal; after dropping {knobs.get('dropped_frames', 4)}/video",
+        )
+    )
     return rows
 
 

@@ -4,6 +4,7 @@ Figures are `matplotlib.figure.Figure` objects on the Agg canvas, never register
 figure state, nothing left open after saving, safe without a display. Result folders (eval.py, detect.py) are
 built in a hidden temp sibling and renamed into place (`StagedResult`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,14 +33,17 @@ from utils import (
     staging_folder,
 )
 
-CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-        "text-align:left;vertical-align:top}td.num{text-align:right;font-variant-numeric:tabular-nums}"
-        "img,video{max-width:100%}pre{background:#f4f4f4;padding:8px;overflow-x:auto}"
-        "figure{margin:1.5em 0}")
+CSS = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+    "text-align:left;vertical-align:top}td.num{text-align:right;font-variant-numeric:tabular-nums}"
+    "img,video{max-width:100%}pre{background:#f4f4f4;padding:8px;overflow-x:auto}"
+    "figure{margin:1.5em 0}"
+)
 
 
 # ----------------------------------------------------------------------------- small writers
+
 
 def csv_text(header: Sequence[str], rows) -> str:
     """CSV text (Unix newlines) of a header and an iterable of row sequences."""
@@ -98,6 +102,7 @@ def file_stems(names) -> dict[str, str]:
 
 # ----------------------------------------------------------------------------- result folders
 
+
 def free_result_path(out_root: Path, name: str, overwrite: bool) -> Path:
     """out_root/name, or the first free numbered sibling name_2, name_3, ... unless `overwrite`."""
     base = Path(out_root) / name
@@ -134,32 +139,36 @@ class StagedResult:
             remove_dead_staging(self.out_root)
             self.dir = staging_folder(self.out_root, self.name)
         except OSError as exc:
-            raise FFPError(f"--out_dir {self.out_root} is not writable: {not_writable_reason(self.out_root, exc)}"
-                           ) from None
+            raise FFPError(
+                f"--out_dir {self.out_root} is not writable: {not_writable_reason(self.out_root, exc)}"
+            ) from None
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self.dir is not None  # set by __enter__, which a with-statement runs before __exit__
         if exc_type is not None:
-            with signals_deferred():   # a second Ctrl-C/SIGTERM must not cut the clean-up short
+            with signals_deferred():  # a second Ctrl-C/SIGTERM must not cut the clean-up short
                 shutil.rmtree(self.dir, ignore_errors=True)
-                if self._made_root:   # an --out_dir this run created goes too, if nothing else is in it
+                if self._made_root:  # an --out_dir this run created goes too, if nothing else is in it
                     try:
                         self.out_root.rmdir()
                     except OSError:
                         pass
             return
         self.path = free_result_path(self.out_root, self.name, self.overwrite)
-        install_folder(self.dir, self.path)   # with overwrite: swapped, so the old folder is never half-deleted
+        install_folder(self.dir, self.path)  # with overwrite: swapped, so the old folder is never half-deleted
 
 
 # ----------------------------------------------------------------------------- HTML
 
+
 def html_page(title: str, body: str) -> str:
     """A page with inline CSS, no scripts and no network; it links its images and videos (relative paths), so
     it is viewed with its folder."""
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{CSS}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{CSS}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
+    )
 
 
 def html_table(header: Sequence[str], rows, numeric: Sequence[int] = ()) -> str:
@@ -167,8 +176,11 @@ def html_table(header: Sequence[str], rows, numeric: Sequence[int] = ()) -> str:
     (the page's font, tabular digits)."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
-        "<tr>" + "".join(f'<td{" class=num" if i in numeric else ""}>{html.escape(str(c))}</td>'
-                         for i, c in enumerate(row)) + "</tr>\n" for row in rows)
+        "<tr>"
+        + "".join(f"<td{' class=num' if i in numeric else ''}>{html.escape(str(c))}</td>" for i, c in enumerate(row))
+        + "</tr>\n"
+        for row in rows
+    )
     return f"<table><tr>{head}</tr>\n{body}</table>" if head else f"<table>{body}</table>"
 
 
@@ -185,8 +197,7 @@ def run_table(run: Mapping[str, object]) -> str:
 
 def meta_block(meta: Mapping, summary: str) -> str:
     """The run's meta (config, checkpoint, knobs) as pretty JSON, folded away under `summary` (a page ends with it)."""
-    return (f"<details><summary>{html.escape(summary)}</summary>\n<pre>{html.escape(json_text(meta))}</pre>"
-            "</details>")
+    return f"<details><summary>{html.escape(summary)}</summary>\n<pre>{html.escape(json_text(meta))}</pre></details>"
 
 
 def checked_video_links(out: Path, videos: Mapping[str, str] | None) -> dict[str, str]:
@@ -194,6 +205,8 @@ def checked_video_links(out: Path, videos: Mapping[str, str] | None) -> dict[str
     videos = dict(videos or {})
     for name, rel in videos.items():
         if Path(rel).is_absolute() or ".." in Path(rel).parts or not (out / rel).is_file():
-            raise ValueError(f"videos[{name!r}] = {rel!r}: expected an existing file relative to {out} "
-                             "(write the heatmap videos before the report)")
+            raise ValueError(
+                f"videos[{name!r}] = {rel!r}: expected an existing file relative to {out} "
+                "(write the heatmap videos before the report)"
+            )
     return videos

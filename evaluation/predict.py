@@ -4,6 +4,7 @@ Frames stream in as ordered uint8 batches B×3×H×W; the last T frames are carr
 memory stays flat however long the video is. Per-frame PSNR stays on the device until the video ends
 (one host sync per video, not per frame).
 """
+
 from __future__ import annotations
 
 import math
@@ -38,6 +39,7 @@ class WindowPrediction:
 
     frames/preds: M×3×H×W in [-1, 1]; psnr: M float32; first_index: video index of the first target.
     """
+
     first_index: int
     targets: torch.Tensor
     preds: torch.Tensor
@@ -83,8 +85,13 @@ class Cancelled(Exception):
     """A prediction pass stopped because its `cancel` callback said so (e.g. a training run got SIGTERM)."""
 
 
-def iter_predictions(generator: nn.Module, frame_batches: Iterable[torch.Tensor], in_frames: int,
-                     device: torch.device, cancel: Callable[[], bool] | None = None) -> Iterator[WindowPrediction]:
+def iter_predictions(
+    generator: nn.Module,
+    frame_batches: Iterable[torch.Tensor],
+    in_frames: int,
+    device: torch.device,
+    cancel: Callable[[], bool] | None = None,
+) -> Iterator[WindowPrediction]:
     """Slide an (in_frames+1)-window over a stream of uint8 B×3×H×W frame batches and predict each target.
 
     Yields one WindowPrediction per input batch that completes at least one window. Raises Cancelled before
@@ -121,20 +128,27 @@ def predict_frames(generator: nn.Module, video: Video, numbers, cfg, device: tor
     wanted, found = set(int(n) for n in numbers), {}
     window: list[np.ndarray] = []
     for number, rgb in video.source.frames(cfg.height, cfg.width):
-        window = (window + [rgb])[-(cfg.in_frames + 1):]
+        window = (window + [rgb])[-(cfg.in_frames + 1) :]
         if number in wanted and len(window) == cfg.in_frames + 1:
             batch = torch.from_numpy(np.stack(window)).permute(0, 3, 1, 2)
             pred = next(iter_predictions(generator, [batch], cfg.in_frames, device))
-            found[number] = {"frame": pred.target_images()[0].cpu().numpy(),
-                             "prediction": uint8_images(pred.preds)[0].cpu().numpy(),
-                             "error": pred.error_maps()[0].float().cpu().numpy()}
+            found[number] = {
+                "frame": pred.target_images()[0].cpu().numpy(),
+                "prediction": uint8_images(pred.preds)[0].cpu().numpy(),
+                "error": pred.error_maps()[0].float().cpu().numpy(),
+            }
         if len(found) == len(wanted) or (wanted and number >= max(wanted)):
             break
     return found
 
 
-def predict_video_psnr(generator: nn.Module, frame_batches: Iterable[torch.Tensor], in_frames: int,
-                       device: torch.device, cancel: Callable[[], bool] | None = None) -> np.ndarray:
+def predict_video_psnr(
+    generator: nn.Module,
+    frame_batches: Iterable[torch.Tensor],
+    in_frames: int,
+    device: torch.device,
+    cancel: Callable[[], bool] | None = None,
+) -> np.ndarray:
     """PSNR (dB) of every predicted frame of one video, (n_frames − in_frames,) float32 (frame in_frames first)."""
     chunks = [p.psnr for p in iter_predictions(generator, frame_batches, in_frames, device, cancel)]
     if not chunks:
@@ -142,20 +156,34 @@ def predict_video_psnr(generator: nn.Module, frame_batches: Iterable[torch.Tenso
     return torch.cat(chunks).float().cpu().numpy()
 
 
-def score_videos(generator: nn.Module, videos: list, cfg, device: torch.device, batch_size: int | None = None,
-                 cancel: Callable[[], bool] | None = None) -> dict[str, np.ndarray]:
+def score_videos(
+    generator: nn.Module,
+    videos: list,
+    cfg,
+    device: torch.device,
+    batch_size: int | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> dict[str, np.ndarray]:
     """{video name: PSNR per predicted frame} for a list of `dataset.Video`, each frame decoded once.
 
     Raises Cancelled as soon as `cancel()` is true (checked before every batch)."""
     batch_size = batch_size or cfg.eval_batch_size
     generator.eval()
-    return {v.name: predict_video_psnr(generator, video_frame_batches(v, cfg, batch_size), cfg.in_frames, device,
-                                       cancel) for v in videos}
+    return {
+        v.name: predict_video_psnr(generator, video_frame_batches(v, cfg, batch_size), cfg.in_frames, device, cancel)
+        for v in videos
+    }
 
 
-def training_psnr_stats(generator: nn.Module, videos: list[Video], cfg, device: torch.device,
-                        max_windows: int = STATS_WINDOWS, batch_size: int | None = None,
-                        cancel: Callable[[], bool] | None = None) -> dict:
+def training_psnr_stats(
+    generator: nn.Module,
+    videos: list[Video],
+    cfg,
+    device: torch.device,
+    max_windows: int = STATS_WINDOWS,
+    batch_size: int | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> dict:
     """PSNR statistics of the generator's predictions on training windows, for `detect.py --mode stream`.
 
     Stored in checkpoints as state['psnr_stats'] so an unlabelled stream can be normalised without seeing
@@ -181,8 +209,9 @@ def training_psnr_stats(generator: nn.Module, videos: list[Video], cfg, device: 
     return {"mean": float(psnr.mean()), "std": float(psnr.std()), "n": int(psnr.size)}
 
 
-def psnr_stats_from_training_data(state: dict, cfg, data_root: str | None, device: torch.device, what: str,
-                                  max_windows: int = STATS_WINDOWS) -> dict:
+def psnr_stats_from_training_data(
+    state: dict, cfg, data_root: str | None, device: torch.device, what: str, max_windows: int = STATS_WINDOWS
+) -> dict:
     """training_psnr_stats of a checkpoint's generator on its own training data, for checkpoints saved without
     them (a run stopped before its end).
 
@@ -194,13 +223,16 @@ def psnr_stats_from_training_data(state: dict, cfg, data_root: str | None, devic
     from dataclasses import replace
 
     from dataset import find_dataset, training_videos
+
     root = data_root or state["config"].get("data_root") or cfg.data_root
     cfg = replace(cfg, dataset=state["config"].get("dataset", cfg.dataset), data_root=root, device=str(device))
     try:
         files = find_dataset(root, cfg.dataset, with_labels=False)
     except FFPError as exc:
-        raise FFPError(f"{what} has no training PSNR statistics (a run stopped before its end) and its training "
-                       f"data could not be read to compute them ({exc}); pass --data_root") from None
+        raise FFPError(
+            f"{what} has no training PSNR statistics (a run stopped before its end) and its training "
+            f"data could not be read to compute them ({exc}); pass --data_root"
+        ) from None
     generator = generator_from_state(state, cfg, device, what)
     stats = training_psnr_stats(generator, training_videos(files, cfg), cfg, device, max_windows=max_windows)
     return {**stats, "computed_from": str(files.root)}

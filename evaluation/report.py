@@ -4,6 +4,7 @@ curves, one HTML page.
 Every file is written atomically (temp file in the same folder, then os.replace), and index.html is written
 last, so a crash never leaves a page that links to missing or half-written files.
 """
+
 from __future__ import annotations
 
 import html
@@ -33,6 +34,7 @@ from utils import atomic_write_text
 
 # ----------------------------------------------------------------------------- labelled test set
 
+
 def _scores_rows(videos: Mapping[str, tuple[np.ndarray, np.ndarray | None]], numbers: Mapping[str, np.ndarray]):
     """CSV rows video,frame,psnr,score,label (label empty when unlabelled); frame = the frame's number in its source."""
     for name, (psnr, labels) in videos.items():
@@ -52,38 +54,61 @@ def _plot_roc(path: Path, videos, sigma: float, eer: float | None) -> None:
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="chance")
     if eer is not None:
         ax.plot([eer], [1 - eer], "o", c="red", label=f"EER = {eer:.4f}")
-    ax.set(xlabel="false positive rate (normal frames flagged)", ylabel="true positive rate (abnormal found)",
-           xlim=(0, 1), ylim=(0, 1.01), title=f"Frame-level ROC, per-video min-max, sigma={sigma:g}")
+    ax.set(
+        xlabel="false positive rate (normal frames flagged)",
+        ylabel="true positive rate (abnormal found)",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        title=f"Frame-level ROC, per-video min-max, sigma={sigma:g}",
+    )
     ax.legend(loc="lower right")
     save_png(fig, path)
 
 
-def _plot_video_curve(path: Path, name: str, psnr: np.ndarray, labels: np.ndarray | None, frames: np.ndarray,
-                      sigma: float, video_auc: float | None) -> None:
+def _plot_video_curve(
+    path: Path,
+    name: str,
+    psnr: np.ndarray,
+    labels: np.ndarray | None,
+    frames: np.ndarray,
+    sigma: float,
+    video_auc: float | None,
+) -> None:
     """One video's score curve over its frame numbers, ground-truth abnormal intervals shaded (when labelled)."""
     fig = new_figure()
     ax = fig.add_subplot()
     for k, (start, end) in enumerate(true_runs(labels == 1) if labels is not None else []):
-        ax.axvspan(frames[start] - 0.5, frames[end] + 0.5, color="red", alpha=0.2,
-                   label="ground truth abnormal" if k == 0 else None)
+        ax.axvspan(
+            frames[start] - 0.5,
+            frames[end] + 0.5,
+            color="red",
+            alpha=0.2,
+            label="ground truth abnormal" if k == 0 else None,
+        )
     ax.plot(frames, anomaly_scores(psnr), lw=1.2, label="score = 1 - minmax(PSNR)")
     if sigma > 0:
         ax.plot(frames, video_scores(psnr, sigma), lw=1.5, label=f"smoothed, sigma={sigma:g}")
     auc_text = "" if video_auc is None else f" (padded AUC {video_auc:.3f})"
-    ax.set(xlabel="frame number in video", ylabel="anomaly score", ylim=(-0.03, 1.03),
-           xlim=(frames[0] - 0.5, frames[-1] + 0.5), title=f"{name}{auc_text}")
+    ax.set(
+        xlabel="frame number in video",
+        ylabel="anomaly score",
+        ylim=(-0.03, 1.03),
+        xlim=(frames[0] - 0.5, frames[-1] + 0.5),
+        title=f"{name}{auc_text}",
+    )
     ax.legend(loc="upper left", fontsize=8)
     save_png(fig, path)
 
 
 # Frame-level micro-AUC reported by the paper (Liu et al., CVPR 2018, Table 3; the official code's protocol).
 PAPER_MICRO_AUC = {"ped1": 0.831, "ped2": 0.954, "avenue": 0.851, "shanghaitech": 0.728}
-WORST_PER_KIND = 3          # worst false alarms and worst misses shown as images
-WORST_MIN_GAP = 10          # frames between two examples of one video (not the same moment twice)
+WORST_PER_KIND = 3  # worst false alarms and worst misses shown as images
+WORST_MIN_GAP = 10  # frames between two examples of one video (not the same moment twice)
 
 
-def worst_frames(videos, numbers: Mapping[str, np.ndarray], sigma: float, k: int = WORST_PER_KIND,
-                 min_gap: int = WORST_MIN_GAP) -> list[dict]:
+def worst_frames(
+    videos, numbers: Mapping[str, np.ndarray], sigma: float, k: int = WORST_PER_KIND, min_gap: int = WORST_MIN_GAP
+) -> list[dict]:
     """The k normal frames with the highest score ('false alarm') and the k abnormal frames with the lowest
     ('miss'), over all labelled videos; two examples of one video are at least `min_gap` frames apart.
 
@@ -92,9 +117,12 @@ def worst_frames(videos, numbers: Mapping[str, np.ndarray], sigma: float, k: int
     """
     picked = []
     for kind, wanted, sign in (("false alarm", 0, -1.0), ("miss", 1, 1.0)):
-        candidates = [(sign * score, name, int(frame)) for name, (psnr, labels) in videos.items()
-                      for score, frame, label in zip(video_scores(psnr, sigma), numbers[name], labels)
-                      if label == wanted]
+        candidates = [
+            (sign * score, name, int(frame))
+            for name, (psnr, labels) in videos.items()
+            for score, frame, label in zip(video_scores(psnr, sigma), numbers[name], labels)
+            if label == wanted
+        ]
         chosen: list[tuple] = []
         for key, name, frame in sorted(candidates):
             if all(n != name or abs(f - frame) >= min_gap for _, n, f in chosen):
@@ -109,13 +137,19 @@ def _plot_examples(path: Path, examples: Sequence[Mapping], vmax: float) -> None
     """One row per example: frame | prediction | error map (one colour scale for all rows)."""
     fig = new_figure((9.0, 2.6 * len(examples)))
     for row, ex in enumerate(examples):
-        for col, (title, image) in enumerate((("frame", ex["frame_rgb"]), ("prediction", ex["prediction_rgb"]),
-                                              ("squared error", ex["error"]))):
+        for col, (title, image) in enumerate(
+            (("frame", ex["frame_rgb"]), ("prediction", ex["prediction_rgb"]), ("squared error", ex["error"]))
+        ):
             ax = fig.add_subplot(len(examples), 3, 3 * row + col + 1)
             shown = ax.imshow(image, cmap="jet", vmin=0, vmax=vmax) if col == 2 else ax.imshow(image)
             ax.set_xticks([]), ax.set_yticks([])
-            ax.set_title(f"video {ex['video']}, frame {ex['frame']}: {ex['kind']}, score {ex['score']:.3f}" if col == 0
-                         else title, fontsize=8, loc="left" if col == 0 else "center")
+            ax.set_title(
+                f"video {ex['video']}, frame {ex['frame']}: {ex['kind']}, score {ex['score']:.3f}"
+                if col == 0
+                else title,
+                fontsize=8,
+                loc="left" if col == 0 else "center",
+            )
             if col == 2:
                 fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
     save_png(fig, path)
@@ -127,8 +161,7 @@ def _plot_history(path: Path, history: Sequence[Mapping]) -> None:
     fig = new_figure((6.0, 3.5))
     ax = fig.add_subplot()
     ax.plot([p[0] for p in points], [p[1] for p in points], "o-", lw=1.5)
-    ax.set(xlabel="training step", ylabel="validation micro-AUC (test labels)",
-           title="Validation during training")
+    ax.set(xlabel="training step", ylabel="validation micro-AUC (test labels)", title="Validation during training")
     ax.grid(alpha=0.3)
     save_png(fig, path)
 
@@ -136,16 +169,25 @@ def _plot_history(path: Path, history: Sequence[Mapping]) -> None:
 def _metric_table(metrics: Mapping, dataset: str) -> str:
     """Metrics with the paper's number beside ours (where the paper reports one) and what each row measures."""
     paper = PAPER_MICRO_AUC.get(dataset)
-    rows = [("micro AUC", metrics["micro_auc"], paper, "all test videos concatenated: the paper's number"),
-            ("macro AUC", metrics["macro_auc"], None, f"mean of per-video AUCs; {PAD_TRICK}"),
-            ("EER", metrics["eer"], None, "equal error rate on the micro ROC"),
-            ("AP", metrics["ap"], None, "average precision, abnormal = positive"),
-            ("raw-PSNR micro AUC", metrics["raw_psnr_micro_auc"], None, "score = −PSNR, no per-video normalisation")]
+    rows = [
+        ("micro AUC", metrics["micro_auc"], paper, "all test videos concatenated: the paper's number"),
+        ("macro AUC", metrics["macro_auc"], None, f"mean of per-video AUCs; {PAD_TRICK}"),
+        ("EER", metrics["eer"], None, "equal error rate on the micro ROC"),
+        ("AP", metrics["ap"], None, "average precision, abnormal = positive"),
+        ("raw-PSNR micro AUC", metrics["raw_psnr_micro_auc"], None, "score = −PSNR, no per-video normalisation"),
+    ]
     if metrics.get("pixel_auroc") is not None:
-        rows.append(("pixel AUROC", metrics["pixel_auroc"], None,
-                     f"per-pixel squared error against the masks; {metrics.get('pixel_auroc_sampling', '')}"))
-    cells = [(name, f"{ours:.4f}", "-" if theirs is None else f"{theirs:.3f}", what)
-             for name, ours, theirs, what in rows]
+        rows.append(
+            (
+                "pixel AUROC",
+                metrics["pixel_auroc"],
+                None,
+                f"per-pixel squared error against the masks; {metrics.get('pixel_auroc_sampling', '')}",
+            )
+        )
+    cells = [
+        (name, f"{ours:.4f}", "-" if theirs is None else f"{theirs:.3f}", what) for name, ours, theirs, what in rows
+    ]
     cells.append(("frames scored", str(metrics["n_frames"]), "-", f"{metrics['n_abnormal']} of them abnormal"))
     return html_table(["metric", "ours", "paper", "what it measures"], cells, numeric=(1, 2))
 
@@ -154,30 +196,46 @@ def _protocol(metrics: Mapping | None, meta: Mapping) -> str:
     """The evaluation protocol, stated once for every row of the table."""
     sigma = float((metrics or {}).get("smooth_sigma", meta.get("smooth_sigma", 0.0)))
     selected = meta.get("selected_with_test_labels")
-    choices: dict[object, str] = {True: "<b>selected with test labels</b> (optimistic)",
-                                  False: "not selected with test labels"}
+    choices: dict[object, str] = {
+        True: "<b>selected with test labels</b> (optimistic)",
+        False: "not selected with test labels",
+    }
     choice = choices.get(selected, "selection unknown")
-    return (f"<p>Protocol: PSNR of each predicted frame (frames on [0, 1]), score = 1 − min-max(PSNR) within each "
-            f"test video, the first {int(meta.get('dropped_frames', 4))} frames of each video not scored, "
-            f"temporal smoothing sigma = {sigma:g} frames{' (none, as the paper)' if sigma == 0 else ''}, "
-            f"abnormal = positive. Checkpoint {html.escape(str(meta.get('checkpoint', '?')))}: {choice}.</p>")
+    return (
+        f"<p>Protocol: PSNR of each predicted frame (frames on [0, 1]), score = 1 − min-max(PSNR) within each "
+        f"test video, the first {int(meta.get('dropped_frames', 4))} frames of each video not scored, "
+        f"temporal smoothing sigma = {sigma:g} frames{' (none, as the paper)' if sigma == 0 else ''}, "
+        f"abnormal = positive. Checkpoint {html.escape(str(meta.get('checkpoint', '?')))}: {choice}.</p>"
+    )
 
 
 def _examples_html(examples: Sequence[Mapping]) -> str:
     """The worst false alarms and misses, each kind one image, with a link to each video's curve."""
-    parts = ["<h2>Worst false alarms and misses</h2>",
-             "<p>Normal frames with the highest scores and abnormal frames with the lowest (each shows the "
-             "frame, the generator's prediction and their squared error, on one colour scale).</p>"]
-    for kind, title, image in (("false alarm", "False alarms", "worst_false_alarms.png"),
-                               ("miss", "Misses", "worst_misses.png")):
+    parts = [
+        "<h2>Worst false alarms and misses</h2>",
+        "<p>Normal frames with the highest scores and abnormal frames with the lowest (each shows the "
+        "frame, the generator's prediction and their squared error, on one colour scale).</p>",
+    ]
+    for kind, title, image in (
+        ("false alarm", "False alarms", "worst_false_alarms.png"),
+        ("miss", "Misses", "worst_misses.png"),
+    ):
         if any(ex["kind"] == kind for ex in examples):
             parts.append(f'<h3>{title}</h3><img src="{image}" alt="worst {title.lower()}">')
     return "\n".join(parts)
 
 
-def _report_html(videos, metrics: Mapping | None, meta: Mapping, stems: Mapping[str, str],
-                 links: Mapping[str, str], notes: Sequence[str], header: Mapping, examples: Sequence[Mapping],
-                 has_history: bool) -> str:
+def _report_html(
+    videos,
+    metrics: Mapping | None,
+    meta: Mapping,
+    stems: Mapping[str, str],
+    links: Mapping[str, str],
+    notes: Sequence[str],
+    header: Mapping,
+    examples: Sequence[Mapping],
+    has_history: bool,
+) -> str:
     """index.html: the run, metrics beside the paper's, protocol, notes, ROC, worst frames, history, per-video
     table, curves and videos, and the full configuration folded away."""
     dataset = str(meta.get("dataset", ""))
@@ -185,8 +243,10 @@ def _report_html(videos, metrics: Mapping | None, meta: Mapping, stems: Mapping[
     if metrics is not None:
         parts += [_metric_table(metrics, dataset), _protocol(metrics, meta)]
     else:
-        parts.append(f"<p><b>No AUC</b>: {html.escape(str(meta.get('auc_skipped', 'the test videos have no labels')))}."
-                     " Scores, curves and videos below are computed all the same.</p>")
+        parts.append(
+            f"<p><b>No AUC</b>: {html.escape(str(meta.get('auc_skipped', 'the test videos have no labels')))}."
+            " Scores, curves and videos below are computed all the same.</p>"
+        )
     parts += [f"<p>Note: {html.escape(n)}</p>" for n in notes]
     if metrics is not None:
         parts.append('<h2>ROC</h2>\n<img src="roc.png" alt="micro ROC curve" width="500">')
@@ -195,29 +255,47 @@ def _report_html(videos, metrics: Mapping | None, meta: Mapping, stems: Mapping[
     if has_history:
         parts.append('<h2>Validation during training</h2>\n<img src="history.png" alt="validation AUC by step">')
     per_video = (metrics or {}).get("per_video_auc", {})
-    parts += ["<h2>Per video</h2>",
-              html_table(["video", "scored frames", "abnormal", "padded AUC"],
-                          [(v, len(p), "-" if lab is None else int(lab.sum()),
-                            f"{per_video[v]:.4f}" if v in per_video else "-")
-                           for v, (p, lab) in videos.items()], numeric=(1, 2, 3))]
+    parts += [
+        "<h2>Per video</h2>",
+        html_table(
+            ["video", "scored frames", "abnormal", "padded AUC"],
+            [
+                (v, len(p), "-" if lab is None else int(lab.sum()), f"{per_video[v]:.4f}" if v in per_video else "-")
+                for v, (p, lab) in videos.items()
+            ],
+            numeric=(1, 2, 3),
+        ),
+    ]
     for name in videos:
-        parts.append(f'<figure id="{href(stems[name])}"><img src="{href("curves/" + stems[name] + ".png")}" '
-                     f'alt="scores of {html.escape(name)}">')
+        parts.append(
+            f'<figure id="{href(stems[name])}"><img src="{href("curves/" + stems[name] + ".png")}" '
+            f'alt="scores of {html.escape(name)}">'
+        )
         if name in links:
             rel = href(links[name])
-            parts.append(f'<video controls preload="metadata" src="{rel}"></video>'
-                         f'<br><a href="{rel}">heatmap video of {html.escape(name)} (mp4)</a>')
+            parts.append(
+                f'<video controls preload="metadata" src="{rel}"></video>'
+                f'<br><a href="{rel}">heatmap video of {html.escape(name)} (mp4)</a>'
+            )
         parts.append("</figure>")
     parts.append(meta_block(meta, "Configuration and run details (as in metrics.json)"))
     title = f"Evaluation: {dataset or 'test set'}, {meta.get('checkpoint', 'checkpoint')}"
     return html_page(title, "\n".join(parts))
 
 
-def write_report(out_dir: str | os.PathLike, psnr_by_video: dict[str, np.ndarray],
-                 labels_by_video: dict[str, np.ndarray] | None, metrics: dict | None, meta: dict,
-                 videos: dict[str, str] | None = None, frame_numbers: dict[str, np.ndarray] | None = None,
-                 notes: Sequence[str] = (), header: Mapping[str, object] | None = None,
-                 examples: Sequence[Mapping] = (), history: Sequence[Mapping] = ()) -> Path:
+def write_report(
+    out_dir: str | os.PathLike,
+    psnr_by_video: dict[str, np.ndarray],
+    labels_by_video: dict[str, np.ndarray] | None,
+    metrics: dict | None,
+    meta: dict,
+    videos: dict[str, str] | None = None,
+    frame_numbers: dict[str, np.ndarray] | None = None,
+    notes: Sequence[str] = (),
+    header: Mapping[str, object] | None = None,
+    examples: Sequence[Mapping] = (),
+    history: Sequence[Mapping] = (),
+) -> Path:
     """Write the evaluation report of a test set into `out_dir` (created); returns index.html's path.
 
     psnr_by_video / labels_by_video: video -> (N_v,) aligned arrays (first `dropped_frames` frames already
@@ -244,16 +322,18 @@ def write_report(out_dir: str | os.PathLike, psnr_by_video: dict[str, np.ndarray
     else:
         data = aligned_videos(psnr_by_video, labels_by_video)
     numbers = {k: np.asarray((frame_numbers or {}).get(k, offset + np.arange(len(p)))) for k, (p, _) in data.items()}
-    atomic_write_text(out / "scores.csv", csv_text(["video", "frame", "psnr", "score", "label"],
-                                                    _scores_rows(data, numbers)))
+    atomic_write_text(
+        out / "scores.csv", csv_text(["video", "frame", "psnr", "score", "label"], _scores_rows(data, numbers))
+    )
     atomic_write_text(out / "metrics.json", json_text({**meta, **(metrics or {}), "notes": list(notes)}))
     if metrics is not None:
         _plot_roc(out / "roc.png", data, sigma, metrics.get("eer"))
     stems = file_stems(data)
     per_video = (metrics or {}).get("per_video_auc", {})
     for name, (psnr, labels) in data.items():
-        _plot_video_curve(out / "curves" / f"{stems[name]}.png", name, psnr, labels, numbers[name], sigma,
-                          per_video.get(name))
+        _plot_video_curve(
+            out / "curves" / f"{stems[name]}.png", name, psnr, labels, numbers[name], sigma, per_video.get(name)
+        )
     if examples:
         vmax = max(float(np.percentile(ex["error"], 99.5)) for ex in examples) or 1e-8
         for kind, image in (("false alarm", "worst_false_alarms.png"), ("miss", "worst_misses.png")):
@@ -264,6 +344,7 @@ def write_report(out_dir: str | os.PathLike, psnr_by_video: dict[str, np.ndarray
     if has_history:
         _plot_history(out / "history.png", history)
     index = out / "index.html"
-    atomic_write_text(index, _report_html(data, metrics, meta, stems, links, notes, header or {}, examples,
-                                          has_history))
+    atomic_write_text(
+        index, _report_html(data, metrics, meta, stems, links, notes, header or {}, examples, has_history)
+    )
     return index

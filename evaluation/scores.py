@@ -3,6 +3,7 @@
 Frames enter as generator outputs in [-1, 1]; every quantity here is defined on frames mapped to [0, 1],
 because that is the range the paper's PSNR = 10*log10(1/MSE) assumes (peak value 1).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -87,8 +88,10 @@ def flat_videos_note(psnr_by_video: dict[str, np.ndarray]) -> str | None:
     if not flat:
         return None
     shown = ", ".join(flat[:8]) + (", …" if len(flat) > 8 else "")
-    return (f"{len(flat)} video(s) have a PSNR span below {FLAT_PSNR_SPAN_DB} dB (max − min), no spread to "
-            f"min-max normalise: their frames score 0 (normal): {shown}")
+    return (
+        f"{len(flat)} video(s) have a PSNR span below {FLAT_PSNR_SPAN_DB} dB (max − min), no spread to "
+        f"min-max normalise: their frames score 0 (normal): {shown}"
+    )
 
 
 def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -5,6 +5,7 @@ Encoded as H.264 (yuv420p, moov atom first) through PyAV so that browsers play t
 without PyAV (or without an H.264 encoder in it) OpenCV's MPEG-4 Part 2 ('mp4v') is the fallback, which
 desktop players open but Chromium and Firefox do not (a one-line warning says so, once per process).
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,8 @@ from dataset import opencv_log_at_most
 from evaluation.scores import true_runs
 from utils import FFPError, shared_mode
 
-PANEL_MIN_H = 192      # small frames (e.g. 64 px model inputs) are unreadable in a player below this
-STRIP_H = 100          # height of the score-curve strip under the panels (room for a header and y-axis labels)
+PANEL_MIN_H = 192  # small frames (e.g. 64 px model inputs) are unreadable in a player below this
+STRIP_H = 100  # height of the score-curve strip under the panels (room for a header and y-axis labels)
 VMAX_SAMPLES_PER_FRAME = 16384  # bounds choose_vmax memory on long videos
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -78,7 +79,7 @@ def _even(n: int) -> int:
     return n + (n % 2)
 
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")   # ISO-BMFF containers: the ones that hold H.264 with faststart
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")  # ISO-BMFF containers: the ones that hold H.264 with faststart
 H264_ENCODER = "libx264"
 H264_OPTIONS = {"crf": "23", "preset": "veryfast"}  # visually fine; ~real time for 3 x 256 px panels on 2 cores
 _FALLBACK_WARNED = False
@@ -104,9 +105,11 @@ def _warn_fallback() -> None:
     global _FALLBACK_WARNED
     if not _FALLBACK_WARNED:
         _FALLBACK_WARNED = True
-        print("warning: PyAV with an H.264 encoder is not available, so heatmap videos are written as MPEG-4 "
-              "Part 2 ('mp4v'), which browsers cannot play (desktop players can); fix: pip install av",
-              file=sys.stderr)
+        print(
+            "warning: PyAV with an H.264 encoder is not available, so heatmap videos are written as MPEG-4 "
+            "Part 2 ('mp4v'), which browsers cannot play (desktop players can); fix: pip install av",
+            file=sys.stderr,
+        )
 
 
 class _H264Sink:
@@ -123,7 +126,7 @@ class _H264Sink:
         try:
             self._stream = self._container.add_stream(H264_ENCODER, rate=fps, options=dict(H264_OPTIONS))
             self._stream.width, self._stream.height = frame_size
-            self._stream.pix_fmt = "yuv420p"   # 4:2:0: the only chroma layout every browser decodes
+            self._stream.pix_fmt = "yuv420p"  # 4:2:0: the only chroma layout every browser decodes
             self._stream.codec_context.time_base = self._time_base = 1 / fps
         except BaseException:
             self._container.close()
@@ -149,7 +152,7 @@ class _H264Sink:
         """Close after a failure or abort, ignoring further errors (the file is deleted anyway)."""
         try:
             self._container.close()
-        except Exception:   # noqa: BLE001 - the first error is the one reported
+        except Exception:  # noqa: BLE001 - the first error is the one reported
             pass
 
 
@@ -167,9 +170,9 @@ def _has_mp4_index(path: Path) -> bool:
             if len(head) < 8:
                 return False
             size, kind = int.from_bytes(head[:4], "big"), head[4:8]
-            if size == 1 and len(head) == 16:   # 64-bit size follows the type
+            if size == 1 and len(head) == 16:  # 64-bit size follows the type
                 size = int.from_bytes(head[8:16], "big")
-            elif size == 0:                     # box runs to the end of the file
+            elif size == 0:  # box runs to the end of the file
                 size = end - at
             if size < 8 or at + size > end:
                 return False
@@ -265,12 +268,21 @@ class HeatmapVideoWriter:
     Attributes: panel_size (H, W) of one panel; frame_size (W, H) of the whole video frame, both even.
     """
 
-    _writer: _H264Sink | _Mp4vSink | None   # None once closed or aborted
+    _writer: _H264Sink | _Mp4vSink | None  # None once closed or aborted
 
-    def __init__(self, path: str | os.PathLike, fps: float = 25.0, *, vmax: float,
-                 size: tuple[int, int], curve_length: int | None = None,
-                 score_range: tuple[float, float] = (0.0, 1.0), threshold: float | None = None,
-                 first_frame: int = 0, codec: str | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float = 25.0,
+        *,
+        vmax: float,
+        size: tuple[int, int],
+        curve_length: int | None = None,
+        score_range: tuple[float, float] = (0.0, 1.0),
+        threshold: float | None = None,
+        first_frame: int = 0,
+        codec: str | None = None,
+    ):
         if not vmax > 0:
             raise ValueError(f"vmax must be positive, got {vmax}")
         if not score_range[1] > score_range[0]:
@@ -301,25 +313,27 @@ class HeatmapVideoWriter:
     def _open(self) -> tuple[Path, _H264Sink | _Mp4vSink]:
         """Open the encoder on a temp file whose suffix matches the target (it picks the container)."""
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise FFPError(f"cannot write a video to {self.path}: expected a .mp4 path "
-                           f"({', '.join(VIDEO_SUFFIXES)})")
+            raise FFPError(f"cannot write a video to {self.path}: expected a .mp4 path ({', '.join(VIDEO_SUFFIXES)})")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}",
-                                            dir=self.path.parent)
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}", dir=self.path.parent
+            )
         except OSError as exc:
             raise FFPError(f"cannot write a video to {self.path}: {exc.strerror or exc}") from exc
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            shared_mode(tmp)   # the finished video gets the umask's permissions, not mkstemp's 0600
+            shared_mode(tmp)  # the finished video gets the umask's permissions, not mkstemp's 0600
             if self.codec == "h264":
                 return tmp, _H264Sink(_h264_module(), tmp, self.fps, self.frame_size)
             return tmp, _Mp4vSink(tmp, self.fps, self.frame_size)
         except Exception as exc:
             tmp.unlink(missing_ok=True)
-            raise FFPError(f"cannot open a video writer for {self.path} ({self.codec}, frame "
-                           f"{self.frame_size[0]}x{self.frame_size[1]}): {_reason(exc)}") from exc
+            raise FFPError(
+                f"cannot open a video writer for {self.path} ({self.codec}, frame "
+                f"{self.frame_size[0]}x{self.frame_size[1]}): {_reason(exc)}"
+            ) from exc
 
     def __enter__(self) -> HeatmapVideoWriter:
         return self
@@ -346,7 +360,7 @@ class HeatmapVideoWriter:
         canvas = np.zeros((self.frame_size[1], self.frame_size[0], 3), np.uint8)
         panels = self._panels(frame01, err)
         canvas[: panels.shape[0], : panels.shape[1]] = panels
-        self._draw_strip(canvas[self.panel_size[0]: self.panel_size[0] + STRIP_H])
+        self._draw_strip(canvas[self.panel_size[0] : self.panel_size[0] + STRIP_H])
         self._guarded(self._writer.write, canvas)
 
     def _guarded(self, step, *args) -> None:
@@ -355,7 +369,7 @@ class HeatmapVideoWriter:
             step(*args)
         except Exception as exc:
             if isinstance(exc, (ValueError, TypeError)) and not _is_av_error(exc):
-                raise   # a programming error, not a write failure
+                raise  # a programming error, not a write failure
             writer, self._writer = self._writer, None
             if writer is not None:
                 writer.discard()
@@ -367,8 +381,9 @@ class HeatmapVideoWriter:
         error; scores (B,); labels (B,) 0/1 or None (unknown). See `add`."""
         labels = [None] * len(frames) if labels is None else labels
         for frame, err, score, label in zip(frames, errors, scores, labels):
-            self.add(np.asarray(frame, dtype=np.float32) / 255.0, err, float(score),
-                     None if label is None else int(label))
+            self.add(
+                np.asarray(frame, dtype=np.float32) / 255.0, err, float(score), None if label is None else int(label)
+            )
 
     def _panels(self, frame01: np.ndarray, err: np.ndarray) -> np.ndarray:
         """The three upscaled panels side by side, BGR uint8, with their titles."""
@@ -402,8 +417,7 @@ class HeatmapVideoWriter:
         for text, y in zip(ticks, (top, bottom)):
             (tw, th), _ = cv2.getTextSize(text, _FONT, _TICK_SCALE, 1)
             cv2.line(strip, (left - 6, y), (left - 3, y), (110, 110, 110), 1)
-            cv2.putText(strip, text, (left - 8 - tw, y + th // 2), _FONT, _TICK_SCALE, (200, 200, 200), 1,
-                        cv2.LINE_AA)
+            cv2.putText(strip, text, (left - 8 - tw, y + th // 2), _FONT, _TICK_SCALE, (200, 200, 200), 1, cv2.LINE_AA)
         xs = left + np.arange(n) * (right - left) / (length - 1)
         ys = bottom - self._unit(np.asarray(self._scores)) * (bottom - top)
         half = max(1, int((right - left) / (length - 1) / 2))
@@ -414,14 +428,18 @@ class HeatmapVideoWriter:
             cv2.line(strip, (left, y), (right, y), (60, 60, 230), 1, cv2.LINE_AA)
             text = f"threshold {_tick(self.threshold)}"
             (tw, th), _ = cv2.getTextSize(text, _FONT, _TICK_SCALE, 1)
-            ty = y - 3 if y - 3 - th >= top - 6 else y + th + 3   # above the line, below when at the top
+            ty = y - 3 if y - 3 - th >= top - 6 else y + th + 3  # above the line, below when at the top
             cv2.putText(strip, text, (right - tw, ty), _FONT, _TICK_SCALE, (60, 60, 230), 1, cv2.LINE_AA)
         points = np.stack([xs, ys], axis=1).round().astype(np.int32)
         cv2.polylines(strip, [points], False, (0, 220, 255), 1, cv2.LINE_AA)
         cv2.circle(strip, tuple(int(v) for v in points[-1]), 3, (255, 255, 255), -1, cv2.LINE_AA)
         status = {1: "  ABNORMAL (ground truth)", 0: "  normal (ground truth)"}.get(self._labels[-1], "")
-        _label_text(strip, f"frame {self.first_frame + n - 1}  score {self._scores[-1]:.3f}{status}", (6, 16),
-                    (120, 120, 255) if self._labels[-1] == 1 else (255, 255, 255))
+        _label_text(
+            strip,
+            f"frame {self.first_frame + n - 1}  score {self._scores[-1]:.3f}{status}",
+            (6, 16),
+            (120, 120, 255) if self._labels[-1] == 1 else (255, 255, 255),
+        )
 
     def _unit(self, scores: np.ndarray | np.float64) -> np.ndarray | np.float64:
         """Scores mapped from `score_range` to [0, 1] (clipped) for plotting."""
@@ -451,7 +469,7 @@ class HeatmapVideoWriter:
             self._tmp.unlink(missing_ok=True)
 
 
-_TICK_SCALE = 0.4   # axis labels: small, still legible at 1:1 in a player
+_TICK_SCALE = 0.4  # axis labels: small, still legible at 1:1 in a player
 
 
 def _tick(value: float) -> str:

@@ -7,9 +7,17 @@ maps two B×3×H×W frames in [-1, 1] to B×2×H×W pixel flow, or None for 'non
 - 'auto': 'flownet2sd' when its checkpoint is present, else 'classical'.
 The motion loss compares pixel flows, the units of the official code's λ_op values (see flownet2sd.py).
 """
+
 from .classical import ClassicalFlow
 from .estimator import FLOW_CHOICES, FlowNet2SDFlow, build_flow_estimator
 from .flownet2sd import DEFAULT_FLOWNET2SD_PATH, FlowNet2SD, load_flownet2sd
 
-__all__ = ["FlowNet2SD", "FlowNet2SDFlow", "ClassicalFlow", "build_flow_estimator", "load_flownet2sd",
-           "DEFAULT_FLOWNET2SD_PATH", "FLOW_CHOICES"]
+__all__ = [
+    "FlowNet2SD",
+    "FlowNet2SDFlow",
+    "ClassicalFlow",
+    "build_flow_estimator",
+    "load_flownet2sd",
+    "DEFAULT_FLOWNET2SD_PATH",
+    "FLOW_CHOICES",
+]

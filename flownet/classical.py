@@ -19,6 +19,7 @@ Why ε is large (3e-3 on [0, 1] intensities, about the gradient energy of a clea
 static background then gives ~0 flow instead of noise, at the price of under-estimating motion in weakly
 textured regions (the iterations recover most of it).
 """
+
 from __future__ import annotations
 
 import math
@@ -111,11 +112,18 @@ class ClassicalFlow(nn.Module):
     (see tests/test_flownet_estimators.py for the measured accuracy).
     """
 
-    window: torch.Tensor         # non-persistent buffers, registered in __init__
+    window: torch.Tensor  # non-persistent buffers, registered in __init__
     flow_window: torch.Tensor
 
-    def __init__(self, levels: int = 4, iterations: int = 2, window_sigma: float = 3.0, flow_sigma: float = 2.0,
-                 eps: float = 3e-3, min_side: int = 16):
+    def __init__(
+        self,
+        levels: int = 4,
+        iterations: int = 2,
+        window_sigma: float = 3.0,
+        flow_sigma: float = 2.0,
+        eps: float = 3e-3,
+        min_side: int = 16,
+    ):
         super().__init__()
         self.levels, self.iterations, self.eps, self.min_side = levels, iterations, eps, min_side
         # Non-persistent buffers follow .to()/.double() but keep the state_dict empty (there are no weights).

@@ -4,6 +4,7 @@ Every estimator returned here has the same contract: forward(frame_a, frame_b) w
 in [-1, 1] (any H, W ≥ 32) returns B×2×H×W flow (x, y) in PIXELS at the input resolution, differentiable
 w.r.t. both frames, with frozen (requires_grad=False) parameters in eval mode.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,8 +54,9 @@ class FlowNet2SDFlow(nn.Module):
         net_size = (_nearest_multiple(size[0]), _nearest_multiple(size[1]))
         pair = torch.stack((frame_a, frame_b), dim=2)  # B×3×2×H×W, NVIDIA's layout
         if net_size != tuple(size):
-            pair = nn.functional.interpolate(pair.flatten(1, 2), size=net_size, mode="bilinear",
-                                             align_corners=False).unflatten(1, (3, 2))
+            pair = nn.functional.interpolate(
+                pair.flatten(1, 2), size=net_size, mode="bilinear", align_corners=False
+            ).unflatten(1, (3, 2))
         flow = self.net((pair + 1) * 127.5)
         return resize_flow(flow, (size[0], size[1]))
 
@@ -76,8 +78,9 @@ def freeze(module: nn.Module, device: str | torch.device) -> nn.Module:
     return module
 
 
-def build_flow_estimator(name: str, checkpoint: str | os.PathLike | None,
-                         device: str | torch.device) -> tuple[nn.Module | None, str]:
+def build_flow_estimator(
+    name: str, checkpoint: str | os.PathLike | None, device: str | torch.device
+) -> tuple[nn.Module | None, str]:
     """(frozen estimator or None, resolved name) for `--flownet name` and `--flownet_ckpt checkpoint`.
 
     'auto' -> 'flownet2sd' when the checkpoint exists (given or default path, or FlowNet2-SD_checkpoint.pth.tar

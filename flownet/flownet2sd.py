@@ -16,6 +16,7 @@ FlowNet2-SD loss matches the official one; every other estimator returns pixels,
 The network itself expects RGB in [0, 255] with H and W multiples of 64; `flownet.estimator` wraps it
 for the project's [-1, 1] frames of any size.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,10 +35,19 @@ OFFICIAL_CHECKPOINT_NAME = "FlowNet2-SD_checkpoint.pth.tar"
 
 # (name, in, out, stride) of the encoder, in order; names match NVIDIA's state_dict keys.
 _ENCODER = (
-    ("conv0", 6, 64, 1), ("conv1", 64, 64, 2), ("conv1_1", 64, 128, 1),
-    ("conv2", 128, 128, 2), ("conv2_1", 128, 128, 1), ("conv3", 128, 256, 2), ("conv3_1", 256, 256, 1),
-    ("conv4", 256, 512, 2), ("conv4_1", 512, 512, 1), ("conv5", 512, 512, 2), ("conv5_1", 512, 512, 1),
-    ("conv6", 512, 1024, 2), ("conv6_1", 1024, 1024, 1),
+    ("conv0", 6, 64, 1),
+    ("conv1", 64, 64, 2),
+    ("conv1_1", 64, 128, 1),
+    ("conv2", 128, 128, 2),
+    ("conv2_1", 128, 128, 1),
+    ("conv3", 128, 256, 2),
+    ("conv3_1", 256, 256, 1),
+    ("conv4", 256, 512, 2),
+    ("conv4_1", 512, 512, 1),
+    ("conv5", 512, 512, 2),
+    ("conv5_1", 512, 512, 1),
+    ("conv6", 512, 1024, 2),
+    ("conv6_1", 1024, 1024, 1),
 )
 # Decoder level k: (k, encoder channels of conv{k}_1, deconv{k} input channels, deconv{k} output channels).
 # deconv5 reads conv6_1; deeper levels read the previous concat (encoder + deconv + 2 flow channels).
@@ -131,9 +141,11 @@ def _check_multiple_of_64(inputs: torch.Tensor) -> None:
 
 def missing_checkpoint_message(path: str | os.PathLike) -> str:
     """One-line explanation of where the FlowNet2-SD checkpoint goes and how to train without it."""
-    return (f"FlowNet2-SD checkpoint not found: {path}. Save NVIDIA's {OFFICIAL_CHECKPOINT_NAME} as "
-            f"{DEFAULT_FLOWNET2SD_PATH} (or keep its name in that folder), or pass --flownet_ckpt PATH; to train "
-            f"without it use `--flownet classical` (weights-free optical flow) or `--flownet none` (no motion loss)")
+    return (
+        f"FlowNet2-SD checkpoint not found: {path}. Save NVIDIA's {OFFICIAL_CHECKPOINT_NAME} as "
+        f"{DEFAULT_FLOWNET2SD_PATH} (or keep its name in that folder), or pass --flownet_ckpt PATH; to train "
+        f"without it use `--flownet classical` (weights-free optical flow) or `--flownet none` (no motion loss)"
+    )
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -145,21 +157,26 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any parse failure (bad zip, bad pickle, refused global, ...) = not a checkpoint
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FFPError(f"{path}: not a loadable weights-only PyTorch checkpoint ({reason[:200]}); if the file "
-                       f"is trusted but holds other objects, re-save only its tensors with torch.save") from exc
+        raise FFPError(
+            f"{path}: not a loadable weights-only PyTorch checkpoint ({reason[:200]}); if the file "
+            f"is trusted but holds other objects, re-save only its tensors with torch.save"
+        ) from exc
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise FFPError(f"{path}: expected a FlowNet2-SD checkpoint (a state dict, or a dict with 'state_dict')")
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
+    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in obj.items()}
 
 
 def _state_dict_mismatches(expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor]) -> list[str]:
     """Human-readable disagreements between two state dicts (missing, unexpected, wrong shape)."""
     problems = [f"missing {k}" for k in expected if k not in got]
     problems += [f"unexpected {k}" for k in got if k not in expected]
-    problems += [f"{k} shape {tuple(got[k].shape)} != {tuple(v.shape)}"
-                 for k, v in expected.items() if k in got and got[k].shape != v.shape]
+    problems += [
+        f"{k} shape {tuple(got[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in got and got[k].shape != v.shape
+    ]
     return problems
 
 

@@ -1,4 +1,5 @@
 """Networks: the U-Net generator and the PatchGAN discriminator, with the official initialisation."""
+
 from torch import nn
 
 from .discriminator import Discriminator, discriminator_receptive_field

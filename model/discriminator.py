@@ -1,4 +1,5 @@
 """PatchGAN discriminator of FFP (pix2pix style, no normalisation, sigmoid output)."""
+
 from __future__ import annotations
 
 import torch

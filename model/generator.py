@@ -3,6 +3,7 @@
 Architecture as in the official code: per level two 3×3 conv + ReLU (no normalisation), 2×2 max-pool down,
 2×2 stride-2 transposed conv up, skip concatenation, a final 3×3 conv to 3 channels and tanh.
 """
+
 from __future__ import annotations
 
 import torch
@@ -12,8 +13,10 @@ from torch import nn
 def _double_conv(in_ch: int, out_ch: int) -> nn.Sequential:
     """Two 3×3 convolutions with ReLU, padding 1 so H and W are kept."""
     return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(out_ch, out_ch, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(in_ch, out_ch, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_ch, out_ch, 3, padding=1),
+        nn.ReLU(inplace=True),
     )
 
 

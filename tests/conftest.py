@@ -1,5 +1,6 @@
 """Shared fixtures: the real data folder (skip when absent), small generated datasets, background training runs,
 a tiny full disk, a written report. Helper functions are in helpers.py, fake dataset writers in fake_layouts.py."""
+
 from __future__ import annotations
 
 import sys
@@ -28,12 +29,14 @@ def shared_data() -> Path:
 def synthetic_root(tmp_path_factory) -> Path:
     """A data_root holding the default synthetic dataset, generated once per test session."""
     from synthetic import ensure_synthetic
+
     root = tmp_path_factory.mktemp("data")
     ensure_synthetic(root, seed=0)
     return root
 
 
 # ----------------------------------------------------------------------------- a small written report
+
 
 @pytest.fixture()
 def written_report(tmp_path):
@@ -42,6 +45,7 @@ def written_report(tmp_path):
 
     from evaluation.metrics import compute_metrics
     from evaluation.report import write_report
+
     psnr, labels = fake_dataset()
     metrics = compute_metrics(psnr, labels, smooth_sigma=1.0)
     metrics["pixel_auroc"] = np.float64(0.8)
@@ -53,10 +57,12 @@ def written_report(tmp_path):
 
 # ----------------------------------------------------------------------------- fake data and runs
 
+
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> Path:
     """A data root holding a tiny ped2-layout dataset: 17 training windows, 2 labelled test videos."""
     from fake_layouts import write_ped2_layout
+
     root = tmp_path_factory.mktemp("data")
     write_ped2_layout(root, n_train=2, n_test=2, n_frames=12)
     return root
@@ -67,6 +73,7 @@ def clean_mp4(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
     """A 120-frame mp4 (10 fps) whose frame j has mean grey level frame_mean(j)."""
     import fake_layouts as fl
     from helpers import real_frames
+
     frames = fl.video_frames(120, real=real_frames())
     return fl.write_video(tmp_path_factory.mktemp("mp4") / "clip.mp4", frames), frames
 
@@ -76,11 +83,13 @@ def train_process():
     """start(*args) runs `python train.py args…` in the background (helpers.popen_train); whatever is still
     running when the test ends, passed or failed, is killed, so no run outlives its test."""
     from helpers import popen_train
+
     started = []
 
     def start(*args: str):
         started.append(popen_train(*args))
         return started[-1]
+
     yield start
     for proc in started:
         if proc.poll() is None:
@@ -92,10 +101,12 @@ def train_process():
 def tiny_disk(tmp_path) -> Path:
     """A 1 MiB tmpfs (needs root and mount permission; skipped with the reason otherwise), unmounted after."""
     import subprocess
+
     disk = tmp_path / "disk"
     disk.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to fill up here ({result.stderr.strip() or 'mount failed'})")
     yield disk

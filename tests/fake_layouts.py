@@ -13,6 +13,7 @@ Video i (0-based) of a split has n_frames + i frames, so a loader that mixes up 
 video has mean grey level ~ frame_mean(j) (a gradient +-20 around it, plus small noise), so frame order can be
 checked after JPEG compression. Content is deterministic (np.random.default_rng(seed)).
 """
+
 from __future__ import annotations
 
 import os
@@ -57,7 +58,7 @@ def _mask(labels_value: int, index: int) -> np.ndarray:
     mask = np.zeros((h, w), dtype=np.uint8)
     if labels_value:
         x = index % (w - 6)
-        mask[8:14, x:x + 6] = 1
+        mask[8:14, x : x + 6] = 1
     return mask
 
 
@@ -69,23 +70,39 @@ def _imwrite(path: Path, image: np.ndarray) -> Path:
     return path
 
 
-def _write_videos(split_dir: Path, names: list[str], n_frames: int, pattern: str, rng: np.random.Generator,
-                  color: bool = True, first: int = 0) -> tuple[dict[str, int], list[Path]]:
+def _write_videos(
+    split_dir: Path,
+    names: list[str],
+    n_frames: int,
+    pattern: str,
+    rng: np.random.Generator,
+    color: bool = True,
+    first: int = 0,
+) -> tuple[dict[str, int], list[Path]]:
     """Write video i of `names` with n_frames + i frames; frame j goes to `split_dir/<name>/pattern.format(j + first)`
     (first=1 for 1-based names). Returns ({name: frame count}, written paths)."""
     counts, files = {}, []
     for i, name in enumerate(names):
         counts[name] = n_frames + i
-        files += [_imwrite(split_dir / name / pattern.format(j + first), _frame(rng, j, color))
-                  for j in range(counts[name])]
+        files += [
+            _imwrite(split_dir / name / pattern.format(j + first), _frame(rng, j, color)) for j in range(counts[name])
+        ]
     return counts, files
 
 
-def _result(dataset_dir: Path, train: dict, test: dict, labels: dict, label_files: list[Path],
-            frame_files: list[Path]) -> dict:
+def _result(
+    dataset_dir: Path, train: dict, test: dict, labels: dict, label_files: list[Path], frame_files: list[Path]
+) -> dict:
     """The dict every writer returns (see the module docstring)."""
-    return {"dataset_dir": dataset_dir, "train_videos": train, "test_videos": test, "labels": labels,
-            "frame_size": FAKE_FRAME_SIZE, "label_files": label_files, "files": frame_files + label_files}
+    return {
+        "dataset_dir": dataset_dir,
+        "train_videos": train,
+        "test_videos": test,
+        "labels": labels,
+        "frame_size": FAKE_FRAME_SIZE,
+        "label_files": label_files,
+        "files": frame_files + label_files,
+    }
 
 
 def _test_labels(test: dict[str, int]) -> dict[str, np.ndarray]:
@@ -93,17 +110,26 @@ def _test_labels(test: dict[str, int]) -> dict[str, np.ndarray]:
     return {name: intervals_to_labels(fake_intervals(i, n), n) for i, (name, n) in enumerate(test.items())}
 
 
-def write_ped2_layout(root: str | os.PathLike, name: str = "ped2", with_frames_level: bool = True,
-                      n_train: int = 2, n_test: int = 2, n_frames: int = 8, seed: int = 0) -> dict:
+def write_ped2_layout(
+    root: str | os.PathLike,
+    name: str = "ped2",
+    with_frames_level: bool = True,
+    n_train: int = 2,
+    n_test: int = 2,
+    n_frames: int = 8,
+    seed: int = 0,
+) -> dict:
     """FFP-style Ped2: <root>/<name>/{training,testing}[/frames]/<NN>/<NNN>.jpg (0-based) and
     <root>/<name>/<name>.mat holding `gt`, a 1 x n_test cell of 2xK uint16 1-based inclusive intervals."""
     rng = np.random.default_rng(seed)
     dataset = Path(root) / name
     sub = ("frames",) if with_frames_level else ()
-    train, train_files = _write_videos(dataset.joinpath("training", *sub), [f"{i + 1:02d}" for i in range(n_train)],
-                                       n_frames, "{:03d}.jpg", rng)
-    test, test_files = _write_videos(dataset.joinpath("testing", *sub), [f"{i + 1:02d}" for i in range(n_test)],
-                                     n_frames, "{:03d}.jpg", rng)
+    train, train_files = _write_videos(
+        dataset.joinpath("training", *sub), [f"{i + 1:02d}" for i in range(n_train)], n_frames, "{:03d}.jpg", rng
+    )
+    test, test_files = _write_videos(
+        dataset.joinpath("testing", *sub), [f"{i + 1:02d}" for i in range(n_test)], n_frames, "{:03d}.jpg", rng
+    )
     gt = np.empty(n_test, dtype=object)
     for i, n in enumerate(test.values()):
         gt[i] = fake_intervals(i, n).astype(np.uint16)
@@ -122,8 +148,9 @@ def set_gt(info: dict, entries: list) -> Path:
     return path
 
 
-def write_shanghaitech_layout(root: str | os.PathLike, n_train: int = 2, n_test: int = 2, n_frames: int = 8,
-                              seed: int = 0) -> dict:
+def write_shanghaitech_layout(
+    root: str | os.PathLike, n_train: int = 2, n_test: int = 2, n_frames: int = 8, seed: int = 0
+) -> dict:
     """ShanghaiTech: <root>/shanghaitech/{training,testing}/frames/<video>/<NNN>.jpg with training videos named
     like 01_001 and test videos like 01_0014, and testing/test_frame_mask/<video>.npy (int64 0/1 per frame)."""
     rng = np.random.default_rng(seed)
@@ -139,21 +166,30 @@ def write_shanghaitech_layout(root: str | os.PathLike, n_train: int = 2, n_test:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, video_labels)
         label_files.append(path)
-    return _result(dataset, dict(sorted(train.items())), dict(sorted(test.items())),
-                   dict(sorted(labels.items())), label_files, train_files + test_files)
+    return _result(
+        dataset,
+        dict(sorted(train.items())),
+        dict(sorted(test.items())),
+        dict(sorted(labels.items())),
+        label_files,
+        train_files + test_files,
+    )
 
 
-def write_avenue_layout(root: str | os.PathLike, n_train: int = 2, n_test: int = 2, n_frames: int = 8,
-                        seed: int = 0) -> dict:
+def write_avenue_layout(
+    root: str | os.PathLike, n_train: int = 2, n_test: int = 2, n_frames: int = 8, seed: int = 0
+) -> dict:
     """CUHK Avenue: <root>/avenue/{training,testing}/frames/<NN>/<NNNN>.jpg (0-based, four digits as in the
     FFP release) and <root>/avenue/testing_label_mask/<N>_label.mat (N 1-based, unpadded) holding `volLabel`,
     a 1 x n_frames cell of HxW uint8 masks; a frame is abnormal iff its mask has a nonzero pixel."""
     rng = np.random.default_rng(seed)
     dataset = Path(root) / "avenue"
-    train, train_files = _write_videos(dataset / "training" / "frames", [f"{i + 1:02d}" for i in range(n_train)],
-                                       n_frames, "{:04d}.jpg", rng)
-    test, test_files = _write_videos(dataset / "testing" / "frames", [f"{i + 1:02d}" for i in range(n_test)],
-                                     n_frames, "{:04d}.jpg", rng)
+    train, train_files = _write_videos(
+        dataset / "training" / "frames", [f"{i + 1:02d}" for i in range(n_train)], n_frames, "{:04d}.jpg", rng
+    )
+    test, test_files = _write_videos(
+        dataset / "testing" / "frames", [f"{i + 1:02d}" for i in range(n_test)], n_frames, "{:04d}.jpg", rng
+    )
     labels = _test_labels(test)
     label_files = []
     for i, video_labels in enumerate(labels.values()):
@@ -188,9 +224,16 @@ def _write_mask_folders(test_dir: Path, labels: dict[str, np.ndarray], mask_ext:
     return files
 
 
-def write_ucsd_original_layout(root: str | os.PathLike, name: str = "UCSDped2", mask_ext: str = "bmp",
-                               use_m_file: bool = True, n_train: int = 2, n_test: int = 2, n_frames: int = 8,
-                               seed: int = 0) -> dict:
+def write_ucsd_original_layout(
+    root: str | os.PathLike,
+    name: str = "UCSDped2",
+    mask_ext: str = "bmp",
+    use_m_file: bool = True,
+    n_train: int = 2,
+    n_test: int = 2,
+    n_frames: int = 8,
+    seed: int = 0,
+) -> dict:
     """The original UCSD release: <root>/<name>/Train/TrainNNN/NNN.tif and Test/TestNNN/NNN.tif (1-based,
     single-channel grey TIFF). Labels from Test/<name>.m when use_m_file, else from Test/TestNNN_gt/NNN.<mask_ext>
     masks (mask_ext 'bmp' or 'png'; 0/255; one folder named frameNNN.<ext>)."""
@@ -199,10 +242,18 @@ def write_ucsd_original_layout(root: str | os.PathLike, name: str = "UCSDped2", 
     rng = np.random.default_rng(seed)
     dataset = Path(root) / name
     # 1-based frame names, unlike the FFP layouts
-    train, train_files = _write_videos(dataset / "Train", [f"Train{i + 1:03d}" for i in range(n_train)],
-                                       n_frames, "{:03d}.tif", rng, color=False, first=1)
-    test, test_files = _write_videos(dataset / "Test", [f"Test{i + 1:03d}" for i in range(n_test)],
-                                     n_frames, "{:03d}.tif", rng, color=False, first=1)
+    train, train_files = _write_videos(
+        dataset / "Train",
+        [f"Train{i + 1:03d}" for i in range(n_train)],
+        n_frames,
+        "{:03d}.tif",
+        rng,
+        color=False,
+        first=1,
+    )
+    test, test_files = _write_videos(
+        dataset / "Test", [f"Test{i + 1:03d}" for i in range(n_test)], n_frames, "{:03d}.tif", rng, color=False, first=1
+    )
     labels = _test_labels(test)
     if use_m_file:
         m_file = dataset / "Test" / f"{name}.m"
@@ -256,36 +307,60 @@ def _avenue_label_mat(path: Path, labels: np.ndarray) -> Path:
     return path
 
 
-def write_official_avenue(root: str | os.PathLike, n_train: int = 2, n_test: int = 2, n_frames: int = 8,
-                          real: Path | None = None, ground_truth_demo: bool = True) -> dict:
+def write_official_avenue(
+    root: str | os.PathLike,
+    n_train: int = 2,
+    n_test: int = 2,
+    n_frames: int = 8,
+    real: Path | None = None,
+    ground_truth_demo: bool = True,
+) -> dict:
     """The CUHK Avenue download as it unpacks: avenue/training_videos/NN.avi, avenue/testing_videos/NN.avi and
     avenue/ground_truth_demo/testing_label_mask/<N>_label.mat (`volLabel` masks; without ground_truth_demo/ when
     `ground_truth_demo` is False). Video i has n_frames + i frames (MJPG)."""
     dataset = Path(root) / "avenue"
     train = {f"{i + 1:02d}": n_frames + i for i in range(n_train)}
     test = {f"{i + 1:02d}": n_frames + i for i in range(n_test)}
-    files = [write_video(dataset / "training_videos" / f"{v}.avi", video_frames(n, i, real))
-             for i, (v, n) in enumerate(train.items())]
-    files += [write_video(dataset / "testing_videos" / f"{v}.avi", video_frames(n, 10 + i, real))
-              for i, (v, n) in enumerate(test.items())]
+    files = [
+        write_video(dataset / "training_videos" / f"{v}.avi", video_frames(n, i, real))
+        for i, (v, n) in enumerate(train.items())
+    ]
+    files += [
+        write_video(dataset / "testing_videos" / f"{v}.avi", video_frames(n, 10 + i, real))
+        for i, (v, n) in enumerate(test.items())
+    ]
     labels = _test_labels(test)
-    label_dir = dataset / "ground_truth_demo" / "testing_label_mask" if ground_truth_demo else \
-        dataset / "testing_label_mask"
+    label_dir = (
+        dataset / "ground_truth_demo" / "testing_label_mask" if ground_truth_demo else dataset / "testing_label_mask"
+    )
     label_files = [_avenue_label_mat(label_dir / f"{i + 1}_label.mat", lab) for i, lab in enumerate(labels.values())]
     return _result(dataset, train, test, labels, label_files, files)
 
 
-def write_official_shanghaitech(root: str | os.PathLike, n_train: int = 2, n_test: int = 2, n_frames: int = 8,
-                                real: Path | None = None, pixel_masks: bool = True) -> dict:
+def write_official_shanghaitech(
+    root: str | os.PathLike,
+    n_train: int = 2,
+    n_test: int = 2,
+    n_frames: int = 8,
+    real: Path | None = None,
+    pixel_masks: bool = True,
+) -> dict:
     """The ShanghaiTech Campus download as it unpacks: shanghaitech/training/videos/01_00N.avi, test frames in
     testing/frames/<video>/NNN.jpg, testing/test_frame_mask/<video>.npy (0/1 per frame) and, with
     `pixel_masks`, testing/test_pixel_mask/<video>.npy (n_frames×H×W 0/1)."""
     dataset = Path(root) / "shanghaitech"
     train = {f"01_{i + 1:03d}": n_frames + i for i in range(n_train)}
-    files = [write_video(dataset / "training" / "videos" / f"{v}.avi", video_frames(n, i, real))
-             for i, (v, n) in enumerate(train.items())]
-    test, test_files = _write_videos(dataset / "testing" / "frames", [f"01_{i + 14:04d}" for i in range(n_test)],
-                                     n_frames, "{:03d}.jpg", np.random.default_rng(5))
+    files = [
+        write_video(dataset / "training" / "videos" / f"{v}.avi", video_frames(n, i, real))
+        for i, (v, n) in enumerate(train.items())
+    ]
+    test, test_files = _write_videos(
+        dataset / "testing" / "frames",
+        [f"01_{i + 14:04d}" for i in range(n_test)],
+        n_frames,
+        "{:03d}.jpg",
+        np.random.default_rng(5),
+    )
     labels = _test_labels(test)
     label_files = []
     for video, video_labels in labels.items():
@@ -299,14 +374,25 @@ def write_official_shanghaitech(root: str | os.PathLike, n_train: int = 2, n_tes
     return _result(dataset, train, test, labels, label_files, files + test_files)
 
 
-def write_custom(root: str | os.PathLike, name: str = "mycam", train: dict[str, int] | None = None,
-                 test: dict[str, int] | None = None, real: Path | None = None) -> dict:
+def write_custom(
+    root: str | os.PathLike,
+    name: str = "mycam",
+    train: dict[str, int] | None = None,
+    test: dict[str, int] | None = None,
+    real: Path | None = None,
+) -> dict:
     """Someone's own footage: <root>/<name>/training/<file> video files ({file name: frames}), and optionally
     testing/<file> ones, no labels."""
     dataset = Path(root) / name
     train = train or {"monday.avi": 12, "tuesday.mp4": 10}
     files = [write_video(dataset / "training" / f, video_frames(n, i, real)) for i, (f, n) in enumerate(train.items())]
-    files += [write_video(dataset / "testing" / f, video_frames(n, 20 + i, real))
-              for i, (f, n) in enumerate((test or {}).items())]
-    return {"dataset_dir": dataset, "train_videos": {Path(f).stem: n for f, n in train.items()},
-            "test_videos": {Path(f).stem: n for f, n in (test or {}).items()}, "files": files}
+    files += [
+        write_video(dataset / "testing" / f, video_frames(n, 20 + i, real))
+        for i, (f, n) in enumerate((test or {}).items())
+    ]
+    return {
+        "dataset_dir": dataset,
+        "train_videos": {Path(f).stem: n for f, n in train.items()},
+        "test_videos": {Path(f).stem: n for f, n in (test or {}).items()},
+        "files": files,
+    }

@@ -2,6 +2,7 @@
 
 No test module imports from another test module: what two of them need is here.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,9 +22,9 @@ from checkpoint import save_checkpoint
 from config import build_config
 from model import Generator
 
-ROOT = Path(__file__).resolve().parents[1]          # the repository: scripts run from here
-SHARED_DATA = ROOT.parent / "shared" / "data"       # real data on the project's machines and CI (may be absent)
-LATEST = "ped2_latest.pth"                          # the checkpoint a fake-ped2 training run writes
+ROOT = Path(__file__).resolve().parents[1]  # the repository: scripts run from here
+SHARED_DATA = ROOT.parent / "shared" / "data"  # real data on the project's machines and CI (may be absent)
+LATEST = "ped2_latest.pth"  # the checkpoint a fake-ped2 training run writes
 
 
 def real_frames() -> Path | None:
@@ -75,21 +76,47 @@ def files_in(folder: Path) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------- training runs
-def tiny_args(data_root: Path, out: Path, iters: int, *extra: str, dataset: str = "ped2",
-              val_interval: int = 100_000, cache: bool = False) -> list[str]:
+def tiny_args(
+    data_root: Path,
+    out: Path,
+    iters: int,
+    *extra: str,
+    dataset: str = "ped2",
+    val_interval: int = 100_000,
+    cache: bool = False,
+) -> list[str]:
     """train.py flags: `--preset tiny` (32×48, g_widths 8,16,32, batch 2) on CPU, no flow, writing only under
     `out` (w/, runs/, and cache/ with cache=True); no validation before the end unless `val_interval` says."""
-    return ["--dataset", dataset, "--preset", "tiny", "--flownet", "none", "--device", "cpu",
-            "--data_root", str(data_root), "--weights_dir", str(out / "w"), "--log_dir", str(out / "runs"),
-            *(["--cache_dir", str(out / "cache")] if cache else []),
-            "--iters", str(iters), "--val_interval", str(val_interval), *extra]
+    return [
+        "--dataset",
+        dataset,
+        "--preset",
+        "tiny",
+        "--flownet",
+        "none",
+        "--device",
+        "cpu",
+        "--data_root",
+        str(data_root),
+        "--weights_dir",
+        str(out / "w"),
+        "--log_dir",
+        str(out / "runs"),
+        *(["--cache_dir", str(out / "cache")] if cache else []),
+        "--iters",
+        str(iters),
+        "--val_interval",
+        str(val_interval),
+        *extra,
+    ]
 
 
 def popen_train(*args: str) -> subprocess.Popen:
     """`python train.py args…` from the repository root, running in the background (text stdout/stderr pipes).
     Tests use the `train_process` fixture, which also kills what is still running when the test ends."""
-    return subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 # A background training run that a test stops with a signal once it has seen an awaited event (a checkpoint on
@@ -101,7 +128,7 @@ def popen_train(*args: str) -> subprocess.Popen:
 FASTEST_STEP_S = 0.02
 STALL_S = 30
 STEPS_AFTER_EVENT = int(STALL_S / FASTEST_STEP_S)
-STOP_TIMEOUT_S = 60   # a stop finishes the current step (< 0.3 s), may save a checkpoint, and exits: seconds
+STOP_TIMEOUT_S = 60  # a stop finishes the current step (< 0.3 s), may save a checkpoint, and exits: seconds
 
 
 def wait_for_checkpoint(path: Path, proc: subprocess.Popen, timeout: float = 120) -> int:
@@ -122,16 +149,20 @@ def wait_for_checkpoint(path: Path, proc: subprocess.Popen, timeout: float = 120
 def stop_run(proc: subprocess.Popen, signum: int, timeout: float = STOP_TIMEOUT_S) -> tuple[str, str]:
     """Send `signum` to a running process and collect (stdout, stderr) once it exits. A process that has not
     exited `timeout` s later (the signal went missing) is killed and the test fails, saying so."""
-    assert proc.poll() is None, (f"the process ended (exit {proc.returncode}) before signal {signum} was sent: "
-                                 f"it ran out of work too soon\n{proc.communicate()[1][-2000:]}")
+    assert proc.poll() is None, (
+        f"the process ended (exit {proc.returncode}) before signal {signum} was sent: "
+        f"it ran out of work too soon\n{proc.communicate()[1][-2000:]}"
+    )
     proc.send_signal(signum)
     try:
         return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate()
-        pytest.fail(f"still running {timeout} s after signal {signum}, so it was killed: the signal was missed or "
-                    f"the stop hangs\nstderr tail:\n{err[-2000:]}")
+        pytest.fail(
+            f"still running {timeout} s after signal {signum}, so it was killed: the signal was missed or "
+            f"the stop hangs\nstderr tail:\n{err[-2000:]}"
+        )
 
 
 def wait_for_signal_handler(seconds: float = 10.0) -> None:
@@ -177,6 +208,7 @@ def train_cli(argv: list[str]) -> int:
     """train.py's main through run_cli in this process (one-line errors, exit status), signal handlers restored."""
     import train as train_script
     from cli import run_cli
+
     with own_signal_handlers():
         return run_cli(train_script.main, argv)
 
@@ -185,16 +217,36 @@ def eval_cli(ckpt: Path, root: Path, out: Path, *extra: str) -> int:
     """eval.py on `ckpt` and data `root`, results under `out`, CPU, no DataLoader workers; the exit status."""
     import eval as eval_script
     from cli import run_cli
-    return run_cli(eval_script.main, ["--trained_model", str(ckpt), "--data_root", str(root), "--out_dir", str(out),
-                                      "--device", "cpu", "--num_workers", "0", *extra])
+
+    return run_cli(
+        eval_script.main,
+        [
+            "--trained_model",
+            str(ckpt),
+            "--data_root",
+            str(root),
+            "--out_dir",
+            str(out),
+            "--device",
+            "cpu",
+            "--num_workers",
+            "0",
+            *extra,
+        ],
+    )
 
 
 def run_detect(video: Path, ckpt: Path, out: Path, *extra: str) -> Path:
     """Run detect.main; return the single result folder it created under `out`."""
     import detect
+
     before = set(out.iterdir()) if out.is_dir() else set()
-    assert detect.main(["--video", str(video), "--trained_model", str(ckpt), "--out_dir", str(out),
-                        "--device", "cpu", *extra]) == 0
+    assert (
+        detect.main(
+            ["--video", str(video), "--trained_model", str(ckpt), "--out_dir", str(out), "--device", "cpu", *extra]
+        )
+        == 0
+    )
     (created,) = set(out.iterdir()) - before
     return created
 
@@ -206,8 +258,13 @@ def read_scores(folder: Path) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------------------- a small report
-META = {"checkpoint": "weights/ped2_latest.pth", "step": np.int64(1200), "dropped_frames": 4,
-        "selected_with_test_labels": False, "config": {"lr": np.float32(2e-4), "size": (64, 64)}}
+META = {
+    "checkpoint": "weights/ped2_latest.pth",
+    "step": np.int64(1200),
+    "dropped_frames": 4,
+    "selected_with_test_labels": False,
+    "config": {"lr": np.float32(2e-4), "size": (64, 64)},
+}
 
 
 def fake_dataset():
@@ -225,9 +282,10 @@ def leftovers(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.name.startswith(".") or ".tmp" in p.name]
 
 
-def write_heatmap(path: Path, n: int = 7, size=(32, 48), labels=None) :
+def write_heatmap(path: Path, n: int = 7, size=(32, 48), labels=None):
     """A small heatmap video of `n` random frames (scores 0..1), as the report tests link it."""
     from evaluation.video import HeatmapVideoWriter, choose_vmax
+
     rng = np.random.default_rng(0)
     errs = [rng.random(size) * 0.02 for _ in range(n)]
     with HeatmapVideoWriter(path, fps=10, vmax=choose_vmax(errs), size=size, curve_length=n) as writer:
@@ -240,6 +298,7 @@ def write_heatmap(path: Path, n: int = 7, size=(32, 48), labels=None) :
 def count_frames(path: Path) -> tuple[int, int, int]:
     """(decoded frames, width, height) of a video file, read with OpenCV."""
     import cv2
+
     cap = cv2.VideoCapture(str(path))
     assert cap.isOpened()
     width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -286,13 +345,14 @@ PROBE_SCRIPT = """<pre id="ffp-probe"></pre>
 """
 
 
-CHROMIUM = "/usr/bin/chromium"   # Debian's package, which .ci/run installs
+CHROMIUM = "/usr/bin/chromium"  # Debian's package, which .ci/run installs
 
 
 def chromium_path() -> str:
     """Headless Chromium's executable; pytest.skip without it, but pytest.fail when $CI is set (CI must run it)."""
     import os
     import shutil
+
     found = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     if found is None:
         reason = f"chromium is not installed ({CHROMIUM} missing, none on PATH); browser checks not run"
@@ -304,9 +364,20 @@ def chromium_path() -> str:
 
 def chromium_args(tmp_path: Path, *extra: str) -> list[str]:
     """A headless Chromium command line that uses a fresh profile under tmp_path and stays off the network."""
-    return [chromium_path(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={tmp_path / 'profile'}", *extra]
+    return [
+        chromium_path(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--autoplay-policy=no-user-gesture-required",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        *extra,
+    ]
 
 
 def with_probe(page: Path, name: str = "probe.html") -> Path:
@@ -329,9 +400,15 @@ def chromium_probe(page: Path, tmp_path: Path) -> dict:
     import json
     import re
     import subprocess
-    done = subprocess.run(chromium_args(tmp_path, "--virtual-time-budget=10000", "--dump-dom",
-                                        page.resolve().as_uri()), capture_output=True, text=True, timeout=90)
+
+    done = subprocess.run(
+        chromium_args(tmp_path, "--virtual-time-budget=10000", "--dump-dom", page.resolve().as_uri()),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     found = re.search(r'<pre id="ffp-probe">(.*?)</pre>', done.stdout, re.S)
-    assert found and found.group(1).strip(), (f"the probe in {page} did not report (exit {done.returncode}); "
-                                              f"stderr tail: {done.stderr[-2000:]}")
+    assert found and found.group(1).strip(), (
+        f"the probe in {page} did not report (exit {done.returncode}); stderr tail: {done.stderr[-2000:]}"
+    )
     return json.loads(html.unescape(found.group(1)))

@@ -1,5 +1,6 @@
 """checkpoint.py's file I/O: an atomic save that a crash, a full disk or Ctrl-C cannot half-write, no non-finite
 weights written, and a damaged file (one flipped bit) refused on load."""
+
 from __future__ import annotations
 
 import errno
@@ -14,8 +15,7 @@ from utils import FFPError
 
 
 def _state(value: float) -> dict:
-    return {"net_g": {"w": torch.full((3,), value)}, "net_d": {"w": torch.zeros(2)}, "step": int(value),
-            "config": {}}
+    return {"net_g": {"w": torch.full((3,), value)}, "net_d": {"w": torch.zeros(2)}, "step": int(value), "config": {}}
 
 
 def _fail_replace(*args, **kwargs):
@@ -30,10 +30,15 @@ def _interrupt_fsync(fd):
     raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("where, patch, raised", [("os.replace", _fail_replace, FFPError),
-                                                  ("os.fsync", _fail_fsync, FFPError),
-                                                  ("os.fsync", _interrupt_fsync, KeyboardInterrupt)],
-                         ids=["replace-fails", "write-fails", "interrupted-mid-write"])
+@pytest.mark.parametrize(
+    "where, patch, raised",
+    [
+        ("os.replace", _fail_replace, FFPError),
+        ("os.fsync", _fail_fsync, FFPError),
+        ("os.fsync", _interrupt_fsync, KeyboardInterrupt),
+    ],
+    ids=["replace-fails", "write-fails", "interrupted-mid-write"],
+)
 def test_crash_mid_save_keeps_previous_checkpoint_and_no_temp_file(tmp_path, monkeypatch, where, patch, raised):
     """save_checkpoint writes a temp file in the same folder, fsyncs, then os.replace: a failure or an interrupt
     at any point leaves the previous checkpoint intact and no temp file behind; an OSError names the file."""
@@ -62,10 +67,11 @@ def test_save_refuses_non_finite_weights(tmp_path):
 
 def test_a_checkpoint_with_one_flipped_bit_is_refused(data_root, tmp_path):
     import zipfile
+
     assert train_cli(tiny_args(data_root, tmp_path, 2)) == 0
     ckpt = tmp_path / "w" / LATEST
     with zipfile.ZipFile(ckpt) as archive:
-        member = max(archive.infolist(), key=lambda info: info.file_size)   # the largest weight tensor
+        member = max(archive.infolist(), key=lambda info: info.file_size)  # the largest weight tensor
     data = bytearray(ckpt.read_bytes())
     data[member.header_offset + 30 + len(member.filename) + len(member.extra) + member.file_size // 2] ^= 0x04
     damaged = tmp_path / "damaged.pth"

@@ -6,6 +6,7 @@ Re-record (only when the checkpoint itself is replaced) with:
 
     python tests/test_shipped_checkpoint.py --record
 """
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,9 @@ from training.resume import checkpoint_config  # noqa: E402
 SHIPPED = ROOT / "weights" / "ped2_cpu.pth"
 REFERENCE = ROOT / "tests" / "data" / "ped2_cpu_reference.json"
 SHARED_DATA = ROOT.parent / "shared" / "data"
-VIDEOS = ("01", "04")      # both normal at first, abnormal from frame 61 (01) and 31 (04) on
-N_FRAMES = 80              # frames read per video (76 scored): enough to cover normal and abnormal frames
-TOLERANCE_DB = 0.02        # float differences between CPUs/thread counts stay far below this
+VIDEOS = ("01", "04")  # both normal at first, abnormal from frame 61 (01) and 31 (04) on
+N_FRAMES = 80  # frames read per video (76 scored): enough to cover normal and abnormal frames
+TOLERANCE_DB = 0.02  # float differences between CPUs/thread counts stay far below this
 
 
 def shipped_psnr(data_root: Path) -> dict[str, list[float]]:
@@ -54,8 +55,8 @@ def shipped_state() -> dict:
 def test_shipped_file_is_small_generator_only_and_honest(shipped_state):
     assert SHIPPED.stat().st_size <= 20 * 2**20
     assert "net_d" not in shipped_state and "optim_g" not in shipped_state
-    assert shipped_state["selected_with_test_labels"] is False   # the last checkpoint, not picked on test labels
-    stats = shipped_state["psnr_stats"]                           # streaming detection works out of the box
+    assert shipped_state["selected_with_test_labels"] is False  # the last checkpoint, not picked on test labels
+    stats = shipped_state["psnr_stats"]  # streaming detection works out of the box
     assert np.isfinite(stats["mean"]) and stats["std"] > 0
     cfg = Config.from_dict(shipped_state["config"])
     assert cfg.dataset == "ped2" and cfg.preset == "cpu"
@@ -64,9 +65,9 @@ def test_shipped_file_is_small_generator_only_and_honest(shipped_state):
     assert cfg.lambda_op == 2.0 and "loss_units" not in shipped_state["flownet"]
     assert shipped_state["flownet"]["name"] == "ClassicalFlow"
     trained = checkpoint_config(shipped_state)
-    for key, value in PRESETS["cpu"].items():                      # it was trained with the preset as documented
+    for key, value in PRESETS["cpu"].items():  # it was trained with the preset as documented
         assert getattr(trained, key) == value, key
-    assert shipped_state["step"] == cfg.iters                       # the end of the run
+    assert shipped_state["step"] == cfg.iters  # the end of the run
 
 
 @pytest.mark.slow
@@ -83,6 +84,7 @@ def test_detect_runs_out_of_the_box_and_scores_the_cyclist_higher(shared_data, t
     """detect.py --mode stream with the shipped weights on a frame folder cut from Ped2 Test001 (frames 31-110;
     a cyclist enters at frame 61): the training statistics in the file make the z-scores meaningful."""
     from helpers import read_scores, run_detect
+
     video = find_dataset(shared_data, "ped2").test[0]
     clip = tmp_path / "clip"
     clip.mkdir()

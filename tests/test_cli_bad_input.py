@@ -13,6 +13,7 @@ child forked from a "zygote" process that imported those libraries once and then
 and failure kind, including the DataLoader-worker ones) run as plain `sys.executable train.py …` subprocesses.
 run_cli's own translation of exceptions into one line is checked in-process at the end.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,7 @@ import torch
 from fake_layouts import write_ped2_layout, write_shanghaitech_layout
 from helpers import ROOT, own_signal_handlers
 
-PARALLEL = 2          # cases at a time (one zygote each): the machine has 2 cores
+PARALLEL = 2  # cases at a time (one zygote each): the machine has 2 cores
 TIMEOUT_S = 180
 
 
@@ -41,6 +42,7 @@ TIMEOUT_S = 180
 class Ctx:
     """What a case's setup gets: its own empty folder, a shared valid dataset root (fake ped2; read only) and a
     tiny checkpoint trained on it (read only)."""
+
     dir: Path
     good: Path
     ckpt: Path
@@ -53,13 +55,14 @@ class Case:
     needles: strings the error line must contain (the offending path/value). check: extra assertions on
     (ctx, completed process). logs_ok: the run got as far as starting its tensorboard log (worker errors).
     """
+
     id: str
     setup: Callable[[Ctx], tuple[list[str], list[str]]]
     check: Callable[[Ctx, subprocess.CompletedProcess], None] | None = None
     logs_ok: bool = False
     xfail: str | None = None
-    real: bool = False                                  # a plain `python script.py` subprocess, no zygote
-    argv: list[str] = field(default_factory=list)       # filled in by the `outcomes` fixture
+    real: bool = False  # a plain `python script.py` subprocess, no zygote
+    argv: list[str] = field(default_factory=list)  # filled in by the `outcomes` fixture
     needles: list[str] = field(default_factory=list)
 
 
@@ -68,26 +71,60 @@ CASES: list[Case] = []
 
 def case(id: str, check=None, logs_ok: bool = False, xfail: str | None = None, real: bool = False):
     """Register the decorated setup function as a Case."""
+
     def register(setup):
         CASES.append(Case(id, setup, check, logs_ok, xfail, real))
         return setup
+
     return register
 
 
 def train_argv(ctx: Ctx, *extra: str, dataset: str = "ped2", data_root: Path | None = None) -> list[str]:
     """A 2-step tiny training run writing only into ctx.dir (w/ and runs/)."""
-    return ["train.py", "--dataset", dataset, "--preset", "tiny", "--iters", "2", "--flownet", "none",
-            "--data_root", str(data_root if data_root is not None else ctx.dir / "data"),
-            "--weights_dir", str(ctx.dir / "w"), "--log_dir", str(ctx.dir / "runs"), "--val_interval", "100",
-            "--device", "cpu", *extra]
+    return [
+        "train.py",
+        "--dataset",
+        dataset,
+        "--preset",
+        "tiny",
+        "--iters",
+        "2",
+        "--flownet",
+        "none",
+        "--data_root",
+        str(data_root if data_root is not None else ctx.dir / "data"),
+        "--weights_dir",
+        str(ctx.dir / "w"),
+        "--log_dir",
+        str(ctx.dir / "runs"),
+        "--val_interval",
+        "100",
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
-def eval_argv(ctx: Ctx, *extra: str, ckpt: Path | None = None, dataset: str = "ped2",
-              data_root: Path | None = None) -> list[str]:
+def eval_argv(
+    ctx: Ctx, *extra: str, ckpt: Path | None = None, dataset: str = "ped2", data_root: Path | None = None
+) -> list[str]:
     """Evaluate a checkpoint (default: the shared tiny one) into ctx.dir/results."""
-    return ["eval.py", "--trained_model", str(ckpt or ctx.ckpt), "--dataset", dataset,
-            "--data_root", str(data_root if data_root is not None else ctx.dir / "data"),
-            "--out_dir", str(ctx.dir / "results"), "--num_workers", "0", "--device", "cpu", *extra]
+    return [
+        "eval.py",
+        "--trained_model",
+        str(ckpt or ctx.ckpt),
+        "--dataset",
+        dataset,
+        "--data_root",
+        str(data_root if data_root is not None else ctx.dir / "data"),
+        "--out_dir",
+        str(ctx.dir / "results"),
+        "--num_workers",
+        "0",
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def fake_ped2(ctx: Ctx, **kw) -> dict:
@@ -104,16 +141,17 @@ def frame(info: dict, split: str, video: str, index: int) -> Path:
 def truncate(path: Path) -> Path:
     """Keep the first half of a file, as an interrupted copy or download would."""
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
+    path.write_bytes(data[: len(data) // 2])
     return path
 
 
 def files_under(folder: Path) -> set[Path]:
-    return set(folder.rglob("*")) if folder.exists() else set()   # files and folders
+    return set(folder.rglob("*")) if folder.exists() else set()  # files and folders
 
 
 def train_in_process(argv: list[str]) -> int:
     import train as train_script
+
     with own_signal_handlers():
         return train_script.main(argv)
 
@@ -158,8 +196,9 @@ class Zygote:
     """Runs CLI invocations in forked children of one pre-imported Python process (see ZYGOTE)."""
 
     def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, "-c", ZYGOTE], cwd=ROOT, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", ZYGOTE], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         assert self.proc.stdout.readline().strip() == "ready", "zygote failed to import train/eval"
 
     def run(self, argv: list[str], workdir: Path) -> subprocess.CompletedProcess:
@@ -200,18 +239,31 @@ def _(ctx):
     video.mkdir(parents=True)
     for i in range(6):
         cv2.imwrite(str(video / f"{i:03d}.jpg"), np.zeros((24, 36), np.uint8))
-    return train_argv(ctx), ["not found under", str(ctx.dir / "data"), "<dir>/training[/frames|/videos]/",
-                             "<dir>/training_videos/", "<dir>/Train/", str(ctx.dir / "data" / "ped2"), "UCSDped2"]
+    return train_argv(ctx), [
+        "not found under",
+        str(ctx.dir / "data"),
+        "<dir>/training[/frames|/videos]/",
+        "<dir>/training_videos/",
+        "<dir>/Train/",
+        str(ctx.dir / "data" / "ped2"),
+        "UCSDped2",
+    ]
 
 
 # ----------------------------------------------------------------------------------------------- 2. dataset name
-@case("unknown_dataset")   # any other name is the user's own data: the message names the folder it looked for
+@case("unknown_dataset")  # any other name is the user's own data: the message names the folder it looked for
 def _(ctx):
     fake_ped2(ctx)
-    return train_argv(ctx, dataset="pedestrian3"), ["'pedestrian3'", "not a built-in benchmark", "ped2", "ped1",
-                                                    "avenue", "shanghaitech",
-                                                    str(ctx.dir / "data" / "pedestrian3" / "training"),
-                                                    "does not exist"]
+    return train_argv(ctx, dataset="pedestrian3"), [
+        "'pedestrian3'",
+        "not a built-in benchmark",
+        "ped2",
+        "ped1",
+        "avenue",
+        "shanghaitech",
+        str(ctx.dir / "data" / "pedestrian3" / "training"),
+        "does not exist",
+    ]
 
 
 @case("dataset_name_not_a_folder_name")
@@ -227,8 +279,11 @@ def _(ctx):
 @case("eval_unknown_dataset")
 def _(ctx):
     fake_ped2(ctx)
-    return eval_argv(ctx, dataset="pedestrian3"), ["'pedestrian3'", "not a built-in benchmark",
-                                                   str(ctx.dir / "data" / "pedestrian3" / "training")]
+    return eval_argv(ctx, dataset="pedestrian3"), [
+        "'pedestrian3'",
+        "not a built-in benchmark",
+        str(ctx.dir / "data" / "pedestrian3" / "training"),
+    ]
 
 
 # ----------------------------------------------------------------------------------------------- 3. videos
@@ -244,13 +299,13 @@ def _(ctx):
 @case("video_shorter_than_window")
 def _(ctx):
     info = fake_ped2(ctx, n_train=2)
-    for i in range(3, 7):                       # video 02 had 7 frames: keep 000..002
+    for i in range(3, 7):  # video 02 had 7 frames: keep 000..002
         frame(info, "training", "02", i).unlink()
     return train_argv(ctx), [str(info["dataset_dir"] / "training" / "frames" / "02"), "3 frames", "5-frame window"]
 
 
 # ----------------------------------------------------------------------------------------------- 4. bad images
-@case("train_zero_byte_frame")             # decoded up front into the frame cache (main process)
+@case("train_zero_byte_frame")  # decoded up front into the frame cache (main process)
 def _(ctx):
     bad = frame(fake_ped2(ctx), "training", "01", 2)
     bad.write_bytes(b"")
@@ -273,7 +328,7 @@ def _failed_in_training_loop(ctx, proc):
 
 
 @case("train_truncated_jpeg_in_worker", real=True, check=_failed_in_training_loop)
-def _(ctx):   # every window of the 6-frame video holds frame 2
+def _(ctx):  # every window of the 6-frame video holds frame 2
     bad = truncate(frame(fake_ped2(ctx), "training", "01", 2))
     return train_argv(ctx, "--num_workers", "2", "--cache_frames", "false"), [str(bad), "truncated JPEG"]
 
@@ -301,7 +356,7 @@ def _(ctx):
 
 
 # ----------------------------------------------------------------------------------------------- 6. labels
-@case("label_variable_misnamed")   # neither 'gt', a common name, nor the file's only variable
+@case("label_variable_misnamed")  # neither 'gt', a common name, nor the file's only variable
 def _(ctx):
     info = fake_ped2(ctx)
     mat = info["dataset_dir"] / "ped2.mat"
@@ -314,8 +369,12 @@ def _(ctx):
     info = write_shanghaitech_layout(ctx.dir / "data", n_train=1, n_test=1, n_frames=8)
     video, n = next(iter(info["test_videos"].items()))
     np.save(info["dataset_dir"] / "testing" / "test_frame_mask" / f"{video}.npy", np.zeros(n - 2, np.int64))
-    return train_argv(ctx, dataset="shanghaitech"), [f"video {video}", f"{n - 2} labels", f"{n} frames",
-                                                    f"test_frame_mask/{video}.npy"]
+    return train_argv(ctx, dataset="shanghaitech"), [
+        f"video {video}",
+        f"{n - 2} labels",
+        f"{n} frames",
+        f"test_frame_mask/{video}.npy",
+    ]
 
 
 @case("label_interval_beyond_video")
@@ -332,7 +391,7 @@ def _bad_checkpoint(ctx: Ctx, kind: str) -> Path:
     path = ctx.dir / f"{kind}.pth"
     if kind == "truncated":
         data = ctx.ckpt.read_bytes()
-        path.write_bytes(data[:len(data) // 2])
+        path.write_bytes(data[: len(data) // 2])
     elif kind == "text":
         path.write_text("not a checkpoint\n")
     elif kind == "empty":
@@ -341,6 +400,7 @@ def _bad_checkpoint(ctx: Ctx, kind: str) -> Path:
 
 
 for _kind in ("truncated", "text", "empty"):
+
     def _eval_setup(ctx, kind=_kind):
         fake_ped2(ctx)
         path = _bad_checkpoint(ctx, kind)
@@ -357,6 +417,7 @@ for _kind in ("truncated", "text", "empty"):
 def _mismatched_checkpoint(ctx: Ctx, widths: tuple[int, ...]) -> Path:
     """The shared checkpoint (config: g_widths 8,16,32) with net_g replaced by a generator of other `widths`."""
     from model import Generator
+
     state = torch.load(ctx.ckpt, map_location="cpu", weights_only=True)
     state["net_g"] = Generator(4, widths).state_dict()
     path = ctx.dir / "other_widths.pth"
@@ -373,9 +434,12 @@ def _(ctx):
 
 @case("resume_checkpoint_other_architecture")
 def _(ctx):
-    path = _mismatched_checkpoint(ctx, (8, 16, 32, 64))   # one more U-Net level: missing/unexpected tensors
-    return train_argv(ctx, "--resume", str(path), data_root=ctx.good), \
-        ["--resume generator", "does not fit", "unexpected"]
+    path = _mismatched_checkpoint(ctx, (8, 16, 32, 64))  # one more U-Net level: missing/unexpected tensors
+    return train_argv(ctx, "--resume", str(path), data_root=ctx.good), [
+        "--resume generator",
+        "does not fit",
+        "unexpected",
+    ]
 
 
 class _Exploit:
@@ -414,11 +478,14 @@ def _(ctx):
 
 
 # ----------------------------------------------------------------------------------------------- 10. non-finite loss
-@case("nan_before_first_save", logs_ok=True)   # training had started: its logs stay, no checkpoint
+@case("nan_before_first_save", logs_ok=True)  # training had started: its logs stay, no checkpoint
 def _(ctx):
     fake_ped2(ctx)
-    return train_argv(ctx, "--lr_g", "1e30", "--iters", "30", "--save_interval", "10", "--log_interval", "1"), \
-        ["non-finite loss", "step", "no checkpoint"]
+    return train_argv(ctx, "--lr_g", "1e30", "--iters", "30", "--save_interval", "10", "--log_interval", "1"), [
+        "non-finite loss",
+        "step",
+        "no checkpoint",
+    ]
 
 
 # ----------------------------------------------------------------------------------------------- 11. unwritable output
@@ -431,11 +498,10 @@ def _(ctx):
     fake_ped2(ctx)
     blocker = ctx.dir / "a_file"
     blocker.write_text("")
-    return train_argv(ctx, "--weights_dir", str(blocker / "w")), ["--weights_dir", str(blocker / "w"),
-                                                                  "not writable"]
+    return train_argv(ctx, "--weights_dir", str(blocker / "w")), ["--weights_dir", str(blocker / "w"), "not writable"]
 
 
-@case("log_dir_in_proc", check=_not_started)   # /proc refuses new files even to root
+@case("log_dir_in_proc", check=_not_started)  # /proc refuses new files even to root
 def _(ctx):
     fake_ped2(ctx)
     return train_argv(ctx, "--log_dir", "/proc/ffp_runs"), ["--log_dir", "/proc/ffp_runs", "not writable"]
@@ -456,20 +522,22 @@ def _(ctx):
 
 
 # ----------------------------------------------------------------------------------------------- 12. flags
-for _flags, _needles in [(("--iters", "-5"), ["--iters", "-5"]),
-                         (("--batch_size", "0"), ["--batch_size", "0"]),
-                         (("--height", "50"), ["--height", "50", "divisible by 4"]),
-                         (("--g_widths", "8,16,32,64", "--width", "36"), ["divisible by 8", "36"]),
-                         (("--lr_g", "-1"), ["--lr_g", "-1"]),
-                         (("--num_workers", "-2"), ["--num_workers", "-2"]),
-                         (("--flownet", "pwc"), ["--flownet", "'pwc'", "classical"])]:
+for _flags, _needles in [
+    (("--iters", "-5"), ["--iters", "-5"]),
+    (("--batch_size", "0"), ["--batch_size", "0"]),
+    (("--height", "50"), ["--height", "50", "divisible by 4"]),
+    (("--g_widths", "8,16,32,64", "--width", "36"), ["divisible by 8", "36"]),
+    (("--lr_g", "-1"), ["--lr_g", "-1"]),
+    (("--num_workers", "-2"), ["--num_workers", "-2"]),
+    (("--flownet", "pwc"), ["--flownet", "'pwc'", "classical"]),
+]:
     case("flag " + " ".join(_flags))(lambda ctx, f=_flags, n=_needles: (train_argv(ctx, *f), n))
 
 case("eval flag --eval_batch_size 0")(
-    lambda ctx: (eval_argv(ctx, "--eval_batch_size", "0"), ["--eval_batch_size", "0"]))
+    lambda ctx: (eval_argv(ctx, "--eval_batch_size", "0"), ["--eval_batch_size", "0"])
+)
 case("flag --iters abc")(lambda ctx: (train_argv(ctx, "--iters", "abc"), ["--iters", "'abc'"]))
-case("eval flag --smooth_sigma abc")(
-    lambda ctx: (eval_argv(ctx, "--smooth_sigma", "abc"), ["--smooth_sigma", "'abc'"]))
+case("eval flag --smooth_sigma abc")(lambda ctx: (eval_argv(ctx, "--smooth_sigma", "abc"), ["--smooth_sigma", "'abc'"]))
 
 
 # ----------------------------------------------------------------------------------------------- runner
@@ -485,9 +553,28 @@ def good_data(tmp_path_factory) -> Path:
 def tiny_checkpoint(good_data, tmp_path_factory) -> Path:
     """A real 2-step training checkpoint (tiny preset: 32×48, g_widths 8,16,32) of ped2, trained in-process once."""
     out = tmp_path_factory.mktemp("tiny_ckpt")
-    rc = train_in_process(["--dataset", "ped2", "--preset", "tiny", "--iters", "2", "--flownet", "none",
-                           "--data_root", str(good_data), "--weights_dir", str(out / "w"),
-                           "--log_dir", str(out / "runs"), "--val_interval", "100", "--device", "cpu"])
+    rc = train_in_process(
+        [
+            "--dataset",
+            "ped2",
+            "--preset",
+            "tiny",
+            "--iters",
+            "2",
+            "--flownet",
+            "none",
+            "--data_root",
+            str(good_data),
+            "--weights_dir",
+            str(out / "w"),
+            "--log_dir",
+            str(out / "runs"),
+            "--val_interval",
+            "100",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     return out / "w" / "ped2_latest.pth"
 
@@ -495,9 +582,13 @@ def tiny_checkpoint(good_data, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def outcomes(request, good_data, tiny_checkpoint, tmp_path_factory) -> dict:
     """{case id: (ctx, completed process, files before the run)} for every case this session selected."""
-    wanted = {item.callspec.params["bad_input"].id for item in request.session.items
-              if getattr(item, "module", None) is request.module and hasattr(item, "callspec")
-              and "bad_input" in item.callspec.params}
+    wanted = {
+        item.callspec.params["bad_input"].id
+        for item in request.session.items
+        if getattr(item, "module", None) is request.module
+        and hasattr(item, "callspec")
+        and "bad_input" in item.callspec.params
+    }
     jobs = []
     for c in CASES:
         if c.id not in wanted:
@@ -514,7 +605,7 @@ def outcomes(request, good_data, tiny_checkpoint, tmp_path_factory) -> dict:
         c, ctx, before = job
         if c.real:
             return c.id, (ctx, run_real(c.argv), before)
-        zygote = free.pop()   # list.pop/append are atomic: each thread holds its own zygote
+        zygote = free.pop()  # list.pop/append are atomic: each thread holds its own zygote
         try:
             # zygote output files live outside ctx.dir so the 'no new files' check is not disturbed
             return c.id, (ctx, zygote.run(c.argv, ctx.dir.parent), before)
@@ -559,21 +650,36 @@ def test_bad_input_is_one_clear_error_line(bad_input: Case, outcomes):
 def _raise(exc):
     def main(argv):
         raise exc
+
     return main
 
 
-@pytest.mark.parametrize("exc, status, line", [
-    (OSError(28, "No space left on device", "/data/w/ped2_latest.pth"), 1,
-     "error: /data/w/ped2_latest.pth: No space left on device"),
-    (KeyboardInterrupt(), 130, "error: interrupted"),
-    (RuntimeError("Caught FFPError in DataLoader worker process 1.\nOriginal Traceback (most recent call last):\n"
-                  "  File \"dataset.py\", line 1, in read_frame\nutils.FFPError: cannot read image /d/001.jpg: "
-                  "truncated JPEG"), 1, "error: cannot read image /d/001.jpg: truncated JPEG"),
-], ids=["os-error", "ctrl-c", "worker-error"])
+@pytest.mark.parametrize(
+    "exc, status, line",
+    [
+        (
+            OSError(28, "No space left on device", "/data/w/ped2_latest.pth"),
+            1,
+            "error: /data/w/ped2_latest.pth: No space left on device",
+        ),
+        (KeyboardInterrupt(), 130, "error: interrupted"),
+        (
+            RuntimeError(
+                "Caught FFPError in DataLoader worker process 1.\nOriginal Traceback (most recent call last):\n"
+                '  File "dataset.py", line 1, in read_frame\nutils.FFPError: cannot read image /d/001.jpg: '
+                "truncated JPEG"
+            ),
+            1,
+            "error: cannot read image /d/001.jpg: truncated JPEG",
+        ),
+    ],
+    ids=["os-error", "ctrl-c", "worker-error"],
+)
 def test_cli_user_errors_are_one_line(capsys, exc, status, line):
     """run_cli: an OSError naming a file (disk full, unwritable folder), Ctrl-C before training's own handler,
     and an FFPError re-raised from a DataLoader worker each become one 'error:' line; --debug re-raises."""
     from cli import run_cli
+
     assert run_cli(_raise(exc), []) == status
     assert capsys.readouterr().err == line + "\n"
     with pytest.raises(type(exc)):

@@ -1,5 +1,6 @@
 """What each script's flags say and where their values come from: --help text, answering before torch loads,
 and runtime settings taken from the command, never from the checkpoint's training machine."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,12 @@ from training.resume import resume_config
 
 ROOT = Path(__file__).resolve().parents[1]
 # A command line with one bad flag value per script, and the word its one error line must name.
-BAD_FLAG = {"train.py": (["--iters", "x"], "--iters"),
-            "eval.py": (["--trained_model", "m.pth", "--threads", "x"], "--threads"),
-            "detect.py": (["--video", "v.mp4", "--trained_model", "m.pth", "--mode", "live"], "--mode"),
-            "export.py": (["only_one.pth"], "output")}
+BAD_FLAG = {
+    "train.py": (["--iters", "x"], "--iters"),
+    "eval.py": (["--trained_model", "m.pth", "--threads", "x"], "--threads"),
+    "detect.py": (["--video", "v.mp4", "--trained_model", "m.pth", "--mode", "live"], "--mode"),
+    "export.py": (["only_one.pth"], "output"),
+}
 
 
 def help_text(script: str) -> str:
@@ -37,7 +40,7 @@ def flag_help(text: str, flag: str) -> str:
     lines = text.splitlines()
     first = next(i for i, line in enumerate(lines) if line.lstrip().startswith(f"{flag} ") or line.strip() == flag)
     entry = [lines[first]]
-    for line in lines[first + 1:]:
+    for line in lines[first + 1 :]:
         if not line.startswith("    ") or line.lstrip().startswith("-"):
             break
         entry.append(line)
@@ -72,20 +75,20 @@ def test_eval_and_detect_show_only_the_flags_they_use():
         for machine in ("--device", "--threads", "--num_workers", "--eval_batch_size"):
             assert machine in text, (script, machine)
     assert "the checkpoint's" in flag_help(help_text("eval.py"), "--dataset")
-    assert "--batch_size" in help_text("detect.py")   # the older spelling of --eval_batch_size still works
+    assert "--batch_size" in help_text("detect.py")  # the older spelling of --eval_batch_size still works
 
 
 @pytest.mark.parametrize("script", sorted(BAD_FLAG))
 def test_help_and_flag_errors_answer_without_torch(script):
     """Run the script with torch made unimportable: --help and a bad flag must answer all the same."""
-    blocked = ("import runpy, sys; sys.modules['torch'] = None; sys.modules['numpy'] = None; "
-               f"sys.argv = [{script!r}] + sys.argv[1:]; runpy.run_path({script!r}, run_name='__main__')")
-    ok = subprocess.run([sys.executable, "-c", blocked, "--help"], cwd=ROOT, capture_output=True, text=True,
-                        timeout=60)
+    blocked = (
+        "import runpy, sys; sys.modules['torch'] = None; sys.modules['numpy'] = None; "
+        f"sys.argv = [{script!r}] + sys.argv[1:]; runpy.run_path({script!r}, run_name='__main__')"
+    )
+    ok = subprocess.run([sys.executable, "-c", blocked, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and "usage:" in ok.stdout, ok.stderr
     argv, named = BAD_FLAG[script]
-    bad = subprocess.run([sys.executable, "-c", blocked, *argv], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
+    bad = subprocess.run([sys.executable, "-c", blocked, *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1, bad.stderr
     assert bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert named in bad.stderr
@@ -93,17 +96,21 @@ def test_help_and_flag_errors_answer_without_torch(script):
 
 # A value of the right type but out of range: refused before torch loads too, naming the flag typed.
 DETECT = ["--video", "v.mp4", "--trained_model", "m.pth"]
-BAD_VALUE = [("train.py", ["--iters", "0"], "--iters"),
-             ("eval.py", ["--trained_model", "m.pth", "--threads", "-1"], "--threads"),
-             ("detect.py", [*DETECT, "--batch_size", "0"], "--batch_size"),
-             ("detect.py", [*DETECT, "--mode", "stream", "--psnr_mean", "30"], "--psnr_std"),
-             ("detect.py", [*DETECT, "--psnr_mean", "30", "--psnr_std", "2"], "add --mode stream")]
+BAD_VALUE = [
+    ("train.py", ["--iters", "0"], "--iters"),
+    ("eval.py", ["--trained_model", "m.pth", "--threads", "-1"], "--threads"),
+    ("detect.py", [*DETECT, "--batch_size", "0"], "--batch_size"),
+    ("detect.py", [*DETECT, "--mode", "stream", "--psnr_mean", "30"], "--psnr_std"),
+    ("detect.py", [*DETECT, "--psnr_mean", "30", "--psnr_std", "2"], "add --mode stream"),
+]
 
 
 @pytest.mark.parametrize("script, argv, named", BAD_VALUE)
 def test_out_of_range_values_answer_without_torch(script, argv, named):
-    blocked = ("import runpy, sys; sys.modules['torch'] = None; sys.modules['numpy'] = None; "
-               f"sys.argv = [{script!r}] + sys.argv[1:]; runpy.run_path({script!r}, run_name='__main__')")
+    blocked = (
+        "import runpy, sys; sys.modules['torch'] = None; sys.modules['numpy'] = None; "
+        f"sys.argv = [{script!r}] + sys.argv[1:]; runpy.run_path({script!r}, run_name='__main__')"
+    )
     bad = subprocess.run([sys.executable, "-c", blocked, *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and bad.stderr.startswith("error: ") and named in bad.stderr, bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
@@ -111,9 +118,19 @@ def test_out_of_range_values_answer_without_torch(script, argv, named):
 
 def training_machine_config() -> Config:
     """A tiny config as a GPU box with its own data folder and worker count would store it."""
-    return build_config("synthetic", "tiny", {"g_widths": (4, 8), "device": "cuda:0", "num_workers": 2,
-                                              "threads": 8, "data_root": "/mnt/gpu_box/data",
-                                              "eval_batch_size": 256, "cache_dir": "/mnt/gpu_box/cache"})
+    return build_config(
+        "synthetic",
+        "tiny",
+        {
+            "g_widths": (4, 8),
+            "device": "cuda:0",
+            "num_workers": 2,
+            "threads": 8,
+            "data_root": "/mnt/gpu_box/data",
+            "eval_batch_size": 256,
+            "cache_dir": "/mnt/gpu_box/cache",
+        },
+    )
 
 
 def test_command_config_keeps_the_model_and_takes_this_machines_settings():
@@ -122,8 +139,8 @@ def test_command_config_keeps_the_model_and_takes_this_machines_settings():
     for name in ("height", "width", "in_frames", "g_widths", "d_widths", "flownet", "dataset"):
         assert getattr(cfg, name) == getattr(trained, name)
     assert (cfg.device, cfg.num_workers, cfg.data_root, cfg.cache_dir) == ("auto", -1, "data", "cache")
-    assert cfg.threads == 1                                            # the flag given
-    assert cfg.eval_batch_size == dataset_defaults("synthetic")["eval_batch_size"]   # the dataset's default
+    assert cfg.threads == 1  # the flag given
+    assert cfg.eval_batch_size == dataset_defaults("synthetic")["eval_batch_size"]  # the dataset's default
     other = command_config(trained, argparse.Namespace(dataset="ped2", eval_batch_size=None))
     assert other.dataset == "ped2" and other.eval_batch_size == Config.eval_batch_size
 
@@ -134,17 +151,22 @@ def test_resume_keeps_the_run_but_not_the_training_machine():
     args = argparse.Namespace(**{f.name: None for f in fields(Config)})
     cfg, changes = resume_config(args, state, "x.pth")
     assert (cfg.device, cfg.threads) == ("auto", 0)
-    assert cfg.data_root == trained.data_root and cfg.iters == trained.iters   # same run, same data
-    assert cfg.num_workers == 0          # the run's --preset tiny says 0 workers; the checkpoint's 2 are not used
+    assert cfg.data_root == trained.data_root and cfg.iters == trained.iters  # same run, same data
+    assert cfg.num_workers == 0  # the run's --preset tiny says 0 workers; the checkpoint's 2 are not used
     said = "\n".join(changes)
-    for name, old, new in (("device", "cuda:0", "auto"), ("threads", "8", "0"), ("num_workers", "2", "0"),
-                           ("cache_dir", "/mnt/gpu_box/cache", "cache")):
+    for name, old, new in (
+        ("device", "cuda:0", "auto"),
+        ("threads", "8", "0"),
+        ("num_workers", "2", "0"),
+        ("cache_dir", "/mnt/gpu_box/cache", "cache"),
+    ):
         assert f"{name}: {old} -> {new} (this machine's default, not the checkpoint's)" in said, said
     assert "data_root" not in said and "iters" not in said
 
 
-def test_eval_of_a_gpu_trained_checkpoint_runs_here_with_its_own_defaults(synthetic_root, tmp_path, capsys,
-                                                                          monkeypatch):
+def test_eval_of_a_gpu_trained_checkpoint_runs_here_with_its_own_defaults(
+    synthetic_root, tmp_path, capsys, monkeypatch
+):
     """A checkpoint written on a CUDA machine (device cuda:0, 2 workers, its data folder) evaluates on this CPU
     machine without flags naming them; the workers used are this command's (auto), and --dataset is noted."""
     trained = training_machine_config()
@@ -158,21 +180,37 @@ def test_eval_of_a_gpu_trained_checkpoint_runs_here_with_its_own_defaults(synthe
     def spy(cfg):
         seen["cfg"] = cfg
         return real(cfg)
+
     monkeypatch.setattr(eval_script, "prepare_dataset", spy)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)   # as on a CPU-only machine
-    assert eval_script.main(["--trained_model", str(ckpt), "--data_root",
-                             str(synthetic_root), "--out_dir", str(tmp_path / "r")]) == 0
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a CPU-only machine
+    assert (
+        eval_script.main(
+            ["--trained_model", str(ckpt), "--data_root", str(synthetic_root), "--out_dir", str(tmp_path / "r")]
+        )
+        == 0
+    )
     cfg = seen["cfg"]
     assert cfg.device == "cpu" and cfg.num_workers == -1 and cfg.data_root == str(synthetic_root)
     assert "note: evaluating on dataset" not in capsys.readouterr().out
-    with pytest.raises(FFPError):   # no ped2 in that folder; the note comes first
-        eval_script.main(["--trained_model", str(ckpt), "--dataset", "ped2", "--data_root",
-                          str(tmp_path / "nothing"), "--out_dir", str(tmp_path / "r2")])
+    with pytest.raises(FFPError):  # no ped2 in that folder; the note comes first
+        eval_script.main(
+            [
+                "--trained_model",
+                str(ckpt),
+                "--dataset",
+                "ped2",
+                "--data_root",
+                str(tmp_path / "nothing"),
+                "--out_dir",
+                str(tmp_path / "r2"),
+            ]
+        )
     assert "note: evaluating on dataset ped2 a model trained on synthetic" in capsys.readouterr().out
 
 
 def test_custom_defaults_are_the_cpu_preset():
     """A dataset that is not a built-in benchmark (your own camera) gets the cpu preset's settings."""
     from config import PRESETS
+
     cfg = build_config("mycam")
     assert all(getattr(cfg, k) == v for k, v in PRESETS["cpu"].items())

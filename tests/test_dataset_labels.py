@@ -3,6 +3,7 @@ broken one refused in one line naming the file and the video, all before any tra
 
 Each kind gets a small generated input with the correct value (labels, message, nothing written) asserted.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -56,18 +57,22 @@ def test_labels_csv_rows_are_taken_as_written_never_re_oriented(tmp_path):
     assert files.test[0].labels.tolist() == [0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0] and not files.notes.lines
 
 
-@pytest.mark.parametrize("entry, message", [
-    ([[0], [3]], r"interval \[0, 3\] starts at 0; intervals are 1-based inclusive"),
-    ([[5], [3]], r"interval \[5, 3\] ends before it starts"),
-    ([[2], [40]], r"interval \[2, 40\] is outside the video's 9 frames"),
-    ([[2, 5, 8], [6, 7, 9]], r"intervals \[2, 6\] and \[5, 7\] overlap"),
-    ([[2.5], [4]], r"interval bounds must be whole numbers, found \[2\.5\]"),
-    ([[2], [np.nan]], r"must be whole numbers, found \[nan\]"),
-    ([[1, 2, 3], [4, 5, 6], [7, 8, 9]], r"intervals must be 2×K .* got shape \(3, 3\)"),
-], ids=["0-based", "start>end", "out-of-range", "overlap", "non-integer", "nan", "3x3"])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ([[0], [3]], r"interval \[0, 3\] starts at 0; intervals are 1-based inclusive"),
+        ([[5], [3]], r"interval \[5, 3\] ends before it starts"),
+        ([[2], [40]], r"interval \[2, 40\] is outside the video's 9 frames"),
+        ([[2, 5, 8], [6, 7, 9]], r"intervals \[2, 6\] and \[5, 7\] overlap"),
+        ([[2.5], [4]], r"interval bounds must be whole numbers, found \[2\.5\]"),
+        ([[2], [np.nan]], r"must be whole numbers, found \[nan\]"),
+        ([[1, 2, 3], [4, 5, 6], [7, 8, 9]], r"intervals must be 2×K .* got shape \(3, 3\)"),
+    ],
+    ids=["0-based", "start>end", "out-of-range", "overlap", "non-integer", "nan", "3x3"],
+)
 def test_broken_intervals_are_refused_naming_the_file_and_the_video(tmp_path, entry, message):
     """Before anything else runs: find_dataset (what train/eval call first) raises, naming ped2.mat and video 01."""
-    info = fl.write_ped2_layout(tmp_path, n_test=2, n_frames=8)   # test videos 01 (8 frames) and 02 (9)
+    info = fl.write_ped2_layout(tmp_path, n_test=2, n_frames=8)  # test videos 01 (8 frames) and 02 (9)
     mat = fl.set_gt(info, [[[2], [3]], entry])
     with pytest.raises(FFPError, match=message) as error:
         find_dataset(tmp_path, "ped2")
@@ -75,28 +80,38 @@ def test_broken_intervals_are_refused_naming_the_file_and_the_video(tmp_path, en
 
 
 # ------------------------------------------------------------------------------------------ 2. per-frame labels
-@pytest.mark.parametrize("values, expected, note", [
-    ([0, 1, 1, 0, 0, 0, 0, 1], [0, 1, 1, 0, 0, 0, 0, 1], False),
-    ([False, True, True, False, False, False, False, True], [0, 1, 1, 0, 0, 0, 0, 1], False),
-    ([0, 255, 255, 0, 0, 0, 0, 255], [0, 1, 1, 0, 0, 0, 0, 1], True),
-    ([0.0, 1.0, 1.0, 0, 0, 0, 0, 1.0], [0, 1, 1, 0, 0, 0, 0, 1], False),
-], ids=["0/1", "bool", "0/255", "float-0/1"])
+@pytest.mark.parametrize(
+    "values, expected, note",
+    [
+        ([0, 1, 1, 0, 0, 0, 0, 1], [0, 1, 1, 0, 0, 0, 0, 1], False),
+        ([False, True, True, False, False, False, False, True], [0, 1, 1, 0, 0, 0, 0, 1], False),
+        ([0, 255, 255, 0, 0, 0, 0, 255], [0, 1, 1, 0, 0, 0, 0, 1], True),
+        ([0.0, 1.0, 1.0, 0, 0, 0, 0, 1.0], [0, 1, 1, 0, 0, 0, 0, 1], False),
+    ],
+    ids=["0/1", "bool", "0/255", "float-0/1"],
+)
 def test_per_frame_labels_in_npy(tmp_path, values, expected, note):
     info = fl.write_shanghaitech_layout(tmp_path, n_test=2, n_frames=8)
     for video in info["test_videos"]:
-        np.save(info["dataset_dir"] / "testing" / "test_frame_mask" / f"{video}.npy",
-                np.array(values + [0] * (info["test_videos"][video] - 8)))
+        np.save(
+            info["dataset_dir"] / "testing" / "test_frame_mask" / f"{video}.npy",
+            np.array(values + [0] * (info["test_videos"][video] - 8)),
+        )
     files = find_dataset(tmp_path, "shanghaitech")
     assert files.test[0].labels.tolist() == expected
     assert (files.notes.lines == ["frame labels stored as 0/255 were read as 0 = normal, 255 = abnormal"]) == note
 
 
-@pytest.mark.parametrize("values, message", [
-    ([0, 1, 2, 0, 0, 0, 0, 1], r"must be 0/1 \(or bool, or 0/255\), found values \[0, 1, 2\]"),
-    ([0, 0.5, 1, 0, 0, 0, 0, 1], r"frame labels must be whole numbers, found \[0\.5\]"),
-    ([0, -1, 0, 0, 0, 0, 0, 0], r"found values \[-1, 0\]"),
-    ([0, 1, 0], r"3 labels but 8 frames"),
-], ids=["0/1/2", "fraction", "negative", "length"])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ([0, 1, 2, 0, 0, 0, 0, 1], r"must be 0/1 \(or bool, or 0/255\), found values \[0, 1, 2\]"),
+        ([0, 0.5, 1, 0, 0, 0, 0, 1], r"frame labels must be whole numbers, found \[0\.5\]"),
+        ([0, -1, 0, 0, 0, 0, 0, 0], r"found values \[-1, 0\]"),
+        ([0, 1, 0], r"3 labels but 8 frames"),
+    ],
+    ids=["0/1/2", "fraction", "negative", "length"],
+)
 def test_broken_per_frame_labels_are_refused(tmp_path, values, message):
     info = fl.write_shanghaitech_layout(tmp_path, n_test=1, n_frames=8)
     path = info["dataset_dir"] / "testing" / "test_frame_mask" / "01_0014.npy"
@@ -127,6 +142,7 @@ def write_v73(path: Path, entries: list[np.ndarray], name: str = "gt") -> Path:
     """A MATLAB v7.3 file as MATLAB writes it: a 512-byte MATLAB header block, then HDF5 with the cell as
     object references and every array stored transposed (column-major)."""
     import h5py
+
     with h5py.File(path, "w", userblock_size=512) as f:
         refs = f.create_group("#refs#")
         cell = np.empty((len(entries), 1), dtype=h5py.ref_dtype)
@@ -145,7 +161,7 @@ def write_v73(path: Path, entries: list[np.ndarray], name: str = "gt") -> Path:
 def test_matlab_v73_labels_are_read_with_h5py(tmp_path):
     info = fl.write_ped2_layout(tmp_path, n_test=2, n_frames=8)
     mat = info["dataset_dir"] / "ped2.mat"
-    with pytest.raises(NotImplementedError):   # what scipy alone says about such a file
+    with pytest.raises(NotImplementedError):  # what scipy alone says about such a file
         scipy.io.loadmat(str(write_v73(mat, [np.array([[3], [5]]), np.array([[2, 7], [3, 9]])])))
     files = find_dataset(tmp_path, "ped2")
     assert [v.labels.tolist() for v in files.test] == [[0, 0, 1, 1, 1, 0, 0, 0], [0, 1, 1, 0, 0, 0, 1, 1, 1]]
@@ -166,8 +182,9 @@ def test_another_variable_name_is_read_and_said(tmp_path):
     scipy.io.savemat(str(info["dataset_dir"] / "ped2.mat"), {"frame_labels": gt})
     files = find_dataset(tmp_path, "ped2")
     assert files.test[0].labels.tolist() == [0, 0, 1, 1, 1, 0, 0, 0]
-    assert files.notes.lines == [f"labels read from variable 'frame_labels' of {info['dataset_dir'] / 'ped2.mat'} "
-                                 f"(the official name is 'gt')"]
+    assert files.notes.lines == [
+        f"labels read from variable 'frame_labels' of {info['dataset_dir'] / 'ped2.mat'} (the official name is 'gt')"
+    ]
 
 
 # ------------------------------------------------------------------------------------------ 4. checks before any work
@@ -204,6 +221,7 @@ def test_os_droppings_in_frame_folders_are_skipped(tmp_path):
     assert len(files.train[0]) == 8 and all(not p.name.startswith(".") for p in files.train[0].source.files)
     from config import build_config
     from dataset import TrainWindows
+
     TrainWindows(files.train, build_config("ped2", "tiny", {"data_root": str(tmp_path)}))
     (video / "008.jpg").write_text("not an image")
     with pytest.raises(FFPError, match=r"cannot read image .*008\.jpg: not a valid image"):

@@ -1,5 +1,6 @@
 """Loaders on every supported on-disk layout (fake, tiny) and on the real label files (exact counts); frames of
 mixed sizes, bit depths, and damaged or empty image files."""
+
 import dataclasses
 
 import cv2
@@ -49,11 +50,11 @@ def test_ucsd_original_layout(tmp_path, use_m_file, mask_ext):
 
 
 def test_frames_are_rgb_resized_and_ordered(tmp_path):
-    fl.write_ucsd_original_layout(tmp_path)   # single-channel TIFFs
+    fl.write_ucsd_original_layout(tmp_path)  # single-channel TIFFs
     files = find_dataset(tmp_path, "ped2")
     frame = read_frame(files.test[0].source.files[3], 32, 48)
     assert frame.shape == (32, 48, 3) and frame.dtype == np.uint8
-    assert np.array_equal(frame[..., 0], frame[..., 1])            # gray repeated to 3 channels
+    assert np.array_equal(frame[..., 0], frame[..., 1])  # gray repeated to 3 channels
     means = [read_frame(p, 24, 36).mean() for p in files.test[0].source.files]
     expected = [fl.frame_mean(j) for j in range(len(means))]
     np.testing.assert_allclose(means, expected, atol=3)
@@ -71,7 +72,7 @@ def test_label_count_mismatch_names_video_and_counts(tmp_path):
 
 def test_interval_beyond_video_end(tmp_path):
     written = fl.write_ped2_layout(tmp_path)
-    video_dir = written["dataset_dir"] / "testing" / "frames" / "02"   # its interval runs to the last frame
+    video_dir = written["dataset_dir"] / "testing" / "frames" / "02"  # its interval runs to the last frame
     sorted(video_dir.iterdir())[-1].unlink()
     with pytest.raises(FFPError, match="test video 02 .*: interval .* outside the video's"):
         find_dataset(tmp_path, "ped2")
@@ -97,6 +98,7 @@ def test_missing_labels_leave_the_test_videos_unlabelled(tmp_path):
 
 def test_wrong_variable_name(tmp_path):
     import scipy.io
+
     written = fl.write_ped2_layout(tmp_path)
     scipy.io.savemat(written["label_files"][0], {"foo": np.zeros(3), "bar": np.ones(2)})
     with pytest.raises(FFPError, match="no variable 'gt' .* several others \\(foo, bar\\)"):
@@ -113,7 +115,7 @@ def test_train_windows_cover_every_window_once_per_epoch(tmp_path):
     cfg = build_config("ped2", "tiny", {"data_root": str(tmp_path)})
     files = find_dataset(tmp_path, "ped2")
     windows = TrainWindows(files.train, cfg)
-    assert len(windows) == sum(len(v) - 4 for v in files.train)      # 8-4 + 9-4 = 9
+    assert len(windows) == sum(len(v) - 4 for v in files.train)  # 8-4 + 9-4 = 9
     clip = windows[0]
     assert clip.shape == (5, 3, cfg.height, cfg.width) and clip.dtype == torch.uint8
     sampler = iter(EpochShuffleSampler(len(windows), seed=3))
@@ -161,13 +163,16 @@ def test_real_ped2(shared_data):
 
 def test_real_ped2_masks_agree_with_labels(shared_data):
     from dataset import labels_from_masks
+
     files = find_dataset(shared_data, "ped2")
-    for video in files.test[5:7]:          # Test006 uses the frameNNN.png naming quirk
+    for video in files.test[5:7]:  # Test006 uses the frameNNN.png naming quirk
         np.testing.assert_array_equal(labels_from_masks(video.masks), video.labels)
 
 
 def test_real_shanghaitech_labels(shared_data):
-    labels = {k: v for k, (v, _) in read_frame_mask_dir(shared_data / "labels" / "shanghaitech" / "test_frame_mask").items()}
+    labels = {
+        k: v for k, (v, _) in read_frame_mask_dir(shared_data / "labels" / "shanghaitech" / "test_frame_mask").items()
+    }
     assert len(labels) == 107
     assert sum(len(v) for v in labels.values()) == 40791
     assert sum(int(v.sum()) for v in labels.values()) == 17326
@@ -184,11 +189,12 @@ def test_real_avenue_labels(shared_data):
 def test_data_workers_auto_leaves_the_compute_threads_their_cores(monkeypatch):
     """--num_workers -1 (auto): 2 workers, but on CPU runs only as many as cores left by torch's threads."""
     from dataset import workers
+
     monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
     for threads, expected in [(1, 2), (3, 1), (4, 0), (8, 0)]:
         monkeypatch.setattr(workers.torch, "get_num_threads", lambda t=threads: t)
         assert workers.data_workers(-1, "cpu") == expected
-    assert workers.data_workers(3, "cpu") == 3 and workers.data_workers(0, "cpu") == 0   # explicit: as given
+    assert workers.data_workers(3, "cpu") == 3 and workers.data_workers(0, "cpu") == 0  # explicit: as given
 
 
 def test_16bit_frames_holding_12bit_values_are_not_read_black(tmp_path, capsys):
@@ -196,13 +202,17 @@ def test_16bit_frames_holding_12bit_values_are_not_read_black(tmp_path, capsys):
     full-range 16-bit data is scaled by 65535 — also its dark frames (one depth per folder, never per frame) —
     and each folder says once how it was read. A frame above its folder's 12-bit range is one clear error."""
     from dataset.sources import TWELVE_BIT_MAX
+
     rng = np.random.default_rng(0)
     pictures = [rng.integers(0, 256, (24, 32, 3)).astype(np.uint8) for _ in range(3)]
-    pictures[0] //= 20                                   # a dark frame first: its 16-bit maximum is below 4095
+    pictures[0] //= 20  # a dark frame first: its 16-bit maximum is below 4095
     folders = {name: tmp_path / name for name in ("eight", "twelve", "sixteen")}
     for i, picture in enumerate(pictures):
-        for name, data in (("eight", picture), ("twelve", (picture.astype(np.uint32) * 4095 // 255).astype(np.uint16)),
-                           ("sixteen", (picture.astype(np.uint32) * 257).astype(np.uint16))):
+        for name, data in (
+            ("eight", picture),
+            ("twelve", (picture.astype(np.uint32) * 4095 // 255).astype(np.uint16)),
+            ("sixteen", (picture.astype(np.uint32) * 257).astype(np.uint16)),
+        ):
             folders[name].mkdir(exist_ok=True)
             cv2.imwrite(str(folders[name] / f"{i:03d}.png"), data)
     assert int(cv2.imread(str(folders["sixteen"] / "000.png"), cv2.IMREAD_UNCHANGED).max()) <= TWELVE_BIT_MAX
@@ -223,6 +233,7 @@ def test_frames_of_different_sizes_are_resized_consistently(tmp_path):
     config size (height×width), so the video loads and every window/batch has the config shape."""
     from dataset import prepare_dataset
     from dataset.streaming import FolderFrameDataset
+
     info = fl.write_ped2_layout(tmp_path / "data", n_train=1, n_test=1, n_frames=6)
     rng = np.random.default_rng(0)
     for split, index, size in [("training", 1, (48, 64)), ("training", 3, (10, 14)), ("testing", 2, (240, 360))]:
@@ -247,7 +258,7 @@ def test_truncated_or_empty_image_names_the_file_and_prints_nothing_else(tmp_pat
     assert cv2.imwrite(str(good), image)
     assert read_frame(good, 32, 48).shape == (32, 48, 3)
     half = tmp_path / f"half.{fmt}"
-    half.write_bytes(good.read_bytes()[:good.stat().st_size // 2])
+    half.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     empty = tmp_path / f"empty.{fmt}"
     empty.write_bytes(b"")
     capfd.readouterr()

@@ -4,6 +4,7 @@ downloads, your own camera, the frame cache, damaged files, and README's walk-th
 Fake datasets are written in each official layout with OpenCV (videos made from real UCSD Ped2 frames when
 ../shared is present, gradient frames otherwise); real footage (vtest.avi, tree.avi) comes from ../shared.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,7 +55,7 @@ def test_vtest_decodes_whole(shared_data):
 def _damaged_middle(src: Path, dst: Path) -> Path:
     data = bytearray(src.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + len(data) // 6] = bytes(len(data) // 6)
+    data[middle : middle + len(data) // 6] = bytes(len(data) // 6)
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_bytes(bytes(data))
     return dst
@@ -79,7 +80,7 @@ def test_a_damaged_middle_keeps_true_frame_numbers_and_is_reported(clean_mp4, tm
 def test_a_cut_file_reports_its_early_end(shared_data, tmp_path):
     """An .avi cut in half decodes its first half: the missing end is reported against the header's count."""
     data = (shared_data / "real_video" / "vtest.avi").read_bytes()
-    (tmp_path / "cut.avi").write_bytes(data[:len(data) // 2])
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
     report = VideoFile(tmp_path / "cut.avi").probe()
     assert 300 < report.n_frames < 500 and report.missing_tail() == 795 - report.numbers[-1] - 1
     assert "decoding stopped after frame" in report.problems()[0] and "795" in report.problems()[0]
@@ -108,8 +109,9 @@ def test_official_shanghaitech_uses_its_pixel_masks(tmp_path, capsys):
     files = find_dataset(tmp_path / "data", "shanghaitech")
     assert files.layout == "shanghaitech" and [v.name for v in files.test] == list(written["test_videos"])
     assert all(v.masks is not None and len(v.masks) == len(v) for v in files.test)
-    assert train_cli(tiny_args(tmp_path / "data", tmp_path, 2, dataset="shanghaitech", val_interval=100,
-                               cache=True)) == 0
+    assert (
+        train_cli(tiny_args(tmp_path / "data", tmp_path, 2, dataset="shanghaitech", val_interval=100, cache=True)) == 0
+    )
     assert eval_cli(tmp_path / "w" / "shanghaitech_latest.pth", tmp_path / "data", tmp_path / "res") == 0
     metrics = json.loads((tmp_path / "res" / "shanghaitech_shanghaitech_latest" / "metrics.json").read_text())
     assert 0 <= metrics["pixel_auroc"] <= 1 and "pixel_auroc_skipped" not in metrics
@@ -168,8 +170,11 @@ def test_video_files_beyond_the_ram_budget_are_extracted_once_outside_the_data(t
     run, and re-extracted when the file changes (the stale extraction is removed)."""
     fl.write_custom(tmp_path / "data", "mycam", train={"a.avi": 12})
     before = snapshot(tmp_path / "data")
-    cfg = build_config("mycam", "tiny", {"data_root": str(tmp_path / "data"), "cache_max_gb": 0.0,
-                                         "cache_dir": str(tmp_path / "cache")})
+    cfg = build_config(
+        "mycam",
+        "tiny",
+        {"data_root": str(tmp_path / "data"), "cache_max_gb": 0.0, "cache_dir": str(tmp_path / "cache")},
+    )
     files = find_dataset(tmp_path / "data", "mycam")
     first = TrainWindows(files.train, cfg)
     extracted = list((tmp_path / "cache" / "frames").iterdir())
@@ -177,7 +182,7 @@ def test_video_files_beyond_the_ram_budget_are_extracted_once_outside_the_data(t
     stamp = snapshot(tmp_path / "cache")
     second = TrainWindows(files.train, cfg)
     assert snapshot(tmp_path / "cache") == stamp and torch.equal(first[3], second[3])
-    fl.write_custom(tmp_path / "data", "mycam", train={"a.avi": 14})     # the recording was replaced
+    fl.write_custom(tmp_path / "data", "mycam", train={"a.avi": 14})  # the recording was replaced
     third = TrainWindows(find_dataset(tmp_path / "data", "mycam").train, cfg)
     now = list((tmp_path / "cache" / "frames").iterdir())
     assert len(third) == 14 - 4 and len(now) == 1 and now[0] != extracted[0]
@@ -201,6 +206,7 @@ def test_decoder_recoveries_without_a_timestamp_gap_are_reported_as_damage():
     """A file without usable timestamps numbers frames in decode order, so damage shows only as failed reads that
     recovered: reported (eval.py then refuses the file), never silently renumbered."""
     from dataset import DecodeReport
+
     whole = DecodeReport(Path("x.avi"), np.arange(50), None, None, retries=0)
     damaged = DecodeReport(Path("x.avi"), np.arange(50), None, None, retries=3)
     assert whole.problems() == []
@@ -230,6 +236,7 @@ def test_video_and_folder_give_the_same_windows(tmp_path):
     writer.release()
     cfg = build_config("ped2", "tiny", {"data_root": str(tmp_path / "data")})
     from dataset import Video
+
     a = TrainWindows([Video("01", open_source(folder))], cfg)
     b = TrainWindows([Video("01", open_source(video))], cfg)
     assert len(a) == len(b) and all(torch.equal(a[i], b[i]) for i in range(len(a)))
@@ -257,7 +264,9 @@ def test_a_split_mixing_files_and_folders_is_refused(tmp_path):
     fl.write_custom(tmp_path, "cam", train={"a.avi": 8})
     (tmp_path / "cam" / "training" / "01").mkdir()
     cv2.imwrite(str(tmp_path / "cam" / "training" / "01" / "000.jpg"), np.zeros((8, 8, 3), np.uint8))
-    with pytest.raises(FFPError, match=r"split folder .*training mixes video files \(a\.avi\) and frame folders \(01\)"):
+    with pytest.raises(
+        FFPError, match=r"split folder .*training mixes video files \(a\.avi\) and frame folders \(01\)"
+    ):
         find_dataset(tmp_path, "cam")
 
 
@@ -284,9 +293,13 @@ def test_pixel_masks_as_video_files(tmp_path):
     written = fl.write_ucsd_original_layout(tmp_path, use_m_file=False, mask_ext="png")
     test_dir = written["dataset_dir"] / "Test"
     for gt_dir in sorted(test_dir.glob("Test*_gt")):
-        masks = [cv2.imread(str(p)) for p in sorted(gt_dir.iterdir(), key=lambda p: int("".join(filter(str.isdigit, p.stem))))]
-        writer = cv2.VideoWriter(str(test_dir / f"{gt_dir.name}.avi"), cv2.VideoWriter_fourcc(*"FFV1"), 10.0,
-                                 masks[0].shape[1::-1])
+        masks = [
+            cv2.imread(str(p))
+            for p in sorted(gt_dir.iterdir(), key=lambda p: int("".join(filter(str.isdigit, p.stem))))
+        ]
+        writer = cv2.VideoWriter(
+            str(test_dir / f"{gt_dir.name}.avi"), cv2.VideoWriter_fourcc(*"FFV1"), 10.0, masks[0].shape[1::-1]
+        )
         for mask in masks:
             writer.write(mask)
         writer.release()
@@ -307,11 +320,27 @@ def test_walkthrough_flow_on_real_footage(tmp_path, capsys):
     clip = real if real.is_file() else fl.write_video(tmp_path / "vtest.avi", fl.video_frames(80))
     (tmp_path / "data" / "campus" / "training").mkdir(parents=True)
     (tmp_path / "data" / "campus" / "training" / "vtest.avi").symlink_to(clip)
-    assert train_cli(tiny_args(tmp_path / "data", tmp_path, 4, "--train_until", "4s", dataset="campus",
-                               val_interval=100, cache=True)) == 0
+    assert (
+        train_cli(
+            tiny_args(
+                tmp_path / "data", tmp_path, 4, "--train_until", "4s", dataset="campus", val_interval=100, cache=True
+            )
+        )
+        == 0
+    )
     assert "validation AUC skipped" in capsys.readouterr().out
-    out = run_detect(clip, tmp_path / "w" / "campus_latest.pth", tmp_path / "det", "--start", "4s", "--mode",
-                     "stream", "--max_frames", "60", "--save_video")
+    out = run_detect(
+        clip,
+        tmp_path / "w" / "campus_latest.pth",
+        tmp_path / "det",
+        "--start",
+        "4s",
+        "--mode",
+        "stream",
+        "--max_frames",
+        "60",
+        "--save_video",
+    )
     frames = [int(r["frame"]) for r in read_scores(out)]
     assert frames == list(range(40, 60)) and (out / "heatmap.mp4").stat().st_size > 0
     summary = json.loads((out / "summary.json").read_text())

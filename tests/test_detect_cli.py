@@ -1,5 +1,6 @@
 """detect.py on unlabelled input: folders of frames, .avi files, both score modes, --start, a clip where nothing
 happens, a real clip, streaming memory."""
+
 from __future__ import annotations
 
 import json
@@ -57,7 +58,7 @@ def test_training_psnr_stats(synthetic_root):
     assert set(stats) == {"mean", "std", "n"} and stats["n"] == 40
     assert all(isinstance(stats[k], float) for k in ("mean", "std")) and stats["std"] > 0
     assert 0 < stats["mean"] < 100
-    assert g.training   # put back in the mode it was in (train.py calls it mid-training)
+    assert g.training  # put back in the mode it was in (train.py calls it mid-training)
 
 
 def test_prepare_frame_is_read_frame(test_video):
@@ -69,9 +70,9 @@ def test_whole_mode_on_folder(test_video, ckpts, tmp_path):
     out = run_detect(test_video, ckpts["plain"], tmp_path)
     assert out.name == "detect_01"
     rows = read_scores(out)
-    assert [int(r["frame"]) for r in rows] == list(range(4, 120))       # one row per predicted frame
+    assert [int(r["frame"]) for r in rows] == list(range(4, 120))  # one row per predicted frame
     scores = np.array([float(r["score"]) for r in rows])
-    assert scores.min() == 0.0 and scores.max() == 1.0                   # 1 - minmax over the whole file
+    assert scores.min() == 0.0 and scores.max() == 1.0  # 1 - minmax over the whole file
     above = [int(r["frame"]) for r in rows if r["above_threshold"] == "1"]
     assert above == [int(r["frame"]) for r in rows if float(r["score"]) > 0.5]
     alarms = (out / "alarms.txt").read_text().splitlines()
@@ -79,7 +80,7 @@ def test_whole_mode_on_folder(test_video, ckpts, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "whole" and summary["threshold"] == 0.5 and summary["n_frames"] == 116
     assert (out / "curve.png").stat().st_size > 0 and (out / "index.html").is_file()
-    assert run_detect(test_video, ckpts["plain"], tmp_path).name == "detect_01_2"   # numbered sibling
+    assert run_detect(test_video, ckpts["plain"], tmp_path).name == "detect_01_2"  # numbered sibling
 
 
 def test_user_threshold_lists_the_frames_above_it(test_video, ckpts, tmp_path):
@@ -96,13 +97,14 @@ def test_events_follow_the_gap_and_minimum_flags(test_video, ckpts, tmp_path, ca
     """summary.json's events are the alarm frames merged with --event_gap / --min_event (frames or seconds at the
     input's rate: a folder is 10 fps); the page lists them and states the whole-mode caveat."""
     from evaluation.events import merge_events
+
     out = run_detect(test_video, ckpts["plain"], tmp_path / "a", "--event_gap", "0.3s", "--min_event", "2")
     summary = json.loads((out / "summary.json").read_text())
     rows = read_scores(out)
     frames, scores = np.array([int(r["frame"]) for r in rows]), np.array([float(r["score"]) for r in rows])
     expected = [e.as_dict() for e in merge_events(frames, scores, 0.5, 10.0, gap_frames=3, min_frames=2)]
     assert summary["n_events"] == len(expected) == len(summary["events"]) > 0
-    for got, want in zip(summary["events"], expected):   # scores.csv rounds the scores: the peak to 1e-5
+    for got, want in zip(summary["events"], expected):  # scores.csv rounds the scores: the peak to 1e-5
         assert got["peak_score"] == pytest.approx(want.pop("peak_score"), abs=1e-5)
         assert {k: got[k] for k in want} == pytest.approx(want)
     assert (summary["event_gap_frames"], summary["min_event_frames"], summary["fps"]) == (3, 2, 10.0)
@@ -111,8 +113,8 @@ def test_events_follow_the_gap_and_minimum_flags(test_video, ckpts, tmp_path, ca
     assert f"{len(expected)} event" in printed and "relative to this clip" in printed
     page = (out / "index.html").read_text()
     assert "<h2>Events</h2>" in page and "relative to this clip" in page and "01 — whole mode" in page
-    assert page.index("<details>") > page.index("<h2>Events</h2>")       # the run's details folded, last
-    run = summary["run"]                                                 # the header: what ran where, how long
+    assert page.index("<details>") > page.index("<h2>Events</h2>")  # the run's details folded, last
+    run = summary["run"]  # the header: what ran where, how long
     assert run["mode"] == "whole" and run["input"] == str(test_video) and "(step 0)" in run["checkpoint"]
     for label in ("scored", "git commit", "torch", "device", "scoring time"):
         assert run[label] and f"<td>{label}</td>" in page.split("<h2>Events</h2>")[0], label
@@ -162,15 +164,36 @@ def test_lossless_avi_scores_like_the_folder(test_video, ckpts, tmp_path):
 
 def test_stream_mode_without_stats_is_a_clear_error(test_video, ckpts, tmp_path, capsys):
     """A checkpoint without statistics whose training data cannot be found: one line saying what to do."""
-    argv = ["--video", str(test_video), "--trained_model", str(ckpts["plain"]), "--mode", "stream",
-            "--out_dir", str(tmp_path), "--data_root", str(tmp_path / "nowhere")]
+    argv = [
+        "--video",
+        str(test_video),
+        "--trained_model",
+        str(ckpts["plain"]),
+        "--mode",
+        "stream",
+        "--out_dir",
+        str(tmp_path),
+        "--data_root",
+        str(tmp_path / "nowhere"),
+    ]
     assert run_cli(detect.main, argv) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "psnr_stats" in err and "--mode whole" in err and "--psnr_mean" in err
     assert list(tmp_path.iterdir()) == []
     # ... and explicit statistics make it work.
-    out = run_detect(test_video, ckpts["plain"], tmp_path, "--mode", "stream", "--psnr_mean", "20",
-                     "--psnr_std", "2", "--max_frames", "20")
+    out = run_detect(
+        test_video,
+        ckpts["plain"],
+        tmp_path,
+        "--mode",
+        "stream",
+        "--psnr_mean",
+        "20",
+        "--psnr_std",
+        "2",
+        "--max_frames",
+        "20",
+    )
     assert len(read_scores(out)) == 16
 
 
@@ -184,23 +207,39 @@ def _garbage_file(tmp: Path) -> Path:
     return tmp / "bad.avi"
 
 
-@pytest.mark.parametrize("make, fragment", [
-    (lambda tmp: tmp / "missing.mp4", "does not exist"),
-    (_empty_folder, "holds no frames"),
-    (_garbage_file, "cannot open video file"),
-])
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (lambda tmp: tmp / "missing.mp4", "does not exist"),
+        (_empty_folder, "holds no frames"),
+        (_garbage_file, "cannot open video file"),
+    ],
+)
 def test_bad_video_inputs(make, fragment, ckpts, tmp_path, capsys):
     video = make(tmp_path)
-    assert run_cli(detect.main, ["--video", str(video), "--trained_model", str(ckpts["plain"]),
-                                 "--out_dir", str(tmp_path / "r")]) == 1
+    assert (
+        run_cli(
+            detect.main,
+            ["--video", str(video), "--trained_model", str(ckpts["plain"]), "--out_dir", str(tmp_path / "r")],
+        )
+        == 1
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and fragment in err and str(video) in err
     assert not (tmp_path / "r").exists() or list((tmp_path / "r").iterdir()) == []
 
 
 def test_too_short_video(test_video, ckpts, tmp_path, capsys):
-    argv = ["--video", str(test_video), "--trained_model", str(ckpts["plain"]), "--max_frames", "4",
-            "--out_dir", str(tmp_path)]
+    argv = [
+        "--video",
+        str(test_video),
+        "--trained_model",
+        str(ckpts["plain"]),
+        "--max_frames",
+        "4",
+        "--out_dir",
+        str(tmp_path),
+    ]
     assert run_cli(detect.main, argv) == 1
     assert "4 frame(s) read, fewer than the 5-frame window" in capsys.readouterr().err
 
@@ -215,7 +254,6 @@ def test_real_clip_vtest(shared_data, ckpts, tmp_path):
     assert json.loads((out / "summary.json").read_text())["frames_read"] == 120
 
 
-
 def test_real_clip_from_ped2(shared_data, ckpts, tmp_path):
     """A real clip: the first 60 frames of UCSD Ped2 Test004 (a cart) written as an MJPG .avi, whole mode + video."""
     frames = find_dataset(shared_data, "ped2").test[3].source.files[:60]
@@ -227,6 +265,7 @@ def test_real_clip_from_ped2(shared_data, ckpts, tmp_path):
     video = cv2.VideoCapture(str(out / "heatmap.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 56
     video.release()
+
 
 MEMORY_SCRIPT = textwrap.dedent("""
     import json, sys
@@ -273,13 +312,14 @@ def test_streaming_memory_does_not_grow_with_length(tmp_path):
     the per-frame PSNR the stream keeps is 80 kB.
     """
     csv_path = tmp_path / "scores.csv"
-    result = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(ROOT), str(csv_path)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT, str(ROOT), str(csv_path)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["n"] == 19_996
     assert report["growth_kb"] < 16 * 1024, report
-    assert sum(1 for _ in open(csv_path)) == 19_996 + 1   # header + one row per frame, written as it went
+    assert sum(1 for _ in open(csv_path)) == 19_996 + 1  # header + one row per frame, written as it went
 
 
 def test_detect_start_scores_the_rest(clean_mp4, tmp_path):
@@ -303,11 +343,13 @@ def test_a_clip_where_nothing_happens_scores_zero_and_says_so(tmp_path, capsys):
     clip, ckpt = static_clip(tmp_path / "clip"), save_random_checkpoint(tmp_path / "c.pth")
     out = run_detect(clip, ckpt, tmp_path / "whole")
     rows = read_scores(out)
-    assert len(rows) == 8 and {float(r["score"]) for r in rows} == {0.0} and all(r["above_threshold"] == "0" for r in rows)
+    assert (
+        len(rows) == 8 and {float(r["score"]) for r in rows} == {0.0} and all(r["above_threshold"] == "0" for r in rows)
+    )
     assert "PSNR span below 0.1 dB" in capsys.readouterr().out
     assert any("PSNR span below 0.1 dB" in n for n in json.loads((out / "summary.json").read_text())["notes"])
     assert "PSNR span below 0.1 dB" in (out / "index.html").read_text()
-    rows = read_scores(run_detect(clip, ckpt, tmp_path / "stream", "--mode", "stream", "--psnr_mean", "30",
-                                  "--psnr_std", "2"))
+    rows = read_scores(
+        run_detect(clip, ckpt, tmp_path / "stream", "--mode", "stream", "--psnr_mean", "30", "--psnr_std", "2")
+    )
     assert len({r["score"] for r in rows}) == 1 and np.isfinite(float(rows[0]["score"]))
-

@@ -3,6 +3,7 @@
 Real `python detect.py …` subprocesses where a signal or a full disk is involved, with an untrained tiny
 generator (helpers.save_random_checkpoint).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,35 @@ def test_detect_on_a_full_disk_names_the_file(tmp_path, tiny_disk):
     clip.mkdir()
     rng = np.random.default_rng(0)
     import cv2
+
     for i in range(400):
         cv2.imwrite(str(clip / f"{i:04d}.png"), rng.integers(0, 255, (24, 36, 3), dtype=np.uint8))
     ckpt = save_random_checkpoint(tmp_path / "c.pth")
     (tiny_disk / "filler").write_bytes(b"\0" * (1024 * 1024 - 12 * 1024))
-    proc = subprocess.run([sys.executable, "detect.py", "--video", str(clip), "--trained_model", str(ckpt),
-                           "--out_dir", str(tiny_disk / "results"), "--mode", "stream", "--psnr_mean", "20",
-                           "--psnr_std", "2", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "detect.py",
+            "--video",
+            str(clip),
+            "--trained_model",
+            str(ckpt),
+            "--out_dir",
+            str(tiny_disk / "results"),
+            "--mode",
+            "stream",
+            "--psnr_mean",
+            "20",
+            "--psnr_std",
+            "2",
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-2000:]
     assert str(tiny_disk / "results") in lines[0] and "No space left on device" in lines[0]
@@ -39,16 +62,42 @@ def test_ctrl_c_during_a_stream_keeps_what_was_scored(tmp_path):
     """SIGINT while detect.py --mode stream scores a long clip: exit 130, and the result folder holds every row
     scored so far, the alarms, and a summary marked interrupted."""
     clip = tmp_path / "clip.avi"
-    fl.write_video(clip, fl.video_frames(3000))    # the signal comes after 50 rows: the clip bounds the run
+    fl.write_video(clip, fl.video_frames(3000))  # the signal comes after 50 rows: the clip bounds the run
     ckpt = save_random_checkpoint(tmp_path / "c.pth")
-    proc = subprocess.Popen([sys.executable, "detect.py", "--video", str(clip), "--trained_model", str(ckpt),
-                             "--out_dir", str(tmp_path / "res"), "--mode", "stream", "--psnr_mean", "20",
-                             "--psnr_std", "2", "--batch_size", "8", "--device", "cpu", "--threads", "1"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "detect.py",
+            "--video",
+            str(clip),
+            "--trained_model",
+            str(ckpt),
+            "--out_dir",
+            str(tmp_path / "res"),
+            "--mode",
+            "stream",
+            "--psnr_mean",
+            "20",
+            "--psnr_std",
+            "2",
+            "--batch_size",
+            "8",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
-        while not any(p.name.startswith(".detect_clip") for p in (tmp_path / "res").glob(".*")) or \
-                sum(1 for _ in next((tmp_path / "res").glob(".detect_clip*")).joinpath("scores.csv").open()) < 50:
+        while (
+            not any(p.name.startswith(".detect_clip") for p in (tmp_path / "res").glob(".*"))
+            or sum(1 for _ in next((tmp_path / "res").glob(".detect_clip*")).joinpath("scores.csv").open()) < 50
+        ):
             assert proc.poll() is None, f"detect.py ended (exit {proc.returncode}) before scoring 50 frames"
             assert time.monotonic() < deadline, "detect.py did not score 50 frames within 120 s"
             time.sleep(0.05)
@@ -69,6 +118,7 @@ def test_ctrl_c_during_a_stream_keeps_what_was_scored(tmp_path):
 def test_an_empty_start_is_one_error_line(tmp_path, capsys):
     """detect.py --start '' (an empty shell variable): one error line naming the flag, no traceback."""
     import detect
+
     clip = fl.write_video(tmp_path / "clip.avi", fl.video_frames(8))
     ckpt = save_random_checkpoint(tmp_path / "c.pth")
     argv = ["--video", str(clip), "--trained_model", str(ckpt), "--start", "", "--out_dir", str(tmp_path / "r")]

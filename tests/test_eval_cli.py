@@ -1,5 +1,6 @@
 """eval.py end to end on the synthetic dataset (6 test videos of 120 frames, pixel masks) with a randomly
 initialised very small generator saved as a checkpoint: seconds per run, no training."""
+
 from __future__ import annotations
 
 import csv
@@ -23,12 +24,13 @@ from dataset import find_dataset
 from evaluation.video import PANEL_MIN_H, STRIP_H
 from model import Generator
 
-N_TEST_VIDEOS, N_FRAMES = 6, 120           # the default synthetic dataset (prepare_dataset insists on it)
+N_TEST_VIDEOS, N_FRAMES = 6, 120  # the default synthetic dataset (prepare_dataset insists on it)
 
 
 def run_eval(ckpt: Path, root: Path, out: Path, *extra: str) -> int:
-    return eval_script.main(["--trained_model", str(ckpt), "--data_root", str(root), "--out_dir", str(out),
-                             "--device", "cpu", *extra])
+    return eval_script.main(
+        ["--trained_model", str(ckpt), "--data_root", str(root), "--out_dir", str(out), "--device", "cpu", *extra]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def test_metrics_json_keys_types_ranges(video_run):
     assert "nearest" in protocol and "frame index >= 4" in protocol and "subsample" in protocol
     # All scored frames' 32×48 pixels fit in the 2M sample: nothing is dropped here.
     assert f"{m['n_frames'] * 32 * 48:,} of {m['n_frames'] * 32 * 48:,} pixels" in protocol
-    run = m["run"]                      # the page's header, kept with the numbers
+    run = m["run"]  # the page's header, kept with the numbers
     assert run["dataset"] == "synthetic" and "(step 0, not selected with test labels)" in run["checkpoint"]
     assert run["torch"] == torch.__version__ and run["device"].startswith("cpu") and run["git commit"]
 
@@ -97,8 +99,8 @@ def test_heatmap_videos_frames_and_width(video_run):
             n, frame = n + 1, img
         cap.release()
         assert n == N_FRAMES - 4, path
-        assert frame.shape[1] == 3 * TINY.width * scale                       # frame | heatmap | overlay
-        assert frame.shape[0] == TINY.height * scale + STRIP_H                 # panels + score strip
+        assert frame.shape[1] == 3 * TINY.width * scale  # frame | heatmap | overlay
+        assert frame.shape[0] == TINY.height * scale + STRIP_H  # panels + score strip
 
 
 def test_second_run_is_numbered_then_overwrite_reuses(video_run, synthetic_root):
@@ -110,15 +112,18 @@ def test_second_run_is_numbered_then_overwrite_reuses(video_run, synthetic_root)
     assert run_eval(ckpt, synthetic_root, results, "--no_pixel_auroc", "--overwrite") == 0
     assert not (results / "synthetic_synthetic_latest_3").exists()
     replaced = json.loads((out / "metrics.json").read_text())
-    assert "pixel_auroc" not in replaced           # the first folder was replaced by the new run
-    assert not (out / "videos").exists()           # ... entirely, not merged into
+    assert "pixel_auroc" not in replaced  # the first folder was replaced by the new run
+    assert not (out / "videos").exists()  # ... entirely, not merged into
     assert not [p for p in results.iterdir() if p.name.startswith(".")], "temp folders left behind"
 
 
-@pytest.mark.parametrize("module, target, flags", [
-    (report, "_plot_roc", ()),                                   # after scores.csv and metrics.json
-    (eval_script, "write_heatmap_video", ("--save_video",)),     # during the per-video pass
-])
+@pytest.mark.parametrize(
+    "module, target, flags",
+    [
+        (report, "_plot_roc", ()),  # after scores.csv and metrics.json
+        (eval_script, "write_heatmap_video", ("--save_video",)),  # during the per-video pass
+    ],
+)
 def test_failure_midway_leaves_no_result_folder(synthetic_root, tmp_path, monkeypatch, module, target, flags):
     """A crash after some files were written leaves neither a result folder nor temp files (nor the --out_dir the
     run created for them)."""
@@ -147,8 +152,13 @@ def test_plain_run_computes_no_error_maps(synthetic_root, tmp_path, monkeypatch,
     assert run_eval(ckpt, synthetic_root, tmp_path / "r", "--no_pixel_auroc", "--smooth_sigma", "2") == 0
     printed = capsys.readouterr().out
     auc_lines = [line for line in printed.splitlines() if "AUC" in line and "pixel" not in line]
-    assert auc_lines and all("ckpt=synthetic_best.pth" in line and "selected_with_test_labels=YES" in line
-                             and "sigma=2" in line and "dropped=4" in line for line in auc_lines)
+    assert auc_lines and all(
+        "ckpt=synthetic_best.pth" in line
+        and "selected_with_test_labels=YES" in line
+        and "sigma=2" in line
+        and "dropped=4" in line
+        for line in auc_lines
+    )
     m = json.loads((tmp_path / "r" / "synthetic_synthetic_best" / "metrics.json").read_text())
     assert m["selected_with_test_labels"] is True and m["smooth_sigma"] == 2.0
     assert sizes == [1] * 2 * report.WORST_PER_KIND
@@ -214,6 +224,7 @@ def test_read_mask_nearest_keeps_binary(tmp_path):
     mask[100:140, 200:260] = 255
     cv2.imwrite(str(tmp_path / "m.png"), mask)
     from dataset import MaskImages
+
     small = MaskImages([tmp_path / "m.png"], tmp_path).read(0, (64, 96))
     assert small.shape == (64, 96) and small.dtype == bool
     assert 0.5 * (40 * 60 / (240 * 360)) < small.mean() < 1.5 * (40 * 60 / (240 * 360))
@@ -222,8 +233,12 @@ def test_read_mask_nearest_keeps_binary(tmp_path):
 def test_bad_inputs_are_one_line_errors(synthetic_root, tmp_path, capsys):
     ckpt = save_random_checkpoint(tmp_path / "c.pth")
     assert run_cli(eval_script.main, ["--trained_model", str(tmp_path / "missing.pth")]) == 1
-    assert run_cli(eval_script.main, ["--trained_model", str(ckpt), "--data_root", str(synthetic_root),
-                                      "--smooth_sigma", "-1"]) == 1
+    assert (
+        run_cli(
+            eval_script.main, ["--trained_model", str(ckpt), "--data_root", str(synthetic_root), "--smooth_sigma", "-1"]
+        )
+        == 1
+    )
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2 and "missing.pth" in errors[0] and "--smooth_sigma" in errors[1]
 
@@ -234,8 +249,18 @@ def test_evaluation_never_overwrites_silently(data_root, tmp_path, capsys):
     assert train_cli(tiny_args(data_root, tmp_path / "run", 6, "--save_interval", "3", "--lr_drop_steps", "4")) == 0
     ckpt = tmp_path / "run" / "w" / LATEST
     results = tmp_path / "results"
-    argv = ["--trained_model", str(ckpt), "--data_root", str(data_root), "--out_dir", str(results),
-            "--num_workers", "0", "--device", "cpu"]
+    argv = [
+        "--trained_model",
+        str(ckpt),
+        "--data_root",
+        str(data_root),
+        "--out_dir",
+        str(results),
+        "--num_workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
 
     def snapshot(folder: Path) -> dict:
         return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
@@ -249,8 +274,10 @@ def test_evaluation_never_overwrites_silently(data_root, tmp_path, capsys):
     assert snapshot(first) == before and (second / "metrics.json").is_file()
     second_files = snapshot(second)
     assert eval_script.main([*argv, "--overwrite"]) == 0
-    assert sorted(p.name for p in results.iterdir() if not p.name.startswith(".")) == \
-        ["ped2_ped2_latest", "ped2_ped2_latest_2"]
+    assert sorted(p.name for p in results.iterdir() if not p.name.startswith(".")) == [
+        "ped2_ped2_latest",
+        "ped2_ped2_latest_2",
+    ]
     assert not (first / "my_notes.txt").exists() and (first / "metrics.json").is_file()
     assert snapshot(second) == second_files
     assert not [p for p in results.iterdir() if p.name.startswith(".")], "temp folders left behind"

@@ -2,6 +2,7 @@
 
 Without chromium these tests skip, except under CI (CI=true), where they fail: .ci/run installs it.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -22,8 +23,9 @@ def _heatmap_video(path, fps: float, codec: str | None) -> HeatmapVideoWriter:
     """FRAMES random frames of SIZE (H, W) through HeatmapVideoWriter; the closed writer."""
     rng = np.random.default_rng(0)
     errs = [rng.random(SIZE) * 0.02 for _ in range(FRAMES)]
-    with HeatmapVideoWriter(path, fps, vmax=choose_vmax(errs), size=SIZE, curve_length=FRAMES, threshold=0.5,
-                            codec=codec) as writer:
+    with HeatmapVideoWriter(
+        path, fps, vmax=choose_vmax(errs), size=SIZE, curve_length=FRAMES, threshold=0.5, codec=codec
+    ) as writer:
         for i, err in enumerate(errs):
             writer.add(rng.random((*SIZE, 3)), err, score=i / (FRAMES - 1), label=int(i >= 10))
     return writer
@@ -32,8 +34,9 @@ def _heatmap_video(path, fps: float, codec: str | None) -> HeatmapVideoWriter:
 def _video_page(folder, video_name: str):
     """A page with one <video preload="auto"> of `video_name` (same folder) and the media probe."""
     page = folder / "page.html"
-    page.write_text(f'<!doctype html><html><body><video preload="auto" src="{video_name}"></video></body></html>',
-                    encoding="utf-8")
+    page.write_text(
+        f'<!doctype html><html><body><video preload="auto" src="{video_name}"></video></body></html>', encoding="utf-8"
+    )
     return with_probe(page)
 
 
@@ -51,11 +54,16 @@ def test_missing_chromium_skips_but_fails_under_ci(monkeypatch, tmp_path, ci, ou
 
 # ----------------------------------------------------------------------------- rendering in a browser
 
+
 def test_index_renders_in_headless_chromium(written_report, tmp_path):
     _, index, _, _ = written_report
     shot = tmp_path / "shot.png"
-    subprocess.run(chromium_args(tmp_path, f"--screenshot={shot}", "--window-size=1200,2000",
-                                 index.resolve().as_uri()), check=True, timeout=60, capture_output=True)
+    subprocess.run(
+        chromium_args(tmp_path, f"--screenshot={shot}", "--window-size=1200,2000", index.resolve().as_uri()),
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
     image = cv2.imread(str(shot))
     assert image is not None and image.std() > 10  # a blank (all-white) page has std ~0
 
@@ -64,7 +72,7 @@ def test_report_media_loads_in_headless_chromium(written_report, tmp_path):
     """Every <video> of the eval report plays (duration > 0) and every <img> decodes (naturalWidth > 0)."""
     _, index, _, _ = written_report
     seen = chromium_probe(with_probe(index), tmp_path)
-    assert seen["videos"] and seen["images"], seen        # the fixture's report links one video and plots
+    assert seen["videos"] and seen["images"], seen  # the fixture's report links one video and plots
     for v in seen["videos"]:
         assert v["error"] is None and v["duration"] and v["duration"] > 0 and v["width"] > 0, v
     for img in seen["images"]:
@@ -86,4 +94,4 @@ def test_mp4v_fallback_fails_the_browser_probe(tmp_path):
     """The probe really tests playability: OpenCV's 'mp4v' (the fallback) is refused by Chromium."""
     _heatmap_video(tmp_path / "v.mp4", 10.0, codec="mp4v")
     (seen,) = chromium_probe(_video_page(tmp_path, "v.mp4"), tmp_path)["videos"]
-    assert seen["error"] == 4 and seen["duration"] is None, seen   # 4: MEDIA_ERR_SRC_NOT_SUPPORTED
+    assert seen["error"] == 4 and seen["duration"] is None, seen  # 4: MEDIA_ERR_SRC_NOT_SUPPORTED

@@ -1,4 +1,5 @@
 """evaluation.events: alarm frames merged into events, and the --event_gap / --min_event values."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,7 +35,7 @@ def test_runs_separated_by_at_most_the_gap_merge():
     assert spans(merge_events(FRAMES, scores, 0.5, 10.0, 1, 1))[:2] == [(10, 12), (15, 17)]
     merged = merge_events(FRAMES, scores, 0.5, 10.0, 2, 1)
     assert spans(merged) == [(10, 17), (30, 30), (40, 49)]
-    assert merged[0].n_alarm_frames == 6 and merged[0].n_frames == 8     # the dip 13-14 is spanned, not counted
+    assert merged[0].n_alarm_frames == 6 and merged[0].n_frames == 8  # the dip 13-14 is spanned, not counted
     # 31..39 (9 frames) separate 30 from 40: gap 9 joins them, 8 does not.
     assert spans(merge_events(FRAMES, scores, 0.5, 10.0, 9, 1))[-1] == (30, 49)
     assert spans(merge_events(FRAMES, scores, 0.5, 10.0, 8, 1))[-1] == (40, 49)
@@ -53,8 +54,8 @@ def test_alarm_is_strictly_above_the_threshold_and_peak_and_seconds():
     frames = np.arange(20, 30)
     scores = np.array([0.5, 0.6, 0.9, 0.7, 0.9, 0.5, 0.0, 0.0, 0.0, 0.0])
     (event,) = merge_events(frames, scores, 0.5, 25.0, 0, 1)
-    assert (event.first_frame, event.last_frame) == (21, 24)     # the 0.5 at 20 and 25 equal the threshold
-    assert (event.peak_frame, event.peak_score) == (22, 0.9)     # the first of two equal peaks
+    assert (event.first_frame, event.last_frame) == (21, 24)  # the 0.5 at 20 and 25 equal the threshold
+    assert (event.peak_frame, event.peak_score) == (22, 0.9)  # the first of two equal peaks
     assert event.start_s == pytest.approx(21 / 25) and event.end_s == pytest.approx(25 / 25)  # end of frame 24
     assert event.duration_s == pytest.approx(4 / 25)
     d = event.as_dict()
@@ -68,7 +69,7 @@ def test_missing_frame_numbers_count_as_gap():
     scores = alarms_at(frames, [18, 19, 30, 31])
     assert spans(merge_events(frames, scores, 0.5, 10.0, 0, 1)) == [(18, 19), (30, 31)]
     assert spans(merge_events(frames, scores, 0.5, 10.0, 9, 1)) == [(18, 19), (30, 31)]
-    (event,) = merge_events(frames, scores, 0.5, 10.0, 10, 1)     # a gap of 10 (20..29) is spanned
+    (event,) = merge_events(frames, scores, 0.5, 10.0, 10, 1)  # a gap of 10 (20..29) is spanned
     assert spans([event]) == [(18, 31)] and event.n_alarm_frames == 4 and event.n_frames == 14
 
 
@@ -81,11 +82,24 @@ def test_bad_arrays_are_programming_errors():
         merge_events(np.arange(3), np.zeros(3), 0.5, 0.0, 0, 1)
 
 
-@pytest.mark.parametrize("text, fps, frames", [
-    ("0", 30.0, 0), ("0s", 30.0, 0), ("5", 30.0, 5), ("5f", 30.0, 5), ("5 frames", 30.0, 5), ("1 frame", 9.0, 1),
-    ("0.5s", 10.0, 5), ("0.3s", 10.0, 3), ("0.5s", 25.0, 13), ("0.3 s", 25.0, 8), ("2sec", 29.97, 60),
-    (".5s", 30.0, 15), (" 7 ", 1.0, 7),
-])
+@pytest.mark.parametrize(
+    "text, fps, frames",
+    [
+        ("0", 30.0, 0),
+        ("0s", 30.0, 0),
+        ("5", 30.0, 5),
+        ("5f", 30.0, 5),
+        ("5 frames", 30.0, 5),
+        ("1 frame", 9.0, 1),
+        ("0.5s", 10.0, 5),
+        ("0.3s", 10.0, 3),
+        ("0.5s", 25.0, 13),
+        ("0.3 s", 25.0, 8),
+        ("2sec", 29.97, 60),
+        (".5s", 30.0, 15),
+        (" 7 ", 1.0, 7),
+    ],
+)
 def test_parse_duration(text, fps, frames):
     """Frames as given; seconds × fps rounded half up (0.5 s at 25 fps: 12.5 -> 13)."""
     assert parse_duration(text, "--event_gap", fps) == frames

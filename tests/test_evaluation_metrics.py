@@ -1,4 +1,5 @@
 """Metrics of the paper's protocol against hand-computed fixtures (the arithmetic is in the comments)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,6 +26,7 @@ FIVE_LABELS = np.array([0, 0, 1, 0, 1])
 
 
 # ----------------------------------------------------------------------------- scores.py
+
 
 def test_psnr_of_known_mse():
     # A difference of 0.2 on [-1, 1] is 0.1 on [0, 1] -> MSE 0.01 -> 10*log10(1/0.01) = 20 dB.
@@ -70,9 +72,10 @@ def test_minmax_and_score_chain_three_videos():
     # negatives' {.5, 0 (A), 0 (B), .5, 0 (C)}. Pairs won (tie = 1/2):
     # each positive 1 beats all 5 -> 10; .75 beats all 5 -> 5; 0 (B) ties the three 0s -> 1.5.
     # AUC = 16.5 / (4 * 5) = 0.825.
-    m = compute_metrics({"A": np.array([20.0, 25.0, 30.0]), "B": np.array([40.0, 40.0]),
-                         "C": np.array([10.0, 14.0, 12.0, 18.0])},
-                        {"A": np.array([1, 0, 0]), "B": np.array([0, 1]), "C": np.array([1, 0, 1, 0])})
+    m = compute_metrics(
+        {"A": np.array([20.0, 25.0, 30.0]), "B": np.array([40.0, 40.0]), "C": np.array([10.0, 14.0, 12.0, 18.0])},
+        {"A": np.array([1, 0, 0]), "B": np.array([0, 1]), "C": np.array([1, 0, 1, 0])},
+    )
     assert m["micro_auc"] == pytest.approx(0.825)
     assert m["n_frames"] == 9 and m["n_abnormal"] == 4
 
@@ -83,6 +86,7 @@ def test_true_runs():
 
 
 # ----------------------------------------------------------------------------- frame-level metrics
+
 
 def test_five_frame_auc_ap_eer_by_hand():
     m = compute_metrics({"v": FIVE_PSNR}, {"v": FIVE_LABELS})
@@ -118,8 +122,10 @@ def test_pad_trick_all_abnormal_and_all_normal_videos():
     # All normal, padded: labels [0 | 0 0 0 | 1], scores [0 | 0 1 .5 | 1]. One positive (pad, 1);
     # it beats 0, 0, .5 and ties 1 -> 3.5 / 4 = 0.875.
     assert padded_auc(np.array([0, 0, 0]), np.array([0.0, 1.0, 0.5])) == pytest.approx(0.875)
-    m = compute_metrics({"ab": np.array([30.0, 20.0, 25.0]), "no": np.array([30.0, 20.0, 25.0])},
-                        {"ab": np.array([1, 1, 1]), "no": np.array([0, 0, 0])})
+    m = compute_metrics(
+        {"ab": np.array([30.0, 20.0, 25.0]), "no": np.array([30.0, 20.0, 25.0])},
+        {"ab": np.array([1, 1, 1]), "no": np.array([0, 0, 0])},
+    )
     assert m["per_video_auc"] == pytest.approx({"ab": 0.875, "no": 0.875})
     assert m["macro_auc"] == pytest.approx(0.875)
     # Micro: both classes have scores {0, 1, .5}: wins 2 + 1 + 0 plus ties 3 * .5 = 4.5 of 9 -> 0.5.
@@ -148,8 +154,9 @@ def test_raw_psnr_auc_differs_when_normalisation_matters():
     # Per-video scores: A [0, 1], B [0, 1] -> micro AUC 1.
     # Raw -PSNR: positives {-38, -28}, negatives {-40, -30}: -38 beats -40 only, -28 beats both
     # -> 3 / 4 = 0.75 (B's normal frame looks worse than A's abnormal one).
-    m = compute_metrics({"A": np.array([40.0, 38.0]), "B": np.array([30.0, 28.0])},
-                        {"A": np.array([0, 1]), "B": np.array([0, 1])})
+    m = compute_metrics(
+        {"A": np.array([40.0, 38.0]), "B": np.array([30.0, 28.0])}, {"A": np.array([0, 1]), "B": np.array([0, 1])}
+    )
     assert m["micro_auc"] == pytest.approx(1.0)
     assert m["raw_psnr_micro_auc"] == pytest.approx(0.75)
 
@@ -162,26 +169,31 @@ def test_protocol_knobs_recorded():
 
 # ----------------------------------------------------------------------------- error paths
 
+
 def test_length_mismatch_names_video_and_counts():
     with pytest.raises(FFPError) as err:
         compute_metrics({"Test007": np.zeros(5)}, {"Test007": np.zeros(4, int)})
     assert "Test007" in str(err.value) and "5" in str(err.value) and "4" in str(err.value)
 
 
-@pytest.mark.parametrize("psnr, labels, fragment", [
-    ({"v": np.array([1.0, 2.0])}, {"v": np.array([0, 2])}, "must be 0"),
-    ({}, {}, "no scored frames"),
-    ({"v": np.array([])}, {"v": np.array([], int)}, "no scored frames"),
-    ({"v": np.array([1.0, 2.0])}, {"v": np.array([0, 0])}, "undefined"),
-    ({"v": np.array([1.0, np.nan])}, {"v": np.array([0, 1])}, "NaN"),
-    ({"v": np.array([1.0])}, {"w": np.array([0])}, "appear in only one"),
-])
+@pytest.mark.parametrize(
+    "psnr, labels, fragment",
+    [
+        ({"v": np.array([1.0, 2.0])}, {"v": np.array([0, 2])}, "must be 0"),
+        ({}, {}, "no scored frames"),
+        ({"v": np.array([])}, {"v": np.array([], int)}, "no scored frames"),
+        ({"v": np.array([1.0, 2.0])}, {"v": np.array([0, 0])}, "undefined"),
+        ({"v": np.array([1.0, np.nan])}, {"v": np.array([0, 1])}, "NaN"),
+        ({"v": np.array([1.0])}, {"w": np.array([0])}, "appear in only one"),
+    ],
+)
 def test_bad_inputs_raise_ffperror(psnr, labels, fragment):
     with pytest.raises(FFPError, match=fragment):
         compute_metrics(psnr, labels)
 
 
 # ----------------------------------------------------------------------------- pixel AUROC
+
 
 def _pixel_case(invert: bool):
     """Three 6x8 frames whose masked pixels have larger (or, inverted, smaller) error than the rest."""
@@ -230,7 +242,7 @@ def test_pixel_auroc_accumulator_batches_match_the_iterable_version():
 def test_pixel_auroc_accumulator_memory_is_bounded():
     acc = PixelAUROC(max_pixels=1_000, seed=0)
     rng = np.random.default_rng(2)
-    for _ in range(50):   # 50 × 4096 pixels offered, at most 2k kept between trims
+    for _ in range(50):  # 50 × 4096 pixels offered, at most 2k kept between trims
         mask = rng.random((64, 64)) > 0.9
         acc.add(rng.random((64, 64)) + mask, mask)
         assert len(acc._sampler.keys) <= 2 * 1_000 + 64 * 64
@@ -238,6 +250,7 @@ def test_pixel_auroc_accumulator_memory_is_bounded():
 
 
 # ----------------------------------------------------------------------------- console table
+
 
 def test_table_lines_carry_protocol_knobs():
     m = compute_metrics({"v": FIVE_PSNR}, {"v": FIVE_LABELS}, smooth_sigma=1.5)

@@ -1,4 +1,5 @@
 """Report files, heatmap videos and the HTML page, on small fake data."""
+
 from __future__ import annotations
 
 import csv
@@ -76,10 +77,10 @@ def test_protocol_is_stated_once_and_the_config_is_folded_away(written_report):
     _, index, _, _ = written_report
     page = index.read_text()
     assert page.count("Protocol:") == 1 and page.count("sigma = 1 frames") == 1
-    assert page.index("<details>") > page.index("Frame-level metrics")   # the config comes last, folded
+    assert page.index("<details>") > page.index("Frame-level metrics")  # the config comes last, folded
     assert "<pre>" not in page.split("<details>")[0]
-    assert "figcaption" not in page                          # no captions repeating the plots' titles
-    assert "monospace" not in page                           # numbers in the page's font
+    assert "figcaption" not in page  # no captions repeating the plots' titles
+    assert "monospace" not in page  # numbers in the page's font
 
 
 def fake_examples(psnr, labels, numbers):
@@ -87,9 +88,11 @@ def fake_examples(psnr, labels, numbers):
     rng = np.random.default_rng(1)
     examples = report.worst_frames(aligned_videos(psnr, labels), numbers, sigma=0.0)
     for ex in examples:
-        ex.update(frame_rgb=rng.integers(0, 255, (16, 24, 3), dtype=np.uint8),
-                  prediction_rgb=rng.integers(0, 255, (16, 24, 3), dtype=np.uint8),
-                  error=rng.random((16, 24)).astype(np.float32))
+        ex.update(
+            frame_rgb=rng.integers(0, 255, (16, 24, 3), dtype=np.uint8),
+            prediction_rgb=rng.integers(0, 255, (16, 24, 3), dtype=np.uint8),
+            error=rng.random((16, 24)).astype(np.float32),
+        )
     return examples
 
 
@@ -117,8 +120,16 @@ def test_header_paper_column_examples_and_history(tmp_path):
     numbers = {k: 4 + np.arange(len(p)) for k, (p, _) in data.items()}
     header = {"dataset": "ped2", "git commit": "abc123", "torch": "2.x", "evaluation time": "5s"}
     history = [{"step": 500, "val_auc": 0.8}, {"step": 1000, "val_auc": 0.9}]
-    index = write_report(tmp_path, psnr, labels, metrics, {**META, "dataset": "ped2"}, header=header,
-                         examples=fake_examples(psnr, labels, numbers), history=history)
+    index = write_report(
+        tmp_path,
+        psnr,
+        labels,
+        metrics,
+        {**META, "dataset": "ped2"},
+        header=header,
+        examples=fake_examples(psnr, labels, numbers),
+        history=history,
+    )
     page = index.read_text()
     top = page.split("Frame-level metrics")[0]
     for label, value in header.items():
@@ -151,10 +162,11 @@ def test_failure_leaves_no_index_or_temp_files(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- heatmap video
 
+
 def test_staged_result_numbering_overwrite_and_failure(tmp_path):
     with StagedResult(tmp_path, "run", overwrite=False) as stage:
         (stage.dir / "a.txt").write_text("1")
-        assert not (tmp_path / "run").exists()    # nothing visible until the end
+        assert not (tmp_path / "run").exists()  # nothing visible until the end
     assert stage.path == tmp_path / "run" and (stage.path / "a.txt").read_text() == "1"
     with StagedResult(tmp_path, "run", overwrite=False) as second:
         (second.dir / "a.txt").write_text("2")
@@ -166,13 +178,13 @@ def test_staged_result_numbering_overwrite_and_failure(tmp_path):
         with StagedResult(tmp_path, "crash", overwrite=False) as failed:
             (failed.dir / "half.txt").write_text("x")
             raise RuntimeError("boom")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "run_2"]   # no temp folders left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "run_2"]  # no temp folders left
 
 
 def test_unwritable_out_dir_is_ffperror(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    for out_dir in (blocker / "sub", blocker):          # a file where the folder or a parent should be
+    for out_dir in (blocker / "sub", blocker):  # a file where the folder or a parent should be
         with pytest.raises(FFPError, match=f"--out_dir {out_dir} is not writable: {blocker} is a file, not a folder"):
             with StagedResult(out_dir, "run", overwrite=False):
                 pass
@@ -183,7 +195,7 @@ def test_a_second_sigterm_during_clean_up_leaves_no_temp_folder(tmp_path, monkey
     real_rmtree = shutil.rmtree
 
     def rmtree_hit_by_a_signal(path, *args, **kwargs):
-        os.kill(os.getpid(), signal.SIGTERM)      # delivered at once unless the clean-up holds it
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered at once unless the clean-up holds it
         real_rmtree(path, *args, **kwargs)
 
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
@@ -195,4 +207,4 @@ def test_a_second_sigterm_during_clean_up_leaves_no_temp_folder(tmp_path, monkey
                 raise RuntimeError("the run failed")
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert not (tmp_path / "out").exists()        # neither the hidden temp folder nor the --out_dir it made
+    assert not (tmp_path / "out").exists()  # neither the hidden temp folder nor the --out_dir it made

@@ -1,4 +1,5 @@
 """The heatmap video writer: frames, sizes, scales, codec (H.264 or the mp4v fallback), failure handling."""
+
 from __future__ import annotations
 
 import subprocess
@@ -58,15 +59,16 @@ def test_vmax_estimator_bounded_and_close_to_exact():
     exact = np.percentile(np.concatenate([m.ravel() for m in maps]), 99.0)
     assert est.value() == pytest.approx(exact, rel=0.02)
     batched = VmaxEstimator(q=99.0, max_samples=50_000)
-    batched.add(np.stack(maps[:20]))   # a B x H x W batch counts as 20 frames
+    batched.add(np.stack(maps[:20]))  # a B x H x W batch counts as 20 frames
     batched.add(np.stack(maps[20:]))
     assert batched.value() == pytest.approx(est.value(), rel=0.02)
 
 
 def test_heatmap_writer_score_range_threshold_first_frame(tmp_path):
     path = tmp_path / "z.mp4"
-    with HeatmapVideoWriter(path, vmax=0.01, size=(32, 48), curve_length=5, score_range=(-2.0, 8.0),
-                            threshold=3.0, first_frame=4) as writer:
+    with HeatmapVideoWriter(
+        path, vmax=0.01, size=(32, 48), curve_length=5, score_range=(-2.0, 8.0), threshold=3.0, first_frame=4
+    ) as writer:
         writer.add_batch(np.zeros((5, 32, 48, 3), np.uint8), np.zeros((5, 32, 48)), [-1.0, 0.0, 2.0, 5.0, 9.0])
     assert count_frames(path)[0] == 5
     with pytest.raises(ValueError, match="score_range"):
@@ -75,11 +77,13 @@ def test_heatmap_writer_score_range_threshold_first_frame(tmp_path):
 
 # ----------------------------------------------------------------------------- codec: H.264 for browsers
 
+
 @needs_h264
 def test_h264_yuv420p_faststart_exact_rate(tmp_path):
     import av
+
     path = tmp_path / "v.mp4"
-    with HeatmapVideoWriter(path, 29.97, vmax=0.01, size=(33, 47)) as writer:   # odd sizes -> even frame
+    with HeatmapVideoWriter(path, 29.97, vmax=0.01, size=(33, 47)) as writer:  # odd sizes -> even frame
         writer.add_batch(np.zeros((6, 33, 47, 3), np.uint8), np.zeros((6, 33, 47)), np.linspace(0, 1, 6))
     assert writer.codec == "h264" and writer.fps == Fraction(2997, 100)
     assert all(n % 2 == 0 for n in writer.frame_size)
@@ -95,7 +99,7 @@ def test_h264_yuv420p_faststart_exact_rate(tmp_path):
 
 
 def test_mp4v_fallback_warns_once(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(video, "_h264_module", lambda: None)   # as if PyAV were not installed
+    monkeypatch.setattr(video, "_h264_module", lambda: None)  # as if PyAV were not installed
     monkeypatch.setattr(video, "_FALLBACK_WARNED", False)
     assert video_backend() == "mp4v"
     for name in ("a.mp4", "b.mp4"):
@@ -113,6 +117,7 @@ def test_mp4v_fallback_warns_once(tmp_path, monkeypatch, capsys):
 
 # ----------------------------------------------------------------------------- write failures
 
+
 def _add_frames(writer: HeatmapVideoWriter, n: int = 3) -> None:
     writer.add_batch(np.zeros((n, 16, 16, 3), np.uint8), np.zeros((n, 16, 16)), np.zeros(n))
 
@@ -124,16 +129,17 @@ def test_h264_write_failure_is_one_ffp_error(tmp_path, monkeypatch, capsys):
     def full_disk(self, packets):
         calls.append(1)
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(video._H264Sink, "_mux", full_disk)
     path = tmp_path / "v.mp4"
     with pytest.raises(FFPError) as info:
         with HeatmapVideoWriter(path, vmax=0.01, size=(16, 16), codec="h264") as writer:
             _add_frames(writer, 5)
     assert str(path) in str(info.value) and "No space left on device" in str(info.value)
-    assert len(calls) == 1                       # the first failure stops the writer: no retry, no flood
+    assert len(calls) == 1  # the first failure stops the writer: no retry, no flood
     assert list(tmp_path.iterdir()) == []
     assert capsys.readouterr().err == ""
-    writer.close()                               # close/abort after a failure: nothing more to do, no error
+    writer.close()  # close/abort after a failure: nothing more to do, no error
     writer.abort()
 
 
@@ -147,6 +153,7 @@ def test_failure_when_finishing_is_one_ffp_error(tmp_path, monkeypatch, codec):
     def finish_then_fail(self):
         real_finish(self)
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(sink, "finish", finish_then_fail)
     path = tmp_path / "v.mp4"
     writer = HeatmapVideoWriter(path, vmax=0.01, size=(16, 16), codec=codec)
@@ -193,23 +200,27 @@ def test_real_write_failure_file_size_limit(tmp_path, codec):
         pytest.skip("PyAV with libx264 is not installed")
     path = tmp_path / "out" / "v.mp4"
     root = str(Path(video.__file__).resolve().parents[1])
-    done = subprocess.run([sys.executable, "-c", _FILE_SIZE_LIMITED.format(root=root, path=str(path), codec=codec)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", _FILE_SIZE_LIMITED.format(root=root, path=str(path), codec=codec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("FFPError:") and str(path) in lines[0], done.stdout
-    assert done.stderr == ""                  # no per-frame warnings from OpenCV or FFmpeg either
+    assert done.stderr == ""  # no per-frame warnings from OpenCV or FFmpeg either
     assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_strip_has_axis_labels_and_threshold_label():
-    writer = object.__new__(HeatmapVideoWriter)   # only the strip's state: no file is opened
+    writer = object.__new__(HeatmapVideoWriter)  # only the strip's state: no file is opened
     writer.score_range, writer.threshold, writer.first_frame, writer.curve_length = (-2.0, 8.0), 3.0, 0, 10
     writer._scores, writer._labels = [0.0, 1.0, 5.0], [0, 0, 1]
     strip = np.zeros((STRIP_H, 600, 3), np.uint8)
     writer._draw_strip(strip)
     bright = strip.max(axis=2) > 150
-    assert bright[20:STRIP_H, :14].any()          # the '8' and '-2' labels at the left edge
+    assert bright[20:STRIP_H, :14].any()  # the '8' and '-2' labels at the left edge
     red = (strip[..., 2] > 150) & (strip[..., 0] < 120) & (strip[..., 1] < 120)
     line_only, with_label = red[24:, 420:494].sum(), red[24:, 520:594].sum()  # below the header text
-    assert line_only > 0 and with_label > 1.5 * line_only    # 'threshold 3' by the line's right end
+    assert line_only > 0 and with_label > 1.5 * line_only  # 'threshold 3' by the line's right end

@@ -1,4 +1,5 @@
 """export.py: a training checkpoint becomes a generator-only file that eval/detect load; bad cases are one line."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,16 +16,30 @@ def training_checkpoint(path, **extra):
     """A tiny checkpoint shaped like train.py's (G, D, an optimizer state, history), plus `extra` keys."""
     d = Discriminator(TINY.d_widths)
     opt = torch.optim.Adam(d.parameters())
-    return save_random_checkpoint(path, net_d=d.state_dict(), optim_d=opt.state_dict(), history=[{"step": 0}],
-                                  selected_with_test_labels=False, train_seconds=12.5, **extra)
+    return save_random_checkpoint(
+        path,
+        net_d=d.state_dict(),
+        optim_d=opt.state_dict(),
+        history=[{"step": 0}],
+        selected_with_test_labels=False,
+        train_seconds=12.5,
+        **extra,
+    )
 
 
 def test_export_keeps_what_eval_and_detect_need(tmp_path):
     source = training_checkpoint(tmp_path / "run.pth", psnr_stats={"mean": 30.0, "std": 2.0, "n": 8})
     assert export.main([str(source), str(tmp_path / "out.pth")]) == 0
     shipped, full = load_checkpoint(tmp_path / "out.pth"), load_checkpoint(source)
-    assert set(shipped) == {"net_g", "config", "step", "psnr_stats", "history", "selected_with_test_labels",
-                            "train_seconds"}
+    assert set(shipped) == {
+        "net_g",
+        "config",
+        "step",
+        "psnr_stats",
+        "history",
+        "selected_with_test_labels",
+        "train_seconds",
+    }
     assert all(torch.equal(shipped["net_g"][k], full["net_g"][k]) for k in full["net_g"])
     assert (tmp_path / "out.pth").stat().st_size < source.stat().st_size
 

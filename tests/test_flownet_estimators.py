@@ -1,4 +1,5 @@
 """Tests of the flow estimators: FlowNet2-SD layout and loading, classical-flow accuracy, estimator choice."""
+
 from __future__ import annotations
 
 import os
@@ -32,6 +33,7 @@ PED2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ped2" / "train
 
 
 # ----------------------------------------------------------------------------------------------- FlowNet2-SD
+
 
 def _parse_spec(path: Path) -> dict[str, tuple[int, ...]]:
     """{key: shape} from the 'key AxBxC' lines of the spec file ('#' lines are comments)."""
@@ -78,8 +80,13 @@ def checkpoints(tmp_path_factory, random_net):
     net = random_net
     state = net.state_dict()
     folder = tmp_path_factory.mktemp("ckpt")
-    files = {"official": folder / "FlowNet2-SD_checkpoint.pth.tar", "renamed": folder / "FlowNet2-SD.pth",
-             "bare": folder / "bare.pth", "module": folder / "module.pth", "legacy": folder / "legacy.pth.tar"}
+    files = {
+        "official": folder / "FlowNet2-SD_checkpoint.pth.tar",
+        "renamed": folder / "FlowNet2-SD.pth",
+        "bare": folder / "bare.pth",
+        "module": folder / "module.pth",
+        "legacy": folder / "legacy.pth.tar",
+    }
     official = {"epoch": 12, "state_dict": state, "best_EPE": 1.23}
     torch.save(official, files["official"])
     # NVIDIA's 2018 file predates the zip format: the loader must read the legacy format too.
@@ -210,6 +217,7 @@ def test_malicious_pickle_is_refused(tmp_path, writer):
 
 # ------------------------------------------------------------------------------------------ classical flow
 
+
 def _texture_pair(size: int, flow_fn, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(frame_a, frame_b, true flow a->b) for a smoothed-noise texture; frame_a(p) = frame_b(p + flow(p)).
 
@@ -217,6 +225,7 @@ def _texture_pair(size: int, flow_fn, seed: int) -> tuple[torch.Tensor, torch.Te
     interpolation error far below the bounds tested (bilinear resampling would blur it).
     """
     from scipy.ndimage import gaussian_filter, map_coordinates
+
     rng = np.random.default_rng(seed)
     frame_b = gaussian_filter(rng.standard_normal((size, size)), 2.0, mode="wrap")
     frame_b = 0.5 + 0.2 * frame_b / frame_b.std()
@@ -226,6 +235,7 @@ def _texture_pair(size: int, flow_fn, seed: int) -> tuple[torch.Tensor, torch.Te
 
     def to_rgb(image):
         return torch.tensor(image, dtype=torch.float32).expand(1, 3, size, size) * 2 - 1
+
     return to_rgb(frame_a), to_rgb(frame_b), torch.tensor(np.stack([u, v]), dtype=torch.float32)[None]
 
 
@@ -240,9 +250,17 @@ def _smooth_field(xs, ys):
 
 # Mean EPE on a 12-px-cropped interior, worst over 6 seeds at 64 and 128 px: sub-pixel 0.025, few-pixel
 # 0.018, smooth field 0.080 (the flow blur rounds its peaks), zero motion 0 exactly. Bounds: ~2-3× margin.
-@pytest.mark.parametrize("motion, bound", [
-    (_shift(0.0, 0.0), 1e-3), (_shift(0.3, -0.6), 0.06), (_shift(2.5, 1.0), 0.06), (_shift(-4.0, 3.0), 0.1),
-    (_smooth_field, 0.15)], ids=["zero", "subpixel", "2.5,1", "-4,3", "smooth"])
+@pytest.mark.parametrize(
+    "motion, bound",
+    [
+        (_shift(0.0, 0.0), 1e-3),
+        (_shift(0.3, -0.6), 0.06),
+        (_shift(2.5, 1.0), 0.06),
+        (_shift(-4.0, 3.0), 0.1),
+        (_smooth_field, 0.15),
+    ],
+    ids=["zero", "subpixel", "2.5,1", "-4,3", "smooth"],
+)
 @pytest.mark.parametrize("size", [64, 128])
 def test_classical_accuracy(motion, bound, size):
     frame_a, frame_b, truth = _texture_pair(size, motion, seed=size)
@@ -278,6 +296,7 @@ def _ped2_pair(gap: int):
 @pytest.mark.parametrize("gap, max_epe_all, max_epe_moving, min_corr", [(1, 0.3, 0.4, 0.85), (2, 0.45, 0.6, 0.8)])
 def test_classical_agrees_with_opencv_on_ped2(gap, max_epe_all, max_epe_moving, min_corr):
     import cv2
+
     frame_a, frame_b = _ped2_pair(gap)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     reference = dis.calc(cv2.cvtColor(frame_a, cv2.COLOR_BGR2GRAY), cv2.cvtColor(frame_b, cv2.COLOR_BGR2GRAY), None)
@@ -285,19 +304,23 @@ def test_classical_agrees_with_opencv_on_ped2(gap, max_epe_all, max_epe_moving, 
 
     def to_net(bgr):
         return torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)[None].float() / 127.5 - 1
+
     with torch.no_grad():
         flow = ClassicalFlow()(to_net(frame_a), to_net(frame_b))
     flow, reference = flow[..., 8:-8, 8:-8], reference[..., 8:-8, 8:-8]
     epe = (flow - reference).norm(dim=1)[0]
     moving = reference.norm(dim=1)[0] > 0.5
     corr = np.corrcoef(flow[:, :, moving].flatten().numpy(), reference[:, :, moving].flatten().numpy())[0, 1]
-    print(f"gap {gap}: EPE all {epe.mean():.3f}, moving {epe[moving].mean():.3f} "
-          f"({moving.float().mean():.1%} px), corr {corr:.3f}")
+    print(
+        f"gap {gap}: EPE all {epe.mean():.3f}, moving {epe[moving].mean():.3f} "
+        f"({moving.float().mean():.1%} px), corr {corr:.3f}"
+    )
     assert moving.sum() > 1000, "too few moving pixels for a meaningful comparison"
     assert epe.mean() < max_epe_all and epe[moving].mean() < max_epe_moving and corr > min_corr
 
 
 # ------------------------------------------------------------------------------------------ estimator choice
+
 
 def test_build_auto_without_checkpoint_is_silent(tmp_path):
     with warnings.catch_warnings():
@@ -336,7 +359,8 @@ def test_motion_loss_is_in_pixels_with_classical_flow():
     next frame costs ≈ 0.5 in L_op, the mean of |Δu| = 1 and |Δv| = 0 (not 1/800: a 1/400 scale once left the
     classical estimator's term ~400× weaker than the official code's)."""
     from training.losses import flow_loss
-    target, last, _ = _texture_pair(64, _shift(1.0, 0.0), seed=5)   # same texture `last` moved 1 px ...
-    pred, _, _ = _texture_pair(64, _shift(2.0, 0.0), seed=5)        # ... and 2 px
+
+    target, last, _ = _texture_pair(64, _shift(1.0, 0.0), seed=5)  # same texture `last` moved 1 px ...
+    pred, _, _ = _texture_pair(64, _shift(2.0, 0.0), seed=5)  # ... and 2 px
     loss = flow_loss(ClassicalFlow(), last, pred, target).item()
     assert 0.45 < loss < 0.55, loss

@@ -3,6 +3,7 @@
 README "Architecture" draws the same stack. A module may import its own package/module and any lower layer;
 two units of one layer do not import each other. Imports inside functions count too.
 """
+
 from __future__ import annotations
 
 import ast
@@ -12,14 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest first. A unit is a top-level module (config) or package (dataset).
 LAYERS: list[tuple[str, ...]] = [
-    ("errors",),                              # FFPError: imports nothing of the project
-    ("config", "utils", "cli"),               # the config object, small utilities, the CLIs' shared parsing
-    ("model", "flownet", "synthetic"),        # networks, flow estimators, the synthetic dataset's generator
-    ("dataset",),                             # frames, layouts, labels, loaders
-    ("checkpoint",),                          # checkpoint files: every reader imports it from here
-    ("evaluation",),                          # scores, metrics, inference, reports, videos
-    ("training",),                            # losses, the step, the run's bookkeeping
-    ("train", "eval", "detect", "export", "bench"),   # the CLIs and benchmarks: may import anything
+    ("errors",),  # FFPError: imports nothing of the project
+    ("config", "utils", "cli"),  # the config object, small utilities, the CLIs' shared parsing
+    ("model", "flownet", "synthetic"),  # networks, flow estimators, the synthetic dataset's generator
+    ("dataset",),  # frames, layouts, labels, loaders
+    ("checkpoint",),  # checkpoint files: every reader imports it from here
+    ("evaluation",),  # scores, metrics, inference, reports, videos
+    ("training",),  # losses, the step, the run's bookkeeping
+    ("train", "eval", "detect", "export", "bench"),  # the CLIs and benchmarks: may import anything
 ]
 LAYER_OF = {unit: depth for depth, units in enumerate(LAYERS) for unit in units}
 
@@ -62,8 +63,9 @@ def test_no_import_runs_up_or_sideways():
     for unit, path in source_files():
         for target in imported_units(path, units) - {unit}:
             if LAYER_OF[target] >= LAYER_OF[unit] and LAYER_OF[unit] != len(LAYERS) - 1:
-                wrong.append(f"{path.relative_to(ROOT)} imports {target} (layer {LAYER_OF[target]} >= "
-                             f"{LAYER_OF[unit]})")
+                wrong.append(
+                    f"{path.relative_to(ROOT)} imports {target} (layer {LAYER_OF[target]} >= {LAYER_OF[unit]})"
+                )
     assert wrong == []
 
 

@@ -1,4 +1,5 @@
 """Network shapes, value ranges, the 70×70 PatchGAN receptive field, and the official initialisation."""
+
 import torch
 from torch import nn
 
@@ -22,7 +23,10 @@ def test_official_generator_layout():
     assert [c.out_channels for c in convs[:8]] == [64, 64, 128, 128, 256, 256, 512, 512]
     assert all(c.kernel_size == (3, 3) for c in convs)
     assert [(u.in_channels, u.out_channels, u.kernel_size, u.stride) for u in ups] == [
-        (512, 256, (2, 2), (2, 2)), (256, 128, (2, 2), (2, 2)), (128, 64, (2, 2), (2, 2))]
+        (512, 256, (2, 2), (2, 2)),
+        (256, 128, (2, 2), (2, 2)),
+        (128, 64, (2, 2), (2, 2)),
+    ]
     assert convs[-1].out_channels == 3
     assert not any(isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) for m in g.modules())
 
@@ -60,5 +64,5 @@ def test_official_init_glorot_uniform_zero_bias():
     fan_in, fan_out = conv.in_channels * 9, conv.out_channels * 9
     bound = (6 / (fan_in + fan_out)) ** 0.5
     assert conv.weight.abs().max() <= bound
-    assert conv.weight.abs().max() > 0.8 * bound     # uniform fills the range
+    assert conv.weight.abs().max() > 0.8 * bound  # uniform fills the range
     assert torch.count_nonzero(conv.bias) == 0

@@ -1,4 +1,5 @@
 """Tests for synthetic.py (the embedded default dataset) and for the fake dataset layouts in tests/fake_layouts.py."""
+
 from __future__ import annotations
 
 import json
@@ -157,8 +158,15 @@ def test_crash_leaves_no_half_dataset(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("kwargs, flag", [(dict(n_frames=5), "n_frames"), (dict(seed=-1), "seed"),
-                                          (dict(n_test=0), "n_test"), (dict(size=(16, 16)), "size")])
+@pytest.mark.parametrize(
+    "kwargs, flag",
+    [
+        (dict(n_frames=5), "n_frames"),
+        (dict(seed=-1), "seed"),
+        (dict(n_test=0), "n_test"),
+        (dict(size=(16, 16)), "size"),
+    ],
+)
 def test_bad_arguments_raise_ffp_error(tmp_path, kwargs, flag):
     with pytest.raises(FFPError, match=flag):
         S.ensure_synthetic(tmp_path, **kwargs)
@@ -171,8 +179,10 @@ def test_bad_arguments_raise_ffp_error(tmp_path, kwargs, flag):
 def videos() -> dict[str, list[S.SyntheticVideo]]:
     """Seed-0 videos in memory: 4 training, 6 test (each anomaly kind twice)."""
     bg = S.make_background(0)
-    return {"training": [S.generate_video(0, "training", i, 120, background=bg) for i in range(4)],
-            "testing": [S.generate_video(0, "testing", i, 120, background=bg) for i in range(6)]}
+    return {
+        "training": [S.generate_video(0, "training", i, 120, background=bg) for i in range(4)],
+        "testing": [S.generate_video(0, "testing", i, 120, background=bg) for i in range(6)],
+    }
 
 
 def _walkers(video_list):
@@ -210,8 +220,7 @@ def test_anomalies_are_what_they_claim(videos):
     fastest_walker = max(t.speed for t in walkers)
     largest_walker = max(t.area for t in walkers)
     for video in videos["testing"]:
-        in_abnormal = [t for t in video.tracks
-                       if (t.visible(120, S.SYNTHETIC_VIDEO_SIZE) & (video.labels == 1)).any()]
+        in_abnormal = [t for t in video.tracks if (t.visible(120, S.SYNTHETIC_VIDEO_SIZE) & (video.labels == 1)).any()]
         anomalies = [t for t in in_abnormal if t.abnormal]
         if video.anomaly == "bike":
             assert max(t.speed for t in in_abnormal) >= 2.5 * fastest_walker
@@ -270,7 +279,8 @@ def test_fake_shanghaitech_layout(tmp_path):
     _check_frames(result, tmp_path / "shanghaitech" / "testing" / "frames", result["test_videos"], ".jpg")
     for video, labels in result["labels"].items():
         np.testing.assert_array_equal(
-            np.load(tmp_path / "shanghaitech" / "testing" / "test_frame_mask" / f"{video}.npy"), labels)
+            np.load(tmp_path / "shanghaitech" / "testing" / "test_frame_mask" / f"{video}.npy"), labels
+        )
 
 
 def test_fake_avenue_layout(tmp_path):

@@ -1,5 +1,6 @@
 """train.py end to end: on tiny synthetic data train -> checkpoint -> resume -> eval, and exact resume; training
 without usable labels; progress lines when output goes to a file."""
+
 import json
 import subprocess
 import sys
@@ -15,9 +16,27 @@ import train as train_script
 
 
 def train_args(root, out, iters, extra=()):
-    return ["--dataset", "synthetic", "--preset", "tiny", "--data_root", str(root), "--flownet", "classical",
-            "--weights_dir", str(out / "w"), "--log_dir", str(out / "runs"), "--iters", str(iters),
-            "--save_interval", "3", "--val_interval", "100", *extra]
+    return [
+        "--dataset",
+        "synthetic",
+        "--preset",
+        "tiny",
+        "--data_root",
+        str(root),
+        "--flownet",
+        "classical",
+        "--weights_dir",
+        str(out / "w"),
+        "--log_dir",
+        str(out / "runs"),
+        "--iters",
+        str(iters),
+        "--save_interval",
+        "3",
+        "--val_interval",
+        "100",
+        *extra,
+    ]
 
 
 def weights(path):
@@ -28,7 +47,10 @@ def test_train_resume_is_exact(synthetic_root, tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert train_script.main(train_args(synthetic_root, straight, 6)) == 0
     assert train_script.main(train_args(synthetic_root, split, 3)) == 0
-    assert train_script.main(train_args(synthetic_root, split, 6, ["--resume", str(split / "w" / "synthetic_latest.pth")])) == 0
+    assert (
+        train_script.main(train_args(synthetic_root, split, 6, ["--resume", str(split / "w" / "synthetic_latest.pth")]))
+        == 0
+    )
     a, b = weights(straight / "w" / "synthetic_latest.pth"), weights(split / "w" / "synthetic_latest.pth")
     assert a["step"] == b["step"] == 6
     for name in ("net_g", "net_d"):
@@ -47,16 +69,21 @@ def test_end_to_end_train_then_eval(synthetic_root, tmp_path, capsys):
     assert state["flownet"]["name"] != "none"
     assert (tmp_path / "runs" / "synthetic" / "config.json").is_file()
     assert (tmp_path / "w" / "synthetic_best.pth").is_file()
-    rc = eval_script.main(["--trained_model", str(ckpt), "--data_root", str(synthetic_root),
-                           "--out_dir", str(tmp_path / "results")])
+    rc = eval_script.main(
+        ["--trained_model", str(ckpt), "--data_root", str(synthetic_root), "--out_dir", str(tmp_path / "results")]
+    )
     assert rc == 0
     metrics = json.loads((tmp_path / "results" / "synthetic_synthetic_latest" / "metrics.json").read_text())
     assert 0 <= metrics["micro_auc"] <= 1
     out = capsys.readouterr().out
     assert "micro-AUC" in out
     # A second evaluation never overwrites the first.
-    assert eval_script.main(["--trained_model", str(ckpt), "--data_root", str(synthetic_root),
-                             "--out_dir", str(tmp_path / "results")]) == 0
+    assert (
+        eval_script.main(
+            ["--trained_model", str(ckpt), "--data_root", str(synthetic_root), "--out_dir", str(tmp_path / "results")]
+        )
+        == 0
+    )
     assert (tmp_path / "results" / "synthetic_synthetic_latest_2" / "metrics.json").is_file()
 
 
@@ -81,9 +108,17 @@ def test_redirected_training_prints_progress_lines(tmp_path):
     """`train.py … > log 2>&1`: no terminal, so plain progress lines (step, rate, ETA, losses) appear."""
     fl.write_ped2_layout(tmp_path / "data")
     with open(tmp_path / "log", "w") as log:
-        proc = subprocess.run([sys.executable, "train.py", *tiny_args(tmp_path / "data", tmp_path, 6, "--log_interval",
-                                                                      "2", val_interval=100, cache=True)],
-                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=300)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "train.py",
+                *tiny_args(tmp_path / "data", tmp_path, 6, "--log_interval", "2", val_interval=100, cache=True),
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+        )
     text = (tmp_path / "log").read_text()
     assert proc.returncode == 0, text[-2000:]
     lines = [line for line in text.splitlines() if line.startswith("train: ")]

@@ -3,6 +3,7 @@ flags that resume applies or refuses, fine-tuning other data, and checkpoints fr
 
 All in-process on tiny generated Ped2/Avenue-layout datasets (tests/fake_layouts.py) at the tiny preset.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,6 +24,7 @@ def resume_runs(data_root, tmp_path_factory):
     each batch as a digest of its uint8 clip.
     """
     import train as train_script
+
     real_step = train_script.train_step
     seen: list[str] = []
 
@@ -43,8 +45,12 @@ def resume_runs(data_root, tmp_path_factory):
             assert train_script.main(tiny_args(data_root, out / "split", 6, *extra, "--resume", "latest")) == 0
     finally:
         patch.undo()
-    return (read_state(out / "straight" / "w" / LATEST), read_state(out / "split" / "w" / LATEST),
-            straight_batches, list(seen))
+    return (
+        read_state(out / "straight" / "w" / LATEST),
+        read_state(out / "split" / "w" / LATEST),
+        straight_batches,
+        list(seen),
+    )
 
 
 def test_resume_is_exact_weights_optimizer_lr_and_step(resume_runs):
@@ -52,7 +58,7 @@ def test_resume_is_exact_weights_optimizer_lr_and_step(resume_runs):
     assert resumed["step"] == 6
     assert_same_training_state(straight, resumed)
     base_lr = straight["optim_g"]["param_groups"][0]["initial_lr"]
-    assert straight["optim_g"]["param_groups"][0]["lr"] == pytest.approx(base_lr * 0.1)   # the drop at 4 applied
+    assert straight["optim_g"]["param_groups"][0]["lr"] == pytest.approx(base_lr * 0.1)  # the drop at 4 applied
     assert resumed["sched_g"]["last_epoch"] == 6
 
 
@@ -67,8 +73,14 @@ def test_a_plain_resume_changes_nothing(data_root, tmp_path):
     """Resuming with no flags stays bit-identical to an uninterrupted run (the schedule is not rewritten)."""
     assert train_cli(tiny_args(data_root, tmp_path / "a", 6, "--save_interval", "3", "--lr_drop_steps", "2,4")) == 0
     assert train_cli(tiny_args(data_root, tmp_path / "b", 3, "--save_interval", "3", "--lr_drop_steps", "2,4")) == 0
-    assert train_cli(tiny_args(data_root, tmp_path / "b", 6, "--save_interval", "3", "--lr_drop_steps", "2,4",
-                               "--resume", "latest")) == 0
+    assert (
+        train_cli(
+            tiny_args(
+                data_root, tmp_path / "b", 6, "--save_interval", "3", "--lr_drop_steps", "2,4", "--resume", "latest"
+            )
+        )
+        == 0
+    )
     assert_same_training_state(read_state(tmp_path / "a" / "w" / LATEST), read_state(tmp_path / "b" / "w" / LATEST))
 
 
@@ -78,16 +90,35 @@ def test_resume_applies_new_learning_rates_schedule_and_betas(data_root, tmp_pat
     is 1e-5, then ×0.1 after step 5), the start-up printout lists each change, the saved config is what ran."""
     assert train_cli(tiny_args(data_root, tmp_path, 3, "--save_interval", "3")) == 0
     capsys.readouterr()
-    assert train_cli(tiny_args(data_root, tmp_path, 7, "--resume", "latest", "--lr_g", "1e-5", "--lr_drop_steps", "5",
-                               "--adam_betas", "0.5,0.9")) == 0
+    assert (
+        train_cli(
+            tiny_args(
+                data_root,
+                tmp_path,
+                7,
+                "--resume",
+                "latest",
+                "--lr_g",
+                "1e-5",
+                "--lr_drop_steps",
+                "5",
+                "--adam_betas",
+                "0.5,0.9",
+            )
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    for change in ("resume: lr_g: 0.0001 -> 1e-05 (applied)", "resume: lr_drop_steps: 7000 -> 5 (applied)",
-                   "resume: adam_betas: 0.9,0.999 -> 0.5,0.9 (applied)"):
+    for change in (
+        "resume: lr_g: 0.0001 -> 1e-05 (applied)",
+        "resume: lr_drop_steps: 7000 -> 5 (applied)",
+        "resume: adam_betas: 0.9,0.999 -> 0.5,0.9 (applied)",
+    ):
         assert change in out, out
     state = read_state(tmp_path / "w" / LATEST)
     group = state["optim_g"]["param_groups"][0]
     assert group["lr"] == pytest.approx(1e-6) and group["initial_lr"] == 1e-5 and tuple(group["betas"]) == (0.5, 0.9)
-    assert state["optim_d"]["param_groups"][0]["initial_lr"] == pytest.approx(1e-5)   # --lr_d unchanged
+    assert state["optim_d"]["param_groups"][0]["initial_lr"] == pytest.approx(1e-5)  # --lr_d unchanged
     assert state["config"]["lr_g"] == 1e-5 and state["config"]["lr_drop_steps"] == [5]
 
 
@@ -106,13 +137,18 @@ def test_resume_refuses_flags_that_change_data_or_architecture(trained, tmp_path
     root, run = trained
     ckpt = run / "w" / "ped2_latest.pth"
     before = ckpt.read_bytes()
-    argv = tiny_args(root, run, 2, "--resume", str(ckpt), "--height", "64", "--g_widths", "8,16", dataset="avenue",
-                     val_interval=2)
+    argv = tiny_args(
+        root, run, 2, "--resume", str(ckpt), "--height", "64", "--g_widths", "8,16", dataset="avenue", val_interval=2
+    )
     assert train_cli(argv) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"--resume {ckpt}" in err
-    for part in ("--dataset avenue (the checkpoint's: ped2)", "--height 64 (the checkpoint's: 32)",
-                 "--g_widths 8,16 (the checkpoint's: 8,16,32)", "--init_from"):
+    for part in (
+        "--dataset avenue (the checkpoint's: ped2)",
+        "--height 64 (the checkpoint's: 32)",
+        "--g_widths 8,16 (the checkpoint's: 8,16,32)",
+        "--init_from",
+    ):
         assert part in err, part
     assert ckpt.read_bytes() == before and not (run / "w" / "avenue_latest.pth").exists()
 
@@ -126,8 +162,14 @@ def test_init_from_fine_tunes_on_other_data(trained, tmp_path, capsys):
     assert f"from the weights of {source} (new run, step 0)" in capsys.readouterr().out
     state = torch.load(tmp_path / "w" / "avenue_latest.pth", weights_only=True)
     assert state["step"] == 3 and state["init_from"] == str(source) and state["config"]["dataset"] == "avenue"
-    assert train_cli(tiny_args(root, tmp_path / "b", 2, "--init_from", str(source), "--height", "64",
-                               dataset="avenue", val_interval=2)) == 1
+    assert (
+        train_cli(
+            tiny_args(
+                root, tmp_path / "b", 2, "--init_from", str(source), "--height", "64", dataset="avenue", val_interval=2
+            )
+        )
+        == 1
+    )
     assert "--height 64 (the weights': 32)" in capsys.readouterr().err
 
 
@@ -136,6 +178,7 @@ def test_weights_from_before_the_flow_loss_fix(trained, tmp_path, capsys):
     continues with the same loss (λ_op 2 -> 0.005, said), --init_from says what the weights were trained with;
     current checkpoints (loss_units 'pixels') get neither."""
     from checkpoint import save_checkpoint
+
     root, run = trained
     state = torch.load(run / "w" / "ped2_latest.pth", weights_only=True)
     assert state["flownet"]["loss_units"] == "pixels" and state["config"]["lambda_op"] == 2.0
@@ -146,9 +189,13 @@ def test_weights_from_before_the_flow_loss_fix(trained, tmp_path, capsys):
     for name, legacy in (("old", True), ("current", False)):
         source = tmp_path / f"{name}.pth"
         assert train_cli(tiny_args(root, tmp_path / name, 2, "--init_from", str(source), val_interval=2)) == 0
-        assert ("was 0.005 in today's pixel units" in capsys.readouterr().out) == legacy, name   # --init_from
-        assert train_cli(tiny_args(root, tmp_path / name, 3, "--resume", str(source), "--flownet", "classical",
-                                   val_interval=2)) == 0
+        assert ("was 0.005 in today's pixel units" in capsys.readouterr().out) == legacy, name  # --init_from
+        assert (
+            train_cli(
+                tiny_args(root, tmp_path / name, 3, "--resume", str(source), "--flownet", "classical", val_interval=2)
+            )
+            == 0
+        )
         resumed = torch.load(tmp_path / name / "w" / "ped2_latest.pth", weights_only=True)
         assert resumed["config"]["lambda_op"] == (0.005 if legacy else 2.0), name
         assert ("resume: lambda_op: 2.0 -> 0.005 (unchanged training" in capsys.readouterr().out) == legacy

@@ -6,6 +6,7 @@ of per-rank means over b windows is the mean over all 2b windows: k DDP steps mu
 steps whose batch is rank 0's b windows followed by rank 1's b windows. The reference is built from those
 window indices directly (a single-process train.py would draw a different permutation split).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -36,9 +37,29 @@ REL_TOL = 2e-2
 
 
 def train_args(root: Path, out: Path, iters: int, extra: tuple[str, ...] = ()) -> list[str]:
-    return ["--dataset", "synthetic", "--preset", "tiny", "--data_root", str(root), "--flownet", "classical",
-            "--batch_size", str(PER_RANK_BATCH), "--weights_dir", str(out / "w"), "--log_dir", str(out / "runs"),
-            "--iters", str(iters), "--save_interval", "3", "--val_interval", "100", *extra]
+    return [
+        "--dataset",
+        "synthetic",
+        "--preset",
+        "tiny",
+        "--data_root",
+        str(root),
+        "--flownet",
+        "classical",
+        "--batch_size",
+        str(PER_RANK_BATCH),
+        "--weights_dir",
+        str(out / "w"),
+        "--log_dir",
+        str(out / "runs"),
+        "--iters",
+        str(iters),
+        "--save_interval",
+        "3",
+        "--val_interval",
+        "100",
+        *extra,
+    ]
 
 
 def torchrun(args: list[str]) -> None:
@@ -56,14 +77,16 @@ def single_process_reference(args: list[str], steps: int) -> dict[str, tuple[dic
     """{'net_g'/'net_d': (initial, final) weights} after `steps` single-process steps on both ranks' windows
     concatenated (batch 2b)."""
     cfg = config_from_namespace(train_script.parse_args(args))
-    seed_everything(cfg.seed)   # as train.py: same seed, same construction order -> same initial weights
+    seed_everything(cfg.seed)  # as train.py: same seed, same construction order -> same initial weights
     windows = TrainWindows(prepare_dataset(cfg).train, cfg)
     nets = train_script.build_nets(cfg, torch.device("cpu"))
     initial = {"net_g": weights(nets.g), "net_d": weights(nets.d)}
-    per_rank = [list(itertools.islice(EpochShuffleSampler(len(windows), cfg.seed, 0, r, 2), steps * PER_RANK_BATCH))
-                for r in range(2)]
+    per_rank = [
+        list(itertools.islice(EpochShuffleSampler(len(windows), cfg.seed, 0, r, 2), steps * PER_RANK_BATCH))
+        for r in range(2)
+    ]
     for s in range(steps):
-        batch = [i for rank in per_rank for i in rank[s * PER_RANK_BATCH:(s + 1) * PER_RANK_BATCH]]
+        batch = [i for rank in per_rank for i in rank[s * PER_RANK_BATCH : (s + 1) * PER_RANK_BATCH]]
         train_step(nets, cfg, torch.stack([windows[i] for i in batch]), torch.device("cpu"))
     return {"net_g": (initial["net_g"], weights(nets.g)), "net_d": (initial["net_d"], weights(nets.d))}
 
@@ -107,7 +130,7 @@ def test_ddp_resume_continues_the_same_run(ddp_runs):
 
 def test_ddp_checkpoint_resumes_in_a_single_process(ddp_runs, tmp_path):
     state = load(ddp_runs["first"])
-    assert not any(k.startswith(("module.", "_orig_mod.")) for k in state["net_g"])   # unwrapped weights
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in state["net_g"])  # unwrapped weights
     args = train_args(ddp_runs["root"], tmp_path, 4, ("--resume", str(ddp_runs["first"])))
     assert train_script.main(args) == 0
     assert load(tmp_path / "w" / "synthetic_latest.pth")["step"] == 4

@@ -2,6 +2,7 @@
 training.losses.flow_loss reaches the generator, equals a finite-difference estimate, never touches the
 frozen estimator, and vanishes if the predicted flow is detached (the bug this guards against).
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,10 +30,11 @@ def _clip(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(1×12×64×64 input, 1×3×64×64 target) in [-1, 1]: a smooth texture panning 1 px right per frame,
     so the flows are real motions rather than noise."""
     from scipy.ndimage import gaussian_filter
+
     rng = np.random.default_rng(seed)
     texture = gaussian_filter(rng.standard_normal((3, SIZE + 16, SIZE + 16)), (0, 2, 2))
     texture = torch.tensor(0.4 * texture / texture.std(), dtype=torch.float32).clamp(-1, 1)
-    frames = [texture[:, 8:8 + SIZE, 8 - i:8 - i + SIZE] for i in range(5)]
+    frames = [texture[:, 8 : 8 + SIZE, 8 - i : 8 - i + SIZE] for i in range(5)]
     return torch.cat(frames[:4])[None], frames[4][None]
 
 
@@ -112,6 +114,7 @@ def test_gradient_matches_finite_differences(estimator):
         with torch.no_grad():
             torch.nn.utils.vector_to_parameters(base + offset * direction, params)
             return _motion_loss(est, gen, clip, target).item()
+
     finite_diff = (loss_at(step) - loss_at(-step)) / (2 * step)
     torch.nn.utils.vector_to_parameters(base, params)
     analytic = torch.dot(grad, direction).item()

@@ -1,5 +1,6 @@
 """Checkpoints from before the motion loss's units were fixed (README "Optical flow"): which ones are legacy,
 and how their λ_op reads today. Dict-only: no training."""
+
 import pytest
 import torch
 
@@ -16,15 +17,18 @@ def state(flownet, lambda_op=2.0, flow_choice="auto"):
     return out
 
 
-@pytest.mark.parametrize("flownet, legacy", [
-    ({"name": "ClassicalFlow", "checkpoint": None}, True),
-    ({"name": "ClassicalFlow", "checkpoint": None, "loss_units": "pixels"}, False),
-    ({"name": "ClassicalFlow", "loss_units": "some future unit"}, False),   # never read as the legacy scale
-    ({"name": "FlowNet2SDFlow", "checkpoint": "x.pth"}, False),            # its loss was right all along
-    ({"name": "none", "checkpoint": None}, False),
-    (..., False),                                                           # no flownet entry at all
-    ("ClassicalFlow", False),                                               # not a dict: not ours, not legacy
-])
+@pytest.mark.parametrize(
+    "flownet, legacy",
+    [
+        ({"name": "ClassicalFlow", "checkpoint": None}, True),
+        ({"name": "ClassicalFlow", "checkpoint": None, "loss_units": "pixels"}, False),
+        ({"name": "ClassicalFlow", "loss_units": "some future unit"}, False),  # never read as the legacy scale
+        ({"name": "FlowNet2SDFlow", "checkpoint": "x.pth"}, False),  # its loss was right all along
+        ({"name": "none", "checkpoint": None}, False),
+        (..., False),  # no flownet entry at all
+        ("ClassicalFlow", False),  # not a dict: not ours, not legacy
+    ],
+)
 def test_which_checkpoints_are_legacy(flownet, legacy):
     s = state(flownet)
     assert trained_with_legacy_flow_scale(s) is legacy
@@ -62,6 +66,6 @@ def test_legacy_scale_and_the_new_weight_train_bit_for_bit():
     old = 2.0 * (x * LEGACY_FLOW_SCALE)
     new = CLASSICAL_LAMBDA_OP * x
     assert torch.equal(old, new)
-    g_old, = torch.autograd.grad(old.sum(), x, retain_graph=True)
-    g_new, = torch.autograd.grad(new.sum(), x)
+    (g_old,) = torch.autograd.grad(old.sum(), x, retain_graph=True)
+    (g_new,) = torch.autograd.grad(new.sum(), x)
     assert torch.equal(g_old, g_new)

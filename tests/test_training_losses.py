@@ -1,4 +1,5 @@
 """Each loss on tensors small enough to compute by hand."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """training/runlog.py: the run lock (one folder named two ways is one lock) and the traces a failed run removes."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 def test_the_same_folder_named_two_ways_is_one_lock(tmp_path, monkeypatch):
     """--weights_dir w --log_dir <abs path of w>: one folder, one lock — the run must not refuse itself."""
     from training.runlog import RunLock
+
     monkeypatch.chdir(tmp_path)
     (tmp_path / "w").mkdir()
     lock = RunLock([Path("w"), tmp_path / "w"], "ped2").acquire()
@@ -21,6 +23,7 @@ def test_a_failed_run_removes_only_its_own_traces(tmp_path):
     the run fails); in the run's own log folder the files it added go, a config.json it overwrote gets its old
     content back, and only the folders it created (and left empty) are removed."""
     from training.runlog import RunTraces
+
     weights, run_dir = tmp_path / "w", tmp_path / "runs" / "ped2"
     weights.mkdir()
     run_dir.mkdir(parents=True)

@@ -1,4 +1,5 @@
 """The training step: G then D, no gradient leak from G's loss into D, frozen flow network untouched."""
+
 import copy
 
 import pytest
@@ -18,8 +19,13 @@ def make_nets(cfg, flow=None, seed=0):
     g, d = Generator(cfg.in_frames, cfg.g_widths), Discriminator(cfg.d_widths)
     init_weights(g)
     init_weights(d)
-    return Nets(g, d, torch.optim.Adam(g.parameters(), cfg.lr_g, betas=cfg.adam_betas),
-                torch.optim.Adam(d.parameters(), cfg.lr_d, betas=cfg.adam_betas), flow)
+    return Nets(
+        g,
+        d,
+        torch.optim.Adam(g.parameters(), cfg.lr_g, betas=cfg.adam_betas),
+        torch.optim.Adam(d.parameters(), cfg.lr_d, betas=cfg.adam_betas),
+        flow,
+    )
 
 
 def tiny_cfg(**over):
@@ -47,7 +53,7 @@ def test_discriminator_update_sees_only_its_own_loss():
     reference.opt_d.step()
     for p, q in zip(nets.d.parameters(), reference.d.parameters()):
         assert torch.equal(p, q)
-    assert all(p.requires_grad for p in nets.d.parameters())   # D is trainable again after G's update
+    assert all(p.requires_grad for p in nets.d.parameters())  # D is trainable again after G's update
 
 
 def test_generator_update_uses_adversarial_and_intensity_terms():
@@ -141,7 +147,7 @@ def test_grad_scaler_path_updates_both_networks():
     train_step(nets, cfg, random_clip(cfg), torch.device("cpu"))
     for net in ("g", "d"):
         assert any(not torch.equal(p, q) for p, q in zip(before[net], getattr(nets, net).parameters()))
-    assert nets.precision.scaler_g.get_scale() == nets.precision.scaler_d.get_scale() == 2.0 ** 16
+    assert nets.precision.scaler_g.get_scale() == nets.precision.scaler_d.get_scale() == 2.0**16
 
 
 def test_fp16_amp_on_cpu_is_a_user_error():
@@ -163,6 +169,7 @@ def test_generator_loss_is_the_weighted_sum_with_the_flow_term_in_pixels():
     the step (a 1/400 once did; see README 'Optical flow')."""
     from flownet import ClassicalFlow
     from training.step import generator_losses
+
     cfg = tiny_cfg(lambda_op=2.0, lambda_gd=0.5, lambda_adv=0.1)
     flow = ClassicalFlow().requires_grad_(False)
     nets = make_nets(cfg, flow=flow)
@@ -170,6 +177,10 @@ def test_generator_loss_is_the_weighted_sum_with_the_flow_term_in_pixels():
     pred, parts = generator_losses(nets, cfg, inputs, target)
     direct = losses.flow_loss(flow, inputs[:, -3:], pred, target)
     assert torch.allclose(parts["op"], direct)
-    weighted = (cfg.lambda_int * parts["int"] + cfg.lambda_gd * parts["gd"] + cfg.lambda_op * parts["op"]
-                + cfg.lambda_adv * parts["adv"])
+    weighted = (
+        cfg.lambda_int * parts["int"]
+        + cfg.lambda_gd * parts["gd"]
+        + cfg.lambda_op * parts["op"]
+        + cfg.lambda_adv * parts["adv"]
+    )
     assert torch.allclose(parts["g_total"], weighted)

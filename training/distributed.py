@@ -7,6 +7,7 @@ Everything comes from the environment torchrun sets (WORLD_SIZE, RANK, LOCAL_RAN
 nothing here is node-specific. With WORLD_SIZE unset or 1 every helper is a no-op, so plain
 `python train.py` runs exactly as a single process.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,6 +31,7 @@ GROUP_TIMEOUT = timedelta(minutes=60)
 @dataclass(frozen=True)
 class DistInfo:
     """This process's place in the job: global rank, rank on its node, number of processes."""
+
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
@@ -49,8 +51,10 @@ def _env_int(name: str) -> int:
     """An integer torchrun variable; FFPError when a multi-process launch lacks it."""
     value = os.environ.get(name)
     if value is None or not value.isdigit():
-        raise FFPError(f"WORLD_SIZE={os.environ.get('WORLD_SIZE')} but ${name} is {value!r}: launch multi-process "
-                       f"training with torchrun (it sets RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT)")
+        raise FFPError(
+            f"WORLD_SIZE={os.environ.get('WORLD_SIZE')} but ${name} is {value!r}: launch multi-process "
+            f"training with torchrun (it sets RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT)"
+        )
     return int(value)
 
 
@@ -66,8 +70,10 @@ def init_distributed(device_name: str | None) -> tuple[DistInfo, torch.device]:
     info = DistInfo(_env_int("RANK"), _env_int("LOCAL_RANK"), world)
     if device.type == "cuda":
         if info.local_rank >= torch.cuda.device_count():
-            raise FFPError(f"torchrun --nproc_per_node asks for local rank {info.local_rank} but this node has "
-                           f"{torch.cuda.device_count()} GPU(s): use at most one process per GPU")
+            raise FFPError(
+                f"torchrun --nproc_per_node asks for local rank {info.local_rank} but this node has "
+                f"{torch.cuda.device_count()} GPU(s): use at most one process per GPU"
+            )
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
         dist.init_process_group("nccl", device_id=device, timeout=GROUP_TIMEOUT)

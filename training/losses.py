@@ -2,6 +2,7 @@
 
 All frames are B×3×H×W in [-1, 1]; discriminator outputs are B×1×h×w probabilities in (0, 1).
 """
+
 from __future__ import annotations
 
 import torch
@@ -42,7 +43,7 @@ def adversarial_g_loss(d_fake: torch.Tensor) -> torch.Tensor:
 
 def adversarial_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
     """Least-squares discriminator loss mean((D(I) − 1)² / 2) + mean(D(Î)² / 2)."""
-    return torch.mean((d_real - 1) ** 2 / 2) + torch.mean(d_fake ** 2 / 2)
+    return torch.mean((d_real - 1) ** 2 / 2) + torch.mean(d_fake**2 / 2)
 
 
 # Stored in checkpoints ("flownet" → "loss_units"): classical-flow files without it were trained when that flow was
@@ -51,8 +52,7 @@ def adversarial_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tens
 FLOW_LOSS_UNITS = "pixels"
 
 
-def flow_loss(flow_net: nn.Module, last_input: torch.Tensor, pred: torch.Tensor, target: torch.Tensor
-              ) -> torch.Tensor:
+def flow_loss(flow_net: nn.Module, last_input: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Motion constraint mean|F(I_t, Î_{t+1}) − F(I_t, I_{t+1})| in pixels (scalar), paper eq. 6.
 
     `flow_net` is frozen (its weights never train) but NOT detached: the gradient flows through

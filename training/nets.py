@@ -1,5 +1,6 @@
 """The run's networks: generator, discriminator, their Adam optimizers and LR schedules, the frozen flow estimator,
 and the runners around them (--compile, DDP)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -53,6 +54,7 @@ def accelerate(nets: Nets, cfg: Config, device: torch.device, info: DistInfo, pr
     G's adversarial term gets a D that is compiled but never DDP-wrapped (see training/step.py); D's own
     update gets the DDP one.
     """
+
     def fast(module: nn.Module) -> nn.Module:
         return cast(nn.Module, torch.compile(module)) if cfg.compile else module
 
@@ -61,5 +63,4 @@ def accelerate(nets: Nets, cfg: Config, device: torch.device, info: DistInfo, pr
 
     d_run = fast(nets.d)
     d_sync = fast(ddp(nets.d)) if info.enabled else d_run
-    return dataclasses.replace(nets, g_run=fast(ddp(nets.g)), d_run=d_run, d_sync=d_sync,
-                               precision=precision)
+    return dataclasses.replace(nets, g_run=fast(ddp(nets.g)), d_run=d_run, d_sync=d_sync, precision=precision)

@@ -18,6 +18,7 @@ loss scaled by 1/400; `checkpoint_config` gives their λ_op in today's pixel uni
 estimator they trained with, so a resumed run keeps training with the same loss (bit for bit for λ_op 2:
 doubling is exact, so 2 · (x · 1/400) = 0.005 · x in floating point; within one rounding for other values).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,18 @@ from training.step import Nets
 from utils import FFPError
 
 # Flags that define the data a run trains on or the shape of its networks: a resumed run keeps them.
-REFUSED_ON_RESUME = ("dataset", "preset", "height", "width", "in_frames", "g_widths", "d_widths", "batch_size",
-                     "seed", "train_until")
+REFUSED_ON_RESUME = (
+    "dataset",
+    "preset",
+    "height",
+    "width",
+    "in_frames",
+    "g_widths",
+    "d_widths",
+    "batch_size",
+    "seed",
+    "train_until",
+)
 ARCHITECTURE = ("height", "width", "in_frames", "g_widths", "d_widths")
 SCHEDULE = ("lr_g", "lr_d", "lr_drop_steps", "lr_gamma", "adam_betas")
 
@@ -46,7 +57,7 @@ def explicit_flags(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
-LEGACY_FLOW_SCALE = 1 / 400   # what the classical estimator's flow was multiplied by before 2026-11-30
+LEGACY_FLOW_SCALE = 1 / 400  # what the classical estimator's flow was multiplied by before 2026-11-30
 
 
 def trained_with_legacy_flow_scale(state: dict) -> bool:
@@ -82,21 +93,35 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
     # This machine's settings, not those of the machine that wrote the checkpoint (paths stay: the same run).
     machine = runtime_defaults(base.dataset, FLAG_GROUPS["machine"] + FLAG_GROUPS["cache"], base.preset)
     base = replace(base, **machine)
-    refused = [f"--{k} {_show(v)} (the checkpoint's: {_show(getattr(base, k))})" for k, v in given.items()
-               if k in REFUSED_ON_RESUME and v != getattr(base, k)]
+    refused = [
+        f"--{k} {_show(v)} (the checkpoint's: {_show(getattr(base, k))})"
+        for k, v in given.items()
+        if k in REFUSED_ON_RESUME and v != getattr(base, k)
+    ]
     if refused:
-        raise FFPError(f"--resume {path}: {'; '.join(refused)} — a resumed run keeps its data and architecture; "
-                       f"drop these flags to continue it, or fine-tune a new run with --init_from {path}")
+        raise FFPError(
+            f"--resume {path}: {'; '.join(refused)} — a resumed run keeps its data and architecture; "
+            f"drop these flags to continue it, or fine-tune a new run with --init_from {path}"
+        )
     cfg = Config.from_dict({**base.to_dict(), **given})
     validate(cfg)
-    changes = [f"{k}: {_show(getattr(base, k))} -> {_show(getattr(cfg, k))}" for k in given
-               if getattr(cfg, k) != getattr(base, k)]
-    changes += [f"{k}: {_show(getattr(written, k))} -> {_show(getattr(base, k))} (unchanged training: the "
-                f"checkpoint's classical-flow motion loss in today's pixel units; README 'Optical flow')"
-                for k in ("lambda_op", "flownet") if k not in given and getattr(base, k) != getattr(written, k)]
-    changes += [f"{k}: {_show(getattr(written, k))} -> {_show(getattr(cfg, k))} (this machine's "
-                f"{'flag' if k in given else 'default'}, not the checkpoint's)"
-                for k in machine if getattr(cfg, k) != getattr(written, k) and k not in given]
+    changes = [
+        f"{k}: {_show(getattr(base, k))} -> {_show(getattr(cfg, k))}"
+        for k in given
+        if getattr(cfg, k) != getattr(base, k)
+    ]
+    changes += [
+        f"{k}: {_show(getattr(written, k))} -> {_show(getattr(base, k))} (unchanged training: the "
+        f"checkpoint's classical-flow motion loss in today's pixel units; README 'Optical flow')"
+        for k in ("lambda_op", "flownet")
+        if k not in given and getattr(base, k) != getattr(written, k)
+    ]
+    changes += [
+        f"{k}: {_show(getattr(written, k))} -> {_show(getattr(cfg, k))} (this machine's "
+        f"{'flag' if k in given else 'default'}, not the checkpoint's)"
+        for k in machine
+        if getattr(cfg, k) != getattr(written, k) and k not in given
+    ]
     return cfg, changes
 
 
@@ -107,8 +132,11 @@ def init_config(args: argparse.Namespace, state: dict, path: str) -> Config:
     """
     source = Config.from_dict(state["config"])
     given = explicit_flags(args)
-    conflicts = [f"--{k} {_show(given[k])} (the weights': {_show(getattr(source, k))})" for k in ARCHITECTURE
-                 if k in given and given[k] != getattr(source, k)]
+    conflicts = [
+        f"--{k} {_show(given[k])} (the weights': {_show(getattr(source, k))})"
+        for k in ARCHITECTURE
+        if k in given and given[k] != getattr(source, k)
+    ]
     if conflicts:
         raise FFPError(f"--init_from {path}: {'; '.join(conflicts)} — the weights fit only their own architecture")
     overrides = {**{k: getattr(source, k) for k in ARCHITECTURE}, **given}
@@ -129,7 +157,7 @@ def apply_schedule(cfg: Config, optimizers: list, schedulers: list) -> None:
         passed = sum(1 for m in cfg.lr_drop_steps if m <= scheduler.last_epoch)
         for group in optimizer.param_groups:
             group["initial_lr"] = base_lr
-            group["lr"] = base_lr * cfg.lr_gamma ** passed
+            group["lr"] = base_lr * cfg.lr_gamma**passed
             group["betas"] = tuple(cfg.adam_betas)
         scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
@@ -143,11 +171,12 @@ def data_fingerprint(videos: list, lengths: list[int]) -> str:
 @dataclass
 class Start:
     """How a run starts: its config, and the checkpoint it resumes or initialises from (if any)."""
+
     cfg: Config
     resume: dict | None = None
     init: dict | None = None
-    source: str = ""                       # path of that checkpoint
-    changes: list[str] = field(default_factory=list)   # flags changed on resume
+    source: str = ""  # path of that checkpoint
+    changes: list[str] = field(default_factory=list)  # flags changed on resume
 
     def changed(self, names: tuple[str, ...]) -> bool:
         """Whether a resume changed any of the settings `names`."""
@@ -162,13 +191,18 @@ def resolve_start(args: argparse.Namespace) -> Start:
     if args.resume and args.init_from:
         raise FFPError("--resume continues a run and --init_from starts a new one from trained weights: give one")
     if args.resume is not None:
-        path = Path(args.weights_dir or "weights") / f"{args.dataset or 'synthetic'}_latest.pth" \
-            if args.resume == "latest" else Path(args.resume)
+        path = (
+            Path(args.weights_dir or "weights") / f"{args.dataset or 'synthetic'}_latest.pth"
+            if args.resume == "latest"
+            else Path(args.resume)
+        )
         state = load_checkpoint(path)
         for key in TRAINING_KEYS:
             if key not in state:
-                raise FFPError(f"--resume {path}: not a training checkpoint (no '{key}'; generator-only checkpoints "
-                               f"can be evaluated, or fine-tuned with --init_from)")
+                raise FFPError(
+                    f"--resume {path}: not a training checkpoint (no '{key}'; generator-only checkpoints "
+                    f"can be evaluated, or fine-tuned with --init_from)"
+                )
         cfg, changes = resume_config(args, state, str(path))
         return Start(cfg, resume=state, source=str(path), changes=changes)
     if args.init_from is not None:
@@ -181,17 +215,20 @@ def check_same_data(start: Start, videos: list, lengths: list[int]) -> str:
     """The training data's fingerprint; FFPError when a resumed run finds other data than it trained on."""
     fingerprint = data_fingerprint(videos, lengths)
     if start.resume and start.resume.get("data_fingerprint", fingerprint) != fingerprint:
-        raise FFPError(f"--resume {start.source}: the training data under --data_root {start.cfg.data_root} differs "
-                       f"from the data this run trained on ({len(videos)} videos, {sum(lengths)} frames now); "
-                       f"resume with the original data, or fine-tune with --init_from {start.source}")
+        raise FFPError(
+            f"--resume {start.source}: the training data under --data_root {start.cfg.data_root} differs "
+            f"from the data this run trained on ({len(videos)} videos, {sum(lengths)} frames now); "
+            f"resume with the original data, or fine-tune with --init_from {start.source}"
+        )
     return fingerprint
 
 
 @dataclass
 class RunState:
     """What the training loop carries from step to step, and what a resumed run continues from."""
+
     step: int = 0
-    history: list[dict] = field(default_factory=list)   # [{"step", "val_auc"}] of every validation
+    history: list[dict] = field(default_factory=list)  # [{"step", "val_auc"}] of every validation
 
     @property
     def best_auc(self) -> float | None:
@@ -226,7 +263,9 @@ def legacy_flow_note(start: Start) -> list[str]:
     flow"), or nothing."""
     if not (start.init and trained_with_legacy_flow_scale(start.init)):
         return []
-    return [f"note: {start.source} was trained before 2026-11-30 with the classical estimator's motion loss "
-            f"scaled by 1/400: its λ_op {start.init['config']['lambda_op']} was "
-            f"{checkpoint_config(start.init).lambda_op} in today's pixel units; this run uses "
-            f"λ_op {start.cfg.lambda_op}"]
+    return [
+        f"note: {start.source} was trained before 2026-11-30 with the classical estimator's motion loss "
+        f"scaled by 1/400: its λ_op {start.init['config']['lambda_op']} was "
+        f"{checkpoint_config(start.init).lambda_op} in today's pixel units; this run uses "
+        f"λ_op {start.cfg.lambda_op}"
+    ]

@@ -6,6 +6,7 @@ RunOutputs    what rank 0 alone writes: the run lock, the start-up printout, con
               validation results and checkpoints; a run that fails before step 1 leaves nothing behind
 NoOutputs     the same interface for the other DDP ranks, writing nothing, so the loop never asks its rank
 """
+
 from __future__ import annotations
 
 import json
@@ -30,6 +31,7 @@ from utils import Progress, atomic_write_text, check_writable
 class Due:
     """What is due after a step: a loss log entry (also at every save), a validation, a checkpoint; `end`: the
     run's last step, at which all three are due."""
+
     log: bool
     validate: bool
     save: bool
@@ -39,22 +41,24 @@ class Due:
     def after(cls, step: int, cfg: Config) -> Due:
         end = step == cfg.iters
         save = step % cfg.save_interval == 0 or end
-        return cls(log=step % cfg.log_interval == 0 or save, validate=step % cfg.val_interval == 0 or end,
-                   save=save, end=end)
+        return cls(
+            log=step % cfg.log_interval == 0 or save, validate=step % cfg.val_interval == 0 or end, save=save, end=end
+        )
 
 
 @dataclass
 class Checkpointer:
     """The run's checkpoints: the plain modules' weights (interchangeable between DDP and single-process runs),
     optimizers, LR schedules, RNG, validation history, config, and what resume, eval and detect.py need."""
+
     cfg: Config
     nets: Nets
     schedulers: list
     flow_name: str
-    fingerprint: str             # of the training data (training.resume.data_fingerprint)
+    fingerprint: str  # of the training data (training.resume.data_fingerprint)
     start: Start
-    started: float               # time.time() when this session started
-    last_saved: int | None = None   # step of the newest 'latest' on disk written by this run
+    started: float  # time.time() when this session started
+    last_saved: int | None = None  # step of the newest 'latest' on disk written by this run
 
     def path(self, kind: str) -> Path:
         """<weights_dir>/<dataset>_<kind>.pth, kind 'latest' or 'best'."""
@@ -63,16 +67,23 @@ class Checkpointer:
     def state(self, run: RunState, kind: str) -> dict:
         """The checkpoint dict at `run.step` (keys documented in checkpoint.py)."""
         prior_seconds = float(self.start.resume.get("train_seconds", 0.0)) if self.start.resume else 0.0
-        state = {"net_g": self.nets.g.state_dict(), "net_d": self.nets.d.state_dict(),
-                 "optim_g": self.nets.opt_g.state_dict(), "optim_d": self.nets.opt_d.state_dict(),
-                 "sched_g": self.schedulers[0].state_dict(), "sched_d": self.schedulers[1].state_dict(),
-                 "step": run.step, "config": self.cfg.to_dict(), "rng": {"torch": torch.get_rng_state()},
-                 "history": run.history,
-                 "flownet": {"name": self.flow_name, "checkpoint": self.cfg.flownet_ckpt,
-                             "loss_units": FLOW_LOSS_UNITS},
-                 "selected_with_test_labels": kind == "best", "data_fingerprint": self.fingerprint,
-                 # wall-clock seconds of all sessions of this run so far (setup, validation and saves included)
-                 "train_seconds": prior_seconds + time.time() - self.started}
+        state = {
+            "net_g": self.nets.g.state_dict(),
+            "net_d": self.nets.d.state_dict(),
+            "optim_g": self.nets.opt_g.state_dict(),
+            "optim_d": self.nets.opt_d.state_dict(),
+            "sched_g": self.schedulers[0].state_dict(),
+            "sched_d": self.schedulers[1].state_dict(),
+            "step": run.step,
+            "config": self.cfg.to_dict(),
+            "rng": {"torch": torch.get_rng_state()},
+            "history": run.history,
+            "flownet": {"name": self.flow_name, "checkpoint": self.cfg.flownet_ckpt, "loss_units": FLOW_LOSS_UNITS},
+            "selected_with_test_labels": kind == "best",
+            "data_fingerprint": self.fingerprint,
+            # wall-clock seconds of all sessions of this run so far (setup, validation and saves included)
+            "train_seconds": prior_seconds + time.time() - self.started,
+        }
         if self.start.init:
             state["init_from"] = self.start.source
         return state
@@ -90,15 +101,17 @@ class Checkpointer:
 
 class NoOutputs:
     """A DDP rank other than 0: it trains, and writes, validates and saves nothing."""
-    validates = False   # whether this rank runs the validations
-    writes = False      # whether this rank writes checkpoints
+
+    validates = False  # whether this rank runs the validations
+    writes = False  # whether this rank writes checkpoints
     checkpointer: Checkpointer | None = None
 
     def __enter__(self) -> NoOutputs:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         return None
 
     def begin(self, printout: str, checkpointer: Checkpointer, run: RunState, can_validate: bool) -> None:
@@ -110,8 +123,7 @@ class NoOutputs:
     def log_losses(self, values: dict[str, float], lr_g: float, step: int, progress: Progress) -> None:
         """Rank 0 logs the step's losses."""
 
-    def record_validation(self, run: RunState, auc: float, nets: Nets, clip: torch.Tensor,
-                          progress: Progress) -> None:
+    def record_validation(self, run: RunState, auc: float, nets: Nets, clip: torch.Tensor, progress: Progress) -> None:
         """Rank 0 logs a validation and saves 'best' when it improves."""
 
     def save_latest(self, run: RunState, psnr_stats: dict | None = None) -> None:
@@ -151,15 +163,16 @@ class RunOutputs(NoOutputs):
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         failed = exc_type is not None
         if failed and not self.traces.trained and self.lock is not None:
-            self.traces.remove_files()   # failed before step 1; only while holding the lock
+            self.traces.remove_files()  # failed before step 1; only while holding the lock
         if self.lock is not None:
             self.lock.release()
         if failed:
-            self.traces.remove_folders()   # the folders it created, if now empty: no empty run folders left behind
+            self.traces.remove_folders()  # the folders it created, if now empty: no empty run folders left behind
 
     def begin(self, printout: str, checkpointer: Checkpointer, run: RunState, can_validate: bool) -> None:
         print(printout, flush=True)
@@ -190,8 +203,7 @@ class RunOutputs(NoOutputs):
         self._log.scalar("train/lr_g", lr_g, step)
         progress.set_postfix({k: f"{values[k]:.4g}" for k in ("g_total", "int", "psnr") if k in values})
 
-    def record_validation(self, run: RunState, auc: float, nets: Nets, clip: torch.Tensor,
-                          progress: Progress) -> None:
+    def record_validation(self, run: RunState, auc: float, nets: Nets, clip: torch.Tensor, progress: Progress) -> None:
         improved = run.best_auc is None or auc > run.best_auc
         self._log.scalar("val/micro_auc", auc, run.step)
         log_images(self._log, nets, clip, run.step)
@@ -204,9 +216,10 @@ class RunOutputs(NoOutputs):
         self._save(run, "latest", psnr_stats)
 
     def save_on_stop(self, run: RunState, stopped_by: int, progress: Progress) -> None:
-        progress.write(f"signal {stopped_by}: saving a checkpoint at step {run.step}, then stopping "
-                       f"(send again to exit at once)")
-        if self._checkpoints.last_saved != run.step:   # a stop right after a regular save has nothing new to write
+        progress.write(
+            f"signal {stopped_by}: saving a checkpoint at step {run.step}, then stopping (send again to exit at once)"
+        )
+        if self._checkpoints.last_saved != run.step:  # a stop right after a regular save has nothing new to write
             self._save(run, "latest")
         print(f"stopped at step {run.step}; resume with --resume latest", flush=True)
 
@@ -216,10 +229,15 @@ class RunOutputs(NoOutputs):
 
     def finish(self, run: RunState, first_step: int, seconds: float) -> None:
         self._log.close()
-        best = (f"best by test-label AUC {run.best_auc:.4f}: {self._checkpoints.path('best')}"
-                if run.best_auc is not None else "no validation ran, so no 'best' checkpoint")
-        print(f"trained steps {first_step}..{run.step} in {seconds:.0f}s; latest: {self._checkpoints.path('latest')} "
-              f"({best})")
+        best = (
+            f"best by test-label AUC {run.best_auc:.4f}: {self._checkpoints.path('best')}"
+            if run.best_auc is not None
+            else "no validation ran, so no 'best' checkpoint"
+        )
+        print(
+            f"trained steps {first_step}..{run.step} in {seconds:.0f}s; latest: {self._checkpoints.path('latest')} "
+            f"({best})"
+        )
 
 
 def run_outputs(cfg: Config, info: DistInfo) -> NoOutputs:
@@ -238,22 +256,40 @@ def log_images(log: RunLog, nets: Nets, clip: torch.Tensor, step: int) -> None:
     log.images("val/error", ((pred - target).abs() / 2).mean(1, keepdim=True).clamp(0, 1).cpu().numpy(), step)
 
 
-def start_printout(cfg: Config, files, windows, start: Start, step: int, flow_name: str, device: torch.device,
-                   info: DistInfo, skip_validation: str | None) -> str:
+def start_printout(
+    cfg: Config,
+    files,
+    windows,
+    start: Start,
+    step: int,
+    flow_name: str,
+    device: torch.device,
+    info: DistInfo,
+    skip_validation: str | None,
+) -> str:
     """The start-up printout: data, device, how the run starts, changes on resume, warnings, the config."""
-    where = (f"resuming at step {step} from {start.source}" if start.resume else
-             f"from the weights of {start.source} (new run, step 0)" if start.init else "from scratch")
+    where = (
+        f"resuming at step {step} from {start.source}"
+        if start.resume
+        else f"from the weights of {start.source} (new run, step 0)"
+        if start.init
+        else "from scratch"
+    )
     ddp = f" ×{info.world_size} processes (batch {cfg.batch_size} each)" if info.enabled else ""
-    lines = [f"FFP training on {cfg.dataset} ({len(files.train)} videos, {len(windows)} windows, layout "
-             f"{files.layout}), device {device}{ddp}, {torch.get_num_threads()} CPU threads, flow estimator "
-             f"{flow_name}, {where}"]
+    lines = [
+        f"FFP training on {cfg.dataset} ({len(files.train)} videos, {len(windows)} windows, layout "
+        f"{files.layout}), device {device}{ddp}, {torch.get_num_threads()} CPU threads, flow estimator "
+        f"{flow_name}, {where}"
+    ]
     lines += [f"resume: {change} (applied)" for change in start.changes]
     lines += flow_weight_notes(cfg, flow_name) + legacy_flow_note(start)
     lines += [f"warning: {problem} (trained on the frames that decoded)" for problem in windows.decode_problems()]
     lines += [f"labels: {note}" for note in files.notes.lines]
     if skip_validation:
-        lines.append(f"warning: validation AUC skipped ({skip_validation}); training runs without it: "
-                     f"'latest' is saved, 'best' is not")
+        lines.append(
+            f"warning: validation AUC skipped ({skip_validation}); training runs without it: "
+            f"'latest' is saved, 'best' is not"
+        )
     elif files.label_source:
         lines.append(f"labels: {files.label_source}")
     return "\n".join(lines) + "\n" + cfg.pretty()
@@ -263,10 +299,14 @@ def flow_weight_notes(cfg: Config, flow_name: str) -> list[str]:
     """Start-up notes on λ_op: an estimator meeting the other one's weight (README "Optical flow")."""
     notes = []
     if flow_name == "ClassicalFlow" and cfg.lambda_op > CLASSICAL_LAMBDA_OP:
-        notes.append(f"note: λ_op {cfg.lambda_op} with the classical flow estimator: the official values were tuned "
-                     f"for FlowNet-SD; on Ped2 with this estimator λ_op 2 and 0.1 scored below {CLASSICAL_LAMBDA_OP} "
-                     f"(the --preset cpu value; README 'Optical flow')")
+        notes.append(
+            f"note: λ_op {cfg.lambda_op} with the classical flow estimator: the official values were tuned "
+            f"for FlowNet-SD; on Ped2 with this estimator λ_op 2 and 0.1 scored below {CLASSICAL_LAMBDA_OP} "
+            f"(the --preset cpu value; README 'Optical flow')"
+        )
     if flow_name == "FlowNet2SDFlow" and 0 < cfg.lambda_op <= CLASSICAL_LAMBDA_OP:
-        notes.append(f"note: λ_op {cfg.lambda_op} is the classical estimator's weight; the official value for "
-                     f"FlowNet-SD is {DATASET_DEFAULTS['ped2']['lambda_op']} (Ped2)")
+        notes.append(
+            f"note: λ_op {cfg.lambda_op} is the classical estimator's weight; the official value for "
+            f"FlowNet-SD is {DATASET_DEFAULTS['ped2']['lambda_op']} (Ped2)"
+        )
     return notes

@@ -10,6 +10,7 @@ RunLock holds an flock() on `<folder>/.<dataset>.lock` for the whole run: a seco
 checkpoints or log refuses at start, and the lock dies with its process (kill -9 included), so a crash
 never leaves it stuck (the file of a killed run stays behind, unlocked, and the next run takes it).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -41,18 +42,22 @@ class RunLog:
         self.folder = Path(folder)
         # The suffix keeps event files of runs started within the same second in start order (TensorBoard
         # reads them sorted by name, and a resume's purge marker must come after the killed run's events).
-        self._writer = self._call(lambda: EventsWriter(str(self.folder / "events"),
-                                                       filename_suffix=f".{time.time_ns()}.{os.getpid()}"))
+        self._writer = self._call(
+            lambda: EventsWriter(str(self.folder / "events"), filename_suffix=f".{time.time_ns()}.{os.getpid()}")
+        )
         if purge_step is not None:
-            self._write(Event(wall_time=time.time(), step=int(purge_step),
-                              session_log=SessionLog(status=SessionLog.START)))
+            self._write(
+                Event(wall_time=time.time(), step=int(purge_step), session_log=SessionLog(status=SessionLog.START))
+            )
 
     def _call(self, fn):
         try:
             return fn()
         except OSError as exc:
-            raise FFPError(f"--log_dir {self.folder}: cannot write the TensorBoard log ({exc.strerror or exc}); "
-                           f"free space there or choose another --log_dir") from None
+            raise FFPError(
+                f"--log_dir {self.folder}: cannot write the TensorBoard log ({exc.strerror or exc}); "
+                f"free space there or choose another --log_dir"
+            ) from None
 
     def _write(self, event: Event) -> None:
         self._call(lambda: self._writer.write_event(event))
@@ -63,8 +68,13 @@ class RunLog:
 
     def images(self, tag: str, images: np.ndarray, step: int) -> None:
         """A grid of N×C×H×W float images in [0, 1] (C = 1 or 3) at `step`."""
-        self._write(Event(wall_time=time.time(), step=int(step),
-                          summary=image(tag, np.asarray(images, dtype=np.float32), dataformats="NCHW")))
+        self._write(
+            Event(
+                wall_time=time.time(),
+                step=int(step),
+                summary=image(tag, np.asarray(images, dtype=np.float32), dataformats="NCHW"),
+            )
+        )
 
     def flush(self) -> None:
         """Push everything written so far to disk (fsync)."""
@@ -140,8 +150,16 @@ class RunLock:
             handle = self._lock(path)
             handle.seek(0)
             handle.truncate()
-            handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                     "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": _command()}))
+            handle.write(
+                json.dumps(
+                    {
+                        "pid": os.getpid(),
+                        "host": socket.gethostname(),
+                        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                        "command": _command(),
+                    }
+                )
+            )
             handle.flush()
             self._files.append(handle)
         return self
@@ -157,25 +175,28 @@ class RunLock:
                 holder = handle.read().strip()
                 handle.close()
                 self.release()
-                raise FFPError(f"another training run is writing {path.parent} ({_describe(holder)}); wait for it to "
-                               f"finish, or give this run another --weights_dir/--log_dir") from None
+                raise FFPError(
+                    f"another training run is writing {path.parent} ({_describe(holder)}); wait for it to "
+                    f"finish, or give this run another --weights_dir/--log_dir"
+                ) from None
             try:
                 if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
                     return handle
             except FileNotFoundError:
                 pass
-            handle.close()   # the holder removed it between our open and flock: try the new file
+            handle.close()  # the holder removed it between our open and flock: try the new file
 
     def release(self) -> None:
         """Remove the lock files and drop the locks (a killed run's file stays, unlocked, and is reused)."""
         for handle in self._files:
             Path(handle.name).unlink(missing_ok=True)
-            handle.close()      # closing drops the flock
+            handle.close()  # closing drops the flock
         self._files = []
 
 
 def _command() -> str:
     import sys
+
     return " ".join(["python", *sys.argv])[:300]
 
 

@@ -2,6 +2,7 @@
 
 Tensors: `clip` is the uint8 batch B×(T+1)×3×H×W from the loader; networks see [-1, 1].
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,6 +29,7 @@ class Precision:
     losses, the PSNR and the flow estimator (whose 2×2 solve divides by a determinant ≥ 9e-6, below fp16's
     normal range) stay in float32.
     """
+
     device_type: str = "cpu"
     dtype: torch.dtype | None = None
     scaler_g: torch.amp.GradScaler | None = None
@@ -49,6 +51,7 @@ class Nets:
     `d_run` (compiled D, never DDP: used for G's adversarial term) and `d_sync` (DDP-wrapped D, used only
     in D's own update). Unset runners fall back to `g`, `d` and `d_run`.
     """
+
     g: nn.Module
     d: nn.Module
     opt_g: torch.optim.Optimizer
@@ -86,8 +89,10 @@ def make_precision(cfg: Config, device: torch.device) -> Precision:
         return Precision(device.type)
     dtype = AMP_DTYPES[cfg.amp_dtype]
     if dtype == torch.float16 and device.type != "cuda":
-        raise FFPError(f"--amp_dtype fp16 needs a CUDA device (got --device {device}); CPU autocast runs in "
-                       f"bf16: use --amp_dtype bf16 or drop --amp")
+        raise FFPError(
+            f"--amp_dtype fp16 needs a CUDA device (got --device {device}); CPU autocast runs in "
+            f"bf16: use --amp_dtype bf16 or drop --amp"
+        )
     if dtype == torch.float16:
         # fp16 gradients underflow without loss scaling; separate scalers because G's and D's losses
         # (and so their safe scales) differ by orders of magnitude.
@@ -95,8 +100,9 @@ def make_precision(cfg: Config, device: torch.device) -> Precision:
     return Precision(device.type, dtype)
 
 
-def split_clip(clip: torch.Tensor, device: torch.device,
-               memory_format: torch.memory_format = torch.contiguous_format) -> tuple[torch.Tensor, torch.Tensor]:
+def split_clip(
+    clip: torch.Tensor, device: torch.device, memory_format: torch.memory_format = torch.contiguous_format
+) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 B×(T+1)×3×H×W -> (inputs B×3T×H×W, target B×3×H×W), float in [-1, 1] on `device`."""
     clip = to_network_range(clip.to(device, non_blocking=True))
     b, t1, c, h, w = clip.shape
@@ -104,8 +110,9 @@ def split_clip(clip: torch.Tensor, device: torch.device,
     return inputs.contiguous(memory_format=memory_format), target.contiguous(memory_format=memory_format)
 
 
-def generator_losses(nets: Nets, cfg: Config, inputs: torch.Tensor, target: torch.Tensor
-                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def generator_losses(
+    nets: Nets, cfg: Config, inputs: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Forward G and its weighted loss: (prediction B×3×H×W float32, dict of loss tensors incl. 'g_total')."""
     assert nets.g_run is not None and nets.d_run is not None  # set by Nets.__post_init__
     with nets.precision.autocast(), record_function("G forward"):
@@ -129,8 +136,9 @@ def generator_losses(nets: Nets, cfg: Config, inputs: torch.Tensor, target: torc
     return pred, parts
 
 
-def _update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
-            name: str) -> None:
+def _update(
+    loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None, name: str
+) -> None:
     """backward + optimizer step, through the GradScaler when fp16 autocast uses one; `name` labels the two
     profiler ranges (bench/profile_step.py)."""
     with record_function(f"{name} backward"):
@@ -139,7 +147,7 @@ def _update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.
         if scaler is None:
             optimizer.step()
             return
-        scaler.step(optimizer)   # skipped (and the scale lowered) when the scaled gradients overflowed
+        scaler.step(optimizer)  # skipped (and the scale lowered) when the scaled gradients overflowed
         scaler.update()
 
 
@@ -151,7 +159,7 @@ def train_step(nets: Nets, cfg: Config, clip: torch.Tensor, device: torch.device
     nets.d.requires_grad_(False)
     nets.opt_g.zero_grad(set_to_none=True)
     pred, parts = generator_losses(nets, cfg, inputs, target)
-    _update(parts["g_total"], nets.opt_g, nets.precision.scaler_g, "G")   # backward through flow, D and G
+    _update(parts["g_total"], nets.opt_g, nets.precision.scaler_g, "G")  # backward through flow, D and G
     nets.d.requires_grad_(True)
 
     # Discriminator: sees the generated frame detached, so its loss cannot reach G.
