@@ -80,19 +80,44 @@ from training.step import Nets, Precision, make_precision, train_step
 from utils import FFPError, Progress, configure_threads, seed_everything
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    start = resolve_start(args)
-    warning = configure_threads(start.cfg.threads)
-    info, device = init_distributed(start.cfg.device)
+def refuse_non_finite(bad: torch.Tensor, run: RunState, cfg: Config, info: DistInfo, outputs: NoOutputs) -> None:
+    """FFPError when any rank saw a non-finite loss since the last check; the last good checkpoint is kept."""
+    if not any_rank(bad, info):
+        return
+    checkpointer = outputs.checkpointer
+    kept = (
+        f"the last good checkpoint {checkpointer.path('latest')} (step {checkpointer.last_saved}) is kept"
+        if checkpointer is not None and checkpointer.last_saved is not None
+        else "no checkpoint was saved yet by this run"
+    )
+    raise FFPError(
+        f"non-finite loss at or before step {run.step}: training stopped; {kept} "
+        f"(lower the learning rate, e.g. --resume latest --lr_g {cfg.lr_g / 10:g})"
+    )
+
+
+def validate_auc(nets: Nets, cfg: Config, files, device: torch.device, stop: StopRequest) -> float | None:
+    """Paper-protocol micro-AUC on the test set (test labels: for monitoring and 'best' only); None when a
+    stop was requested while it ran."""
     try:
-        if warning and info.is_main:
-            print(warning, flush=True)
-        precision = make_precision(start.cfg, device)  # before the slow set-up: an impossible --amp_dtype fails now
-        with run_outputs(start.cfg, info) as outputs:  # rank 0: run lock; nothing left behind if it fails early
-            return train(start, info, device, precision, outputs)
+        psnr = score_videos(nets.g, files.test, cfg, device, cancel=lambda: bool(stop.signum))
+    except Cancelled:
+        return None
     finally:
-        shutdown_distributed()
+        nets.g.train()
+    return compute_metrics(psnr, scored_labels(files.test, cfg.in_frames))["micro_auc"]
+
+
+def psnr_stats(nets: Nets, videos: list, cfg: Config, device: torch.device, stop: StopRequest) -> dict | None:
+    """PSNR statistics of the trained generator's predictions on up to STATS_WINDOWS training windows; None when
+    a stop request cancelled them (too slow for a signal-stop: detect.py computes them when a checkpoint lacks
+    them)."""
+    try:
+        return training_psnr_stats(
+            nets.g, videos, cfg, device, max_windows=STATS_WINDOWS, cancel=lambda: bool(stop.signum)
+        )
+    except Cancelled:
+        return None
 
 
 def train(start: Start, info: DistInfo, device: torch.device, precision: Precision, outputs: NoOutputs) -> int:
@@ -113,12 +138,8 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
         torch.manual_seed(cfg.seed + 1_000_003 * info.rank + run.step)
     nets = accelerate(nets, cfg, device, info, precision)
     checkpointer = Checkpointer(cfg, nets, schedulers, flow_name(nets), fingerprint, start, started)
-    outputs.begin(
-        start_printout(cfg, files, windows, start, run.step, flow_name(nets), device, info, skip_validation),
-        checkpointer,
-        run,
-        can_validate=skip_validation is None,
-    )
+    printout = start_printout(cfg, files, windows, start, run.step, flow_name(nets), device, info, skip_validation)
+    outputs.begin(printout, checkpointer, run, can_validate=skip_validation is None)  # rank 0: prints, opens the log
 
     # --- the loop: one step, then what is due (log, validate, save); G and D are in training mode since built
     bad = torch.zeros((), dtype=torch.bool, device=device)  # any non-finite loss since the last sync
@@ -160,44 +181,19 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
     return 0
 
 
-def refuse_non_finite(bad: torch.Tensor, run: RunState, cfg: Config, info: DistInfo, outputs: NoOutputs) -> None:
-    """FFPError when any rank saw a non-finite loss since the last check; the last good checkpoint is kept."""
-    if not any_rank(bad, info):
-        return
-    checkpointer = outputs.checkpointer
-    kept = (
-        f"the last good checkpoint {checkpointer.path('latest')} (step {checkpointer.last_saved}) is kept"
-        if checkpointer is not None and checkpointer.last_saved is not None
-        else "no checkpoint was saved yet by this run"
-    )
-    raise FFPError(
-        f"non-finite loss at or before step {run.step}: training stopped; {kept} "
-        f"(lower the learning rate, e.g. --resume latest --lr_g {cfg.lr_g / 10:g})"
-    )
-
-
-def validate_auc(nets: Nets, cfg: Config, files, device: torch.device, stop: StopRequest) -> float | None:
-    """Paper-protocol micro-AUC on the test set (test labels: for monitoring and 'best' only); None when a
-    stop was requested while it ran."""
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    start = resolve_start(args)
+    warning = configure_threads(start.cfg.threads)
+    info, device = init_distributed(start.cfg.device)
     try:
-        psnr = score_videos(nets.g, files.test, cfg, device, cancel=lambda: bool(stop.signum))
-    except Cancelled:
-        return None
+        if warning and info.is_main:
+            print(warning, flush=True)
+        precision = make_precision(start.cfg, device)  # before the slow set-up: an impossible --amp_dtype fails now
+        with run_outputs(start.cfg, info) as outputs:  # rank 0: run lock; nothing left behind if it fails early
+            return train(start, info, device, precision, outputs)
     finally:
-        nets.g.train()
-    return compute_metrics(psnr, scored_labels(files.test, cfg.in_frames))["micro_auc"]
-
-
-def psnr_stats(nets: Nets, videos: list, cfg: Config, device: torch.device, stop: StopRequest) -> dict | None:
-    """PSNR statistics of the trained generator's predictions on up to STATS_WINDOWS training windows; None when
-    a stop request cancelled them (too slow for a signal-stop: detect.py computes them when a checkpoint lacks
-    them)."""
-    try:
-        return training_psnr_stats(
-            nets.g, videos, cfg, device, max_windows=STATS_WINDOWS, cancel=lambda: bool(stop.signum)
-        )
-    except Cancelled:
-        return None
+        shutdown_distributed()
 
 
 if __name__ == "__main__":
