@@ -80,14 +80,13 @@ from training.step import Nets, Precision, make_precision, train_step
 from utils import FFPError, Progress, configure_threads, seed_everything
 
 
-def refuse_non_finite(bad: torch.Tensor, run: RunState, cfg: Config, info: DistInfo, outputs: NoOutputs) -> None:
+def refuse_non_finite(bad: torch.Tensor, run: RunState, cfg: Config, info: DistInfo, saved: Checkpointer) -> None:
     """FFPError when any rank saw a non-finite loss since the last check; the last good checkpoint is kept."""
     if not any_rank(bad, info):
         return
-    checkpointer = outputs.checkpointer
     kept = (
-        f"the last good checkpoint {checkpointer.path('latest')} (step {checkpointer.last_saved}) is kept"
-        if checkpointer is not None and checkpointer.last_saved is not None
+        f"the last good checkpoint {saved.path('latest')} (step {saved.last_saved}) is kept"
+        if saved.last_saved is not None
         else "no checkpoint was saved yet by this run"
     )
     raise FFPError(
@@ -138,7 +137,7 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
         torch.manual_seed(cfg.seed + 1_000_003 * info.rank + run.step)
     nets = accelerate(nets, cfg, device, info, precision)
     checkpointer = Checkpointer(cfg, nets, schedulers, flow_name(nets), fingerprint, start, started)
-    printout = start_printout(cfg, files, windows, start, run.step, flow_name(nets), device, info, skip_validation)
+    printout = start_printout(checkpointer, files, windows, run.step, device, info, skip_validation)
     outputs.begin(printout, checkpointer, run, can_validate=skip_validation is None)  # rank 0: prints, opens the log
 
     # --- the loop: one step, then what is due (log, validate, save); G and D are in training mode since built
@@ -158,7 +157,7 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
             outputs.trained()
             due = Due.after(run.step, cfg)
             if due.log:
-                refuse_non_finite(bad, run, cfg, info, outputs)  # one host sync per logged step, never per step
+                refuse_non_finite(bad, run, cfg, info, checkpointer)  # one host sync per logged step, never per step
                 outputs.log_losses(
                     mean_over_ranks(parts, info), float(schedulers[0].get_last_lr()[0]), run.step, progress
                 )

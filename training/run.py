@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -58,7 +58,10 @@ class Checkpointer:
     fingerprint: str  # of the training data (training.resume.data_fingerprint)
     start: Start
     started: float  # time.time() when this session started
-    last_saved: int | None = None  # step of the newest 'latest' on disk written by this run
+    last_saved: int | None = field(init=False)  # step of the newest 'latest' on disk written by this run
+
+    def __post_init__(self) -> None:
+        self.last_saved = self.start.resume["step"] if self.start.resume else None  # a resume starts from one
 
     def path(self, kind: str) -> Path:
         """<weights_dir>/<dataset>_<kind>.pth, kind 'latest' or 'best'."""
@@ -181,7 +184,6 @@ class RunOutputs(NoOutputs):
         resumed = checkpointer.start.resume is not None
         self.log = RunLog(self.run_dir, purge_step=run.step + 1 if resumed else None)
         self.checkpointer = checkpointer
-        self.checkpointer.last_saved = run.step if resumed else None
         self.validates = can_validate
 
     def trained(self) -> None:
@@ -257,17 +259,10 @@ def log_images(log: RunLog, nets: Nets, clip: torch.Tensor, step: int) -> None:
 
 
 def start_printout(
-    cfg: Config,
-    files,
-    windows,
-    start: Start,
-    step: int,
-    flow_name: str,
-    device: torch.device,
-    info: DistInfo,
-    skip_validation: str | None,
+    saver: Checkpointer, files, windows, step: int, device: torch.device, info: DistInfo, skip_validation: str | None
 ) -> str:
     """The start-up printout: data, device, how the run starts, changes on resume, warnings, the config."""
+    cfg, start, flow_name = saver.cfg, saver.start, saver.flow_name
     where = (
         f"resuming at step {step} from {start.source}"
         if start.resume
