@@ -4,7 +4,8 @@ Training checkpoint keys: net_g, net_d, optim_g, optim_d, sched_g, sched_d, step
 flownet (the estimator's class name, its checkpoint path and the motion loss's units, "pixels"; files
 without loss_units trained a classical-flow loss scaled by 1/400, see training/resume.py, where all
 legacy-checkpoint handling lives). A shipped
-generator-only checkpoint has net_g, config, step and optional psnr_stats.
+generator-only checkpoint has net_g, config, step and optional psnr_stats. Both carry `fps` (the training
+footage's frame rate in frames/s, None when unknown; see `model_fps`) since 2026-12-03.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from config import Config, validate
+from dataset.resample import DOCUMENTED_FPS, SYNTHETIC_FPS
 from utils import FFPError, atomic_write_bytes
 
 
@@ -168,3 +170,17 @@ def load_state_strict(module: nn.Module, state_dict: dict, what: str) -> None:
             parts.append("unexpected: " + ", ".join(unexpected[:4]))
         raise FFPError(f"{what} does not fit this architecture — " + " | ".join(parts))
     module.load_state_dict(state_dict, strict=True)
+
+
+def model_fps(state: dict, dataset: str) -> tuple[float | None, str]:
+    """(frame rate of the footage the model was trained on in frames/s, where that comes from); (None, why) when
+    unknown. The checkpoint's own `fps` first; older checkpoints of a built-in benchmark get its documented rate
+    (dataset.resample.DOCUMENTED_FPS) or the synthetic dataset's."""
+    fps = state.get("fps")
+    if isinstance(fps, (int, float)) and fps > 0:
+        return float(fps), "stored in the checkpoint"
+    if dataset in DOCUMENTED_FPS:
+        return DOCUMENTED_FPS[dataset], f"{dataset}'s documented rate (the checkpoint predates stored rates)"
+    if dataset == "synthetic":
+        return SYNTHETIC_FPS, "the synthetic dataset's rate"
+    return None, "the checkpoint does not know its training footage's frame rate"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -63,7 +64,7 @@ class Config:
     # bookkeeping
     seed: int = 0
     device: str = "auto"
-    threads: int = 0  # torch CPU threads; 0 = one per core (torch's default)
+    threads: int = 0  # torch CPU threads; 0 = auto: the cores other processes leave free, re-checked (utils)
     weights_dir: str = "weights"
     log_dir: str = "runs"
     save_interval: int = 1_000
@@ -173,6 +174,43 @@ STATS_WINDOWS = 500
 # A folder of frames has no frame rate: it is taken as 10 fps, that of UCSD Ped1/Ped2 (seconds in reports, event
 # gaps given in seconds).
 FOLDER_FPS = 10.0
+
+# Live sources (detect.py --video): URL schemes opened through OpenCV's FFmpeg backend, and how many reconnection
+# attempts in a row a lost source gets (dataset/live.py RetryPolicy: waits from 0.5 s doubling to 10 s).
+LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
+RETRY_ATTEMPTS = 10
+
+
+def live_target(text: str) -> str | int | None:
+    """What to open for a --video value, or None when it names a file or folder.
+
+    A URL with a streaming scheme (LIVE_SCHEMES) stays a string; a bare number ('0') is a camera index and
+    '/dev/videoN' a camera device, unless a file or folder of that name exists (then it is a path). FFPError for
+    another scheme ('ftp://…', 'file://…').
+    """
+    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    if match:
+        if match.group(1).lower() not in LIVE_SCHEMES:
+            raise FFPError(
+                f"--video {text}: '{match.group(1)}://' is not a streaming source (expected one of "
+                f"{', '.join(s + '://' for s in LIVE_SCHEMES)}, a camera such as 0 or /dev/video0, a file or a folder)"
+            )
+        return text
+    if os.path.exists(text):
+        return None
+    if re.fullmatch(r"\d{1,3}", text):
+        return int(text)
+    if re.fullmatch(r"/dev/video\d+", text):
+        return text
+    return None
+
+
+def describe_target(target: str | int) -> str:
+    """How a live target is named in messages: the URL without a password, or 'camera 0'."""
+    if isinstance(target, int):
+        return f"camera {target}"
+    return re.sub(r"//([^/@:]+):[^/@]*@", r"//\1:***@", target)
+
 
 # Any --dataset name that is not a built-in benchmark is the user's own data; it gets the cpu preset's size and
 # schedule (see `custom_defaults`), which trains in well under an hour on 2 CPU cores.
@@ -367,7 +405,8 @@ FLAG_HELP: dict[str, str] = {
     "lambda_adv": "weight of the generator's adversarial loss",
     "seed": "random seed of weights, window order and augmentation",
     "device": "cpu, cuda, cuda:1 or auto (CUDA when available)",
-    "threads": "torch CPU threads; 0 = one per core",
+    "threads": "torch CPU threads; 0 = auto: the cores other processes leave free (all when alone), re-checked "
+    "every 30 s; OMP_NUM_THREADS, when set, is kept",
     "num_workers": "DataLoader worker processes; -1 = auto (2, or fewer when torch's threads leave no core free)",
     "eval_batch_size": "frames predicted per batch when scoring (validation, eval.py, detect.py)",
     "cache_frames": "decode every training frame once into RAM when they fit --cache_max_gb",

@@ -2,11 +2,24 @@
 
     python detect.py --video clip.mp4 --trained_model weights/ped2_latest.pth [--mode whole|stream]
                      [--threshold T] [--start 40s] [--save_video] [--out_dir results] [--device cpu]
+    python detect.py --video rtsp://camera/stream --trained_model weights/ped2_cpu.pth [--on_event CMD]
 
---video is a video file (anything cv2.VideoCapture reads: mp4, avi, mkv, mov, ...) or a folder of frames.
+--video is a video file (anything cv2.VideoCapture reads: mp4, avi, mkv, mov, ...), a folder of frames, or a LIVE
+source: a stream URL (rtsp://, http(s)://, udp://, tcp://, rtmp://, srt://: whatever OpenCV's FFmpeg opens) or a
+camera (0, /dev/video0). A live source is watched in stream mode until Ctrl-C / SIGTERM, --duration or --max_frames:
+a reader thread decodes continuously; frames are resampled to the model's frame rate by their times (the stream's
+own timestamps where they are real, else arrival times); when scoring is slower than the source, whole windows are
+skipped (counted), never frames inside one; a lost connection is retried with backoff (--retries). While it runs,
+the result folder (visible from the start) gets scores.csv rows as they are scored, events.jsonl lines and
+events/*.jpg snapshots the moment each event ends, and with --save_video a heatmap.mp4 written on the fly (complete
+once it stops); --on_event CMD runs CMD (no shell) per event with the event's JSON on stdin. See
+evaluation/watch.py.
+Frame rate: checkpoints record their training footage's rate (frames/s); a file or stream at a higher rate is
+resampled to it by its timestamps (said once), because the model learned the motion between frames at that rate.
 Frames get the training preprocessing (`dataset.prepare_frame`: RGB, resized to the checkpoint config's size).
-Frame numbers are the source's own (a video file's timestamps × its frame rate), so a file with a damaged
-middle keeps true numbers after the gap; gaps and an early end are printed and stored in summary.json,
+Frame numbers are the source's own (a video file's place in its container's index or timestamps; a frame
+folder's file numbers, minus 1 when they start at 1), so frames after a damaged stretch or missing files keep
+their numbers; gaps, uncertain ranges and an early end are printed and stored in summary.json,
 and the frames that decode are scored. --start T scores only frames from T on (frames '600' or seconds
 '60s'; the 4 frames before T are the first window's history), e.g. after training on the part before T.
 Modes:
@@ -32,9 +45,21 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
+import shlex
+import shutil
 
 from cli import ArgumentParser, answer_flags_first, run_cli
-from config import FLAG_GROUPS, add_config_flags, check_flag_values, parse_until, statistics_default_text
+from config import (
+    FLAG_GROUPS,
+    RETRY_ATTEMPTS,
+    add_config_flags,
+    check_flag_values,
+    describe_target,
+    live_target,
+    parse_until,
+    statistics_default_text,
+)
 from errors import FFPError
 from evaluation.events import (
     DEFAULT_EVENT_GAP,
@@ -51,7 +76,12 @@ DEFAULT_THRESHOLD = {"whole": 0.5, "stream": 3.0}
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--video", required=True, help="video file (mp4, avi, ...) or folder of frames")
+    parser.add_argument(
+        "--video",
+        required=True,
+        help="video file (mp4, avi, ...), folder of frames, stream URL (rtsp://, http://, udp://, tcp://, ...) "
+        "or camera (0, /dev/video0)",
+    )
     parser.add_argument(
         "--trained_model",
         required=True,
@@ -60,8 +90,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--mode",
         choices=("whole", "stream"),
-        default="whole",
-        help="whole: 1 - minmax(PSNR) over the file; stream: z-score of -PSNR from training stats",
+        default=None,
+        help="whole: 1 - minmax(PSNR) over the file; stream: z-score of -PSNR from training stats "
+        "(default: whole for files and folders, stream for live sources)",
     )
     parser.add_argument(
         "--threshold", type=float, default=None, help="alarm when score > threshold (default 0.5 whole, 3.0 stream)"
@@ -81,14 +112,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--psnr_mean", type=float, default=None, help="stream mode: training PSNR mean (dB)")
     parser.add_argument("--psnr_std", type=float, default=None, help="stream mode: training PSNR std (dB)")
     parser.add_argument("--start", default=None, help="score frames from here on: frames ('600') or seconds ('60s')")
-    parser.add_argument("--save_video", action="store_true", help="also write heatmap.mp4 (reads the input twice)")
+    parser.add_argument(
+        "--save_video",
+        action="store_true",
+        help="also write heatmap.mp4 (files: reads the input twice; live sources: written on the fly)",
+    )
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="frame rate of the input in frames/s, for a source that does not state it (frame folders: default 10; "
+        "live sources: otherwise measured from the first seconds)",
+    )
+    parser.add_argument(
+        "--duration",
+        default=None,
+        help="live sources: stop after this long ('90s', '30m', '8h'; default: until stopped)",
+    )
+    parser.add_argument(
+        "--on_event",
+        default=None,
+        help="live sources: run this command per event (split like a shell line, run without a shell) with the "
+        "event's JSON on stdin; its failures are logged and never stop detection",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=RETRY_ATTEMPTS,
+        help=f"live sources: reconnection attempts in a row before giving up (default {RETRY_ATTEMPTS}; "
+        "waits 0.5 s, doubling up to 10 s)",
+    )
     parser.add_argument("--out_dir", default="results", help="parent folder of the result folder (default: results)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing result folder")
     parser.add_argument(
         "--max_frames",
         type=int,
         default=None,
-        help="read only the frames numbered below N (the first N of an undamaged constant-rate file)",
+        help="read only the frames numbered below N (the first N of an undamaged constant-rate file; live: stop "
+        "after the source delivered N frames)",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     add_config_flags(
@@ -109,6 +170,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parse_until(args.start, "--start")  # same grammar as --train_until; FFPError names the value
     if (args.psnr_mean is None) != (args.psnr_std is None):
         raise FFPError("--psnr_mean and --psnr_std must be given together")
+    check_live_flags(args)
     if args.psnr_mean is not None and args.mode != "stream":
         raise FFPError(
             "--psnr_mean/--psnr_std set stream mode's training statistics; add --mode stream "
@@ -116,6 +178,53 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         )
     check_flag_values(args, spellings={"eval_batch_size": "--batch_size/--eval_batch_size"})
     return args
+
+
+def parse_seconds(text: str, flag: str) -> float:
+    """'90', '90s', '30m', '8h' -> seconds (> 0); FFPError naming the flag otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(s|m|min|h)?\s*", str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise FFPError(f"{flag} must be a positive duration ('90s', '30m', '8h'), got {text!r}")
+    return float(match.group(1)) * {"s": 1, None: 1, "m": 60, "min": 60, "h": 3600}[match.group(2)]
+
+
+def on_event_argv(text: str) -> tuple[str, ...]:
+    """--on_event split like a shell line (no shell runs it); FFPError when empty or its program is not found."""
+    try:
+        argv = tuple(shlex.split(text))
+    except ValueError as exc:
+        raise FFPError(f"--on_event {text!r}: {exc}") from None
+    if not argv:
+        raise FFPError("--on_event is empty (expected a command, e.g. --on_event 'python notify.py')")
+    if shutil.which(argv[0]) is None:
+        raise FFPError(f"--on_event: program {argv[0]!r} not found (not on PATH, or not an executable file)")
+    return argv
+
+
+def check_live_flags(args: argparse.Namespace) -> None:
+    """Settle --mode and check the flags that only make sense for one kind of source (FFPError naming them)."""
+    live = live_target(args.video) is not None
+    if args.mode is None:
+        args.mode = "stream" if live else "whole"
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
+        raise FFPError(f"--fps must be a positive number of frames per second, got {args.fps}")
+    if args.retries < 0:
+        raise FFPError(f"--retries must be 0 or more, got {args.retries}")
+    if live and args.mode == "whole":
+        raise FFPError(
+            f"--video {describe_target(args.video)} is a live source, which has no end to normalise "
+            "over: use --mode stream (the default for live sources)"
+        )
+    if live and args.start is not None:
+        raise FFPError("--start cuts a file or folder; a live source starts now (leave --start out)")
+    if not live:
+        for flag in ("duration", "on_event"):
+            if getattr(args, flag) is not None:
+                raise FFPError(f"--{flag} is for live sources (stream URLs, cameras); --video {args.video} is not one")
+    if args.duration is not None:
+        parse_seconds(args.duration, "--duration")
+    if args.on_event is not None:
+        on_event_argv(args.on_event)
 
 
 if __name__ == "__main__":
@@ -132,15 +241,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from checkpoint import load_checkpoint
+from checkpoint import load_checkpoint, model_fps
 from cli import StopRequest, raise_for_signal
 from config import FOLDER_FPS, STATS_WINDOWS, Config, command_config
-from dataset import FrameFolder, Video, VideoFile, frame_number, open_source, video_frame_batches
+from dataset import FrameFolder, Video, VideoFile, frame_number, open_source
+from dataset.live import LIVE_SAME_RATE, LiveReader, RetryPolicy
+from dataset.resample import batches_at_model_rate, needs_resampling, rate_note
 from evaluation.detect_report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
-from evaluation.pages import StagedResult, file_stems
+from evaluation.pages import LiveResult, StagedResult, file_stems
 from evaluation.predict import generator_from_state, iter_predictions, psnr_stats_from_training_data
 from evaluation.scores import anomaly_scores, flat_videos_note
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator
+from evaluation.watch import LiveFiles, WatchResult, WatchSettings, warm_up, watch
 from training.resume import checkpoint_config
 from utils import duration_text, run_environment, set_up_machine
 
@@ -154,17 +266,23 @@ class Input:
     video: Video
     fps: float
     start: int
+    model_fps: float | None = None  # the training footage's rate: a faster input is resampled to it
+
+    def batches(self, cfg: Config, batch_size: int):
+        """The input's frame batches (dataset.FrameBatches), resampled to the model's rate when it is faster."""
+        return batches_at_model_rate(self.video, cfg, batch_size, self.model_fps, self.fps)
 
 
 def open_input(path: Path, args: argparse.Namespace) -> Input:
-    """The --video as a Video (cut to --max_frames), its frame rate and the --start frame number."""
+    """The --video as a Video (cut to --max_frames), its frame rate (--fps, the container's, or FOLDER_FPS for a
+    folder) and the --start frame number."""
     try:
         source = open_source(path)
     except FFPError as exc:
         raise FFPError(f"--video {exc}") from None
     if isinstance(source, FrameFolder) and not len(source):
         raise FFPError(f"--video {path}: the folder holds no frames (.jpg, .png, .tif, .bmp)")
-    fps = (source.container()[0] if isinstance(source, VideoFile) else None) or FOLDER_FPS
+    fps = args.fps or (source.container()[0] if isinstance(source, VideoFile) else None) or FOLDER_FPS
     video = Video(path.stem if isinstance(source, VideoFile) else path.name, source)
     start = 0 if args.start is None else frame_number(args.start, video, "--start")
     if args.max_frames is not None:
@@ -347,10 +465,10 @@ def write_heatmap_video(
 ) -> None:
     """Pass 2 of --save_video: predict again batch by batch and append each scored frame to the mp4."""
     by_number = dict(zip(scored.numbers.tolist(), range(len(scored.numbers))))
-    batches = video_frame_batches(inp.video, cfg, batch_size)
+    batches = inp.batches(cfg, batch_size)
     with HeatmapVideoWriter(
         path,
-        inp.fps,
+        inp.model_fps if needs_resampling(inp.fps, inp.model_fps) else inp.fps,
         vmax=vmax,
         size=(cfg.height, cfg.width),
         curve_length=len(scores),
@@ -445,7 +563,7 @@ def _score_and_report(
     vmax = VmaxEstimator() if save_video else None
     scored = score_pass(
         generator,
-        video_frame_batches(inp.video, cfg, batch_size),
+        inp.batches(cfg, batch_size),
         cfg.in_frames,
         inp.start,
         device,
@@ -533,15 +651,154 @@ def _score_and_report(
     }
 
 
+# ----------------------------------------------------------------------------- live sources
+
+
+# A live source is scored one frame at a time unless --batch_size says otherwise: on the 2-core CPU batch 1 kept up
+# with the same cameras as the eval batch (16) at a fraction of the latency (95th percentile 141 ms against 1.3 s
+# alone at 25 fps; beside a busy process 0.6 s against 3.8 s; bench/live_speed.py, README "Performance").
+LIVE_BATCH_SIZE = 1
+
+
+def live_settings(args: argparse.Namespace, fps: float, threshold: float, cfg: Config) -> WatchSettings:
+    """The live loop's settings from the flags; `fps`: the timeline's rate (the model's, else --fps or 10)."""
+    return WatchSettings(
+        threshold=threshold,
+        gap_frames=parse_duration(args.event_gap, "--event_gap", fps),
+        min_frames=parse_duration(args.min_event, "--min_event", fps),
+        fps=fps,
+        batch_size=LIVE_BATCH_SIZE if args.eval_batch_size is None else cfg.eval_batch_size,
+        in_frames=cfg.in_frames,
+        save_video=args.save_video,
+        on_event=on_event_argv(args.on_event) if args.on_event else None,
+        duration_s=parse_seconds(args.duration, "--duration") if args.duration else None,
+    )
+
+
+def live_meta(reader: LiveReader, result: WatchResult, settings: WatchSettings, fps_origin: str, files) -> dict:
+    """summary.json's 'live' entry: what the source delivered, what was scored or skipped, and how it ended."""
+    stats = reader.stats
+    return {
+        "source": describe_target(reader.target),
+        "ended_by": result.ended_by,
+        "model_fps": settings.fps,
+        "model_fps_from": fps_origin,
+        "source_fps_measured": stats.source_fps(),
+        "frames_delivered": stats.delivered,
+        "frames_on_model_timeline": stats.kept,
+        "frames_scored": len(result.numbers),
+        "frames_skipped_scoring_behind": reader.dropped,
+        "connections": stats.connects,
+        "outages_s": [[round(a - stats.first_arrival, 3), round(b - stats.first_arrival, 3)] for a, b in stats.outages],
+        "latency_arrival_to_row": result.latency_summary(),
+        "events_file": "events.jsonl",
+        "heatmap_scale_vmax": files.vmax,
+    }
+
+
+def watch_source(args, state: dict, ckpt: Path, cfg: Config, device, norm: Normaliser, threshold: float) -> int:
+    """Watch a live --video until it ends, is lost, --duration/--max_frames pass or a signal comes; write the report."""
+    target = live_target(args.video)
+    assert target is not None
+    name = describe_target(target)
+    fps, fps_origin = model_fps(state, cfg.dataset)
+    if fps is None:
+        fps, fps_origin = args.fps or FOLDER_FPS, f"{fps_origin}: frames are not resampled"
+        print(f"note: {fps_origin}; events are counted at {fps:g} fps (--fps)", flush=True)
+    settings = live_settings(args, fps, threshold, cfg)
+    generator = generator_from_state(state, cfg, device, f"checkpoint {ckpt}")
+    warm_up(generator, (cfg.height, cfg.width), cfg.in_frames, device)
+    log = lambda line: print(line, flush=True)  # noqa: E731  (the reader and --on_event threads log through it)
+    retry = RetryPolicy(attempts=args.retries)
+    resample_to = fps if "not resampled" not in fps_origin else None
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.split("://")[-1]).strip("_")[:60] or "live"
+    with LiveResult(args.out_dir, f"detect_{stem}", args.overwrite) as folder:
+        print(f"watching {name} (stream mode, model rate {fps:g} fps: {fps_origin}); results in {folder.path}")
+        with (
+            StopRequest() as stopper,
+            LiveReader(
+                target, cfg.height, cfg.width, resample_to, retry, log, args.max_frames, source_fps=args.fps
+            ) as reader,
+            LiveFiles(folder.dir, settings, (cfg.height, cfg.width), (min(0.0, threshold - 3), threshold + 6)) as files,
+        ):
+            result = watch(generator, reader, norm.stream, settings, files, device, lambda: stopper.signum, log)
+        if not len(result.numbers):
+            if result.signal:
+                raise_for_signal(result.signal)
+            raise reader.error or FFPError(
+                f"--video {name}: {reader.stats.delivered} frame(s) arrived, too few for one "
+                f"{cfg.in_frames + 1}-frame window"
+            )
+        folder.keep = True
+        source_fps = reader.stats.source_fps() or fps
+        note = rate_note(source_fps, fps if resample_to else None, name, LIVE_SAME_RATE)
+        meta = {
+            "run": {
+                "input": name,
+                "checkpoint": f"{ckpt} (step {state.get('step', '?')})",
+                "mode": "stream (live)",
+                **run_environment(device, "scored"),
+            },
+            "video": name,
+            "checkpoint": str(ckpt),
+            "step": state.get("step"),
+            "mode": "stream",
+            "frame_size": [cfg.height, cfg.width],
+            "psnr_stats": {"mean": norm.mean, "std": norm.std},
+            "score": norm.describe(),
+            "interrupted": bool(result.signal),
+            "notes": [note] if note else [],
+            "live": live_meta(reader, result, settings, fps_origin, files),
+        }
+        scale = source_fps / fps  # the report counts in source frame numbers
+        numbers, scores = np.asarray(result.numbers), np.asarray(result.scores)
+        write_detect_report(
+            folder.dir,
+            numbers,
+            np.asarray(result.psnr),
+            scores,
+            threshold,
+            meta,
+            csv_written=True,
+            video=files.video_name,
+            score_label=norm.label,
+            events=result.events,
+            fps=source_fps,
+            title=f"{name} — live, stream mode",
+            event_gap_frames=round(settings.gap_frames * scale),
+            min_event_frames=round(settings.min_frames * scale),
+            caveats=detect_caveats("stream", np.asarray(result.psnr), scores, threshold, norm.mean, norm.std),
+        )
+    alarms = events_line(len(result.events), int((scores > threshold).sum()), threshold, len(numbers))
+    print(
+        f"watched {name}: {len(numbers)} frames scored ({reader.stats.delivered} delivered, {reader.dropped} skipped "
+        f"while scoring was behind), {alarms}; ended by {result.ended_by}; results in {folder.path}",
+        flush=True,
+    )
+    if result.signal:
+        return 128 + result.signal
+    if reader.error is not None:
+        print(f"error: {reader.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ckpt = Path(args.trained_model)
     state = load_checkpoint(ckpt)
     cfg = command_config(checkpoint_config(state), args)  # the model's settings; this machine's runtime ones
     cfg, device = set_up_machine(cfg)
-    inp = open_input(Path(args.video), args)
-    norm = normaliser(args.mode, state, args, ckpt, cfg, device)
     threshold = DEFAULT_THRESHOLD[args.mode] if args.threshold is None else args.threshold
+    if live_target(args.video) is not None:
+        norm = normaliser("stream", state, args, ckpt, cfg, device)
+        return watch_source(args, state, ckpt, cfg, device, norm, threshold)
+    inp = open_input(Path(args.video), args)
+    inp.model_fps = model_fps(state, cfg.dataset)[0]
+    note = rate_note(inp.fps, inp.model_fps, str(inp.video.source.path))
+    if note:
+        print(f"note: {note}", flush=True)
+    norm = normaliser(args.mode, state, args, ckpt, cfg, device)
     if args.mode == "whole" and not 0 <= threshold < 1:
         print(
             f"note: --threshold {threshold:g} is outside whole mode's scores (0..1): every frame alarms or none does",

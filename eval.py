@@ -7,9 +7,13 @@ each test video, score = 1 − normalised PSNR, the first 4 frames of each video
 concatenated, one ROC-AUC with abnormal = positive ("micro-AUC"). Other metrics are labelled as such, and
 every printed AUC line names its knobs (checkpoint, selected with test labels or not, dropped frames, sigma).
 
-Test videos may be frame folders or video files. A test video file that decodes with gaps or stops early is
-refused (detect.py scores such files as far as they decode). Without frame labels (your own data, or only one
-class) the report is written all the same — scores, curves, videos — and says plainly that AUC needs labels.
+Test videos may be frame folders or video files. Labels are paired with the scored frames BY FRAME NUMBER (a
+folder's file numbers, a file's place in its container), never by position: a folder with missing files or a file
+with damaged frames is scored on the frames it has, each with its own label, and says so once. A test video whose
+frame numbers are uncertain (damaged data that neither an index nor timestamps place) is refused, as are labels
+that do not cover a video's numbers (detect.py scores such files as far as they decode). Without frame labels
+(your own data, or only one class) the report is written all the same — scores, curves, videos — and says plainly
+that AUC needs labels.
 
 Pixel-level localisation (when the test videos have pixel masks, e.g. Ped2 and ShanghaiTech; off with
 --no_pixel_auroc):
@@ -85,9 +89,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from checkpoint import load_checkpoint
+from checkpoint import load_checkpoint, model_fps
 from config import FOLDER_FPS, Config, command_config
-from dataset import Video, VideoFile, prepare_dataset, scored_labels, video_frame_batches
+from dataset import Video, labels_by_number, prepare_dataset, scored_labels
+from dataset.resample import batches_at_model_rate, rate_note, video_fps
 from evaluation.metrics import (
     PixelAUROC,
     aligned_videos,
@@ -118,25 +123,32 @@ def selected_with_test_labels(path: Path, state: dict) -> bool:
 
 
 def predict_video(
-    generator: Generator, video: Video, cfg: Config, device: torch.device, pixels: PixelAUROC | None, keep: bool
+    generator: Generator,
+    video: Video,
+    cfg: Config,
+    device: torch.device,
+    pixels: PixelAUROC | None,
+    keep: bool,
+    model_fps: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, tuple | None]:
     """One test video: PSNR of frames in_frames.. (float32 (N,)), their frame numbers in the source ((N,) int64),
     and with `keep` its (frames, error maps).
 
     pixels: when given, every batch's error maps and the matching masks are added to it. keep: also
     return the targets N×H×W×3 uint8 and error maps N×H×W float16 (for the heatmap video).
-    Error maps are computed only when `pixels` or `keep` needs them.
+    Error maps are computed only when `pixels` or `keep` needs them. model_fps: the training footage's frame rate;
+    a faster video is resampled to it (its kept frames keep their numbers, so labels still pair by number).
     """
     psnr, frames, maps = [], [], []
-    batches = video_frame_batches(video, cfg, cfg.eval_batch_size)
+    batches = batches_at_model_rate(video, cfg, cfg.eval_batch_size, model_fps)
     for pred in iter_predictions(generator, batches, cfg.in_frames, device):
         psnr.append(pred.psnr)
         if pixels is None and not keep:
             continue
         err = pred.error_maps().cpu()
-        if pixels is not None:
-            idx = range(pred.first_index, pred.first_index + len(err))
-            pixels.add(err.numpy(), np.stack([video.masks.read(i, tuple(err.shape[-2:])) for i in idx]))
+        if pixels is not None:  # masks are per frame number, like labels
+            numbers = batches.numbers[pred.first_index : pred.first_index + len(err)]
+            pixels.add(err.numpy(), np.stack([video.masks.read(n, tuple(err.shape[-2:])) for n in numbers]))
         if keep:
             frames.append(pred.target_images().cpu())
             maps.append(err.half())
@@ -191,10 +203,13 @@ def evaluate(
     pixel_auroc: bool = True,
     save_video: bool = False,
     smooth_sigma: float = 0.0,
+    model_fps: float | None = None,
 ) -> tuple[dict, dict, dict, dict]:
-    """Predict every test video (writing heatmap videos into out/videos with `save_video`).
+    """Predict every test video (writing heatmap videos into out/videos with `save_video`); test videos faster
+    than `model_fps` (the training footage's frame rate) are resampled to it.
 
-    `labels`: scored_labels of the test videos (for the heatmap videos' curves), or None when unlabelled.
+    `labels`: scored_labels of the test videos, or None when unlabelled; each video's entry is replaced by its
+    labels at the frame numbers its prediction pass scored (`labels_by_number`: paired by number, never position).
     pixel_auroc: score pixel AUROC when every test video has masks (--no_pixel_auroc turns it off);
     smooth_sigma: --smooth_sigma, in frames, for the heatmap videos' score curves.
     Returns ({video: PSNR (N_v,)}, {video: frame numbers (N_v,)}, pixel-AUROC metrics entries,
@@ -207,7 +222,11 @@ def evaluate(
     psnr, numbers, links = {}, {}, {}
     progress = Progress(len(files.test), "test videos", unit="video", min_interval_s=5)
     for video in files.test:
-        psnr[video.name], numbers[video.name], kept = predict_video(generator, video, cfg, device, pixels, save_video)
+        psnr[video.name], numbers[video.name], kept = predict_video(
+            generator, video, cfg, device, pixels, save_video, model_fps
+        )
+        if labels is not None:
+            labels[video.name] = labels_by_number(video, numbers[video.name])
         if kept is not None:
             links[video.name] = f"videos/{stems[video.name]}.mp4"
             write_heatmap_video(
@@ -222,15 +241,24 @@ def evaluate(
     return psnr, numbers, pixel_metrics(pixels, (cfg.height, cfg.width), cfg.in_frames, reason), links
 
 
-def refuse_damaged(files) -> None:
-    """eval.py scores whole test videos only: FFPError for a test video file that decoded with gaps or stopped early."""
+def numbering_notes(files) -> list[str]:
+    """One note per test video with missing frames (a folder's missing files, a file's damaged frames, an early
+    end): scored on the frames it has, labels paired by frame number. FFPError for a test video whose frame numbers
+    are uncertain: its frames cannot be paired with labels or reported by number."""
+    notes = []
     for video in files.test:
-        report = video.source.report() if isinstance(video.source, VideoFile) else None
-        if report is not None and report.problems():
+        report = video.source.report()
+        if report.uncertain:
             raise FFPError(
-                f"test video {video.name} ({video.where}): {'; '.join(report.problems())} — eval.py scores "
-                f"whole test videos only: re-encode or replace the file (detect.py scores what decodes)"
+                f"test video {video.name} ({video.where}): {'; '.join(report.problems())} — eval.py needs every "
+                f"scored frame's true number: re-encode or replace the file (detect.py scores what decodes)"
             )
+        if report.problems():
+            notes.append(
+                f"test video {video.name} ({video.where}): {'; '.join(report.problems())}; scored the "
+                f"{len(video)} frames present, labels paired by frame number"
+            )
+    return notes
 
 
 def worst_examples(
@@ -297,7 +325,14 @@ def main(argv: list[str] | None = None) -> int:
             f"dataset {cfg.dataset} in {files.root} has no test videos (expected them next to the training "
             f"videos, e.g. {files.root / 'testing'}/)"
         )
-    refuse_damaged(files)
+    numbering = numbering_notes(files)
+    fps = model_fps(state, cfg.dataset)[0]
+    rates = [video_fps(v) for v in files.test]
+    for rate in sorted(set(rates)):  # said once per frame rate
+        note = rate_note(rate, fps, f"{rates.count(rate)} test video(s)")
+        numbering += [note] if note else []
+    for note in numbering:
+        print(f"note: {note}")
     for note in files.notes.lines:
         print(f"labels: {note}")
     skipped = files.why_no_auc(cfg.in_frames)
@@ -324,9 +359,10 @@ def main(argv: list[str] | None = None) -> int:
             not args.no_pixel_auroc,
             args.save_video,
             args.smooth_sigma,
+            fps,
         )
         flat = flat_videos_note(psnr)
-        notes = ([flat] if flat else []) + [f"labels: {n}" for n in files.notes.lines]
+        notes = ([flat] if flat else []) + numbering + [f"labels: {n}" for n in files.notes.lines]
         metrics = None if skipped else {**compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma), **pixel}
         examples = (
             [] if skipped else worst_examples(generator, files, psnr, labels, numbers, cfg, device, args.smooth_sigma)

@@ -44,7 +44,17 @@ from evaluation.predict import psnr_stats_from_training_data
 from training.resume import checkpoint_config
 from utils import FFPError, set_up_machine
 
-KEPT = ("net_g", "config", "step", "psnr_stats", "history", "flownet", "selected_with_test_labels", "train_seconds")
+KEPT = (
+    "net_g",
+    "config",
+    "step",
+    "psnr_stats",
+    "history",
+    "flownet",
+    "selected_with_test_labels",
+    "train_seconds",
+    "fps",
+)
 
 
 def generator_only(state: dict, source: Path, args: argparse.Namespace | None = None) -> dict:

@@ -61,6 +61,7 @@ import torch
 from cli import StopRequest
 from config import STATS_WINDOWS
 from dataset import TrainWindows, prepare_dataset, scored_labels, train_loader, training_videos
+from dataset.resample import footage_fps
 from evaluation.metrics import compute_metrics
 from evaluation.predict import Cancelled, score_videos, training_psnr_stats
 from training.distributed import (
@@ -136,7 +137,8 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
     if info.enabled:  # per-rank random streams (e.g. DataLoader worker seeds); the data order is the sampler's
         torch.manual_seed(cfg.seed + 1_000_003 * info.rank + run.step)
     nets = accelerate(nets, cfg, device, info, precision)
-    checkpointer = Checkpointer(cfg, nets, schedulers, flow_name(nets), fingerprint, start, started)
+    fps = footage_fps(videos, cfg.dataset)[0]
+    checkpointer = Checkpointer(cfg, nets, schedulers, flow_name(nets), fingerprint, start, started, fps)
     printout = start_printout(checkpointer, files, windows, run.step, device, info, skip_validation)
     outputs.begin(printout, checkpointer, run, can_validate=skip_validation is None)  # rank 0: prints, opens the log
 
@@ -154,7 +156,7 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
             for scheduler in schedulers:
                 scheduler.step()
             run.step += 1
-            outputs.trained()
+            outputs.trained(progress)  # also re-checks the torch threads (--threads 0: auto)
             due = Due.after(run.step, cfg)
             if due.log:
                 refuse_non_finite(bad, run, cfg, info, checkpointer)  # one host sync per logged step, never per step

@@ -10,6 +10,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -326,16 +327,53 @@ class Progress:
             self._line()
 
 
+def cpu_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _others_running_now() -> int:
-    """Runnable tasks of other processes right now (from /proc/loadavg; 1 where it cannot be read, so that the load
-    average alone decides). The load
-    average lags by a minute, so a job that just ended would otherwise still look like a neighbour."""
+    """Runnable tasks of other processes right now: /proc/loadavg's running count minus this process's own running
+    threads (/proc/self/task; at least this one, the reader); 1 where /proc cannot be read, so that the load
+    average alone decides. The load average lags by a minute, so a job that just ended would otherwise still look
+    like a neighbour."""
     try:
         with open("/proc/loadavg") as f:
             running = int(f.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return 1
-    return max(0, running - 1)  # this process's own main thread is running
+    return max(0, running - _own_running_threads())
+
+
+def _own_running_threads() -> int:
+    """This process's threads in state R (running or runnable), at least 1 (the one asking)."""
+    own = 0
+    try:
+        for task in os.scandir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task.name}/stat") as f:
+                    own += f.read().rsplit(")", 1)[1].split()[0] == "R"
+            except (OSError, IndexError):
+                continue
+    except OSError:
+        pass
+    return max(1, own)
+
+
+def auto_threads(samples: int = 5, interval_s: float = 0.05) -> int:
+    """Torch threads for this process from what the other processes use now: the cores (this process's affinity)
+    minus the median count of other runnable tasks over `samples` looks at /proc/loadavg, at least 1.
+
+    Instantaneous, unlike the load average, which lags by a minute; sampled a few times because the count flickers.
+    """
+    cores = cpu_cores()
+    seen = []
+    for i in range(samples):
+        if i:
+            time.sleep(interval_s)
+        seen.append(_others_running_now())
+    others = sorted(seen)[len(seen) // 2]
+    return max(1, cores - others)
 
 
 def set_up_machine(cfg):
@@ -350,27 +388,60 @@ def set_up_machine(cfg):
     return dataclasses.replace(cfg, device=str(device)), device
 
 
-def configure_threads(threads: int) -> str | None:
-    """Apply --threads (0 keeps torch's default, one per core) and return a warning when the cores look taken.
+AUTO_RECHECK_S = 30.0  # --threads 0 (auto) looks at the other processes again this often
+_auto_threads = {"on": False, "checked": 0.0}
 
-    OpenMP threads wait for each other at every operation; when another process holds a core, a 2-thread
-    step waits for the descheduled thread (measured on the 2-core machine: 20-200× slower than alone, while
-    1 thread beside the other job ran at its normal 1-thread speed). The 1-minute load average before this
-    process starts working tells how many cores others use; a warning also needs another process running now.
+
+def configure_threads(threads: int) -> str | None:
+    """Apply --threads and return a line worth printing, or None.
+
+    threads > 0: that many torch threads, with a warning when other processes seem to hold cores. threads 0 (auto,
+    the default): OMP_NUM_THREADS when it is set (torchrun sets 1 per rank), else as many as the cores other
+    processes leave free right now (`auto_threads`), re-checked every AUTO_RECHECK_S by `recheck_threads`.
+    Why: OpenMP threads wait for each other at every operation, so a 2-thread process beside another busy process
+    waits for its descheduled thread (measured on the 2-core machine: up to 20-200× slower than alone, while 1
+    thread ran at its normal 1-thread speed; bench/thread_policy.py).
     """
-    if threads > 0:
-        torch.set_num_threads(threads)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = cpu_cores()
+    if threads == 0 and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        threads = int(os.environ["OMP_NUM_THREADS"])  # set by the user or by torchrun (1 per rank): respected
+    if threads == 0:
+        _auto_threads.update(on=True, checked=time.monotonic())
+        chosen = auto_threads()
+        torch.set_num_threads(chosen)
+        if chosen < cores:
+            return (
+                f"note: other processes keep {cores - chosen} of {cores} cores busy: running {chosen} torch "
+                f"thread(s), re-checked every {AUTO_RECHECK_S:g} s (--threads N fixes the count)"
+            )
+        return None
+    _auto_threads["on"] = False
+    torch.set_num_threads(threads)
     try:
         load = os.getloadavg()[0]
     except OSError:
         return None
-    used = torch.get_num_threads()
     free = max(0, int(cores - load + 0.5))
-    if load >= 0.75 and used > free and _others_running_now() > 0:
+    if load >= 0.75 and threads > free and _others_running_now() > 0:
         return (
             f"warning: the load average is {load:.1f} on {cores} cores, so other processes use about "
-            f"{min(cores, round(load))} of them, and this run's {used} torch threads will wait for each other "
-            f"(measured 20-200× slower than alone); pass --threads {max(1, free)} or wait for the cores to free up"
+            f"{min(cores, round(load))} of them, and this run's {threads} torch threads will wait for each other "
+            f"(measured 20-200× slower than alone); pass --threads {max(1, free)} (or 0: auto) or wait for the cores "
+            "to free up"
         )
     return None
+
+
+def recheck_threads() -> str | None:
+    """With --threads 0 (auto), at most every AUTO_RECHECK_S: set the torch threads to what the other processes
+    leave free now; returns a line saying so when the count changed. Cheap otherwise (one clock read): call it
+    between steps or batches."""
+    now = time.monotonic()
+    if not _auto_threads["on"] or now - _auto_threads["checked"] < AUTO_RECHECK_S:
+        return None
+    _auto_threads["checked"] = now
+    before, chosen = torch.get_num_threads(), auto_threads(samples=3, interval_s=0.02)
+    if chosen == before:
+        return None
+    torch.set_num_threads(chosen)
+    return f"note: torch threads {before} -> {chosen} (other processes now keep {cpu_cores() - chosen} core(s) busy)"

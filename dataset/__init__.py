@@ -13,11 +13,12 @@ exported here; everything else is internal.
 """
 
 from .labels import LabelNotes, entry_labels, labels_from_masks
-from .layouts import DatasetFiles, Video, find_dataset, scored_labels
+from .layouts import DatasetFiles, Video, find_dataset, labels_by_number, scored_labels
 from .masks import MaskImages
 from .prepare import frame_number, prepare_dataset, training_videos
 from .sources import (
     DecodeReport,
+    FolderReport,
     FrameFolder,
     VideoFile,
     gaps_after,
@@ -39,11 +40,13 @@ __all__ = [
     "Video",
     "find_dataset",
     "scored_labels",
+    "labels_by_number",
     "MaskImages",
     "frame_number",
     "prepare_dataset",
     "training_videos",
     "DecodeReport",
+    "FolderReport",
     "FrameFolder",
     "VideoFile",
     "gaps_after",

@@ -29,7 +29,7 @@ JPEG_QUALITY = 95  # extraction cache: visually lossless, ~10× smaller than raw
 def _cache_key(source: VideoFile, height: int, width: int) -> str:
     """Name part of an extraction folder: the file, its version, the frame size and the cut."""
     size, mtime_ns = _file_version(source.path)
-    ident = f"{source.path.resolve()}|{size}|{mtime_ns}|{height}x{width}|{source.stop}"
+    ident = f"{source.path.resolve()}|{size}|{mtime_ns}|{height}x{width}|{source.stop}|numbered"
     return hashlib.sha1(ident.encode()).hexdigest()[:12]
 
 
@@ -59,8 +59,9 @@ def _remove_stale(base: Path, source: Path) -> None:
 def extracted_frames(source: VideoFile, height: int, width: int, cache_dir: str | Path, expected: int) -> FrameFolder:
     """A video file's frames at height×width as JPEG files under <cache_dir>/frames/, extracted once.
 
-    Frame i of the returned FrameFolder is the i-th decoded frame (000000.jpg, …); `expected` is the frame count
-    shown by the progress display. Reused while the file's size and modification time are unchanged; a crashed
+    Each frame is stored under its frame number (000000.jpg, …; a damaged file's missing frames leave gaps), so the
+    returned FrameFolder (0-based) has the file's frame numbers; `expected` is the frame count shown by the progress
+    display. Reused while the file's size and modification time are unchanged; a crashed
     extraction leaves only a temp folder (removed by a later run). FFPError naming the cache folder when it cannot
     be written.
     """
@@ -68,7 +69,7 @@ def extracted_frames(source: VideoFile, height: int, width: int, cache_dir: str 
     stem = re.sub(r"[^A-Za-z0-9_-]", "_", source.path.stem)
     folder = base / f"{stem}-{_cache_key(source, height, width)}"
     if (folder / MANIFEST).is_file():
-        return FrameFolder(folder)
+        return FrameFolder(folder, base=0)
     try:
         base.mkdir(parents=True, exist_ok=True)
         _remove_stale(base, source.path.resolve())
@@ -77,11 +78,11 @@ def extracted_frames(source: VideoFile, height: int, width: int, cache_dir: str 
         raise FFPError(f"--cache_dir {base}: cannot create the frame cache ({exc.strerror or exc})") from None
     progress = Progress(expected, f"extracting {source.path.name}", unit="frame", every=200)
     try:
-        for i, (_, rgb) in enumerate(source.frames(height, width)):
+        for number, rgb in source.frames(height, width):
             ok, jpeg = cv2.imencode(
                 ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
             )
-            (tmp / f"{i:06d}.jpg").write_bytes(jpeg.tobytes())
+            (tmp / f"{number:06d}.jpg").write_bytes(jpeg.tobytes())
             progress.update()
         report = source.report()
         atomic_write_text(
@@ -100,7 +101,7 @@ def extracted_frames(source: VideoFile, height: int, width: int, cache_dir: str 
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if (folder / MANIFEST).is_file():  # another run extracted the same file meanwhile: use its frames
-            return FrameFolder(folder)
+            return FrameFolder(folder, base=0)
         raise FFPError(
             f"--cache_dir {base}: cannot write the frame cache of {source.path} ({exc.strerror or exc})"
         ) from None
@@ -109,4 +110,4 @@ def extracted_frames(source: VideoFile, height: int, width: int, cache_dir: str 
         raise
     finally:
         progress.close()
-    return FrameFolder(folder)
+    return FrameFolder(folder, base=0)

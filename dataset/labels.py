@@ -485,18 +485,23 @@ def _pairs(files: DatasetFiles, source: Path, entries: Entries) -> list[tuple[Vi
     return pairs
 
 
-def _decode_note(video: Video) -> str:
-    """'; decoding found: …' for a damaged video file (so a count mismatch explains itself), else ''."""
-    report = video.source.report()
-    return f"; decoding found: {'; '.join(report.problems())}" if report and report.problems() else ""
+def _numbering_note(video: Video) -> str:
+    """'; its frames are numbered 0-179, 170 present: …' for a video with missing frames or uncertain numbers (so a
+    count mismatch explains itself), else ''."""
+    problems = video.source.report().problems()
+    if not problems:
+        return ""
+    return f"; its frames are numbered 0-{video.frame_span() - 1}, {len(video)} present: {'; '.join(problems)}"
 
 
 def attach_labels(files: DatasetFiles, places: tuple[LabelPlace, ...] = LABEL_PLACES) -> None:
-    """Set `labels` ((n_frames,) int64 0/1) of every test video from the first of `places` found under files.root,
-    and `files.label_source` to where they came from; nothing when no place is found (or there are no test videos).
+    """Set `labels` of every test video from the first of `places` found under files.root, and `files.label_source`
+    to where they came from; nothing when no place is found (or there are no test videos).
 
-    Pixel masks must be attached first (they are the last place). FFPError naming the file and the video for any
-    count, name or value that does not check.
+    A video's labels are (video.frame_span(),) int64 0/1, indexed by frame number: a label per frame of its
+    numbering, so a folder with missing files (or a file with damaged frames) keeps the labels of the frames it has
+    at their numbers (`layouts.scored_labels` pairs them by number). Pixel masks must be attached first (they are
+    the last place). FFPError naming the file and the video for any count, name or value that does not check.
     """
     if not files.test:
         return
@@ -509,5 +514,5 @@ def attach_labels(files: DatasetFiles, places: tuple[LabelPlace, ...] = LABEL_PL
     entries = place.read(found, files.test, files.notes)
     files.label_source = str(found)
     for video, entry, where in _pairs(files, found, entries):
-        text = f"test video {video.name} (labels {where}, frames in {video.where}{_decode_note(video)})"
-        video.labels = place.reader(entry, len(video), text, files.notes)
+        text = f"test video {video.name} (labels {where}, frames in {video.where}{_numbering_note(video)})"
+        video.labels = place.reader(entry, video.frame_span(), text, files.notes)

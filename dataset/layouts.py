@@ -77,11 +77,18 @@ class Video:
 
     name: str
     source: FrameSource
-    labels: np.ndarray | None = None  # (n_frames,) int64 0/1, or None (training / unlabelled)
-    masks: MaskSource | None = None  # one pixel mask per frame, or None
+    labels: np.ndarray | None = None  # (frame_span(),) int64 0/1 indexed by frame number, or None (unlabelled)
+    masks: MaskSource | None = None  # one pixel mask per frame number (frame_span() of them), or None
 
     def __len__(self) -> int:
         return len(self.source)
+
+    def frame_span(self) -> int:
+        """Frames the video's numbering covers, its highest frame number + 1: len(self) for a video without gaps,
+        more when frames are missing (a folder's missing files, a file's damaged frames). Its labels and masks
+        count this many, and are indexed by frame number."""
+        numbers = self.source.numbers()
+        return int(numbers[-1]) + 1 if len(numbers) else 0
 
     @property
     def where(self) -> str:
@@ -91,7 +98,7 @@ class Video:
     def head(self, n: int) -> Video:
         """The same video cut to its frames numbered below n (labels cut alike)."""
         source = self.source.head(n)
-        return Video(self.name, source, None if self.labels is None else self.labels[: len(source)], self.masks)
+        return Video(self.name, source, None if self.labels is None else self.labels[:n], self.masks)
 
 
 @dataclass
@@ -128,8 +135,33 @@ class DatasetFiles:
 
 
 def scored_labels(videos: list[Video], in_frames: int) -> dict[str, np.ndarray]:
-    """{name: labels of the predicted frames}: the first `in_frames` frames of a video have no prediction."""
-    return {v.name: cast(np.ndarray, v.labels)[in_frames:] for v in videos}  # callers pass labelled videos
+    """{name: (N,) int64 labels of the predicted frames, paired BY FRAME NUMBER}: the predicted frames are a video's
+    frames after its first `in_frames` (which have no prediction), and the label of a frame is its labels entry at
+    its frame number, so frames after missing ones get their own labels, never their neighbours' (callers pass
+    labelled videos). FFPError naming the video when its numbers cannot be paired (see `labels_by_number`)."""
+    return {v.name: labels_by_number(v, v.source.numbers()[in_frames:]) for v in videos}
+
+
+def labels_by_number(video: Video, numbers: np.ndarray) -> np.ndarray:
+    """(N,) int64 labels of `video`'s frames numbered `numbers` ((N,) int64): its labels at those numbers.
+
+    FFPError naming the video when a number is uncertain (decode order after damaged data: pairing it would be a
+    guess) or has no label (the labels end before it)."""
+    labels = cast(np.ndarray, video.labels)
+    uncertain = video.source.report().uncertain
+    if uncertain:
+        shown = ", ".join(f"{a}-{b}" for a, b in uncertain[:3])
+        raise FFPError(
+            f"test video {video.name} ({video.where}): frame numbers uncertain for frames {shown} (damaged data), "
+            f"so its {len(labels)} labels cannot be paired with its frames; re-encode or replace the file "
+            f"(detect.py scores what decodes)"
+        )
+    if len(numbers) and int(numbers[-1]) >= len(labels):
+        raise FFPError(
+            f"test video {video.name} ({video.where}): frame {int(numbers[-1])} has no label (its labels cover "
+            f"frames 0-{len(labels) - 1}); labels are paired with frames by frame number, never by position"
+        )
+    return labels[np.asarray(numbers, dtype=np.int64)]
 
 
 # ----------------------------------------------------------------------------------------------- splits

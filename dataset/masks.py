@@ -155,9 +155,10 @@ MASK_PLACES: tuple[MaskPlace, ...] = (
 
 
 def attach_masks(ds: Path, test: list, places: tuple[MaskPlace, ...] = MASK_PLACES) -> None:
-    """Set `masks` of the test videos (objects with name, masks, len() and where) from `places` under folder `ds`.
+    """Set `masks` of the test videos (layouts.Video) from `places` under folder `ds`: one mask per frame number
+    (video.frame_span() of them; a video with missing frames keeps the masks of the frames it has, by number).
 
-    FFPError naming the mask source and the video when a video's mask count differs from its frame count.
+    FFPError naming the mask source and the video when a video's mask count differs from its numbered frames.
     """
     for place in places:
         found = place.find(ds, test)
@@ -165,8 +166,9 @@ def attach_masks(ds: Path, test: list, places: tuple[MaskPlace, ...] = MASK_PLAC
             for video, masks in zip(test, found):
                 video.masks = masks
     for video in test:
-        if video.masks is not None and len(video.masks) != len(video):
+        if video.masks is not None and len(video.masks) != video.frame_span():
+            numbered = "" if video.frame_span() == len(video) else f" numbered 0-{video.frame_span() - 1}"
             raise FFPError(
                 f"pixel masks {video.masks.where}: {len(video.masks)} masks but test video {video.name} "
-                f"has {len(video)} frames ({video.where})"
+                f"has {len(video)} frames{numbered} ({video.where})"
             )

@@ -6,6 +6,8 @@ Frames are decoded ONCE:
   - otherwise frame folders are read on demand, and video files are extracted once into the frame cache
     (`frame_cache.extracted_frames`).
 `train_loader` serves the windows in batches, epoch by epoch in a seeded order that a resumed run continues.
+A window is addressed by positions, but never spans a gap in the frame numbers (a folder's missing files, a file's
+damaged frames): its frames are consecutive in the source, as the model learns motion from them.
 """
 
 from __future__ import annotations
@@ -34,13 +36,24 @@ def _declared_frames(video: Video) -> int:
     return declared if source.stop is None else min(declared, source.stop)  # a cut (--train_until) reads fewer
 
 
-def _decode_all(video: Video, height: int, width: int, progress: Progress) -> np.ndarray:
-    """Every frame of `video` as one n×H×W×3 uint8 array."""
-    frames = []
-    for _, rgb in video.source.frames(height, width):
+def _decode_all(video: Video, height: int, width: int, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame of `video` as one n×H×W×3 uint8 array, and their (n,) int64 frame numbers."""
+    frames, numbers = [], []
+    for number, rgb in video.source.frames(height, width):
         frames.append(rgb)
+        numbers.append(number)
         progress.update()
-    return np.stack(frames) if frames else np.zeros((0, height, width, 3), np.uint8)
+    stacked = np.stack(frames) if frames else np.zeros((0, height, width, 3), np.uint8)
+    return stacked, np.asarray(numbers, dtype=np.int64)
+
+
+def window_starts(numbers: np.ndarray, window: int) -> np.ndarray:
+    """Positions s whose `window` frames s..s+window-1 have consecutive frame numbers ((n,) int64 `numbers`):
+    every window start of a video without gaps, none spanning a gap."""
+    n = len(numbers) - window + 1
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(numbers[window - 1 :] - numbers[:n] == window - 1)
 
 
 class FrameStore:
@@ -48,7 +61,8 @@ class FrameStore:
 
     RAM when all frames fit `cache_max_gb` at the config size (and `cache_frames` is on); otherwise folders
     stay on disk and video files are extracted once into the frame cache (see `frame_cache.extracted_frames`).
-    FFPError (naming the file) for a frame or video that cannot be read, or a frame cache that cannot be written.
+    `numbers` holds each video's (n,) int64 frame numbers. FFPError (naming the file) for a frame or video that
+    cannot be read, or a frame cache that cannot be written.
     """
 
     def __init__(self, videos: list[Video], cfg: Config):
@@ -56,16 +70,23 @@ class FrameStore:
         declared = [_declared_frames(v) for v in videos]
         self.in_ram = cfg.cache_frames and sum(declared) * cfg.height * cfg.width * 3 / 1e9 <= cfg.cache_max_gb
         self.readers: list[np.ndarray | FrameFolder] = []
+        self.numbers: list[np.ndarray] = []
         # extraction into the frame cache shows its own progress per file (extracted_frames)
         progress = Progress(sum(declared), "decoding training frames", unit="frame", every=500, enabled=self.in_ram)
         try:
             for video, n in zip(videos, declared):
                 if self.in_ram:
-                    self.readers.append(_decode_all(video, cfg.height, cfg.width, progress))
-                elif isinstance(video.source, VideoFile):
-                    self.readers.append(extracted_frames(video.source, cfg.height, cfg.width, cfg.cache_dir, n))
-                else:
-                    self.readers.append(video.source)
+                    frames, numbers = _decode_all(video, cfg.height, cfg.width, progress)
+                    self.readers.append(frames)
+                    self.numbers.append(numbers)
+                    continue
+                folder = (
+                    extracted_frames(video.source, cfg.height, cfg.width, cfg.cache_dir, n)
+                    if isinstance(video.source, VideoFile)
+                    else video.source
+                )
+                self.readers.append(folder)
+                self.numbers.append(folder.numbers())
         finally:
             progress.close()
         self.lengths = [len(r) for r in self.readers]
@@ -81,9 +102,9 @@ class FrameStore:
 class TrainWindows(Dataset):
     """Every (in_frames+1)-frame window of every training video (cut to --train_until when given).
 
-    Item i -> uint8 tensor (T+1)×3×H×W (T input frames then the target), converted on the device.
-    Building it decodes the training frames (see FrameStore) and checks each video holds one window: FFPError
-    naming the first shorter video.
+    Item i -> uint8 tensor (T+1)×3×H×W (T input frames then the target), converted on the device. A window's
+    frames have consecutive frame numbers: none spans a gap (`window_starts`). Building it decodes the training
+    frames (see FrameStore) and checks each video holds one window: FFPError naming the first shorter video.
     """
 
     def __init__(self, videos: list[Video], cfg: Config):
@@ -98,16 +119,14 @@ class TrainWindows(Dataset):
                     f"(--in_frames {cfg.in_frames} + the predicted frame)"
                 )
         self.index = np.array(
-            [(v, s) for v, n in enumerate(self.store.lengths) for s in range(n - self.window + 1)], dtype=np.int64
+            [(v, s) for v, numbers in enumerate(self.store.numbers) for s in window_starts(numbers, self.window)],
+            dtype=np.int64,
         ).reshape(-1, 2)
 
     def decode_problems(self) -> list[str]:
-        """'<video>: <problem>' for training video files that decoded with gaps or stopped early."""
-        found = []
-        for video in self.videos:
-            report = video.source.report() if isinstance(video.source, VideoFile) else None
-            found += [f"{video.where}: {p}" for p in (report.problems() if report else [])]
-        return found
+        """'<video>: <problem>' for training videos with missing frames (a folder's missing files, a file's damaged
+        frames or early end) or uncertain frame numbers."""
+        return [f"{video.where}: {p}" for video in self.videos for p in video.source.report().problems()]
 
     def __len__(self) -> int:
         return len(self.index)

@@ -6,9 +6,10 @@ scene) makes a run of alarm frames with short dips below the threshold inside it
 than `min_frames` frames dropped as flicker. detect.py takes both as --event_gap / --min_event, in frames
 ('5', '5f', '5 frames') or seconds ('0.5s'), converted with the input's frame rate (`parse_duration`).
 
-Units: frame numbers are the source's own (a video file's timestamps × its frame rate, so frames that did not
-decode leave holes in the numbering); seconds are frame number / fps, the start of that frame; an event's
-end_s is the end of its last frame, (last_frame + 1) / fps.
+Units: frame numbers are the source's own (dataset/sources.py: frames that did not decode and missing frame files
+leave holes in the numbering); seconds are frame number / fps, the start of that frame; an event's end_s is the
+end of its last frame, (last_frame + 1) / fps. (The live loop, evaluation/watch.py, replaces both seconds with the
+frames' own times.)
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ def merge_events(frames, scores, threshold: float, fps: float, gap_frames: int, 
     (last − first + 1) are dropped; 0 and 1 keep everything.
 
     gap_frames=0, min_frames=1 gives the plain runs of consecutive alarm frames, split wherever a frame number
-    is skipped. (For a variable-frame-rate file, whose frame numbers step by several timeline slots between
-    pictures, that splits at every picture: give the gap in seconds there, as the default does.)
+    is skipped (a resampled input skips numbers between its kept frames: give the gap in seconds there, as the
+    default does).
     """
     import numpy as np  # here, not at the top: parse_args of detect.py imports this module before numpy loads
 
@@ -97,6 +98,64 @@ def merge_events(frames, scores, threshold: float, fps: float, gap_frames: int, 
             Event(first, last, int(frames[peak]), float(scores[peak]), len(rows), first / fps, (last + 1) / fps)
         )
     return events
+
+
+class EventTracker:
+    """`merge_events`, one scored frame at a time: each event is returned the moment it is known to have ended.
+
+        tracker = EventTracker(threshold, fps, gap_frames, min_frames)
+        for frame, score in stream:
+            ended = tracker.add(frame, score)     # an Event, or None; tracker.peak_is_new: frame is the open peak
+        last = tracker.finish()                    # the event still open at the end, if long enough
+
+    Same arguments and the same events as merge_events over the whole sequence (tests check this): an event ends
+    when a frame arrives more than gap_frames frame numbers after its last alarm frame, so the answer comes
+    gap_frames + 1 frames after the event's last alarm. Memory: one open event, whatever the length.
+    """
+
+    def __init__(self, threshold: float, fps: float, gap_frames: int, min_frames: int):
+        if not fps > 0 or gap_frames < 0 or min_frames < 0:
+            raise ValueError(f"need fps > 0, gap_frames >= 0, min_frames >= 0; got {fps}, {gap_frames}, {min_frames}")
+        self.threshold, self.fps, self.gap, self.min_frames = threshold, fps, gap_frames, min_frames
+        self._open: list | None = None  # [first, last, peak_frame, peak_score, n_alarm_frames]
+        self._previous: int | None = None
+        self.peak_is_new = False  # the frame just added is the peak of the open event so far
+
+    @property
+    def opened_at(self) -> int | None:
+        """Frame number of the open event's first alarm frame (None when no event is open)."""
+        return None if self._open is None else self._open[0]
+
+    def add(self, frame: int, score: float) -> Event | None:
+        """Feed the next scored frame (strictly increasing numbers); returns the event that ended before it."""
+        if self._previous is not None and frame <= self._previous:
+            raise ValueError(f"frame numbers must be strictly increasing: {frame} after {self._previous}")
+        self._previous = frame
+        ended = None
+        if self._open is not None and frame - self._open[1] - 1 > self.gap:
+            ended = self.finish()
+        self.peak_is_new = False
+        if score > self.threshold:
+            if self._open is None:
+                self._open = [frame, frame, frame, float(score), 1]
+                self.peak_is_new = True
+            else:
+                self._open[1] = frame
+                self._open[4] += 1
+                if score > self._open[3]:  # strictly: the first frame wins ties, as in merge_events
+                    self._open[2:4] = [frame, float(score)]
+                    self.peak_is_new = True
+        return ended
+
+    def finish(self) -> Event | None:
+        """Close the open event; returns it when it spans at least min_frames frames, else None."""
+        if self._open is None:
+            return None
+        first, last, peak, peak_score, n = self._open
+        self._open = None
+        if last - first + 1 < self.min_frames:
+            return None
+        return Event(first, last, peak, peak_score, n, first / self.fps, (last + 1) / self.fps)
 
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|secs|seconds?|f|frames?)?\s*", re.IGNORECASE)

@@ -159,6 +159,46 @@ class StagedResult:
         install_folder(self.dir, self.path)  # with overwrite: swapped, so the old folder is never half-deleted
 
 
+class LiveResult:
+    """Context manager for the result folder of a live source, written IN PLACE while it runs (events.jsonl and
+    scores.csv grow as events happen, so the folder must be visible from the start).
+
+    The folder is out_root/name or its first free numbered sibling (with `overwrite`, an existing out_root/name is
+    deleted first). On an exception before `keep` is set (nothing scored yet), the folder is removed again; after
+    that it stays, and the caller completes its files.
+    """
+
+    def __init__(self, out_root: str | os.PathLike, name: str, overwrite: bool):
+        self.out_root, self.name, self.overwrite = Path(out_root), name, overwrite
+        self.keep = False
+        self.path: Path | None = None
+
+    @property
+    def dir(self) -> Path:
+        """The folder (the same as `path`; the name StagedResult's callers use)."""
+        assert self.path is not None, "use LiveResult as a context manager"
+        return self.path
+
+    def __enter__(self) -> LiveResult:
+        try:
+            self.out_root.mkdir(parents=True, exist_ok=True)
+            path = free_result_path(self.out_root, self.name, self.overwrite)
+            if self.overwrite and path.exists():
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            path.mkdir()
+        except OSError as exc:
+            raise FFPError(
+                f"--out_dir {self.out_root} is not writable: {not_writable_reason(self.out_root, exc)}"
+            ) from None
+        self.path = path
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and not self.keep and self.path is not None:
+            with signals_deferred():
+                shutil.rmtree(self.path, ignore_errors=True)
+
+
 # ----------------------------------------------------------------------------- HTML
 
 

@@ -20,7 +20,7 @@ from config import STATS_WINDOWS
 from dataset import Video, to_network_range, video_frame_batches
 from evaluation.scores import error_map, psnr_per_frame
 from model import Generator
-from utils import FFPError
+from utils import FFPError, recheck_threads
 
 
 def generator_from_state(state: dict, cfg, device: torch.device, what: str) -> nn.Module:
@@ -81,6 +81,24 @@ def run_generator(generator: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     return torch.cat([generator(part) for part in inputs.split(chunk)])
 
 
+def predict_targets(
+    generator: nn.Module, frames: torch.Tensor, targets: list[int], in_frames: int, device: torch.device
+) -> WindowPrediction:
+    """Predict frames[i] from frames[i - in_frames .. i - 1] for every i in `targets` (each ≥ in_frames).
+
+    frames: L×3×H×W uint8 (any device), consecutive frames; targets: M indices into them. The live loop uses this
+    where a stream of frames has breaks (a window never spans one). first_index of the result is targets[0].
+    """
+    with torch.inference_mode():
+        seq = to_network_range(frames.to(device, non_blocking=True))
+        index = torch.as_tensor(targets, device=seq.device)
+        past = index[:, None] + torch.arange(-in_frames, 0, device=seq.device)  # M×T
+        inputs = seq[past].reshape(len(targets), -1, *seq.shape[-2:])  # M×3T×H×W, oldest frame first
+        truth = seq[index]
+        preds = run_generator(generator, inputs)
+        return WindowPrediction(targets[0], truth, preds, psnr_per_frame(preds, truth))
+
+
 class Cancelled(Exception):
     """A prediction pass stopped because its `cancel` callback said so (e.g. a training run got SIGTERM)."""
 
@@ -103,6 +121,7 @@ def iter_predictions(
         for batch in frame_batches:
             if cancel is not None and cancel():
                 raise Cancelled
+            recheck_threads()  # --threads 0 (auto): follow the other processes' load, every 30 s at most
             frames = to_network_range(batch.to(device, non_blocking=True))
             seq = frames if history is None else torch.cat([history, frames])
             n_targets = seq.shape[0] - in_frames

@@ -8,6 +8,7 @@ desktop players open but Chromium and Firefox do not (a one-line warning says so
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import sys
@@ -244,6 +245,30 @@ def _label_text(img: np.ndarray, text: str, org: tuple[int, int], color=(255, 25
     cv2.putText(img, text, org, _FONT, 0.45, color, 1, cv2.LINE_AA)
 
 
+def heatmap_panels(frame01: np.ndarray, err: np.ndarray, vmax: float, panel_size: tuple[int, int]) -> np.ndarray:
+    """Frame, error heatmap (0..vmax, JET) and overlay side by side, each upscaled to panel_size (H, W) with
+    nearest neighbour, titled; BGR uint8 panel_size[0] × 3·panel_size[1] × 3.
+
+    frame01: H×W×3 RGB float in [0, 1] (or H×W grey); err: H×W per-pixel squared error on [0, 1] frames.
+    """
+    frame = _to_bgr_uint8(frame01)
+    level = np.clip(np.asarray(err, dtype=np.float32) / vmax, 0.0, 1.0)
+    heat = cv2.applyColorMap((level * 255.0 + 0.5).astype(np.uint8), cv2.COLORMAP_JET)
+    blend = cv2.addWeighted(frame, 0.55, heat, 0.45, 0.0)
+    ph, pw = panel_size
+    # Nearest keeps each model pixel a visible block, so the heatmap does not invent detail.
+    row = cv2.resize(np.hstack([frame, heat, blend]), (3 * pw, ph), interpolation=cv2.INTER_NEAREST)
+    for i, title in enumerate(("frame", f"error (0..{vmax:.2g})", "overlay")):
+        _label_text(row, title, (i * pw + 6, 16))
+    return row
+
+
+def panel_size_for(size: tuple[int, int]) -> tuple[int, int]:
+    """(H, W) of one panel for frames of `size` (H, W): upscaled by an integer factor to at least PANEL_MIN_H."""
+    scale = max(1, math.ceil(PANEL_MIN_H / size[0]))
+    return size[0] * scale, size[1] * scale
+
+
 class HeatmapVideoWriter:
     """Context manager writing one mp4 frame per `add` call: H.264 when PyAV has it, else OpenCV 'mp4v'.
 
@@ -282,6 +307,7 @@ class HeatmapVideoWriter:
         threshold: float | None = None,
         first_frame: int = 0,
         codec: str | None = None,
+        rolling: bool = False,
     ):
         if not vmax > 0:
             raise ValueError(f"vmax must be positive, got {vmax}")
@@ -290,11 +316,15 @@ class HeatmapVideoWriter:
         self.score_range, self.threshold = (float(score_range[0]), float(score_range[1])), threshold
         self.first_frame = int(first_frame)
         self.path, self.vmax, self.size, self.curve_length = Path(path), float(vmax), tuple(size), curve_length
-        scale = max(1, math.ceil(PANEL_MIN_H / size[0]))
-        self.panel_size = (size[0] * scale, size[1] * scale)
+        self.panel_size = panel_size_for((int(size[0]), int(size[1])))
         self.frame_size = (_even(3 * self.panel_size[1]), _even(self.panel_size[0] + STRIP_H))
-        self._scores: list[float] = []
-        self._labels: list[int] = []
+        if rolling and not curve_length:
+            raise ValueError("rolling=True needs curve_length (the frames the curve shows)")
+        # rolling (a live source): the curve shows the last curve_length frames, so memory stays flat for hours
+        self._scores: collections.deque[float] = collections.deque(maxlen=curve_length if rolling else None)
+        self._labels: collections.deque[int] = collections.deque(maxlen=curve_length if rolling else None)
+        self._count = 0  # frames added
+        self._number = first_frame  # the number the counter shows for the last frame
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
         # A Fraction keeps 29.97 (or 30000/1001) exact in the stream's rate and time base.
@@ -344,12 +374,15 @@ class HeatmapVideoWriter:
         else:
             self.abort()
 
-    def add(self, frame01: np.ndarray, err: np.ndarray, score: float, label: int | None = None) -> None:
+    def add(
+        self, frame01: np.ndarray, err: np.ndarray, score: float, label: int | None = None, number: int | None = None
+    ) -> None:
         """Append one video frame.
 
         frame01: H x W x 3 RGB float in [0, 1] (H x W grey also accepted); err: H x W float per-pixel
         squared error; score: anomaly score, drawn clipped to `score_range`; label: 1 abnormal, 0 normal,
-        None unknown (abnormal frames are shaded red on the curve).
+        None unknown (abnormal frames are shaded red on the curve); number: the frame number the counter shows
+        (default: first_frame + frames added before this one).
         """
         if self._writer is None:
             raise ValueError(f"{self.path}: add() after close()/abort()")
@@ -357,6 +390,8 @@ class HeatmapVideoWriter:
             raise ValueError(f"frame {np.shape(frame01)} / error map {np.shape(err)} must be {self.size}")
         self._scores.append(float(score))
         self._labels.append(-1 if label is None else int(label))
+        self._number = self.first_frame + self._count if number is None else int(number)
+        self._count += 1
         canvas = np.zeros((self.frame_size[1], self.frame_size[0], 3), np.uint8)
         panels = self._panels(frame01, err)
         canvas[: panels.shape[0], : panels.shape[1]] = panels
@@ -387,16 +422,7 @@ class HeatmapVideoWriter:
 
     def _panels(self, frame01: np.ndarray, err: np.ndarray) -> np.ndarray:
         """The three upscaled panels side by side, BGR uint8, with their titles."""
-        frame = _to_bgr_uint8(frame01)
-        level = np.clip(np.asarray(err, dtype=np.float32) / self.vmax, 0.0, 1.0)
-        heat = cv2.applyColorMap((level * 255.0 + 0.5).astype(np.uint8), cv2.COLORMAP_JET)
-        blend = cv2.addWeighted(frame, 0.55, heat, 0.45, 0.0)
-        ph, pw = self.panel_size
-        # Nearest keeps each model pixel a visible block, so the heatmap does not invent detail.
-        row = cv2.resize(np.hstack([frame, heat, blend]), (3 * pw, ph), interpolation=cv2.INTER_NEAREST)
-        for i, title in enumerate(("frame", f"error (0..{self.vmax:.2g})", "overlay")):
-            _label_text(row, title, (i * pw + 6, 16))
-        return row
+        return heatmap_panels(frame01, err, self.vmax, self.panel_size)
 
     def _draw_strip(self, strip: np.ndarray) -> None:
         """Score curve of all frames so far, abnormal frames shaded, current frame marked.
@@ -436,7 +462,7 @@ class HeatmapVideoWriter:
         status = {1: "  ABNORMAL (ground truth)", 0: "  normal (ground truth)"}.get(self._labels[-1], "")
         _label_text(
             strip,
-            f"frame {self.first_frame + n - 1}  score {self._scores[-1]:.3f}{status}",
+            f"frame {self._number}  score {self._scores[-1]:.3f}{status}",
             (6, 16),
             (120, 120, 255) if self._labels[-1] == 1 else (255, 255, 255),
         )
@@ -454,7 +480,7 @@ class HeatmapVideoWriter:
         writer = self._writer
         if writer is None:
             return
-        if not self._scores:
+        if not self._count:
             self.abort()
             raise FFPError(f"no frames were added to {self.path}; nothing written")
         self._guarded(writer.finish)

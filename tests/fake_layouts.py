@@ -396,3 +396,63 @@ def write_custom(
         "test_videos": {Path(f).stem: n for f, n in (test or {}).items()},
         "files": files,
     }
+
+
+# ------------------------------------------------------------------------------------------ frame numbers
+def distinct_frame(index: int) -> np.ndarray:
+    """(H, W, 3) uint8 frame whose mean grey level is 20 + 1.2 × (index % 180): frame numbers up to 179 stay
+    recognisable after lossy coding (neighbours differ by 1.2 levels, a jump of 5 numbers by 6). Seeded noise keeps
+    coded frames from shrinking to a few bytes, as real footage does."""
+    h, w = FAKE_FRAME_SIZE
+    noise = np.random.default_rng(index).normal(0.0, 4.0, (h, w))
+    grey = 20.0 + 1.2 * (index % 180) + np.linspace(-10.0, 10.0, w)[None, :] + noise
+    return np.repeat(np.clip(np.rint(grey), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def write_frame_folder(folder: Path, numbers, pattern: str = "{:03d}.jpg") -> list[Path]:
+    """A frame folder holding one file per file number in `numbers` (e.g. 1..180 without 60..69), named by
+    `pattern`; the file numbered k shows distinct_frame(k). Returns the written paths."""
+    return [_imwrite(folder / pattern.format(k), distinct_frame(k)) for k in numbers]
+
+
+def write_vfr_mp4(path: Path, n: int = 180, slow: tuple[int, int] = (60, 120)) -> tuple[Path, np.ndarray]:
+    """A phone-style variable-frame-rate video written with PyAV (MPEG-4 part 2; the container from the suffix:
+    .mp4, .mkv, …): frames 30 fps, except frames slow[0]..slow[1]-1 which follow each other at 15 fps (low light;
+    slow=(0, 0): constant 30 fps); frame j shows distinct_frame(j). Returns the path and the (n,) float64
+    presentation times in seconds."""
+    import fractions
+
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ticks = np.concatenate([[0], np.cumsum([2 if slow[0] <= j < slow[1] else 1 for j in range(n - 1)])])
+    h, w = FAKE_FRAME_SIZE
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.codec_context.time_base = fractions.Fraction(1, 30)
+        for j, tick in enumerate(ticks):
+            frame = av.VideoFrame.from_ndarray(distinct_frame(j), format="rgb24")
+            frame.pts, frame.time_base = int(tick), fractions.Fraction(1, 30)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path, ticks / 30.0
+
+
+def zero_bytes(src: Path, dst: Path, start: float, end: float) -> Path:
+    """A copy of `src` at `dst` with bytes from fraction `start` to `end` of its size zeroed (damaged storage)."""
+    data = bytearray(src.read_bytes())
+    a, b = int(len(data) * start), int(len(data) * end)
+    data[a:b] = bytes(b - a)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def drop_avi_index(path: Path) -> Path:
+    """The AVI at `path` without its idx1 index (the chunk renamed JUNK, as a file whose index was lost)."""
+    data = bytearray(path.read_bytes())
+    at = data.rfind(b"idx1")
+    data[at : at + 4] = b"JUNK"
+    path.write_bytes(bytes(data))
+    return path

@@ -37,12 +37,14 @@ def snapshot(folder: Path) -> dict:
 
 # ------------------------------------------------------------------------------------------ decoding
 def test_frames_are_counted_by_decoding_not_by_the_header(shared_data):
-    """tree.avi's header declares 444 frames; 68 decode. Its timestamps are sparse (a new picture every ~6 slots
-    of 15 fps): frame numbers follow the timeline, and that is not reported as damage."""
+    """tree.avi's header declares 444 frames; 68 decode. Its index lists 444 chunks of which 68 hold pictures (a new
+    picture every ~6 ticks of 15 fps): an intact file of variable frame rate, numbered 0..67 in decode order with
+    its true times in seconds, and not reported as damage."""
     source = open_source(shared_data / "real_video" / "tree.avi")
     report = source.probe()
     assert isinstance(source, VideoFile) and len(source) == 68 and report.header_frames == 444
-    assert report.numbers[0] == 0 and report.numbers[-1] == 443 and np.all(np.diff(report.numbers) > 0)
+    assert report.numbers.tolist() == list(range(68)) and report.listed == 68
+    assert report.seconds[0] == 0 and np.all(np.diff(report.seconds) > 0) and 29 < report.seconds[-1] < 30
     assert report.problems() == []
 
 
@@ -154,6 +156,25 @@ def test_own_labels_csv_gives_an_auc(tmp_path, capsys):
     assert "micro-AUC:" in capsys.readouterr().out
 
 
+def test_eval_resamples_faster_test_videos_to_the_training_rate(tmp_path, capsys):
+    """Training footage at 10 fps (the checkpoint records it), a test video at 25 fps with labels: eval.py keeps
+    2 in 5 of its frames by their timestamps, says so once, and pairs each kept frame with its own label."""
+    dataset = tmp_path / "data" / "mycam"
+    fl.write_video(dataset / "training" / "monday.avi", fl.video_frames(12, 0, None), fps=10.0)
+    fl.write_video(dataset / "testing" / "fast.avi", fl.video_frames(50, 20, None), fps=25.0)
+    (dataset / "testing" / "labels.csv").write_text("video,start,end\nfast,20,29\n")
+    assert train_cli(tiny_args(tmp_path / "data", tmp_path, 2, dataset="mycam", val_interval=100, cache=True)) == 0
+    assert torch.load(tmp_path / "w" / "mycam_latest.pth", weights_only=True)["fps"] == 10.0
+    capsys.readouterr()
+    assert eval_cli(tmp_path / "w" / "mycam_latest.pth", tmp_path / "data", tmp_path / "res") == 0
+    out = capsys.readouterr().out
+    assert out.count("1 test video(s) runs at 25 fps and the model was trained on 10 fps footage") == 1
+    rows = [r.split(",") for r in (tmp_path / "res" / "mycam_mycam_latest" / "scores.csv").read_text().splitlines()]
+    frames, labels = [int(r[1]) for r in rows[1:]], [int(r[4]) for r in rows[1:]]
+    assert 15 <= len(frames) <= 17 and set(np.diff(frames)) <= {2, 3}
+    assert labels == [int(19 <= f <= 28) for f in frames]  # labels.csv counts frames from 1
+
+
 def test_train_until_uses_the_normal_part_only(tmp_path):
     """--train_until 9 (frames) or '0.9s' (10 fps): every training video is cut to frames numbered < 9."""
     fl.write_custom(tmp_path / "data", "mycam", train={"a.avi": 20, "b.avi": 12})
@@ -203,8 +224,8 @@ def test_extractions_of_the_current_file_at_other_sizes_are_kept_for_other_runs(
 
 
 def test_decoder_recoveries_without_a_timestamp_gap_are_reported_as_damage():
-    """A file without usable timestamps numbers frames in decode order, so damage shows only as failed reads that
-    recovered: reported (eval.py then refuses the file), never silently renumbered."""
+    """Damaged packets the decoder failed on and recovered from, with no frame number lost (every number placed by
+    the container): reported as damage, without a gap or an uncertain range."""
     from dataset import DecodeReport
 
     whole = DecodeReport(Path("x.avi"), np.arange(50), None, None, retries=0)
@@ -270,16 +291,19 @@ def test_a_split_mixing_files_and_folders_is_refused(tmp_path):
         find_dataset(tmp_path, "cam")
 
 
-def test_eval_refuses_a_damaged_test_video_and_detect_scores_it(clean_mp4, tmp_path, capsys):
-    """A test video file with a gap: eval.py refuses it (one line, nothing written); detect.py scores the frames
-    that decode, with true numbers, and says what is missing in its output and summary.json."""
+def test_eval_and_detect_score_a_damaged_test_video_by_its_true_numbers(clean_mp4, tmp_path, capsys):
+    """A test video file with a gap (its numbers known from the container): eval.py scores the frames that decode,
+    with their true numbers in scores.csv, and says once what is missing; detect.py scores them too, and says what
+    is missing in its output and summary.json."""
     fl.write_custom(tmp_path / "data", "cam", train={"a.avi": 8})
     damaged = _damaged_middle(clean_mp4[0], tmp_path / "data" / "cam" / "testing" / "damaged.mp4")
     ckpt = save_random_checkpoint(tmp_path / "c.pth")
-    assert eval_cli(ckpt, tmp_path / "data", tmp_path / "res", "--dataset", "cam") == 1
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "damaged.mp4" in err and "missing in 1 gap" in err
-    assert not (tmp_path / "res").exists() or not list((tmp_path / "res").iterdir())
+    assert eval_cli(ckpt, tmp_path / "data", tmp_path / "res", "--dataset", "cam") == 0
+    out = capsys.readouterr().out
+    assert out.count("missing in 1 gap") == 1 and "labels paired by frame number" in out
+    (a, b), *_ = VideoFile(damaged).report().gaps()
+    frames = [int(r["frame"]) for r in read_scores(tmp_path / "res" / "cam_c")]
+    assert frames[-1] == 119 and a in frames and b in frames and not set(range(a + 1, b)) & set(frames)
     out = run_detect(damaged, ckpt, tmp_path / "det")
     numbers = [int(r["frame"]) for r in read_scores(out)]
     summary = json.loads((out / "summary.json").read_text())

@@ -24,7 +24,7 @@ from training.losses import FLOW_LOSS_UNITS
 from training.resume import RunState, Start, legacy_flow_note
 from training.runlog import RunLock, RunLog, RunTraces, remove_stale_temp_files
 from training.step import Nets, split_clip
-from utils import Progress, atomic_write_text, check_writable
+from utils import Progress, atomic_write_text, check_writable, recheck_threads
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class Checkpointer:
     fingerprint: str  # of the training data (training.resume.data_fingerprint)
     start: Start
     started: float  # time.time() when this session started
+    fps: float | None = None  # training footage frame rate (footage_fps), stored: detect.py resamples faster input
     last_saved: int | None = field(init=False)  # step of the newest 'latest' on disk written by this run
 
     def __post_init__(self) -> None:
@@ -86,6 +87,7 @@ class Checkpointer:
             "data_fingerprint": self.fingerprint,
             # wall-clock seconds of all sessions of this run so far (setup, validation and saves included)
             "train_seconds": prior_seconds + time.time() - self.started,
+            "fps": self.fps,
         }
         if self.start.init:
             state["init_from"] = self.start.source
@@ -120,8 +122,10 @@ class NoOutputs:
     def begin(self, printout: str, checkpointer: Checkpointer, run: RunState, can_validate: bool) -> None:
         """Rank 0 prints, writes config.json and opens its log here."""
 
-    def trained(self) -> None:
-        """Rank 0 notes that the run now has trained steps to keep."""
+    def trained(self, progress: Progress) -> None:
+        """After each step: every rank re-checks its torch threads (--threads 0, `recheck_threads`); rank 0 also
+        notes that the run now has trained steps to keep, and says when the thread count changed."""
+        recheck_threads()
 
     def log_losses(self, values: dict[str, float], lr_g: float, step: int, progress: Progress) -> None:
         """Rank 0 logs the step's losses."""
@@ -186,8 +190,10 @@ class RunOutputs(NoOutputs):
         self.checkpointer = checkpointer
         self.validates = can_validate
 
-    def trained(self) -> None:
+    def trained(self, progress: Progress) -> None:
         self.traces.trained = True
+        if line := recheck_threads():
+            progress.write(line)
 
     @property
     def _log(self) -> RunLog:

@@ -1,0 +1,152 @@
+"""Frame rate: a source's frames resampled to the model's rate by their timestamps.
+
+The method predicts frame t+1 from frames t-3..t, so the motion between two input frames is part of what the
+model learned: a model trained on 10 fps footage scores a 25 fps camera as if everything moved 2.5× slower.
+Sources at another rate are therefore resampled to the training footage's rate (`Resampler`); checkpoints record
+that rate (`footage_fps`; train.py stores it as state['fps']).
+"""
+
+from __future__ import annotations
+
+import array
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from config import FOLDER_FPS, Config
+
+from .layouts import Video
+from .sources import FrameFolder, VideoFile
+from .streaming import video_frame_batches
+
+# Frame rates documented by the benchmarks' authors, for training data stored as frame folders (which carry no
+# rate). UCSD Ped1/Ped2: "recorded at 10 fps" (Mahadevan et al., CVPR 2010, and the dataset page). Avenue and
+# ShanghaiTech training videos are .avi files whose containers state their rate, so they need no entry here.
+DOCUMENTED_FPS = {"ped1": 10.0, "ped2": 10.0}
+SYNTHETIC_FPS = 10.0  # the embedded synthetic dataset is generated as 10 fps footage (synthetic.py)
+SAME_RATE = 0.02  # rates within 2 % of each other are the same rate: no resampling
+
+
+class Resampler:
+    """Keeps the frames nearest a `fps` timeline (frames per second), from frame times in seconds.
+
+    A frame is kept when it comes at most half a period before the next tick (the frame nearest the tick; arrival
+    jitter of a source at the model's own rate keeps every frame); the next tick is one period
+    later, or one period after this frame when the source stalled for a period or more. A source slower than
+    `fps` keeps every frame. `fps` None keeps every frame (no known rate to resample to).
+    """
+
+    def __init__(self, fps: float | None):
+        self.period = 1.0 / fps if fps else 0.0
+        self.next_tick: float | None = None
+
+    def keep(self, t: float) -> bool:
+        """Whether the frame at `t` seconds is kept (t non-decreasing over calls)."""
+        if not self.period:
+            return True
+        if self.next_tick is not None and t < self.next_tick - self.period / 2:
+            return False
+        tick = t if self.next_tick is None or t - self.next_tick >= self.period else self.next_tick
+        self.next_tick = tick + self.period
+        return True
+
+
+def needs_resampling(source_fps: float | None, model_fps: float | None) -> bool:
+    """True when both rates are known and the source is more than SAME_RATE faster than the model."""
+    return bool(source_fps and model_fps and source_fps > model_fps * (1 + SAME_RATE))
+
+
+def rate_note(
+    source_fps: float | None, model_fps: float | None, where: str, tolerance: float = SAME_RATE
+) -> str | None:
+    """The one line said when `where`'s frame rate differs from the model's by more than `tolerance` (a fraction;
+    None when they agree or one is unknown)."""
+    if not (source_fps and model_fps) or abs(source_fps / model_fps - 1) <= tolerance:
+        return None
+    if source_fps > model_fps:
+        return (
+            f"{where} runs at {source_fps:g} fps and the model was trained on {model_fps:g} fps footage: its frames "
+            f"are resampled to {model_fps:g} fps by their timestamps (about 1 in {source_fps / model_fps:.3g} kept)"
+        )
+    return (
+        f"{where} runs at {source_fps:g} fps, slower than the {model_fps:g} fps the model was trained on: every frame "
+        f"is scored, and objects move {model_fps / source_fps:.3g}× farther between frames than in training"
+    )
+
+
+class ResampledBatches:
+    """A FrameBatches stream with only the frames a Resampler keeps (uint8 B×3×H×W batches, B ≥ 1).
+
+    `numbers` (and `seconds` when the stream gives them) hold the kept frames only, so callers index them the same
+    way as the stream's own; `report` is the stream's. Seconds are the stream's `seconds` when it has them (true
+    timestamps), else frame number / `source_fps`.
+    """
+
+    def __init__(self, batches, source_fps: float, model_fps: float):
+        self.batches, self.source_fps, self.model_fps = batches, source_fps, model_fps
+        self.numbers = array.array("q")
+        self.seconds = array.array("d")
+
+    @property
+    def report(self):
+        return self.batches.report
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        self.numbers, self.seconds = array.array("q"), array.array("d")
+        resampler = Resampler(self.model_fps)
+        done = 0
+        for frames in self.batches:
+            numbers = self.batches.numbers[done : done + len(frames)]
+            times = getattr(self.batches, "seconds", None)
+            if times is not None and len(times) >= done + len(frames):
+                seconds = list(times[done : done + len(frames)])
+            else:
+                seconds = [n / self.source_fps for n in numbers]
+            done += len(frames)
+            keep = [i for i, t in enumerate(seconds) if resampler.keep(t)]
+            if keep:
+                self.numbers.extend(numbers[i] for i in keep)
+                self.seconds.extend(seconds[i] for i in keep)
+                yield frames[keep]
+
+
+def footage_fps(videos: list[Video], dataset: str) -> tuple[float | None, str]:
+    """The frame rate of training footage and where it comes from: the containers of video files (the most common
+    rate when they differ), the documented rate of a built-in benchmark stored as frames (DOCUMENTED_FPS), the
+    synthetic dataset's; (None, why) for frame folders of unknown rate."""
+    declared = [v.source.container()[0] for v in videos if isinstance(v.source, VideoFile)]
+    rates = [r for r in declared if r]
+    if rates:
+        values, counts = np.unique(np.round(rates, 3), return_counts=True)
+        best = float(values[int(np.argmax(counts))])
+        mixed = f"; {len(values)} different rates, the most common kept" if len(values) > 1 else ""
+        return best, f"the training videos' containers{mixed}"
+    if dataset in DOCUMENTED_FPS:
+        return DOCUMENTED_FPS[dataset], f"{dataset}'s documented rate"
+    if dataset == "synthetic":
+        return SYNTHETIC_FPS, "the synthetic dataset's rate"
+    if videos and all(isinstance(v.source, FrameFolder) for v in videos):
+        return None, "frame folders carry no frame rate"
+    return None, "no training video states its frame rate"
+
+
+def video_fps(video: Video, stated: float | None = None) -> float:
+    """A video's frame rate (frames/s): `stated` (--fps) when given, else its container's, else FOLDER_FPS (frame
+    folders, and files that state no usable rate)."""
+    if stated:
+        return stated
+    return (video.source.container()[0] if isinstance(video.source, VideoFile) else None) or FOLDER_FPS
+
+
+def batches_at_model_rate(
+    video: Video, cfg: Config, batch_size: int, model_fps: float | None, source_fps: float | None = None
+):
+    """The video's ordered frame batches (dataset.FrameBatches), resampled to `model_fps` (ResampledBatches) when
+    the video (at `source_fps`, else `video_fps`) is faster; frame numbers stay the video's own either way."""
+    batches = video_frame_batches(video, cfg, batch_size)
+    fps = video_fps(video, source_fps)
+    if needs_resampling(fps, model_fps):
+        assert model_fps is not None
+        return ResampledBatches(batches, fps, model_fps)
+    return batches

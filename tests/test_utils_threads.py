@@ -1,0 +1,50 @@
+"""--threads 0 (auto): torch threads from the cores other processes leave free, re-checked; fixed counts kept."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import utils
+
+
+@pytest.fixture
+def restore_threads(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(utils, "cpu_cores", lambda: 4)
+    yield
+    torch.set_num_threads(before)
+    utils._auto_threads["on"] = False
+
+
+def test_auto_takes_the_cores_others_leave_and_follows_them(restore_threads, monkeypatch):
+    others = {"now": 1}
+    monkeypatch.setattr(utils, "_others_running_now", lambda: others["now"])
+    line = utils.configure_threads(0)
+    assert torch.get_num_threads() == 3 and "keep 1 of 4 cores busy" in line
+    assert utils.recheck_threads() is None  # not due yet: no change, no cost
+    others["now"] = 0
+    utils._auto_threads["checked"] -= utils.AUTO_RECHECK_S
+    assert utils.recheck_threads() == "note: torch threads 3 -> 4 (other processes now keep 0 core(s) busy)"
+    assert torch.get_num_threads() == 4
+    others["now"] = 9  # more runnable tasks than cores: still one thread
+    utils._auto_threads["checked"] -= utils.AUTO_RECHECK_S
+    utils.recheck_threads()
+    assert torch.get_num_threads() == 1
+
+
+def test_fixed_counts_and_omp_num_threads_are_kept(restore_threads, monkeypatch):
+    monkeypatch.setattr(utils, "_others_running_now", lambda: 3)
+    utils.configure_threads(2)
+    assert torch.get_num_threads() == 2
+    utils._auto_threads["checked"] -= utils.AUTO_RECHECK_S
+    assert utils.recheck_threads() is None and torch.get_num_threads() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what torchrun sets for each rank
+    utils.configure_threads(0)
+    assert torch.get_num_threads() == 1 and not utils._auto_threads["on"]
+
+
+def test_own_threads_are_not_counted_as_others():
+    assert utils._own_running_threads() >= 1
+    assert utils._others_running_now() >= 0
