@@ -85,8 +85,8 @@ def tiny_args(
     val_interval: int = 100_000,
     cache: bool = False,
 ) -> list[str]:
-    """train.py flags: `--preset tiny` (32×48, g_widths 8,16,32, batch 2) on CPU, no flow, writing only under
-    `out` (w/, runs/, and cache/ with cache=True); no validation before the end unless `val_interval` says."""
+    """train.py flags: `--preset tiny` (32×48, g_widths 8,16,32, batch 2) on CPU with 2 threads, no flow, writing only
+    under `out` (w/, runs/, and cache/ with cache=True); no validation before the end unless `val_interval` says."""
     return [
         "--dataset",
         dataset,
@@ -107,6 +107,8 @@ def tiny_args(
         str(iters),
         "--val_interval",
         str(val_interval),
+        "--threads",
+        "2",  # fixed, not auto: runs compared bit for bit must use the same count (auto follows the machine's load)
         *extra,
     ]
 

@@ -217,6 +217,7 @@ def test_strip_has_axis_labels_and_threshold_label():
     writer = object.__new__(HeatmapVideoWriter)  # only the strip's state: no file is opened
     writer.score_range, writer.threshold, writer.first_frame, writer.curve_length = (-2.0, 8.0), 3.0, 0, 10
     writer._scores, writer._labels = [0.0, 1.0, 5.0], [0, 0, 1]
+    writer._number = 2  # the counter's frame number (set by add)
     strip = np.zeros((STRIP_H, 600, 3), np.uint8)
     writer._draw_strip(strip)
     bright = strip.max(axis=2) > 150
