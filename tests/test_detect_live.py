@@ -159,7 +159,7 @@ def test_a_second_protocol_mpegts_over_tcp(tmp_path):
     assert done.returncode == 0, done.stderr
     live = json.loads((result_folder(tmp_path / "out") / "summary.json").read_text())["live"]
     assert live["frames_delivered"] == 60 and live["frames_on_model_timeline"] == 60, live
-    assert 9.5 < live["source_fps_measured"] < 10.5
+    assert 9.0 < live["source_fps_measured"] < 11.5  # within LIVE_SAME_RATE of 10: at the model's rate
 
 
 @pytest.mark.slow
