@@ -118,8 +118,8 @@ def test_a_faster_camera_is_resampled_to_the_models_rate(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("resampled to 10 fps") == 1, done.stdout
     live = json.loads((result_folder(tmp_path / "out") / "summary.json").read_text())["live"]
-    assert 80 <= live["frames_on_model_timeline"] <= 90, live  # ~42 + 2/5 of the remaining ~108
-    assert 23 < live["source_fps_measured"] < 27
+    assert 75 <= live["frames_on_model_timeline"] <= 95, live  # ~42 + 2/5 of the remaining ~108
+    assert 20 < live["source_fps_measured"] < 30
 
 
 @pytest.mark.slow
