@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from config import Config, validate
-from dataset.resample import DOCUMENTED_FPS, SYNTHETIC_FPS
+from dataset.resample import benchmark_fps
 from utils import FFPError, atomic_write_bytes
 
 
@@ -174,13 +174,12 @@ def load_state_strict(module: nn.Module, state_dict: dict, what: str) -> None:
 
 def model_fps(state: dict, dataset: str) -> tuple[float | None, str]:
     """(frame rate of the footage the model was trained on in frames/s, where that comes from); (None, why) when
-    unknown. The checkpoint's own `fps` first; older checkpoints of a built-in benchmark get its documented rate
-    (dataset.resample.DOCUMENTED_FPS) or the synthetic dataset's."""
+    unknown. The checkpoint's own `fps` first; older checkpoints of a built-in dataset get its documented rate
+    (dataset.resample.benchmark_fps)."""
     fps = state.get("fps")
     if isinstance(fps, (int, float)) and fps > 0:
         return float(fps), "stored in the checkpoint"
-    if dataset in DOCUMENTED_FPS:
-        return DOCUMENTED_FPS[dataset], f"{dataset}'s documented rate (the checkpoint predates stored rates)"
-    if dataset == "synthetic":
-        return SYNTHETIC_FPS, "the synthetic dataset's rate"
+    known = benchmark_fps(dataset)
+    if known is not None:
+        return known[0], f"{known[1]} (the checkpoint predates stored rates)"
     return None, "the checkpoint does not know its training footage's frame rate"

@@ -246,7 +246,7 @@ from cli import StopRequest, raise_for_signal
 from config import FOLDER_FPS, STATS_WINDOWS, Config, command_config
 from dataset import FrameFolder, Video, VideoFile, frame_number, open_source
 from dataset.live import LIVE_SAME_RATE, LiveReader, RetryPolicy
-from dataset.resample import batches_at_model_rate, needs_resampling, rate_note
+from dataset.resample import batches_at_model_rate, needs_resampling, rate_note, video_fps
 from evaluation.detect_report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
 from evaluation.pages import LiveResult, StagedResult, file_stems
 from evaluation.predict import generator_from_state, iter_predictions, psnr_stats_from_training_data
@@ -282,8 +282,8 @@ def open_input(path: Path, args: argparse.Namespace) -> Input:
         raise FFPError(f"--video {exc}") from None
     if isinstance(source, FrameFolder) and not len(source):
         raise FFPError(f"--video {path}: the folder holds no frames (.jpg, .png, .tif, .bmp)")
-    fps = args.fps or (source.container()[0] if isinstance(source, VideoFile) else None) or FOLDER_FPS
     video = Video(path.stem if isinstance(source, VideoFile) else path.name, source)
+    fps = video_fps(video, args.fps)
     start = 0 if args.start is None else frame_number(args.start, video, "--start")
     if args.max_frames is not None:
         video = video.head(args.max_frames)
@@ -701,16 +701,16 @@ def watch_source(args, state: dict, ckpt: Path, cfg: Config, device, norm: Norma
     target = live_target(args.video)
     assert target is not None
     name = describe_target(target)
-    fps, fps_origin = model_fps(state, cfg.dataset)
-    if fps is None:
-        fps, fps_origin = args.fps or FOLDER_FPS, f"{fps_origin}: frames are not resampled"
+    resample_to, fps_origin = model_fps(state, cfg.dataset)  # None: the model's rate is unknown, nothing resampled
+    fps = resample_to or args.fps or FOLDER_FPS  # the timeline's rate (events, seconds)
+    if resample_to is None:
+        fps_origin = f"{fps_origin}: frames are not resampled"
         print(f"note: {fps_origin}; events are counted at {fps:g} fps (--fps)", flush=True)
     settings = live_settings(args, fps, threshold, cfg)
     generator = generator_from_state(state, cfg, device, f"checkpoint {ckpt}")
     warm_up(generator, (cfg.height, cfg.width), cfg.in_frames, device)
     log = lambda line: print(line, flush=True)  # noqa: E731  (the reader and --on_event threads log through it)
     retry = RetryPolicy(attempts=args.retries)
-    resample_to = fps if "not resampled" not in fps_origin else None
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.split("://")[-1]).strip("_")[:60] or "live"
     with LiveResult(args.out_dir, f"detect_{stem}", args.overwrite) as folder:
         print(f"watching {name} (stream mode, model rate {fps:g} fps: {fps_origin}); results in {folder.path}")
@@ -731,7 +731,7 @@ def watch_source(args, state: dict, ckpt: Path, cfg: Config, device, norm: Norma
             )
         folder.keep = True
         source_fps = reader.stats.source_fps() or fps
-        note = rate_note(source_fps, fps if resample_to else None, name, LIVE_SAME_RATE)
+        note = rate_note(source_fps, resample_to, name, LIVE_SAME_RATE)
         meta = {
             "run": {
                 "input": name,

@@ -35,7 +35,7 @@ import numpy as np
 from config import RETRY_ATTEMPTS, describe_target
 from utils import FFPError
 
-from .resample import Resampler
+from .resample import Resampler, needs_resampling
 from .sources import opencv_log_at_most, prepare_frame
 
 OPEN_TIMEOUT_S = 5.0  # FFmpeg gives up on a server that accepts the connection and never answers
@@ -272,7 +272,7 @@ class LiveReader:
         first frames of a connection arrive in bursts, which would look like a fast camera and drop frames of a
         camera at the model's own rate. (A faster camera's first windows are then slower motion: scored lower.)"""
         source = self.source_fps or self.stats.source_fps()
-        return source is not None and self.fps is not None and source > self.fps * (1 + LIVE_SAME_RATE)
+        return needs_resampling(source, self.fps, LIVE_SAME_RATE)
 
     def _max_step(self) -> float:
         """Longest step (s) between two kept frames of one run: CONTINUITY periods of the slower of the model's

@@ -52,9 +52,19 @@ class Resampler:
         return True
 
 
-def needs_resampling(source_fps: float | None, model_fps: float | None) -> bool:
-    """True when both rates are known and the source is more than SAME_RATE faster than the model."""
-    return bool(source_fps and model_fps and source_fps > model_fps * (1 + SAME_RATE))
+def needs_resampling(source_fps: float | None, model_fps: float | None, tolerance: float = SAME_RATE) -> bool:
+    """True when both rates are known and the source is more than `tolerance` (a fraction) faster than the model."""
+    return bool(source_fps and model_fps and source_fps > model_fps * (1 + tolerance))
+
+
+def benchmark_fps(dataset: str) -> tuple[float, str] | None:
+    """(frame rate, where it comes from) of a built-in dataset stored as frames: the documented rate of a benchmark
+    (DOCUMENTED_FPS) or the synthetic dataset's; None for any other dataset."""
+    if dataset in DOCUMENTED_FPS:
+        return DOCUMENTED_FPS[dataset], f"{dataset}'s documented rate"
+    if dataset == "synthetic":
+        return SYNTHETIC_FPS, "the synthetic dataset's rate"
+    return None
 
 
 def rate_note(
@@ -122,10 +132,8 @@ def footage_fps(videos: list[Video], dataset: str) -> tuple[float | None, str]:
         best = float(values[int(np.argmax(counts))])
         mixed = f"; {len(values)} different rates, the most common kept" if len(values) > 1 else ""
         return best, f"the training videos' containers{mixed}"
-    if dataset in DOCUMENTED_FPS:
-        return DOCUMENTED_FPS[dataset], f"{dataset}'s documented rate"
-    if dataset == "synthetic":
-        return SYNTHETIC_FPS, "the synthetic dataset's rate"
+    if (known := benchmark_fps(dataset)) is not None:
+        return known
     if videos and all(isinstance(v.source, FrameFolder) for v in videos):
         return None, "frame folders carry no frame rate"
     return None, "no training video states its frame rate"

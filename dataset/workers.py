@@ -7,7 +7,7 @@ import signal
 
 import torch
 
-from utils import resolve_device
+from utils import cpu_cores, resolve_device
 
 AUTO_WORKERS = 2  # what --num_workers -1 asks for when spare cores allow (GPU runs, machines with many cores)
 
@@ -23,7 +23,7 @@ def data_workers(requested: int, device: str | None) -> int:
         return requested
     if resolve_device(device).type != "cpu":
         return AUTO_WORKERS
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = cpu_cores()
     return max(0, min(AUTO_WORKERS, cores - torch.get_num_threads()))
 
 
