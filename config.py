@@ -170,6 +170,9 @@ DATASET_DEFAULTS: dict[str, dict] = {
 # Training windows behind the PSNR statistics of stream-mode detection (train.py stores them with a completed run;
 # detect.py and export.py compute them when a checkpoint lacks them).
 STATS_WINDOWS = 500
+# detect.py's default alarm threshold per score mode: whole-file min-max scores are in [0, 1]; stream scores are
+# z-scores of -PSNR under the training statistics (3 standard deviations). ONNX files carry it in their metadata.
+DEFAULT_THRESHOLD = {"whole": 0.5, "stream": 3.0}
 
 # A folder of frames has no frame rate: it is taken as 10 fps, that of UCSD Ped1/Ped2 (seconds in reports, event
 # gaps given in seconds).

@@ -3,6 +3,7 @@
     python detect.py --video clip.mp4 --trained_model weights/ped2_latest.pth [--mode whole|stream]
                      [--threshold T] [--start 40s] [--save_video] [--out_dir results] [--device cpu]
     python detect.py --video rtsp://camera/stream --trained_model weights/ped2_cpu.pth [--on_event CMD]
+    python detect.py --video clip.mp4 --trained_model ped2.onnx      # ONNX Runtime, no torch (export.py --format onnx)
 
 --video is a video file (anything cv2.VideoCapture reads: mp4, avi, mkv, mov, ...), a folder of frames, or a LIVE
 source: a stream URL (rtsp://, http(s)://, udp://, tcp://, rtmp://, srt://: whatever OpenCV's FFmpeg opens) or a
@@ -71,8 +72,6 @@ from evaluation.events import (
     parse_duration,
 )
 
-DEFAULT_THRESHOLD = {"whole": 0.5, "stream": 3.0}
-
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,7 +84,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--trained_model",
         required=True,
-        help="checkpoint (.pth) written by train.py or export.py (e.g. weights/ped2_cpu.pth)",
+        help="checkpoint written by train.py or export.py (e.g. weights/ped2_cpu.pth), or an ONNX model (.onnx) "
+        "written by export.py --format onnx: run by ONNX Runtime, without torch",
     )
     parser.add_argument(
         "--mode",
@@ -239,22 +239,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from checkpoint import load_checkpoint, model_fps
 from cli import StopRequest, raise_for_signal
-from config import FOLDER_FPS, STATS_WINDOWS, Config, command_config
+from config import FOLDER_FPS, STATS_WINDOWS, Config
 from dataset import FrameFolder, Video, VideoFile, frame_number, open_source
 from dataset.live import LIVE_SAME_RATE, LiveReader, RetryPolicy
-from dataset.resample import batches_at_model_rate, needs_resampling, rate_note, video_fps
+from dataset.resample import at_model_rate, needs_resampling, rate_note, video_fps
 from evaluation.detect_report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
 from evaluation.pages import LiveResult, StagedResult, file_stems
-from evaluation.predict import generator_from_state, iter_predictions, psnr_stats_from_training_data
+from evaluation.runtime import ModelInfo, Predictor
 from evaluation.scores import anomaly_scores, flat_videos_note
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator
-from evaluation.watch import LiveFiles, WatchResult, WatchSettings, warm_up, watch
-from training.resume import checkpoint_config
-from utils import duration_text, run_environment, set_up_machine
+from evaluation.watch import LiveFiles, WatchResult, WatchSettings, watch
+from model_file import environment, load_model
+from utils import duration_text
 
 # ----------------------------------------------------------------------------- input
 
@@ -268,9 +266,9 @@ class Input:
     start: int
     model_fps: float | None = None  # the training footage's rate: a faster input is resampled to it
 
-    def batches(self, cfg: Config, batch_size: int):
-        """The input's frame batches (dataset.FrameBatches), resampled to the model's rate when it is faster."""
-        return batches_at_model_rate(self.video, cfg, batch_size, self.model_fps, self.fps)
+    def batches(self, predictor: Predictor, cfg: Config, batch_size: int):
+        """The input's frame batches (those `predictor` reads), resampled to the model's rate when it is faster."""
+        return at_model_rate(predictor.batches(self.video, cfg, batch_size), self.video, self.model_fps, self.fps)
 
 
 def open_input(path: Path, args: argparse.Namespace) -> Input:
@@ -324,18 +322,27 @@ class Normaliser:
         return "1 - minmax(PSNR) over the whole input (the paper's per-video normalisation)"
 
 
-def stream_stats(
-    state: dict, args: argparse.Namespace, ckpt: Path, cfg: Config, device: torch.device
-) -> tuple[float, float, str]:
-    """(mean, std, where from) of the training PSNR: flags, the checkpoint, or computed now from its training data
-    (with this command's config `cfg`)."""
+def stream_stats(info: ModelInfo, args: argparse.Namespace) -> tuple[float, float, str]:
+    """(mean, std, where from) of the training PSNR: flags, the model file, or (a PyTorch checkpoint) computed now
+    from its training data (with this command's config `info.cfg`)."""
     if args.psnr_mean is not None:
         return args.psnr_mean, args.psnr_std, "--psnr_mean/--psnr_std"
-    stats = state.get("psnr_stats")
+    stats = info.psnr_stats
     if isinstance(stats, dict) and "mean" in stats and "std" in stats:
-        return float(stats["mean"]), float(stats["std"]), f"stored in {ckpt.name}"
+        return float(stats["mean"]), float(stats["std"]), f"stored in {info.path.name}"
+    if info.state is None:
+        raise FFPError(
+            f"--mode stream needs the training PSNR statistics: {info.kind} {info.path} has none (metadata "
+            "ffp.psnr_stats); pass --psnr_mean and --psnr_std, or use --mode whole"
+        )
+    from evaluation.predict import psnr_stats_from_training_data
+    from utils import resolve_device
+
+    ckpt, device = info.path, resolve_device(info.cfg.device)
     try:
-        stats = psnr_stats_from_training_data(state, cfg, args.data_root, device, f"checkpoint {ckpt}", STATS_WINDOWS)
+        stats = psnr_stats_from_training_data(
+            info.state, info.cfg, args.data_root, device, f"checkpoint {ckpt}", STATS_WINDOWS
+        )
     except FFPError as exc:
         raise FFPError(
             f"--mode stream needs the training PSNR statistics ('psnr_stats'): {exc}, pass "
@@ -349,17 +356,15 @@ def stream_stats(
     return stats["mean"], stats["std"], f"computed now from {stats['n']} training windows of {stats['computed_from']}"
 
 
-def normaliser(
-    mode: str, state: dict, args: argparse.Namespace, ckpt: Path, cfg: Config, device: torch.device
-) -> Normaliser:
-    """The score normalisation of --mode. Whole mode keeps the checkpoint's stored training PSNR statistics, when it
+def normaliser(mode: str, info: ModelInfo, args: argparse.Namespace) -> Normaliser:
+    """The score normalisation of --mode. Whole mode keeps the model's stored training PSNR statistics, when it
     has them, only to say when the clip is far from the training footage (they do not enter its scores)."""
     if mode == "whole":
-        stats = state.get("psnr_stats")
+        stats = info.psnr_stats
         if isinstance(stats, dict) and "mean" in stats and "std" in stats:
-            return Normaliser("whole", float(stats["mean"]), float(stats["std"]), f"stored in {ckpt.name}")
+            return Normaliser("whole", float(stats["mean"]), float(stats["std"]), f"stored in {info.path.name}")
         return Normaliser("whole")
-    mean, std, origin = stream_stats(state, args, ckpt, cfg, device)
+    mean, std, origin = stream_stats(info, args)
     if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
         raise FFPError(
             f"stream mode needs a finite PSNR mean and a positive std, got mean {mean}, std {std} "
@@ -380,11 +385,9 @@ class Scored:
 
 
 def score_pass(
-    generator: torch.nn.Module,
+    predictor: Predictor,
     batches,
-    in_frames: int,
     start: int,
-    device: torch.device,
     norm: Normaliser,
     threshold: float,
     csv_path: Path | None,
@@ -400,17 +403,15 @@ def score_pass(
     """
     psnr_parts, number_parts = [], []
     with _csv_rows(csv_path) as rows:
-        for pred in iter_predictions(generator, batches, in_frames, device):
+        for pred in predictor.stream(batches):
             numbers = np.asarray(batches.numbers[pred.first_index : pred.first_index + len(pred.psnr)], dtype=np.int64)
             keep = numbers >= start
-            # A copy, not a view: a view keeps each batch's torch allocation alive, and on a long stream those
-            # pinned blocks fragment the heap (measured: +143 MB peak RSS over 20,000 frames of 32×48).
-            psnr = pred.psnr.float().cpu().numpy()[keep].copy()
+            psnr = pred.psnr[keep]
             if psnr.size:
                 psnr_parts.append(psnr)
                 number_parts.append(numbers[keep])
                 if vmax is not None:
-                    vmax.add(pred.error_maps().cpu().numpy()[keep])
+                    vmax.add(pred.error_maps()[keep])
                 if rows is not None:
                     rows(detect_csv_rows(numbers[keep], psnr, norm.stream(psnr), threshold))
             if stop is not None and stop.signum:
@@ -452,10 +453,9 @@ def _csv_rows(path: Path | None):
 
 def write_heatmap_video(
     path: Path,
-    generator: torch.nn.Module,
+    predictor: Predictor,
     inp: Input,
     cfg: Config,
-    device: torch.device,
     batch_size: int,
     scored: Scored,
     scores: np.ndarray,
@@ -465,7 +465,7 @@ def write_heatmap_video(
 ) -> None:
     """Pass 2 of --save_video: predict again batch by batch and append each scored frame to the mp4."""
     by_number = dict(zip(scored.numbers.tolist(), range(len(scored.numbers))))
-    batches = inp.batches(cfg, batch_size)
+    batches = inp.batches(predictor, cfg, batch_size)
     with HeatmapVideoWriter(
         path,
         inp.model_fps if needs_resampling(inp.fps, inp.model_fps) else inp.fps,
@@ -476,13 +476,13 @@ def write_heatmap_video(
         threshold=threshold,
         first_frame=int(scored.numbers[0]),
     ) as writer:
-        for pred in iter_predictions(generator, batches, cfg.in_frames, device):
+        for pred in predictor.stream(batches):
             numbers = batches.numbers[pred.first_index : pred.first_index + len(pred.psnr)]
             rows = [i for i, n in enumerate(numbers) if n in by_number]
             if rows:
                 writer.add_batch(
-                    pred.target_images().cpu().numpy()[rows],
-                    pred.error_maps().cpu().numpy()[rows],
+                    pred.target_images()[rows],
+                    pred.error_maps()[rows],
                     scores[[by_number[numbers[i]] for i in rows]],
                 )
             if numbers and numbers[-1] >= scored.numbers[-1]:
@@ -499,10 +499,9 @@ def _score_range(norm: Normaliser, scores: np.ndarray, threshold: float) -> tupl
 
 
 def run_detect(
-    generator: torch.nn.Module,
+    predictor: Predictor,
     inp: Input,
     cfg: Config,
-    device: torch.device,
     batch_size: int,
     norm: Normaliser,
     threshold: float,
@@ -525,10 +524,9 @@ def run_detect(
     stopper = StopRequest()
     with stopper if streamed else nullcontext():
         return _score_and_report(
-            generator,
+            predictor,
             inp,
             cfg,
-            device,
             batch_size,
             norm,
             threshold,
@@ -542,10 +540,9 @@ def run_detect(
 
 
 def _score_and_report(
-    generator: torch.nn.Module,
+    predictor: Predictor,
     inp: Input,
     cfg: Config,
-    device: torch.device,
     batch_size: int,
     norm: Normaliser,
     threshold: float,
@@ -562,11 +559,9 @@ def _score_and_report(
     streamed = norm.mode == "stream"
     vmax = VmaxEstimator() if save_video else None
     scored = score_pass(
-        generator,
-        inp.batches(cfg, batch_size),
-        cfg.in_frames,
+        predictor,
+        inp.batches(predictor, cfg, batch_size),
         inp.start,
-        device,
         norm,
         threshold,
         out / "scores.csv" if streamed else None,
@@ -593,10 +588,9 @@ def _score_and_report(
         video = "heatmap.mp4"
         write_heatmap_video(
             out / video,
-            generator,
+            predictor,
             inp,
             cfg,
-            device,
             batch_size,
             scored,
             scores,
@@ -696,19 +690,18 @@ def live_meta(reader: LiveReader, result: WatchResult, settings: WatchSettings, 
     }
 
 
-def watch_source(args, state: dict, ckpt: Path, cfg: Config, device, norm: Normaliser, threshold: float) -> int:
+def watch_source(args, predictor: Predictor, info: ModelInfo, norm: Normaliser, threshold: float) -> int:
     """Watch a live --video until it ends, is lost, --duration/--max_frames pass or a signal comes; write the report."""
     target = live_target(args.video)
     assert target is not None
     name = describe_target(target)
-    resample_to, fps_origin = model_fps(state, cfg.dataset)  # None: the model's rate is unknown, nothing resampled
+    cfg, resample_to, fps_origin = info.cfg, info.fps, info.fps_origin  # fps None: unknown, nothing resampled
     fps = resample_to or args.fps or FOLDER_FPS  # the timeline's rate (events, seconds)
     if resample_to is None:
         fps_origin = f"{fps_origin}: frames are not resampled"
         print(f"note: {fps_origin}; events are counted at {fps:g} fps (--fps)", flush=True)
     settings = live_settings(args, fps, threshold, cfg)
-    generator = generator_from_state(state, cfg, device, f"checkpoint {ckpt}")
-    warm_up(generator, (cfg.height, cfg.width), cfg.in_frames, device)
+    predictor.warm_up((cfg.height, cfg.width))
     log = lambda line: print(line, flush=True)  # noqa: E731  (the reader and --on_event threads log through it)
     retry = RetryPolicy(attempts=args.retries)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.split("://")[-1]).strip("_")[:60] or "live"
@@ -721,7 +714,7 @@ def watch_source(args, state: dict, ckpt: Path, cfg: Config, device, norm: Norma
             ) as reader,
             LiveFiles(folder.dir, settings, (cfg.height, cfg.width), (min(0.0, threshold - 3), threshold + 6)) as files,
         ):
-            result = watch(generator, reader, norm.stream, settings, files, device, lambda: stopper.signum, log)
+            result = watch(predictor, reader, norm.stream, settings, files, lambda: stopper.signum, log)
         if not len(result.numbers):
             if result.signal:
                 raise_for_signal(result.signal)
@@ -735,13 +728,13 @@ def watch_source(args, state: dict, ckpt: Path, cfg: Config, device, norm: Norma
         meta = {
             "run": {
                 "input": name,
-                "checkpoint": f"{ckpt} (step {state.get('step', '?')})",
+                "checkpoint": f"{info.path} (step {info.step if info.step is not None else '?'})",
                 "mode": "stream (live)",
-                **run_environment(device, "scored"),
+                **environment(predictor),
             },
             "video": name,
-            "checkpoint": str(ckpt),
-            "step": state.get("step"),
+            "checkpoint": str(info.path),
+            "step": info.step,
             "mode": "stream",
             "frame_size": [cfg.height, cfg.width],
             "psnr_stats": {"mean": norm.mean, "std": norm.std},
@@ -785,40 +778,36 @@ def watch_source(args, state: dict, ckpt: Path, cfg: Config, device, norm: Norma
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ckpt = Path(args.trained_model)
-    state = load_checkpoint(ckpt)
-    cfg = command_config(checkpoint_config(state), args)  # the model's settings; this machine's runtime ones
-    cfg, device = set_up_machine(cfg)
-    threshold = DEFAULT_THRESHOLD[args.mode] if args.threshold is None else args.threshold
+    predictor, info = load_model(args)
+    cfg = info.cfg
+    threshold = info.default_threshold[args.mode] if args.threshold is None else args.threshold
     if live_target(args.video) is not None:
-        norm = normaliser("stream", state, args, ckpt, cfg, device)
-        return watch_source(args, state, ckpt, cfg, device, norm, threshold)
+        return watch_source(args, predictor, info, normaliser("stream", info, args), threshold)
     inp = open_input(Path(args.video), args)
-    inp.model_fps = model_fps(state, cfg.dataset)[0]
+    inp.model_fps = info.fps
     note = rate_note(inp.fps, inp.model_fps, str(inp.video.source.path))
     if note:
         print(f"note: {note}", flush=True)
-    norm = normaliser(args.mode, state, args, ckpt, cfg, device)
+    norm = normaliser(args.mode, info, args)
     if args.mode == "whole" and not 0 <= threshold < 1:
         print(
             f"note: --threshold {threshold:g} is outside whole mode's scores (0..1): every frame alarms or none does",
             flush=True,
         )
-    generator = generator_from_state(state, cfg, device, f"checkpoint {ckpt}")
     path = inp.video.source.path
     stem = path.stem if path.is_file() else path.name
     name = f"detect_{file_stems([stem])[stem]}"
     run = {
         "input": str(path),
-        "checkpoint": f"{ckpt} (step {state.get('step', '?')})",
+        "checkpoint": f"{info.path} (step {info.step if info.step is not None else '?'})",
         "mode": args.mode,
-        **run_environment(device, "scored"),
+        **environment(predictor),
     }
     meta = {
         "run": run,
         "video": str(path),
-        "checkpoint": str(ckpt),
-        "step": state.get("step"),
+        "checkpoint": str(info.path),
+        "step": info.step,
         "mode": args.mode,
         "start": inp.start,
         "max_frames": args.max_frames,
@@ -827,10 +816,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     with StagedResult(args.out_dir, name, args.overwrite) as stage:
         summary = run_detect(
-            generator,
+            predictor,
             inp,
             cfg,
-            device,
             cfg.eval_batch_size,
             norm,
             threshold,

@@ -28,6 +28,9 @@ maps), so the video's frames and error maps (uint8 + float16, 5 bytes per pixel:
 256×256 Ped2 video) are kept in memory until that video is written; one prediction pass, no second one.
 Without --save_video no error map is computed unless pixel AUROC needs it, and none is kept.
 
+--trained_model model.onnx (export.py --format onnx) scores through ONNX Runtime instead of PyTorch, with the same
+frames, metrics and report (its ffp.* metadata gives the settings below; no training history to plot).
+
 The model's settings (size, widths, input frames) and the dataset come from the checkpoint; --dataset scores
 another dataset (said in the output). This machine's settings (--data_root, --device, --threads, --num_workers,
 --eval_batch_size) come from the command and its defaults, never from the checkpoint.
@@ -51,7 +54,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """eval.py's flags: its own, the dataset to score and this machine's settings. Everything that defines the
     model (size, widths, frames) comes from the checkpoint; nothing of the training machine does."""
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trained_model", required=True, help="checkpoint (.pth) written by train.py or export.py")
+    parser.add_argument(
+        "--trained_model",
+        required=True,
+        help="checkpoint written by train.py or export.py, or an ONNX model (.onnx) from export.py --format onnx",
+    )
     parser.add_argument(
         "--out_dir", default="results", help="parent folder of the run's result folder (default: results)"
     )
@@ -87,12 +94,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from checkpoint import load_checkpoint, model_fps
-from config import FOLDER_FPS, Config, command_config
+from config import FOLDER_FPS, Config
 from dataset import Video, labels_by_number, prepare_dataset, scored_labels
-from dataset.resample import batches_at_model_rate, rate_note, video_fps
+from dataset.resample import at_model_rate, rate_note, video_fps
 from evaluation.metrics import (
     PixelAUROC,
     aligned_videos,
@@ -102,13 +107,12 @@ from evaluation.metrics import (
     video_scores,
 )
 from evaluation.pages import StagedResult, file_stems
-from evaluation.predict import generator_from_state, iter_predictions, predict_frames
 from evaluation.report import worst_frames, write_report
+from evaluation.runtime import ModelInfo, Predictor, predict_frames
 from evaluation.scores import flat_videos_note
 from evaluation.video import HeatmapVideoWriter, choose_vmax
-from model import Generator
-from training.resume import checkpoint_config
-from utils import Progress, duration_text, run_environment, set_up_machine
+from model_file import environment, load_model
+from utils import Progress, duration_text
 
 # Pixels scored for pixel AUROC: ~1.6% of Ped2's 126M scored test pixels at 256×256, and tens of thousands of
 # abnormal ones, so sampling noise is far below differences between models while memory stays ~50 MB.
@@ -122,11 +126,17 @@ def selected_with_test_labels(path: Path, state: dict) -> bool:
     return bool(flag) if flag is not None else path.stem.endswith("_best")
 
 
+def model_selected_with_test_labels(info: ModelInfo) -> bool:
+    """selected_with_test_labels of a checkpoint; an ONNX file's metadata flag (export.py stores it)."""
+    if info.state is None:
+        return info.selected_with_test_labels
+    return selected_with_test_labels(info.path, info.state)
+
+
 def predict_video(
-    generator: Generator,
+    predictor: Predictor,
     video: Video,
     cfg: Config,
-    device: torch.device,
     pixels: PixelAUROC | None,
     keep: bool,
     model_fps: float | None = None,
@@ -140,23 +150,23 @@ def predict_video(
     a faster video is resampled to it (its kept frames keep their numbers, so labels still pair by number).
     """
     psnr, frames, maps = [], [], []
-    batches = batches_at_model_rate(video, cfg, cfg.eval_batch_size, model_fps)
-    for pred in iter_predictions(generator, batches, cfg.in_frames, device):
+    batches = at_model_rate(predictor.batches(video, cfg, cfg.eval_batch_size), video, model_fps)
+    for pred in predictor.stream(batches):
         psnr.append(pred.psnr)
         if pixels is None and not keep:
             continue
-        err = pred.error_maps().cpu()
+        err = pred.error_maps()
         if pixels is not None:  # masks are per frame number, like labels
             numbers = batches.numbers[pred.first_index : pred.first_index + len(err)]
-            pixels.add(err.numpy(), np.stack([video.masks.read(n, tuple(err.shape[-2:])) for n in numbers]))
+            pixels.add(err, np.stack([video.masks.read(n, tuple(err.shape[-2:])) for n in numbers]))
         if keep:
-            frames.append(pred.target_images().cpu())
-            maps.append(err.half())
+            frames.append(pred.target_images())
+            maps.append(err.astype(np.float16))
     numbers = np.asarray(batches.numbers[cfg.in_frames :], dtype=np.int64)
     if not psnr:  # shorter than one window: nothing to score
         return np.zeros(0, dtype=np.float32), numbers, None
-    kept = (torch.cat(frames).numpy(), torch.cat(maps).numpy()) if keep else None
-    return torch.cat(psnr).float().cpu().numpy(), numbers, kept
+    kept = (np.concatenate(frames), np.concatenate(maps)) if keep else None
+    return np.concatenate(psnr).astype(np.float32), numbers, kept
 
 
 def write_heatmap_video(
@@ -194,11 +204,10 @@ def pixel_metrics(pixels: PixelAUROC | None, size: tuple[int, int], in_frames: i
 
 
 def evaluate(
-    generator: Generator,
+    predictor: Predictor,
     files,
     labels: dict[str, np.ndarray] | None,
     cfg: Config,
-    device: torch.device,
     out: Path,
     pixel_auroc: bool = True,
     save_video: bool = False,
@@ -223,7 +232,7 @@ def evaluate(
     progress = Progress(len(files.test), "test videos", unit="video", min_interval_s=5)
     for video in files.test:
         psnr[video.name], numbers[video.name], kept = predict_video(
-            generator, video, cfg, device, pixels, save_video, model_fps
+            predictor, video, cfg, pixels, save_video, model_fps
         )
         if labels is not None:
             labels[video.name] = labels_by_number(video, numbers[video.name])
@@ -262,14 +271,7 @@ def numbering_notes(files) -> list[str]:
 
 
 def worst_examples(
-    generator: Generator,
-    files,
-    psnr: dict,
-    labels: dict,
-    numbers: dict,
-    cfg: Config,
-    device: torch.device,
-    sigma: float,
+    predictor: Predictor, files, psnr: dict, labels: dict, numbers: dict, cfg: Config, sigma: float
 ) -> list[dict]:
     """The report's worst false alarms and misses (`worst_frames`), re-predicted for their images (an example
     whose frame cannot be re-predicted, which an undamaged video never has, is left out)."""
@@ -277,7 +279,7 @@ def worst_examples(
     by_name = {v.name: v for v in files.test}
     for name in dict.fromkeys(ex["video"] for ex in examples):
         wanted = [ex for ex in examples if ex["video"] == name]
-        images = predict_frames(generator, by_name[name], [ex["frame"] for ex in wanted], cfg, device)
+        images = predict_frames(predictor, by_name[name], [ex["frame"] for ex in wanted], cfg)
         for ex in wanted:
             found = images.get(ex["frame"])
             if found is not None:
@@ -285,23 +287,22 @@ def worst_examples(
     return [ex for ex in examples if "frame_rgb" in ex]
 
 
-def report_header(
-    cfg: Config, trained: Config, ckpt_path: Path, state: dict, device: torch.device, seconds: float
-) -> dict:
+def report_header(cfg: Config, trained: Config, info: ModelInfo, predictor: Predictor, seconds: float) -> dict:
     """The top of the report: what was evaluated, with what, where, and how long it took."""
-    flow = state.get("flownet", {}).get("name") if isinstance(state.get("flownet"), dict) else state.get("flownet")
+    state = info.state or {}
+    flow = info.flownet or (state.get("flownet") if isinstance(state.get("flownet"), str) else None)
     selected = {True: "SELECTED WITH TEST LABELS (optimistic)", False: "not selected with test labels"}.get(
-        selected_with_test_labels(ckpt_path, state)
+        model_selected_with_test_labels(info)
     )
     train_seconds = state.get("train_seconds")
     return {
         "dataset": cfg.dataset
         if cfg.dataset == trained.dataset
         else f"{cfg.dataset} (the model was trained on {trained.dataset})",
-        "checkpoint": f"{ckpt_path} (step {state.get('step', '?')}, {selected})",
+        "checkpoint": f"{info.path} (step {info.step if info.step is not None else '?'}, {selected})",
         "model": f"{trained.height}×{trained.width}, generator widths {','.join(map(str, trained.g_widths))}, "
         f"flow estimator in training: {flow or trained.flownet}",
-        **run_environment(device, "evaluated"),
+        **environment(predictor, "evaluated"),
         "evaluation time": duration_text(seconds),
         "training time": duration_text(train_seconds) if train_seconds is not None else "not recorded",
     }
@@ -310,15 +311,12 @@ def report_header(
 def main(argv: list[str] | None = None) -> int:
     started = time.time()
     args = parse_args(argv)
-    ckpt_path = Path(args.trained_model)
-    state = load_checkpoint(ckpt_path)
-    # checkpoint_config: the report's config states λ_op in today's units also for older classical-flow files
-    trained = checkpoint_config(state)
-    cfg = command_config(trained, args)
+    predictor, info = load_model(args)  # a checkpoint (PyTorch) or an ONNX file (ONNX Runtime)
+    ckpt_path, cfg = info.path, info.cfg
+    # checkpoint_config (in load_model): the report's config states λ_op in today's units also for older files
+    trained = info.trained
     if cfg.dataset != trained.dataset:
         print(f"note: evaluating on dataset {cfg.dataset} a model trained on {trained.dataset} ({ckpt_path})")
-    cfg, device = set_up_machine(cfg)
-    generator = generator_from_state(state, cfg, device, f"checkpoint {ckpt_path}")
     files = prepare_dataset(cfg)
     if not files.test:
         raise FFPError(
@@ -326,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             f"videos, e.g. {files.root / 'testing'}/)"
         )
     numbering = numbering_notes(files)
-    fps = model_fps(state, cfg.dataset)[0]
+    fps = info.fps
     rates = [video_fps(v) for v in files.test]
     for rate in sorted(set(rates)):  # said once per frame rate
         note = rate_note(rate, fps, f"{rates.count(rate)} test video(s)")
@@ -343,18 +341,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     knobs = {
         "checkpoint": ckpt_path.name,
-        "selected_with_test_labels": selected_with_test_labels(ckpt_path, state),
+        "selected_with_test_labels": model_selected_with_test_labels(info),
         "dropped_frames": cfg.in_frames,
         "smooth_sigma": args.smooth_sigma,
     }
     with StagedResult(args.out_dir, f"{cfg.dataset}_{ckpt_path.stem}", args.overwrite) as stage:
         labels = None if skipped else scored_labels(files.test, cfg.in_frames)
         psnr, numbers, pixel, links = evaluate(
-            generator,
+            predictor,
             files,
             labels,
             cfg,
-            device,
             stage.dir,
             not args.no_pixel_auroc,
             args.save_video,
@@ -364,14 +361,12 @@ def main(argv: list[str] | None = None) -> int:
         flat = flat_videos_note(psnr)
         notes = ([flat] if flat else []) + numbering + [f"labels: {n}" for n in files.notes.lines]
         metrics = None if skipped else {**compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma), **pixel}
-        examples = (
-            [] if skipped else worst_examples(generator, files, psnr, labels, numbers, cfg, device, args.smooth_sigma)
-        )
+        examples = [] if skipped else worst_examples(predictor, files, psnr, labels, numbers, cfg, args.smooth_sigma)
         meta = {
             **knobs,
             "config": cfg.to_dict(),
             "checkpoint_path": str(ckpt_path),
-            "step": state.get("step"),
+            "step": info.step,
             "dataset": cfg.dataset,
             "label_source": files.label_source or None,
             "psnr_range": "frames on [0, 1], PSNR = 10 log10(1 / MSE)",
@@ -379,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         if skipped:
             meta["auc_skipped"] = skipped
         meta["eval_seconds"] = round(time.time() - started, 1)
-        meta["run"] = report_header(cfg, trained, ckpt_path, state, device, meta["eval_seconds"])
+        meta["run"] = report_header(cfg, trained, info, predictor, meta["eval_seconds"])
         write_report(
             stage.dir,
             psnr,
@@ -391,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             notes=notes,
             header=meta["run"],
             examples=examples,
-            history=state.get("history") or [],
+            history=(info.state or {}).get("history") or [],
         )
     if flat:
         print(f"note: {flat}")

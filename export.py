@@ -1,6 +1,14 @@
-"""Turn a training checkpoint into a small generator-only file to ship or share.
+"""Turn a training checkpoint into a small generator-only file to ship or share, or into an ONNX model.
 
     python export.py weights/ped2_latest.pth weights/ped2_cpu.pth
+    python export.py weights/ped2_cpu.pth ped2.onnx            # --format onnx: for ONNX Runtime, no torch needed
+
+ONNX (`--format onnx`, the default for an OUTPUT ending in .onnx): one graph, uint8 windows B×(T+1)×H×W×3 RGB in,
+predicted frame, PSNR and error map out, at the checkpoint's frame size with a dynamic batch, checked with ONNX's
+checker; its metadata ('ffp.*') holds the size, frame count, channel order and value range, the training
+footage's frame rate, the training PSNR statistics, the default thresholds, the step, the flow estimator and
+whether the checkpoint was selected with test labels. `detect.py --trained_model model.onnx` runs it on ONNX
+Runtime (evaluation/onnx_model.py).
 
 A checkpoint saved without the streaming statistics (a run stopped before its end) gets them computed now
 from its training data (--data_root if it moved; --device, --threads). Keeps what evaluation and detection
@@ -16,12 +24,22 @@ import argparse
 
 from cli import ArgumentParser, answer_flags_first, run_cli
 from config import add_config_flags, check_flag_values, statistics_default_text
+from errors import FFPError
+
+FORMATS = ("pth", "onnx")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="training checkpoint written by train.py (e.g. weights/ped2_latest.pth)")
-    parser.add_argument("output", help="generator-only file to write (e.g. weights/ped2_cpu.pth)")
+    parser.add_argument("output", help="file to write (e.g. weights/ped2_cpu.pth, or ped2.onnx)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="pth: generator-only checkpoint for PyTorch; onnx: ONNX model for ONNX Runtime "
+        "(default: onnx when OUTPUT ends in .onnx, else pth)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     add_config_flags(
@@ -29,6 +47,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     check_flag_values(args)
+    onnx_name = args.output.lower().endswith(".onnx")
+    if args.format is None:
+        args.format = "onnx" if onnx_name else "pth"
+    if (args.format == "onnx") != onnx_name:
+        raise FFPError(
+            f"OUTPUT {args.output} with --format {args.format}: ONNX files must end in .onnx and other files must not "
+            "(detect.py and eval.py tell the two kinds apart by it)"
+        )
     return args
 
 
@@ -38,11 +64,11 @@ if __name__ == "__main__":
 # The heavy imports, after the flags are known to be good (style checkers: E402 is intended here).
 from pathlib import Path
 
-from checkpoint import load_checkpoint, save_checkpoint
+from checkpoint import load_checkpoint, model_fps, save_checkpoint
 from config import command_config
-from evaluation.predict import psnr_stats_from_training_data
+from evaluation.predict import generator_from_state, psnr_stats_from_training_data
 from training.resume import checkpoint_config
-from utils import FFPError, set_up_machine
+from utils import set_up_machine
 
 KEPT = (
     "net_g",
@@ -74,13 +100,28 @@ def generator_only(state: dict, source: Path, args: argparse.Namespace | None = 
     return {k: state[k] for k in KEPT if k in state}
 
 
+def write_onnx(shipped: dict, source: Path, output: Path) -> None:
+    """The shipped checkpoint dict as an ONNX model with its metadata (evaluation.onnx_export), on the CPU."""
+    import torch
+
+    from evaluation.onnx_export import export_onnx, onnx_metadata
+
+    cfg = checkpoint_config(shipped)
+    fps, fps_origin = model_fps(shipped, cfg.dataset)
+    generator = generator_from_state(shipped, cfg, torch.device("cpu"), f"checkpoint {source}")
+    export_onnx(generator, cfg, output, onnx_metadata(shipped, cfg, fps, fps_origin))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     source, output = Path(args.checkpoint), Path(args.output)
     if output.exists() and not args.overwrite:
         raise FFPError(f"output {output} exists; pass --overwrite to replace it")
     shipped = generator_only(load_checkpoint(source), source, args)
-    save_checkpoint(output, shipped)
+    if args.format == "onnx":
+        write_onnx(shipped, source, output)
+    else:
+        save_checkpoint(output, shipped)
     size_mb = output.stat().st_size / 2**20
     selected = (
         "SELECTED WITH TEST LABELS" if shipped.get("selected_with_test_labels") else "not selected with test labels"

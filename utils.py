@@ -14,16 +14,23 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from errors import FFPError  # noqa: F401  (re-exported: most modules import it from here)
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions that use it: detect.py with an ONNX model runs without torch installed,
+# and it imports this module.
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) so a run is repeatable."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -32,6 +39,8 @@ def seed_everything(seed: int) -> None:
 def resolve_device(name: str | None) -> torch.device:
     """'auto'/None -> cuda when available else cpu; otherwise the named device (FFPError if CUDA is asked for but
     absent)."""
+    import torch
+
     if name in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -210,10 +219,15 @@ def cpu_name() -> str:
     return f"{model}, {vector}" if vector else model
 
 
-def run_environment(device: torch.device, date_label: str) -> dict[str, str]:
+def run_environment(
+    device: torch.device | str, date_label: str, runtime: tuple[str, str] | None = None
+) -> dict[str, str]:
     """What a result was computed with, as rows of a report header: {date_label: UTC date, 'git commit': this
-    checkout's commit ('-dirty' when it has uncommitted changes; 'not a git checkout' outside one), 'torch': its
-    version, 'device': the device with the GPU's or CPU's name when known}."""
+    checkout's commit ('-dirty' when it has uncommitted changes; 'not a git checkout' outside one), 'torch' (or
+    `runtime`'s name): its version, 'device': the device with the GPU's or CPU's name when known}.
+
+    runtime: (name, version) of what ran the model when it is not torch (e.g. ('onnxruntime', '1.32.0'), with
+    `device` a plain string): torch is then not imported."""
     import datetime
     import subprocess
 
@@ -227,11 +241,17 @@ def run_environment(device: torch.device, date_label: str) -> dict[str, str]:
     commit = git("rev-parse", "--short=12", "HEAD")
     if commit and git("status", "--porcelain", "--untracked-files=no"):
         commit += "-dirty"
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    if runtime is None:
+        import torch
+
+        runtime = ("torch", torch.__version__)
+        name = torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else cpu_name()
+    else:
+        name = cpu_name()
     return {
         date_label: datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "git commit": commit or "not a git checkout",
-        "torch": torch.__version__,
+        runtime[0]: runtime[1],
         "device": f"{device} ({name})" if name else str(device),
     }
 
@@ -392,44 +412,55 @@ AUTO_RECHECK_S = 30.0  # --threads 0 (auto) looks at the other processes again t
 _auto_threads = {"on": False, "checked": 0.0}
 
 
-def configure_threads(threads: int) -> str | None:
-    """Apply --threads and return a line worth printing, or None.
+def thread_count(threads: int, what: str = "torch") -> tuple[int, str | None]:
+    """The thread count --threads asks for, and a line worth printing (or None); applies nothing.
 
-    threads > 0: that many torch threads, with a warning when other processes seem to hold cores. threads 0 (auto,
-    the default): OMP_NUM_THREADS when it is set (torchrun sets 1 per rank), else as many as the cores other
-    processes leave free right now (`auto_threads`), re-checked every AUTO_RECHECK_S by `recheck_threads`.
-    Why: OpenMP threads wait for each other at every operation, so a 2-thread process beside another busy process
-    waits for its descheduled thread (measured on the 2-core machine: up to 20-200× slower than alone, while 1
-    thread ran at its normal 1-thread speed; bench/thread_policy.py).
+    threads > 0: that many, with a warning when other processes seem to hold cores. threads 0 (auto, the default):
+    OMP_NUM_THREADS when it is set (torchrun sets 1 per rank), else as many as the cores other processes leave free
+    right now (`auto_threads`). Why: OpenMP threads wait for each other at every operation, so a 2-thread process
+    beside another busy process waits for its descheduled thread (measured on the 2-core machine: up to 20-200×
+    slower than alone, while 1 thread ran at its normal 1-thread speed; bench/thread_policy.py). `what` names the
+    threads in the printed line ('torch', 'ONNX Runtime').
     """
     cores = cpu_cores()
     if threads == 0 and os.environ.get("OMP_NUM_THREADS", "").isdigit():
-        threads = int(os.environ["OMP_NUM_THREADS"])  # set by the user or by torchrun (1 per rank): respected
+        return int(os.environ["OMP_NUM_THREADS"]), None  # set by the user or by torchrun (1 per rank): respected
     if threads == 0:
-        _auto_threads.update(on=True, checked=time.monotonic())
         chosen = auto_threads()
-        torch.set_num_threads(chosen)
         if chosen < cores:
-            return (
-                f"note: other processes keep {cores - chosen} of {cores} cores busy: running {chosen} torch "
-                f"thread(s), re-checked every {AUTO_RECHECK_S:g} s (--threads N fixes the count)"
+            return chosen, (
+                f"note: other processes keep {cores - chosen} of {cores} cores busy: running {chosen} {what} "
+                f"thread(s){AUTO_RECHECK_NOTE.get(what, '')} (--threads N fixes the count)"
             )
-        return None
-    _auto_threads["on"] = False
-    torch.set_num_threads(threads)
+        return chosen, None
     try:
         load = os.getloadavg()[0]
     except OSError:
-        return None
+        return threads, None
     free = max(0, int(cores - load + 0.5))
     if load >= 0.75 and threads > free and _others_running_now() > 0:
-        return (
+        return threads, (
             f"warning: the load average is {load:.1f} on {cores} cores, so other processes use about "
-            f"{min(cores, round(load))} of them, and this run's {threads} torch threads will wait for each other "
+            f"{min(cores, round(load))} of them, and this run's {threads} {what} threads will wait for each other "
             f"(measured 20-200× slower than alone); pass --threads {max(1, free)} (or 0: auto) or wait for the cores "
             "to free up"
         )
-    return None
+    return threads, None
+
+
+AUTO_RECHECK_NOTE = {"torch": f", re-checked every {AUTO_RECHECK_S:g} s"}
+
+
+def configure_threads(threads: int) -> str | None:
+    """Apply --threads to torch (`thread_count`) and return a line worth printing, or None. With threads 0 (auto,
+    without OMP_NUM_THREADS) the count is re-checked every AUTO_RECHECK_S by `recheck_threads`."""
+    import torch
+
+    chosen, line = thread_count(threads)
+    auto = threads == 0 and not os.environ.get("OMP_NUM_THREADS", "").isdigit()
+    _auto_threads.update(on=auto, checked=time.monotonic())
+    torch.set_num_threads(chosen)
+    return line
 
 
 def recheck_threads() -> str | None:
@@ -440,6 +471,8 @@ def recheck_threads() -> str | None:
     if not _auto_threads["on"] or now - _auto_threads["checked"] < AUTO_RECHECK_S:
         return None
     _auto_threads["checked"] = now
+    import torch
+
     before, chosen = torch.get_num_threads(), auto_threads(samples=3, interval_s=0.02)
     if chosen == before:
         return None

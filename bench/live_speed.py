@@ -60,7 +60,10 @@ class RssSampler(threading.Thread):
                 text = Path(f"/proc/{self.pid}/status").read_text()
             except OSError:
                 return
-            kb = int(next(line.split()[1] for line in text.splitlines() if line.startswith("VmRSS")))
+            rss = next((line.split()[1] for line in text.splitlines() if line.startswith("VmRSS")), None)
+            if rss is None:  # the process is exiting (a zombie has no memory left to report)
+                return
+            kb = int(rss)
             self.samples.append((time.monotonic() - self.start_time, kb / 1024))
 
 

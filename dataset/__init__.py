@@ -9,8 +9,12 @@ label format, checked when loaded; where labels are looked for), `masks` (pixel 
 `layouts` (the table of dataset layouts; finding a dataset), `prepare` (a run's data set-up), `workers`
 (DataLoader workers), `frame_cache` (video files extracted once for random access), `windows` (training windows
 and their seeded order), `streaming` (a test video's frames in order). What callers outside this package use is
-exported here; everything else is internal.
+exported here; everything else is internal. `array_batches` serves a video's frames as NumPy batches (ONNX Runtime).
+The torch-based modules (`streaming`, `windows`, `workers`) load on first use, so that detecting with an ONNX model
+never imports torch.
 """
+
+from typing import TYPE_CHECKING
 
 from .labels import LabelNotes, entry_labels, labels_from_masks
 from .layouts import DatasetFiles, Video, find_dataset, labels_by_number, scored_labels
@@ -28,9 +32,29 @@ from .sources import (
     read_frame,
     to_network_range,
 )
-from .streaming import video_frame_batches
-from .windows import EpochShuffleSampler, TrainWindows, train_loader
-from .workers import data_workers
+
+if TYPE_CHECKING:
+    from .streaming import video_frame_batches
+    from .windows import EpochShuffleSampler, TrainWindows, train_loader
+    from .workers import data_workers
+
+_TORCH_EXPORTS = {
+    "video_frame_batches": "streaming",
+    "EpochShuffleSampler": "windows",
+    "TrainWindows": "windows",
+    "train_loader": "windows",
+    "data_workers": "workers",
+}
+
+
+def __getattr__(name: str):
+    """The torch-based exports, imported when first asked for (PEP 562)."""
+    if name in _TORCH_EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_TORCH_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "LabelNotes",

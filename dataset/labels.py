@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.io
 
 from utils import FFPError
 
@@ -203,6 +202,8 @@ def _hdf5_value(f, obj):
 
 def load_mat(path: Path) -> dict[str, np.ndarray]:
     """{variable: array} of a .mat file, v4–v7 with scipy and v7.3 (HDF5) with h5py; FFPError naming the file."""
+    import scipy.io  # here, not at the top: detect.py with an ONNX model runs where SciPy is not installed
+
     try:
         return {k: v for k, v in scipy.io.loadmat(str(path), squeeze_me=False).items() if not k.startswith("__")}
     except NotImplementedError:  # scipy's answer to v7.3 files

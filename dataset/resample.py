@@ -12,13 +12,11 @@ import array
 from collections.abc import Iterator
 
 import numpy as np
-import torch
 
-from config import FOLDER_FPS, Config
+from config import FOLDER_FPS
 
 from .layouts import Video
 from .sources import FrameFolder, VideoFile
-from .streaming import video_frame_batches
 
 # Frame rates documented by the benchmarks' authors, for training data stored as frame folders (which carry no
 # rate). UCSD Ped1/Ped2: "recorded at 10 fps" (Mahadevan et al., CVPR 2010, and the dataset page). Avenue and
@@ -86,15 +84,17 @@ def rate_note(
 
 
 class ResampledBatches:
-    """A FrameBatches stream with only the frames a Resampler keeps (uint8 B×3×H×W batches, B ≥ 1).
+    """A FrameBatches (or ArrayBatches) stream with only the frames a Resampler keeps (its batches, each cut to the
+    kept frames, B ≥ 1).
 
     `numbers` (and `seconds` when the stream gives them) hold the kept frames only, so callers index them the same
-    way as the stream's own; `report` is the stream's. Seconds are the stream's `seconds` when it has them (true
-    timestamps), else frame number / `source_fps`.
+    way as the stream's own; `report` is the stream's. Seconds are the stream's `seconds` when `timestamps` says they
+    are true timestamps (a video file's), else frame number / `source_fps` (a frame folder, at --fps).
     """
 
-    def __init__(self, batches, source_fps: float, model_fps: float):
+    def __init__(self, batches, source_fps: float, model_fps: float, timestamps: bool = True):
         self.batches, self.source_fps, self.model_fps = batches, source_fps, model_fps
+        self.timestamps = timestamps
         self.numbers = array.array("q")
         self.seconds = array.array("d")
 
@@ -102,13 +102,13 @@ class ResampledBatches:
     def report(self):
         return self.batches.report
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+    def __iter__(self) -> Iterator:
         self.numbers, self.seconds = array.array("q"), array.array("d")
         resampler = Resampler(self.model_fps)
         done = 0
         for frames in self.batches:
             numbers = self.batches.numbers[done : done + len(frames)]
-            times = getattr(self.batches, "seconds", None)
+            times = getattr(self.batches, "seconds", None) if self.timestamps else None
             if times is not None and len(times) >= done + len(frames):
                 seconds = list(times[done : done + len(frames)])
             else:
@@ -147,14 +147,13 @@ def video_fps(video: Video, stated: float | None = None) -> float:
     return (video.source.container()[0] if isinstance(video.source, VideoFile) else None) or FOLDER_FPS
 
 
-def batches_at_model_rate(
-    video: Video, cfg: Config, batch_size: int, model_fps: float | None, source_fps: float | None = None
-):
-    """The video's ordered frame batches (dataset.FrameBatches), resampled to `model_fps` (ResampledBatches) when
-    the video (at `source_fps`, else `video_fps`) is faster; frame numbers stay the video's own either way."""
-    batches = video_frame_batches(video, cfg, batch_size)
+def at_model_rate(batches, video: Video, model_fps: float | None, source_fps: float | None = None):
+    """A video's ordered frame batches `batches` (dataset.FrameBatches or ArrayBatches), resampled to `model_fps`
+    (ResampledBatches) when the video (at `source_fps`, else `video_fps`) is faster; frame numbers stay the video's
+    own either way."""
     fps = video_fps(video, source_fps)
     if needs_resampling(fps, model_fps):
         assert model_fps is not None
-        return ResampledBatches(batches, fps, model_fps)
+        # A folder's stream times are frame number / FOLDER_FPS, not its rate (--fps): count from its numbers.
+        return ResampledBatches(batches, fps, model_fps, timestamps=isinstance(video.source, VideoFile))
     return batches

@@ -25,16 +25,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Literal, overload
+from typing import TYPE_CHECKING, BinaryIO, Literal, overload
 
 import av
 import cv2
 import numpy as np
-import torch
 from av.video.reformatter import VideoReformatter
 
 from config import FOLDER_FPS
 from utils import FFPError
+
+if TYPE_CHECKING:
+    import torch  # annotations only: this module decodes frames without torch (detect.py with an ONNX model)
 
 # FFmpeg (inside OpenCV) prints a line per damaged macroblock to stderr; the project reports damage itself.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
@@ -227,7 +229,10 @@ def to_8bit(image: np.ndarray, path: str | Path) -> np.ndarray:
 
 
 def to_network_range(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] (any shape) -> float32 in [-1, 1], on the tensor's device."""
+    """uint8 [0, 255] (any shape) -> float32 in [-1, 1], on the tensor's device.
+
+    The one scaling of frames into the network: training, evaluation, detection, and the exported ONNX graph (which
+    contains this function's operations, so ONNX Runtime scales exactly as PyTorch does)."""
     return frames.float().div_(127.5).sub_(1.0)
 
 

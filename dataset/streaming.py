@@ -12,12 +12,12 @@ from __future__ import annotations
 import array
 from collections.abc import Iterator
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from config import FOLDER_FPS, Config
 
+from .array_batches import timed_batches
 from .layouts import Video
 from .sources import DecodeReport, FolderReport, FrameFolder, VideoFile
 from .workers import data_workers, leave_interrupts_to_main
@@ -47,27 +47,15 @@ class FileBatchDataset(IterableDataset):
         self.source, self.height, self.width, self.batch_size = source, height, width, batch_size
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, DecodeReport | None]]:
-        frames, numbers, seconds = [], [], []
-        for number, time, rgb in self.source.timed_frames(self.height, self.width):
-            frames.append(rgb)
-            numbers.append(number)
-            seconds.append(time)
-            if len(frames) == self.batch_size:
-                yield _batch(frames), torch.tensor(numbers), torch.tensor(seconds, dtype=torch.float64), None
-                frames, numbers, seconds = [], [], []
-        yield (
-            _batch(frames),
-            torch.tensor(numbers, dtype=torch.int64),
-            torch.tensor(seconds, dtype=torch.float64),
-            self.source.report(),
-        )
-
-
-def _batch(frames: list[np.ndarray]) -> torch.Tensor:
-    """list of H×W×3 uint8 -> B×3×H×W uint8 tensor (B may be 0)."""
-    if not frames:
-        return torch.zeros((0, 3, 1, 1), dtype=torch.uint8)
-    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+        for frames, numbers, seconds in timed_batches(self.source, self.height, self.width, self.batch_size):
+            yield (
+                torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous(),
+                torch.tensor(numbers, dtype=torch.int64),
+                torch.tensor(seconds, dtype=torch.float64),
+                None,
+            )
+        empty = torch.zeros(0, dtype=torch.int64)
+        yield torch.zeros((0, 3, 1, 1), dtype=torch.uint8), empty, empty.double(), self.source.report()
 
 
 class FrameBatches:

@@ -18,6 +18,7 @@ from torch import nn
 from checkpoint import load_state_strict
 from config import STATS_WINDOWS
 from dataset import Video, to_network_range, video_frame_batches
+from evaluation.runtime import Predictions, cpu_micro_batch
 from evaluation.scores import error_map, psnr_per_frame
 from model import Generator
 from utils import FFPError, recheck_threads
@@ -59,12 +60,6 @@ def uint8_images(frames: torch.Tensor) -> torch.Tensor:
     return (frames.float() + 1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
 
-# On CPU the generator runs on micro-batches whose full-resolution activation (N×widths[0]×H×W float32) stays
-# about the size of a last-level cache: at 256×256 with 64 channels that is one window (16 MiB); a batch of
-# 16 streams 256 MiB per layer through memory and costs ~30 % more per frame (bench/README.md).
-CPU_ACTIVATION_BYTES = 16 * 2**20
-
-
 def run_generator(generator: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """generator(inputs): B×3T×H×W -> B×3×H×W, channels-last, on CPU in cache-sized micro-batches.
 
@@ -74,8 +69,7 @@ def run_generator(generator: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     inputs = inputs.contiguous(memory_format=torch.channels_last)
     if inputs.device.type != "cpu":
         return generator(inputs)
-    per_window = getattr(generator, "widths", (64,))[0] * inputs.shape[-2] * inputs.shape[-1] * 4
-    chunk = max(1, CPU_ACTIVATION_BYTES // per_window)
+    chunk = cpu_micro_batch(getattr(generator, "widths", (64,))[0], inputs.shape[-2], inputs.shape[-1])
     if chunk >= inputs.shape[0]:
         return generator(inputs)
     return torch.cat([generator(part) for part in inputs.split(chunk)])
@@ -97,6 +91,51 @@ def predict_targets(
         truth = seq[index]
         preds = run_generator(generator, inputs)
         return WindowPrediction(targets[0], truth, preds, psnr_per_frame(preds, truth))
+
+
+class TorchPredictor:
+    """The evaluation.runtime.Predictor of a PyTorch generator (detect.py and the live loop): NumPy out."""
+
+    runtime = ("torch", torch.__version__)
+
+    def __init__(self, generator: nn.Module, in_frames: int, device: torch.device):
+        self.generator, self.in_frames, self.torch_device = generator, in_frames, device
+        self.device = str(device)
+
+    def batches(self, video: Video, cfg, batch_size: int):
+        """dataset.FrameBatches of the video (uint8 B×3×H×W tensors; DataLoader workers decode frame folders)."""
+        return video_frame_batches(video, cfg, batch_size)
+
+    def stream(self, batches) -> Iterator[Predictions]:
+        """evaluation.runtime.Predictor.stream through `iter_predictions`."""
+        for pred in iter_predictions(self.generator, batches, self.in_frames, self.torch_device):
+            yield _as_numpy(pred)
+
+    def targets(self, frames: np.ndarray, targets: list[int]) -> Predictions:
+        """evaluation.runtime.Predictor.targets through `predict_targets` (frames L×H×W×3 uint8)."""
+        seq = torch.from_numpy(frames).permute(0, 3, 1, 2)
+        return _as_numpy(predict_targets(self.generator, seq, targets, self.in_frames, self.torch_device))
+
+    def warm_up(self, size: tuple[int, int]) -> None:
+        """Run the generator once on blank windows (1 and 2 at a time): the first calls build the convolution kernels
+        (seconds on CPU), which would otherwise be paid by the first frames' latency."""
+        frames = np.zeros((self.in_frames + 2, *size, 3), dtype=np.uint8)
+        self.targets(frames, [self.in_frames])
+        self.targets(frames, [self.in_frames, self.in_frames + 1])
+
+
+def _as_numpy(pred: WindowPrediction) -> Predictions:
+    """A WindowPrediction's results as evaluation.runtime.Predictions (error maps and images converted on demand)."""
+    # A copy, not a view: a view keeps each batch's torch allocation alive, and on a long stream those blocks
+    # fragment the heap (measured: +143 MB peak RSS over 20,000 frames of 32×48).
+    psnr = pred.psnr.float().cpu().numpy().copy()
+    return Predictions(
+        pred.first_index,
+        psnr,
+        lambda: pred.error_maps().float().cpu().numpy(),
+        lambda: pred.target_images().cpu().numpy(),
+        lambda: pred.preds.float().cpu().numpy(),
+    )
 
 
 class Cancelled(Exception):
@@ -135,30 +174,6 @@ def iter_predictions(
                 yield WindowPrediction(first, targets, preds, psnr_per_frame(preds, targets))
             history = seq[-in_frames:]
             seen += frames.shape[0]
-
-
-def predict_frames(generator: nn.Module, video: Video, numbers, cfg, device: torch.device) -> dict[int, dict]:
-    """Re-predict a few chosen frames of a video (e.g. the report's worst false alarms): the video is decoded in
-    order and the generator runs only on the windows whose target has a number in `numbers`.
-
-    Returns {frame number: {'frame': H×W×3 uint8 RGB target, 'prediction': H×W×3 uint8 RGB, 'error': H×W float32
-    per-pixel squared error on [0, 1] frames}}, at the config size; numbers the video does not reach are absent.
-    """
-    wanted, found = set(int(n) for n in numbers), {}
-    window: list[np.ndarray] = []
-    for number, rgb in video.source.frames(cfg.height, cfg.width):
-        window = (window + [rgb])[-(cfg.in_frames + 1) :]
-        if number in wanted and len(window) == cfg.in_frames + 1:
-            batch = torch.from_numpy(np.stack(window)).permute(0, 3, 1, 2)
-            pred = next(iter_predictions(generator, [batch], cfg.in_frames, device))
-            found[number] = {
-                "frame": pred.target_images()[0].cpu().numpy(),
-                "prediction": uint8_images(pred.preds)[0].cpu().numpy(),
-                "error": pred.error_maps()[0].float().cpu().numpy(),
-            }
-        if len(found) == len(wanted) or (wanted and number >= max(wanted)):
-            break
-    return found
 
 
 def predict_video_psnr(

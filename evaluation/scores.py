@@ -6,8 +6,12 @@ because that is the range the paper's PSNR = 10*log10(1/MSE) assumes (peak value
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch  # annotations only: the NumPy half of this module serves detect.py without torch (ONNX Runtime)
 
 # Identical frames would give MSE 0 and PSNR +inf, which breaks min-max normalisation and AUC.
 # Clamping MSE at 1e-10 caps PSNR at 100 dB: large, finite, and above any real prediction.
@@ -36,7 +40,7 @@ def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     _check_pair(pred, target)
     diff = _to_unit_range(pred) - _to_unit_range(target)
     mse = diff.pow(2).flatten(1).mean(dim=1).clamp_min(MSE_EPS)
-    return 10.0 * torch.log10(1.0 / mse)
+    return 10.0 * (1.0 / mse).log10()
 
 
 def error_map(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

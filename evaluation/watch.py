@@ -1,7 +1,7 @@
 """Watching a live source: score frames as they arrive, write rows and events the moment they exist.
 
     with LiveReader(...) as reader, LiveFiles(out, settings) as files:
-        result = watch(generator, reader, norm_stream, settings, files, device, stop)
+        result = watch(predictor, reader, norm_stream, settings, files, stop)
 
 Every window is in_frames + 1 consecutive frames of one run at the model's frame rate (`dataset.live`); the
 score is stream mode's z-score of −PSNR under the training statistics (`norm_stream`), final the moment the frame
@@ -34,13 +34,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from config import describe_target
 from dataset.live import LIVE_SAME_RATE, LiveFrame, LiveReader
 from dataset.resample import rate_note
 from evaluation.events import Event, EventTracker
-from evaluation.predict import predict_targets
+from evaluation.runtime import Predictor
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator, heatmap_panels, panel_size_for
 from utils import FFPError, atomic_write_bytes, recheck_threads
 
@@ -340,21 +339,12 @@ class _EventBook:
         self.open = None
 
 
-def warm_up(generator: torch.nn.Module, size: tuple[int, int], in_frames: int, device: torch.device) -> None:
-    """Run the generator once on blank windows (1 and 2 at a time) before a live source starts: the first calls
-    build the convolution kernels (seconds on CPU), which would otherwise be paid by the first frames' latency."""
-    frames = torch.zeros((in_frames + 2, 3, *size), dtype=torch.uint8)
-    predict_targets(generator, frames, [in_frames], in_frames, device)
-    predict_targets(generator, frames, [in_frames, in_frames + 1], in_frames, device)
-
-
 def watch(
-    generator: torch.nn.Module,
+    predictor: Predictor,
     reader: LiveReader,
     score: Callable[[np.ndarray], np.ndarray],
     settings: WatchSettings,
     files: LiveFiles,
-    device: torch.device,
     stopped: Callable[[], int],
     log: Callable[[str], None] = print,
 ) -> WatchResult:
@@ -392,7 +382,7 @@ def watch(
             seq = history + frames
             targets = [i for i in range(max(t, len(history)), len(seq)) if seq[i - t].run == seq[i].run]
             if targets:
-                _score_batch(generator, seq, targets, score, settings, files, book, timeline, result, device)
+                _score_batch(predictor, seq, targets, score, settings, files, book, timeline, result)
             history = seq[-t:]
         book.finish()
     finally:
@@ -402,19 +392,18 @@ def watch(
 
 
 def _score_batch(
-    generator, seq: list[LiveFrame], targets: list[int], score, settings, files, book, timeline, result, device
+    predictor: Predictor, seq: list[LiveFrame], targets: list[int], score, settings, files, book, timeline, result
 ) -> None:
     """Predict the targets of `seq`, write their rows, feed events and the video."""
-    frames = torch.from_numpy(np.stack([f.rgb for f in seq])).permute(0, 3, 1, 2)
-    pred = predict_targets(generator, frames, targets, settings.in_frames, device)
-    psnr = pred.psnr.float().cpu().numpy()
+    pred = predictor.targets(np.stack([f.rgb for f in seq]), targets)
+    psnr = pred.psnr
     scores = score(psnr)
     maps: np.ndarray | None = None
 
     def error_maps() -> np.ndarray:
         nonlocal maps
         if maps is None:
-            maps = pred.error_maps().float().cpu().numpy()
+            maps = pred.error_maps()
         return maps
 
     if files.vmax is None:

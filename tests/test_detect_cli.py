@@ -274,10 +274,11 @@ MEMORY_SCRIPT = textwrap.dedent("""
     torch.set_num_threads(1)
     import array
     from detect import Normaliser, score_pass
+    from evaluation.predict import TorchPredictor
     from model import Generator
 
     torch.manual_seed(0)
-    g = Generator(4, (4, 8)).eval()
+    g = TorchPredictor(Generator(4, (4, 8)).eval(), 4, torch.device("cpu"))
 
     class batches:  # lazily made 32x48 frames: nothing of the stream exists up front (like dataset.FrameBatches)
         def __init__(self, n, size=64):
@@ -297,9 +298,9 @@ MEMORY_SCRIPT = textwrap.dedent("""
     norm = Normaliser("stream", 30.0, 2.0)
     from pathlib import Path
     # warm-up: allocator, model, first batches
-    score_pass(g, batches(2_000), 4, 0, torch.device("cpu"), norm, 3.0, Path(sys.argv[2] + ".warm"))
+    score_pass(g, batches(2_000), 0, norm, 3.0, Path(sys.argv[2] + ".warm"))
     before = peak_kb()
-    psnr = score_pass(g, batches(20_000), 4, 0, torch.device("cpu"), norm, 3.0, Path(sys.argv[2])).psnr
+    psnr = score_pass(g, batches(20_000), 0, norm, 3.0, Path(sys.argv[2])).psnr
     print(json.dumps({"n": len(psnr), "growth_kb": peak_kb() - before}))
 """)
 

@@ -21,6 +21,8 @@ import evaluation.predict as predict
 import evaluation.report as report
 from cli import run_cli
 from dataset import find_dataset
+from evaluation.predict import TorchPredictor
+from evaluation.runtime import predict_frames
 from evaluation.video import PANEL_MIN_H, STRIP_H
 from model import Generator
 
@@ -183,7 +185,8 @@ def test_pixel_auroc_sees_every_scored_frame_and_its_mask(synthetic_root):
         def add(self, errors, masks):
             seen.append((errors.shape, masks.copy()))
 
-    psnr, numbers, kept = eval_script.predict_video(g, video, TINY, torch.device("cpu"), Recorder(), keep=False)
+    predictor = TorchPredictor(g, TINY.in_frames, torch.device("cpu"))
+    psnr, numbers, kept = eval_script.predict_video(predictor, video, TINY, Recorder(), keep=False)
     assert kept is None and len(psnr) == len(video) - 4 and numbers.tolist() == list(range(4, len(video)))
     masks = np.concatenate([m for _, m in seen])
     assert masks.shape == (len(video) - 4, TINY.height, TINY.width) and masks.dtype == bool
@@ -199,9 +202,10 @@ def test_repredicted_examples_match_the_scored_frames(synthetic_root):
     video = files.test[1]
     torch.manual_seed(0)
     g = Generator(TINY.in_frames, TINY.g_widths).eval()
-    psnr, numbers, _ = eval_script.predict_video(g, video, TINY, torch.device("cpu"), None, keep=False)
+    predictor = TorchPredictor(g, TINY.in_frames, torch.device("cpu"))
+    psnr, numbers, _ = eval_script.predict_video(predictor, video, TINY, None, keep=False)
     chosen = [int(numbers[0]), int(numbers[len(numbers) // 2]), int(numbers[-1])]
-    found = predict.predict_frames(g, video, chosen, TINY, torch.device("cpu"))
+    found = predict_frames(predictor, video, chosen, TINY)
     assert sorted(found) == chosen
     for number in chosen:
         images = found[number]

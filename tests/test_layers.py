@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("checkpoint",),  # checkpoint files: every reader imports it from here
     ("evaluation",),  # scores, metrics, inference, reports, videos
     ("training",),  # losses, the step, the run's bookkeeping
-    ("train", "eval", "detect", "export", "bench"),  # the CLIs and benchmarks: may import anything
+    ("train", "eval", "detect", "export", "model_file", "bench"),  # the CLIs, their model loader, benchmarks
 ]
 LAYER_OF = {unit: depth for depth, units in enumerate(LAYERS) for unit in units}
 
