@@ -183,3 +183,10 @@ def model_fps(state: dict, dataset: str) -> tuple[float | None, str]:
     if known is not None:
         return known[0], f"{known[1]} (the checkpoint predates stored rates)"
     return None, "the checkpoint does not know its training footage's frame rate"
+
+
+def selected_with_test_labels(path: Path, state: dict) -> bool:
+    """True when the checkpoint was picked by test-label AUC: its own flag if it has one, else a *_best name
+    (checkpoints from before the flag)."""
+    flag = state.get("selected_with_test_labels")
+    return bool(flag) if flag is not None else Path(path).stem.endswith("_best")

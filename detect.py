@@ -28,7 +28,8 @@ Modes:
           Needs the whole file before any score exists; an offline analysis, not comparable across files.
           A file whose PSNR has no spread (< 0.1 dB, nothing happens) scores 0 everywhere, and says so.
   stream  score = (mean − PSNR) / std, the z-score of −PSNR under the PSNR statistics of the TRAINING data
-          stored in the checkpoint (state['psnr_stats']), given with --psnr_mean/--psnr_std, or computed now
+          stored in the checkpoint (state['psnr_stats']; an ONNX file's ffp.psnr_stats), given with
+          --psnr_mean/--psnr_std, or (a checkpoint only) computed now
           from the training data the checkpoint names when it has none; default threshold 3.0. Each frame's
           score is final as soon as it is predicted; scores.csv rows are appended and flushed batch by batch.
           Ctrl-C / SIGTERM keeps what was scored: rows, alarms and a summary marked interrupted.
@@ -247,7 +248,7 @@ from dataset.live import LIVE_SAME_RATE, LiveReader, RetryPolicy
 from dataset.resample import at_model_rate, needs_resampling, rate_note, video_fps
 from evaluation.detect_report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
 from evaluation.pages import LiveResult, StagedResult, file_stems
-from evaluation.runtime import ModelInfo, Predictor
+from evaluation.runtime import ModelInfo, Predictor, warm_up
 from evaluation.scores import anomaly_scores, flat_videos_note
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator
 from evaluation.watch import LiveFiles, WatchResult, WatchSettings, watch
@@ -394,7 +395,8 @@ def score_pass(
     vmax: VmaxEstimator | None = None,
     stop: StopRequest | None = None,
 ) -> Scored:
-    """One pass over a FrameBatches stream: PSNR of every scored frame (number >= start, after the first window).
+    """One pass over a batch stream (`predictor.batches`: FrameBatches or ArrayBatches): PSNR of every scored frame
+    (number >= start, after the first window).
 
     csv_path (stream mode): scores.csv rows are appended and flushed batch by batch. vmax: offered every batch's
     error maps (for the heatmap scale). stop: checked after every batch; a signal ends the pass early with
@@ -701,7 +703,7 @@ def watch_source(args, predictor: Predictor, info: ModelInfo, norm: Normaliser, 
         fps_origin = f"{fps_origin}: frames are not resampled"
         print(f"note: {fps_origin}; events are counted at {fps:g} fps (--fps)", flush=True)
     settings = live_settings(args, fps, threshold, cfg)
-    predictor.warm_up((cfg.height, cfg.width))
+    warm_up(predictor, (cfg.height, cfg.width))
     log = lambda line: print(line, flush=True)  # noqa: E731  (the reader and --on_event threads log through it)
     retry = RetryPolicy(attempts=args.retries)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.split("://")[-1]).strip("_")[:60] or "live"
@@ -728,7 +730,7 @@ def watch_source(args, predictor: Predictor, info: ModelInfo, norm: Normaliser, 
         meta = {
             "run": {
                 "input": name,
-                "checkpoint": f"{info.path} (step {info.step if info.step is not None else '?'})",
+                "checkpoint": info.described,
                 "mode": "stream (live)",
                 **environment(predictor),
             },
@@ -799,7 +801,7 @@ def main(argv: list[str] | None = None) -> int:
     name = f"detect_{file_stems([stem])[stem]}"
     run = {
         "input": str(path),
-        "checkpoint": f"{info.path} (step {info.step if info.step is not None else '?'})",
+        "checkpoint": info.described,
         "mode": args.mode,
         **environment(predictor),
     }

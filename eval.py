@@ -26,7 +26,8 @@ bounded whatever the dataset size; no error map of the dataset is kept.
 videos/, linked from index.html. The heatmap scale is fixed per video (choose_vmax over all its error
 maps), so the video's frames and error maps (uint8 + float16, 5 bytes per pixel: 59 MB for a 180-frame
 256×256 Ped2 video) are kept in memory until that video is written; one prediction pass, no second one.
-Without --save_video no error map is computed unless pixel AUROC needs it, and none is kept.
+Without --save_video no error map is computed unless pixel AUROC needs it (with PyTorch; an ONNX model's graph
+always computes them), and none is kept.
 
 --trained_model model.onnx (export.py --format onnx) scores through ONNX Runtime instead of PyTorch, with the same
 frames, metrics and report (its ffp.* metadata gives the settings below; no training history to plot).
@@ -118,19 +119,6 @@ from utils import Progress, duration_text
 # abnormal ones, so sampling noise is far below differences between models while memory stays ~50 MB.
 PIXEL_SAMPLES = 2_000_000
 PIXEL_SEED = 0
-
-
-def selected_with_test_labels(path: Path, state: dict) -> bool:
-    """True when the checkpoint was picked by test-label AUC: its own flag if it has one, else a *_best name."""
-    flag = state.get("selected_with_test_labels")
-    return bool(flag) if flag is not None else path.stem.endswith("_best")
-
-
-def model_selected_with_test_labels(info: ModelInfo) -> bool:
-    """selected_with_test_labels of a checkpoint; an ONNX file's metadata flag (export.py stores it)."""
-    if info.state is None:
-        return info.selected_with_test_labels
-    return selected_with_test_labels(info.path, info.state)
 
 
 def predict_video(
@@ -289,19 +277,17 @@ def worst_examples(
 
 def report_header(cfg: Config, trained: Config, info: ModelInfo, predictor: Predictor, seconds: float) -> dict:
     """The top of the report: what was evaluated, with what, where, and how long it took."""
-    state = info.state or {}
-    flow = info.flownet or (state.get("flownet") if isinstance(state.get("flownet"), str) else None)
     selected = {True: "SELECTED WITH TEST LABELS (optimistic)", False: "not selected with test labels"}.get(
-        model_selected_with_test_labels(info)
+        info.selected_with_test_labels
     )
-    train_seconds = state.get("train_seconds")
+    train_seconds = info.train_seconds
     return {
         "dataset": cfg.dataset
         if cfg.dataset == trained.dataset
         else f"{cfg.dataset} (the model was trained on {trained.dataset})",
         "checkpoint": f"{info.path} (step {info.step if info.step is not None else '?'}, {selected})",
         "model": f"{trained.height}×{trained.width}, generator widths {','.join(map(str, trained.g_widths))}, "
-        f"flow estimator in training: {flow or trained.flownet}",
+        f"flow estimator in training: {info.flownet or trained.flownet}",
         **environment(predictor, "evaluated"),
         "evaluation time": duration_text(seconds),
         "training time": duration_text(train_seconds) if train_seconds is not None else "not recorded",
@@ -341,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     knobs = {
         "checkpoint": ckpt_path.name,
-        "selected_with_test_labels": model_selected_with_test_labels(info),
+        "selected_with_test_labels": info.selected_with_test_labels,
         "dropped_frames": cfg.in_frames,
         "smooth_sigma": args.smooth_sigma,
     }

@@ -64,7 +64,7 @@ if __name__ == "__main__":
 # The heavy imports, after the flags are known to be good (style checkers: E402 is intended here).
 from pathlib import Path
 
-from checkpoint import load_checkpoint, model_fps, save_checkpoint
+from checkpoint import load_checkpoint, model_fps, save_checkpoint, selected_with_test_labels
 from config import command_config
 from evaluation.predict import generator_from_state, psnr_stats_from_training_data
 from training.resume import checkpoint_config
@@ -109,7 +109,8 @@ def write_onnx(shipped: dict, source: Path, output: Path) -> None:
     cfg = checkpoint_config(shipped)
     fps, fps_origin = model_fps(shipped, cfg.dataset)
     generator = generator_from_state(shipped, cfg, torch.device("cpu"), f"checkpoint {source}")
-    export_onnx(generator, cfg, output, onnx_metadata(shipped, cfg, fps, fps_origin))
+    selected = selected_with_test_labels(source, shipped)  # the flag, else the *_best name of older checkpoints
+    export_onnx(generator, cfg, output, onnx_metadata(shipped, cfg, fps, fps_origin, selected))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,8 +34,9 @@ def load_model(args: argparse.Namespace) -> tuple[Predictor, ModelInfo]:
         if line:
             print(line, flush=True)
         predictor, info = load_onnx_model(path, threads, args.device)
-        return predictor, replace(info, cfg=command_config(info.trained, args))
-    from checkpoint import load_checkpoint, model_fps
+        cfg = replace(command_config(info.trained, args), device=predictor.device, threads=threads)
+        return predictor, replace(info, cfg=cfg)
+    from checkpoint import load_checkpoint, model_fps, selected_with_test_labels
     from evaluation.predict import TorchPredictor, generator_from_state
     from training.resume import checkpoint_config
     from utils import set_up_machine
@@ -53,9 +54,10 @@ def load_model(args: argparse.Namespace) -> tuple[Predictor, ModelInfo]:
         psnr_stats=state.get("psnr_stats"),
         fps=fps,
         fps_origin=fps_origin,
-        selected_with_test_labels=bool(state.get("selected_with_test_labels")),
-        flownet=flownet.get("name") if isinstance(flownet, dict) else None,
+        selected_with_test_labels=selected_with_test_labels(path, state),
+        flownet=flownet.get("name") if isinstance(flownet, dict) else flownet if isinstance(flownet, str) else None,
         state=state,
+        train_seconds=state.get("train_seconds"),
     )
     generator = generator_from_state(state, cfg, device, f"checkpoint {path}")
     return TorchPredictor(generator, cfg.in_frames, device), info

@@ -241,13 +241,14 @@ def run_environment(
     commit = git("rev-parse", "--short=12", "HEAD")
     if commit and git("status", "--porcelain", "--untracked-files=no"):
         commit += "-dirty"
+    name: str | None
     if runtime is None:
         import torch
 
         runtime = ("torch", torch.__version__)
         name = torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else cpu_name()
     else:
-        name = cpu_name()
+        name = cpu_name() if str(device) == "cpu" else None
     return {
         date_label: datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "git commit": commit or "not a git checkout",
@@ -423,8 +424,7 @@ def thread_count(threads: int, what: str = "torch") -> tuple[int, str | None]:
     threads in the printed line ('torch', 'ONNX Runtime').
     """
     cores = cpu_cores()
-    if threads == 0 and os.environ.get("OMP_NUM_THREADS", "").isdigit():
-        return int(os.environ["OMP_NUM_THREADS"]), None  # set by the user or by torchrun (1 per rank): respected
+    threads = requested_threads(threads)
     if threads == 0:
         chosen = auto_threads()
         if chosen < cores:
@@ -451,14 +451,21 @@ def thread_count(threads: int, what: str = "torch") -> tuple[int, str | None]:
 AUTO_RECHECK_NOTE = {"torch": f", re-checked every {AUTO_RECHECK_S:g} s"}
 
 
+def requested_threads(threads: int) -> int:
+    """--threads with OMP_NUM_THREADS applied: 0 (auto) becomes OMP_NUM_THREADS when that is set (by the user, or by
+    torchrun: 1 per rank), which is respected; still 0 means auto."""
+    if threads == 0 and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return int(os.environ["OMP_NUM_THREADS"])
+    return threads
+
+
 def configure_threads(threads: int) -> str | None:
     """Apply --threads to torch (`thread_count`) and return a line worth printing, or None. With threads 0 (auto,
     without OMP_NUM_THREADS) the count is re-checked every AUTO_RECHECK_S by `recheck_threads`."""
     import torch
 
     chosen, line = thread_count(threads)
-    auto = threads == 0 and not os.environ.get("OMP_NUM_THREADS", "").isdigit()
-    _auto_threads.update(on=auto, checked=time.monotonic())
+    _auto_threads.update(on=requested_threads(threads) == 0, checked=time.monotonic())
     torch.set_num_threads(chosen)
     return line
 

@@ -56,6 +56,8 @@ def worker(runtime: str, threads: int, onnx_path: str) -> dict:
     """One case in this process: batch-1 call times and eval-batch frames/s."""
     import numpy as np
 
+    from evaluation.runtime import warm_up
+
     if runtime == "onnxruntime":
         from evaluation.onnx_model import load_onnx_model
 
@@ -75,7 +77,7 @@ def worker(runtime: str, threads: int, onnx_path: str) -> dict:
         predictor = TorchPredictor(generator_from_state(state, cfg, device, "shipped"), cfg.in_frames, device)
     frames, source = frames_for(cfg.height, cfg.width)
     t = cfg.in_frames
-    predictor.warm_up((cfg.height, cfg.width))
+    warm_up(predictor, (cfg.height, cfg.width))
     calls, psnr1 = [], []
     for i in range(t, t + BATCH1_CALLS):
         start = time.perf_counter()

@@ -4,7 +4,8 @@
     for frames in batches: ...        # uint8 B×H×W×3 RGB; then batches.numbers, .seconds, .report
 
 What detect.py feeds ONNX Runtime (a deployment may have no torch); `dataset.streaming.FrameBatches` serves the
-same frames as torch tensors through DataLoader workers, both from `timed_batches`, so the two cannot differ.
+same frames as torch tensors through DataLoader workers (a video file's through `timed_batches` too; a folder's
+through the same `sources.read_frame`), so the two cannot differ.
 """
 
 from __future__ import annotations

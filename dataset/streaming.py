@@ -40,8 +40,8 @@ class FolderFrameDataset(Dataset):
 
 
 class FileBatchDataset(IterableDataset):
-    """A video file decoded in order: (B×3×H×W uint8, (B,) int64 frame numbers, (B,) float64 seconds from the first
-    frame, DecodeReport on the last batch)."""
+    """A video file decoded in order: items (B×3×H×W uint8, (B,) int64 frame numbers, (B,) float64 seconds from the
+    first frame, None), then one empty item carrying the DecodeReport."""
 
     def __init__(self, source: VideoFile, height: int, width: int, batch_size: int):
         self.source, self.height, self.width, self.batch_size = source, height, width, batch_size

@@ -20,7 +20,7 @@ from torch import nn
 
 from config import DEFAULT_THRESHOLD, Config
 from dataset import to_network_range
-from evaluation.onnx_model import INPUT, METADATA_FORMAT, OUTPUTS
+from evaluation.onnx_model import CHANNEL_ORDER, INPUT, METADATA, METADATA_FORMAT, OUTPUTS, VALUE_RANGE
 from evaluation.scores import error_map, psnr_per_frame
 from utils import FFPError, atomic_write_bytes
 
@@ -47,24 +47,30 @@ class ScoringGraph(nn.Module):
         return prediction, psnr_per_frame(prediction, target), error_map(prediction, target)
 
 
-def onnx_metadata(shipped: dict, cfg: Config, fps: float | None, fps_origin: str) -> dict[str, str]:
-    """The 'ffp.*' metadata (evaluation.onnx_model.METADATA) of a shipped checkpoint dict (export.generator_only)."""
-    return {
+def onnx_metadata(
+    shipped: dict, cfg: Config, fps: float | None, fps_origin: str, selected_with_test_labels: bool
+) -> dict[str, str]:
+    """The 'ffp.*' metadata (evaluation.onnx_model.METADATA, every key) of a shipped checkpoint dict
+    (export.generator_only); fps_origin is said of the checkpoint and restated for the ONNX file."""
+    values = {
         "ffp.format": METADATA_FORMAT,
         "ffp.config": json.dumps(cfg.to_dict()),
         "ffp.height": str(cfg.height),
         "ffp.width": str(cfg.width),
         "ffp.in_frames": str(cfg.in_frames),
-        "ffp.channel_order": "RGB",
-        "ffp.value_range": "uint8 0..255, after dataset.prepare_frame (RGB, resized to height×width)",
+        "ffp.channel_order": CHANNEL_ORDER,
+        "ffp.value_range": VALUE_RANGE,
         "ffp.fps": json.dumps(fps),
-        "ffp.fps_origin": fps_origin,
+        "ffp.fps_origin": f"exported from a checkpoint: {fps_origin}",
         "ffp.psnr_stats": json.dumps(shipped.get("psnr_stats")),
         "ffp.default_threshold": json.dumps(DEFAULT_THRESHOLD),
         "ffp.step": json.dumps(shipped.get("step")),
         "ffp.flownet": json.dumps(shipped.get("flownet")),
-        "ffp.selected_with_test_labels": json.dumps(bool(shipped.get("selected_with_test_labels"))),
+        "ffp.selected_with_test_labels": json.dumps(selected_with_test_labels),
+        "ffp.train_seconds": json.dumps(shipped.get("train_seconds")),
     }
+    assert set(values) == set(METADATA)
+    return values
 
 
 def export_onnx(generator: nn.Module, cfg: Config, path: Path, metadata: dict[str, str]) -> None:
@@ -104,5 +110,8 @@ def export_onnx(generator: nn.Module, cfg: Config, path: Path, metadata: dict[st
     for key, value in metadata.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
-    onnx.checker.check_model(model, full_check=True)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise FFPError(f"the exported ONNX model fails onnx.checker: {str(exc).splitlines()[0][:300]}") from None
     atomic_write_bytes(path, model.SerializeToString())

@@ -4,10 +4,10 @@
     for pred in predictor.stream(predictor.batches(video, info.cfg, 16)): pred.psnr, pred.error_maps()
 
 The file holds one graph (evaluation.onnx_export.ScoringGraph): uint8 windows B×(T+1)×H×W×3 RGB in, the predicted
-frame, its PSNR and its error map out. The scaling to [-1, 1], the generator and the PSNR are inside the graph,
-exported from the same PyTorch code that training and evaluation run; decoding and resizing before it is
-`dataset.prepare_frame` in both paths. What detection needs besides the graph is in the file's metadata
-(`METADATA`, 'ffp.*' keys). This module imports onnxruntime and NumPy only, never torch.
+frame, its PSNR and its error map out. The scaling to [-1, 1], the generator, the PSNR and the error map are inside
+the graph, exported from the same PyTorch code that training and evaluation run; decoding and resizing before it
+is `dataset.prepare_frame` in both paths. What detection needs besides the graph is in the file's metadata
+(`METADATA`, 'ffp.*' keys). Besides the project's torch-free modules this imports onnxruntime and NumPy only.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from .runtime import ModelInfo, Predictions, cpu_micro_batch
 INPUT = "windows"  # uint8 B×(T+1)×H×W×3 RGB, values 0..255: T past frames (oldest first), then the target
 OUTPUTS = ("prediction", "psnr", "error_map")  # B×3×H×W in [-1, 1]; (B,) dB; B×H×W in [0, 1]
 METADATA_FORMAT = "1"
+CHANNEL_ORDER = "RGB"
+VALUE_RANGE = "uint8 0..255, after dataset.prepare_frame (RGB, resized to height×width)"
 
 # The metadata keys export.py writes (all strings; JSON where the value is not text), and what each holds.
 METADATA = {
@@ -35,8 +37,8 @@ METADATA = {
     "ffp.height": "input frame height in pixels",
     "ffp.width": "input frame width in pixels",
     "ffp.in_frames": "T: past frames per window (the input holds T + 1 frames)",
-    "ffp.channel_order": "RGB",
-    "ffp.value_range": "uint8 0..255, after dataset.prepare_frame (RGB, resized to height×width)",
+    "ffp.channel_order": CHANNEL_ORDER,
+    "ffp.value_range": VALUE_RANGE,
     "ffp.fps": "JSON: the training footage's frame rate in frames/s, or null when unknown",
     "ffp.fps_origin": "where ffp.fps comes from",
     "ffp.psnr_stats": "JSON: training PSNR statistics {mean, std (dB), n} for stream mode, or null",
@@ -44,6 +46,7 @@ METADATA = {
     "ffp.step": "JSON: the training step of the checkpoint",
     "ffp.flownet": "JSON: the flow estimator used in training {name, checkpoint}, or null",
     "ffp.selected_with_test_labels": "JSON: whether the checkpoint was chosen by its test AUC",
+    "ffp.train_seconds": "JSON: the training run's wall time in seconds, or null",
 }
 REQUIRED = ("ffp.format", "ffp.config", "ffp.height", "ffp.width", "ffp.in_frames")
 
@@ -54,23 +57,23 @@ def _import_onnxruntime():
         import onnxruntime
     except ImportError:
         raise FFPError(
-            "an ONNX model needs onnxruntime: pip install onnxruntime (README 'Deploying with ONNX Runtime')"
+            "an ONNX model needs onnxruntime: pip install onnxruntime (README 'Deploy a model file')"
         ) from None
     return onnxruntime
 
 
-def _providers(ort, device: str | None) -> tuple[list[str], str]:
-    """ONNX Runtime execution providers for --device (auto: CUDA when this onnxruntime has it, else CPU)."""
+def _providers(ort, device: str | None) -> list:
+    """ONNX Runtime execution providers for --device (auto: CUDA when this onnxruntime has it, else CPU; cuda:N
+    selects GPU N)."""
     available = ort.get_available_providers()
     cuda = "CUDAExecutionProvider" in available
     if device in (None, "", "auto"):
-        return (
-            (["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda") if cuda else (["CPUExecutionProvider"], "cpu")
-        )
+        device = "cuda" if cuda else "cpu"
     if device == "cpu":
-        return ["CPUExecutionProvider"], "cpu"
+        return ["CPUExecutionProvider"]
     if str(device).startswith("cuda") and cuda:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"], str(device)
+        index = str(device).partition(":")[2] or "0"
+        return [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]
     raise FFPError(
         f"--device {device}: this onnxruntime runs on {', '.join(available)} (use --device cpu, or install "
         "onnxruntime-gpu for CUDA)"
@@ -140,6 +143,10 @@ def model_info(meta: dict[str, str], path: Path) -> ModelInfo:
     good_fps = isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0
     stats = _metadata_value(meta, "ffp.psnr_stats", path)
     flownet = _metadata_value(meta, "ffp.flownet", path)
+    thresholds = _metadata_value(meta, "ffp.default_threshold", path) or {}
+    if not (isinstance(thresholds, dict) and all(isinstance(v, (int, float)) for v in thresholds.values())):
+        raise FFPError(f"--trained_model {path}: metadata ffp.default_threshold is not {{mode: number}}")
+    seconds = _metadata_value(meta, "ffp.train_seconds", path)
     return ModelInfo(
         path=path,
         trained=cfg,
@@ -151,8 +158,9 @@ def model_info(meta: dict[str, str], path: Path) -> ModelInfo:
         if good_fps
         else "the ONNX file does not know its training footage's frame rate",
         selected_with_test_labels=bool(_metadata_value(meta, "ffp.selected_with_test_labels", path)),
-        flownet=flownet.get("name") if isinstance(flownet, dict) else None,
-        default_threshold={**DEFAULT_THRESHOLD, **(_metadata_value(meta, "ffp.default_threshold", path) or {})},
+        flownet=flownet.get("name") if isinstance(flownet, dict) else flownet if isinstance(flownet, str) else None,
+        default_threshold={**DEFAULT_THRESHOLD, **thresholds},
+        train_seconds=float(seconds) if isinstance(seconds, (int, float)) else None,
     )
 
 
@@ -170,15 +178,16 @@ def load_onnx_model(path: str | Path, threads: int = 0, device: str | None = "cp
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only: its warnings about unused initialisers are not the user's concern
-    providers, where = _providers(ort, device)
     try:
-        session = ort.InferenceSession(str(path), options, providers=providers)
+        session = ort.InferenceSession(str(path), options, providers=_providers(ort, device))
     except Exception as exc:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail, ...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FFPError(f"--trained_model {path}: not an ONNX model ONNX Runtime can load ({first[:200]})") from None
     _check_io(session, path)
     info = model_info(dict(session.get_modelmeta().custom_metadata_map), path)
     _check_size(session, path, info.cfg.height, info.cfg.width, info.cfg.in_frames)
+    # Where it really runs: ONNX Runtime falls back to the CPU when the CUDA provider cannot load.
+    where = "cpu" if session.get_providers()[0] == "CPUExecutionProvider" else str(device or "cuda")
     cfg = info.cfg
     chunk = cpu_micro_batch(cfg.g_widths[0], cfg.height, cfg.width) if where == "cpu" else None
     return OnnxPredictor(session, cfg.in_frames, ("onnxruntime", ort.__version__), where, chunk), info
@@ -213,7 +222,7 @@ class OnnxPredictor:
             targets[0],
             psnr.astype(np.float32, copy=False),
             lambda: maps,
-            lambda: windows[:, self.in_frames],
+            lambda: windows[:, self.in_frames].copy(),  # a copy: a view would keep all T+1 frames alive
             lambda: preds,
         )
 
@@ -229,9 +238,3 @@ class OnnxPredictor:
                 yield pred
             history = seq[-self.in_frames :]
             seen += len(batch)
-
-    def warm_up(self, size: tuple[int, int]) -> None:
-        """Run once on blank windows, 1 and 2 at a time (ONNX Runtime plans its memory on the first runs)."""
-        frames = np.zeros((self.in_frames + 2, *size, 3), dtype=np.uint8)
-        self.targets(frames, [self.in_frames])
-        self.targets(frames, [self.in_frames, self.in_frames + 1])

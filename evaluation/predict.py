@@ -56,7 +56,8 @@ class WindowPrediction:
 
 
 def uint8_images(frames: torch.Tensor) -> torch.Tensor:
-    """M×3×H×W in [-1, 1] -> M×H×W×3 uint8 RGB (the inverse of `to_network_range`; values outside are clipped)."""
+    """M×3×H×W in [-1, 1] -> M×H×W×3 uint8 RGB (the inverse of `to_network_range`; values outside are clipped).
+    evaluation.runtime.uint8_images is its NumPy twin."""
     return (frames.float() + 1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
 
@@ -115,13 +116,6 @@ class TorchPredictor:
         """evaluation.runtime.Predictor.targets through `predict_targets` (frames L×H×W×3 uint8)."""
         seq = torch.from_numpy(frames).permute(0, 3, 1, 2)
         return _as_numpy(predict_targets(self.generator, seq, targets, self.in_frames, self.torch_device))
-
-    def warm_up(self, size: tuple[int, int]) -> None:
-        """Run the generator once on blank windows (1 and 2 at a time): the first calls build the convolution kernels
-        (seconds on CPU), which would otherwise be paid by the first frames' latency."""
-        frames = np.zeros((self.in_frames + 2, *size, 3), dtype=np.uint8)
-        self.targets(frames, [self.in_frames])
-        self.targets(frames, [self.in_frames, self.in_frames + 1])
 
 
 def _as_numpy(pred: WindowPrediction) -> Predictions:

@@ -20,7 +20,7 @@ from config import DEFAULT_THRESHOLD, Config
 # On CPU the generator runs on micro-batches whose full-resolution activation (N×widths[0]×H×W float32) stays
 # about the size of a last-level cache: at 256×256 with 64 channels that is one window (16 MiB); a batch of
 # 16 streams 256 MiB per layer through memory and costs ~30 % more per frame in PyTorch (bench/README.md), and
-# ONNX Runtime's peak memory grows with the batch (1.7 GB at batch 16 for --preset cpu; bench/onnx_speed.py).
+# ONNX Runtime's peak memory grows with the batch (1.6 GiB at batch 16 for --preset cpu; bench/onnx_speed.py).
 CPU_ACTIVATION_BYTES = 16 * 2**20
 
 
@@ -59,7 +59,7 @@ class Predictions:
 
 def uint8_images(frames: np.ndarray) -> np.ndarray:
     """M×3×H×W in [-1, 1] -> M×H×W×3 uint8 RGB (the inverse of `dataset.to_network_range`; values outside are
-    clipped)."""
+    clipped). NumPy's twin of evaluation.predict.uint8_images, which does the same on the device."""
     return np.clip(np.round((frames.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
 
 
@@ -84,10 +84,6 @@ class Predictor(Protocol):
         consecutive; first_index of the result is targets[0]."""
         ...
 
-    def warm_up(self, size: tuple[int, int]) -> None:
-        """Run once on blank windows of size (H, W), so that the first real frames do not pay for set-up."""
-        ...
-
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -110,11 +106,26 @@ class ModelInfo:
     flownet: str | None = None
     state: dict | None = None
     default_threshold: dict = field(default_factory=lambda: dict(DEFAULT_THRESHOLD))  # mode -> threshold
+    train_seconds: float | None = None  # the training run's wall time, when recorded
+
+    @property
+    def described(self) -> str:
+        """'weights/ped2_cpu.pth (step 3000)', for report headers."""
+        return f"{self.path} (step {self.step if self.step is not None else '?'})"
 
     @property
     def kind(self) -> str:
         """'checkpoint' or 'ONNX model', for messages."""
         return "checkpoint" if self.state is not None else "ONNX model"
+
+
+def warm_up(predictor: Predictor, size: tuple[int, int]) -> None:
+    """Run a predictor once on blank windows of size (H, W), 1 and 2 at a time, before a live source starts: the
+    first calls build PyTorch's convolution kernels or ONNX Runtime's memory plan (seconds on CPU), which would
+    otherwise be paid by the first frames' latency."""
+    frames = np.zeros((predictor.in_frames + 2, *size, 3), dtype=np.uint8)
+    predictor.targets(frames, [predictor.in_frames])
+    predictor.targets(frames, [predictor.in_frames, predictor.in_frames + 1])
 
 
 def predict_frames(predictor: Predictor, video: Any, numbers, cfg: Config) -> dict[int, dict]:

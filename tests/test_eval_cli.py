@@ -19,6 +19,7 @@ from helpers import LATEST, TINY, eval_cli, page_links, save_random_checkpoint, 
 import eval as eval_script
 import evaluation.predict as predict
 import evaluation.report as report
+from checkpoint import selected_with_test_labels
 from cli import run_cli
 from dataset import find_dataset
 from evaluation.predict import TorchPredictor
@@ -168,9 +169,9 @@ def test_plain_run_computes_no_error_maps(synthetic_root, tmp_path, monkeypatch,
 
 def test_checkpoint_flag_overrides_name(tmp_path):
     state = {"selected_with_test_labels": True}
-    assert eval_script.selected_with_test_labels(tmp_path / "x_latest.pth", state) is True
-    assert eval_script.selected_with_test_labels(tmp_path / "x_best.pth", {"selected_with_test_labels": False}) is False
-    assert eval_script.selected_with_test_labels(tmp_path / "x_best.pth", {}) is True
+    assert selected_with_test_labels(tmp_path / "x_latest.pth", state) is True
+    assert selected_with_test_labels(tmp_path / "x_best.pth", {"selected_with_test_labels": False}) is False
+    assert selected_with_test_labels(tmp_path / "x_best.pth", {}) is True
 
 
 def test_pixel_auroc_sees_every_scored_frame_and_its_mask(synthetic_root):
