@@ -333,7 +333,7 @@ def stream_stats(info: ModelInfo, args: argparse.Namespace) -> tuple[float, floa
         return float(stats["mean"]), float(stats["std"]), f"stored in {info.path.name}"
     if info.state is None:
         raise FFPError(
-            f"--mode stream needs the training PSNR statistics: {info.kind} {info.path} has none (metadata "
+            f"--mode stream needs the training PSNR statistics: ONNX model {info.path} has none (metadata "
             "ffp.psnr_stats); pass --psnr_mean and --psnr_std, or use --mode whole"
         )
     from evaluation.predict import psnr_stats_from_training_data

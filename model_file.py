@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from config import command_config
-from evaluation.runtime import ModelInfo, Predictor
+from evaluation.runtime import ModelInfo, Predictor, flownet_name
 from utils import run_environment, thread_count
 
 # torch is imported only for a PyTorch checkpoint (`load_model`): with an ONNX model, detection runs on ONNX Runtime,
@@ -45,7 +45,6 @@ def load_model(args: argparse.Namespace) -> tuple[Predictor, ModelInfo]:
     trained = checkpoint_config(state)  # in today's terms (legacy λ_op), as the report states it
     cfg, device = set_up_machine(command_config(trained, args))  # the model's settings and this machine's
     fps, fps_origin = model_fps(state, cfg.dataset)
-    flownet = state.get("flownet")
     info = ModelInfo(
         path=path,
         trained=trained,
@@ -55,7 +54,7 @@ def load_model(args: argparse.Namespace) -> tuple[Predictor, ModelInfo]:
         fps=fps,
         fps_origin=fps_origin,
         selected_with_test_labels=selected_with_test_labels(path, state),
-        flownet=flownet.get("name") if isinstance(flownet, dict) else flownet if isinstance(flownet, str) else None,
+        flownet=flownet_name(state.get("flownet")),
         state=state,
         train_seconds=state.get("train_seconds"),
     )

@@ -22,7 +22,7 @@ import numpy as np
 from config import DEFAULT_THRESHOLD, Config
 from errors import FFPError
 
-from .runtime import ModelInfo, Predictions, cpu_micro_batch
+from .runtime import ModelInfo, Predictions, cpu_micro_batch, flownet_name
 
 INPUT = "windows"  # uint8 B×(T+1)×H×W×3 RGB, values 0..255: T past frames (oldest first), then the target
 OUTPUTS = ("prediction", "psnr", "error_map")  # B×3×H×W in [-1, 1]; (B,) dB; B×H×W in [0, 1]
@@ -142,7 +142,6 @@ def model_info(meta: dict[str, str], path: Path) -> ModelInfo:
     fps = _metadata_value(meta, "ffp.fps", path)
     good_fps = isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0
     stats = _metadata_value(meta, "ffp.psnr_stats", path)
-    flownet = _metadata_value(meta, "ffp.flownet", path)
     thresholds = _metadata_value(meta, "ffp.default_threshold", path) or {}
     if not (isinstance(thresholds, dict) and all(isinstance(v, (int, float)) for v in thresholds.values())):
         raise FFPError(f"--trained_model {path}: metadata ffp.default_threshold is not {{mode: number}}")
@@ -158,7 +157,7 @@ def model_info(meta: dict[str, str], path: Path) -> ModelInfo:
         if good_fps
         else "the ONNX file does not know its training footage's frame rate",
         selected_with_test_labels=bool(_metadata_value(meta, "ffp.selected_with_test_labels", path)),
-        flownet=flownet.get("name") if isinstance(flownet, dict) else flownet if isinstance(flownet, str) else None,
+        flownet=flownet_name(_metadata_value(meta, "ffp.flownet", path)),
         default_threshold={**DEFAULT_THRESHOLD, **thresholds},
         train_seconds=float(seconds) if isinstance(seconds, (int, float)) else None,
     )

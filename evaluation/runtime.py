@@ -32,7 +32,8 @@ def cpu_micro_batch(first_width: int, height: int, width: int) -> int:
 
 @dataclass
 class Predictions:
-    """Predictions of M targets: where they are, their PSNR, and (computed on demand) error maps and target frames.
+    """Predictions of M targets: where they are, their PSNR, and (computed on demand) error maps and target frames;
+    the error maps are computed once however often they are asked for.
 
     first_index: the first target's index in the stream of frames (or in the frames given to `Predictor.targets`);
     psnr: (M,) float32 dB of each predicted frame against its real frame (evaluation.scores.psnr_per_frame).
@@ -43,10 +44,13 @@ class Predictions:
     _error_maps: Callable[[], np.ndarray] = field(repr=False)
     _target_images: Callable[[], np.ndarray] = field(repr=False)
     _predictions: Callable[[], np.ndarray] = field(repr=False)  # M×3×H×W float32 in [-1, 1]
+    _maps: np.ndarray | None = field(default=None, repr=False)
 
     def error_maps(self) -> np.ndarray:
         """M×H×W float32 per-pixel squared error on [0, 1] frames, averaged over channels (values in [0, 1])."""
-        return self._error_maps()
+        if self._maps is None:
+            self._maps = self._error_maps()
+        return self._maps
 
     def target_images(self) -> np.ndarray:
         """M×H×W×3 uint8 RGB target frames, as they entered the model."""
@@ -113,10 +117,13 @@ class ModelInfo:
         """'weights/ped2_cpu.pth (step 3000)', for report headers."""
         return f"{self.path} (step {self.step if self.step is not None else '?'})"
 
-    @property
-    def kind(self) -> str:
-        """'checkpoint' or 'ONNX model', for messages."""
-        return "checkpoint" if self.state is not None else "ONNX model"
+
+def flownet_name(stored: Any) -> str | None:
+    """The flow estimator's name from a checkpoint's 'flownet' entry or an ONNX file's ffp.flownet: {'name': …, …}
+    today, a plain name in older files; None when absent."""
+    if isinstance(stored, dict):
+        return stored.get("name")
+    return stored if isinstance(stored, str) else None
 
 
 def warm_up(predictor: Predictor, size: tuple[int, int]) -> None:

@@ -398,14 +398,7 @@ def _score_batch(
     pred = predictor.targets(np.stack([f.rgb for f in seq]), targets)
     psnr = pred.psnr
     scores = score(psnr)
-    maps: np.ndarray | None = None
-
-    def error_maps() -> np.ndarray:
-        nonlocal maps
-        if maps is None:
-            maps = pred.error_maps()
-        return maps
-
+    error_maps = pred.error_maps  # computed on first use, once
     if files.vmax is None:
         files.error_scale(error_maps())
     rows = []
