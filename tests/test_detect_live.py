@@ -69,6 +69,21 @@ def scored_frames(folder: Path) -> list[int]:
     return [int(line.split(",")[0]) for line in lines[1:]]
 
 
+def the_one_event(folder: Path, stretch: range) -> dict:
+    """The only event of events.jsonl, checked to start with the abnormal `stretch` as far as it was scored.
+
+    Which frames of the stretch are scored depends on the machine's speed: a scorer slower than the camera skips
+    whole windows (dataset/live.py) and the first frame after a skip waits for a new window history (CI once scored
+    a stretch starting at frame 70 from frame 75 on). Run detect.py with a long --event_gap ('2s') so that windows
+    skipped inside the stretch do not split its event.
+    """
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    assert len(events) == 1, events
+    scored_in_stretch = [f for f in scored_frames(folder) if f in stretch]
+    assert scored_in_stretch and events[0]["first_frame"] in scored_in_stretch[:3], (events, scored_in_stretch)
+    return events[0]
+
+
 # ----------------------------------------------------------------------------------------------- the live runs
 @pytest.mark.slow
 @needs_ped2
@@ -82,7 +97,7 @@ def test_stream_with_an_event_and_a_reconnect(tmp_path):
     jpegs = ped2_stream(120, abnormal=ABNORMAL)
     with MjpegServer(jpegs, fps=10, sessions=[(0, 60), (60, 120)]) as server:
         done = detect_live(
-            server.url, tmp_path / "out", "--max_frames", "120", "--save_video",
+            server.url, tmp_path / "out", "--max_frames", "120", "--save_video", "--event_gap", "2s",
             "--on_event", f"{sys.executable} {hook} {handed}",
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -91,10 +106,8 @@ def test_stream_with_an_event_and_a_reconnect(tmp_path):
     frames = scored_frames(folder)
     assert frames == sorted(set(frames)) and frames[-1] >= 110  # numbering continues across the reconnect
     assert any(f >= 64 for f in frames) and not any(60 <= f < 64 for f in frames)  # a new window history
-    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
-    assert len(events) == 1, events
-    (event,) = events
-    assert ABNORMAL.start <= event["first_frame"] <= ABNORMAL.start + 2 and event["last_frame"] < ABNORMAL.stop + 5
+    event = the_one_event(folder, ABNORMAL)
+    assert event["last_frame"] < ABNORMAL.stop + 5
     assert event["first_frame"] <= event["peak_frame"] <= event["last_frame"] and event["peak_score"] > 3
     assert event["start"] < event["end"] and event["duration_s"] > 0
     assert cv2.imread(str(folder / event["snapshot"])) is not None
@@ -173,7 +186,8 @@ def test_a_source_lost_for_good_keeps_the_report_and_exits_1(tmp_path):
     assert line.startswith(f"error: --video {server.url} was lost and did not come back after 2 retries (")
     folder = result_folder(tmp_path / "out")
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["live"]["ended_by"] == "source lost" and summary["n_frames"] == len(scored_frames(folder)) >= 30
+    assert summary["live"]["ended_by"] == "source lost" and summary["live"]["frames_delivered"] == 40
+    assert summary["n_frames"] == len(scored_frames(folder)) > 0  # how many were scored depends on the CPU's speed
 
 
 @pytest.mark.slow

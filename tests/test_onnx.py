@@ -178,19 +178,17 @@ def test_a_live_stream_without_torch(ped2_onnx, tmp_path):
     """detect.py watching an MJPEG stream (served here on 127.0.0.1) through the ONNX file, torch unimportable: the
     inserted object is one event, in events.jsonl with its snapshot."""
     from live_server import MjpegServer
-    from test_detect_live import ped2_stream
+    from test_detect_live import ped2_stream, the_one_event
 
     abnormal = range(50, 70)
     with MjpegServer(ped2_stream(100, abnormal=abnormal), fps=10) as server:
         done = run_without_torch(
             "detect.py", "--video", server.url, "--trained_model", str(ped2_onnx), "--out_dir", str(tmp_path),
-            "--max_frames", "100", "--threads", "1", timeout=180,
+            "--max_frames", "100", "--threads", "1", "--event_gap", "2s", timeout=180,
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
-    assert len(events) == 1 and abnormal.start <= events[0]["first_frame"] <= abnormal.start + 2, events
-    assert cv2.imread(str(folder / events[0]["snapshot"])) is not None
+    assert cv2.imread(str(folder / the_one_event(folder, abnormal)["snapshot"])) is not None
     assert "onnxruntime" in json.loads((folder / "summary.json").read_text())["run"]
 
 
