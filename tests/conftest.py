@@ -3,18 +3,55 @@ a tiny full disk, a written report. Helper functions are in helpers.py, fake dat
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+
+# cuBLAS is deterministic only with a fixed workspace, set before its first call (CUDA runs of `device` tests).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
+from helpers import DEVICES  # noqa: E402
+
 torch.set_num_threads(2)
+
+
+# ----------------------------------------------------------------------------- the devices tests run on
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """Each device a test runs on: the CPU always, CUDA where present (skipped with the reason otherwise).
+
+    On CUDA the test runs with deterministic kernels and without TF32 (restored after), so that comparisons which
+    are exact on the CPU (the same computation twice, a resumed run against an uninterrupted one) stay exact and
+    fp32 tolerances mean fp32. `pytest -m cuda` selects the CUDA runs (bench/gpu_check.py), `-m cpu` the CPU ones.
+    """
+    device = torch.device(request.param)
+    if device.type != "cuda":
+        yield device
+        return
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cuda.matmul.allow_tf32,
+    )
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield device
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved[3], saved[4]
 
 
 @pytest.fixture(scope="session")

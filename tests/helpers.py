@@ -6,6 +6,7 @@ No test module imports from another test module: what two of them need is here.
 from __future__ import annotations
 
 import csv
+import json
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -24,7 +26,17 @@ from model import Generator
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository: scripts run from here
 SHARED_DATA = ROOT.parent / "shared" / "data"  # real data on the project's machines and CI (may be absent)
+PED2_TRAIN_01 = SHARED_DATA / "ped2" / "training" / "frames" / "01"  # real frames for live streams
 LATEST = "ped2_latest.pth"  # the checkpoint a fake-ped2 training run writes
+
+
+# The devices a test taking the `device` fixture (conftest.py) runs on; a test parametrised over a second device
+# takes these too. The CUDA ones are skipped, with the reason, where there is none.
+NO_CUDA = "no CUDA device here (torch.cuda.is_available() is False); bench/gpu_check.py runs these on a GPU"
+DEVICES = (
+    pytest.param("cpu", marks=pytest.mark.cpu),
+    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)]),
+)
 
 
 def real_frames() -> Path | None:
@@ -414,3 +426,40 @@ def chromium_probe(page: Path, tmp_path: Path) -> dict:
         f"the probe in {page} did not report (exit {done.returncode}); stderr tail: {done.stderr[-2000:]}"
     )
     return json.loads(html.unescape(found.group(1)))
+
+
+# ----------------------------------------------------------------------------------------------- live streams
+def ped2_stream(n: int, fps: float = 10.0, abnormal: range = range(0)) -> list[bytes]:
+    """JPEGs of Ped2 training video 01 as a camera at `fps` would send them (the footage is 10 fps: a faster camera
+    repeats frames), the frames of `abnormal` (stream positions) with a white box moving 12 px a frame."""
+    files = sorted(PED2_TRAIN_01.glob("*.jpg"))
+    jpegs = []
+    for k in range(n):
+        image = cv2.imread(str(files[int(k * 10.0 / fps) % len(files)]))
+        if k in abnormal:
+            x = 20 + (k - abnormal.start) * 12
+            cv2.rectangle(image, (x, 80), (x + 50, 140), (255, 255, 255), -1)
+        jpegs.append(cv2.imencode(".jpg", image)[1].tobytes())
+    return jpegs
+
+
+def scored_frames(folder: Path) -> list[int]:
+    """The frame numbers of a live result folder's scores.csv, in row order."""
+    lines = (folder / "scores.csv").read_text().splitlines()
+    assert lines[0] == "frame,time,seconds,psnr,score,above_threshold"
+    return [int(line.split(",")[0]) for line in lines[1:]]
+
+
+def the_one_event(folder: Path, stretch: range) -> dict:
+    """The only event of events.jsonl, checked to start with the abnormal `stretch` as far as it was scored.
+
+    Which frames of the stretch are scored depends on the machine's speed: a scorer slower than the camera skips
+    whole windows (dataset/live.py) and the first frame after a skip waits for a new window history (CI once scored
+    a stretch starting at frame 70 from frame 75 on). Run detect.py with a long --event_gap ('2s') so that windows
+    skipped inside the stretch do not split its event.
+    """
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    assert len(events) == 1, events
+    scored_in_stretch = [f for f in scored_frames(folder) if f in stretch]
+    assert scored_in_stretch and events[0]["first_frame"] in scored_in_stretch[:3], (events, scored_in_stretch)
+    return events[0]

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import ROOT, SHARED_DATA, read_scores, run_detect
+from helpers import ROOT, SHARED_DATA, ped2_stream, read_scores, run_detect, scored_frames, the_one_event
 from live_server import MjpegServer, SilentServer, push_mpegts
 
 import detect
@@ -28,25 +28,11 @@ from evaluation.events import EventTracker, merge_events
 from evaluation.video import HeatmapVideoWriter
 
 SHIPPED = ROOT / "weights" / "ped2_cpu.pth"
-PED2_TRAIN = SHARED_DATA / "ped2" / "training" / "frames" / "01"
+PED2_TRAIN = SHARED_DATA / "ped2" / "training" / "frames" / "01"  # the frames of helpers.ped2_stream
 ABNORMAL = range(70, 90)  # frames of the stream that carry an inserted object (a white box crossing fast)
 RUN_TIMEOUT_S = 180  # every detect.py run below streams at most 30 s of frames
 
 needs_ped2 = pytest.mark.skipif(not PED2_TRAIN.is_dir(), reason=f"real Ped2 frames not found at {PED2_TRAIN}")
-
-
-def ped2_stream(n: int, fps: float = 10.0, abnormal: range = range(0)) -> list[bytes]:
-    """JPEGs of Ped2 training video 01 as a camera at `fps` would send them (the footage is 10 fps: a faster camera
-    repeats frames), the frames of `abnormal` (stream positions) with a white box moving 12 px a frame."""
-    files = sorted(PED2_TRAIN.glob("*.jpg"))
-    jpegs = []
-    for k in range(n):
-        image = cv2.imread(str(files[int(k * 10.0 / fps) % len(files)]))
-        if k in abnormal:
-            x = 20 + (k - abnormal.start) * 12
-            cv2.rectangle(image, (x, 80), (x + 50, 140), (255, 255, 255), -1)
-        jpegs.append(cv2.imencode(".jpg", image)[1].tobytes())
-    return jpegs
 
 
 def detect_live(url: str, out: Path, *extra: str, wait: bool = True):
@@ -61,27 +47,6 @@ def detect_live(url: str, out: Path, *extra: str, wait: bool = True):
 def result_folder(out: Path) -> Path:
     (folder,) = [p for p in out.iterdir() if p.is_dir()]
     return folder
-
-
-def scored_frames(folder: Path) -> list[int]:
-    lines = (folder / "scores.csv").read_text().splitlines()
-    assert lines[0] == "frame,time,seconds,psnr,score,above_threshold"
-    return [int(line.split(",")[0]) for line in lines[1:]]
-
-
-def the_one_event(folder: Path, stretch: range) -> dict:
-    """The only event of events.jsonl, checked to start with the abnormal `stretch` as far as it was scored.
-
-    Which frames of the stretch are scored depends on the machine's speed: a scorer slower than the camera skips
-    whole windows (dataset/live.py) and the first frame after a skip waits for a new window history (CI once scored
-    a stretch starting at frame 70 from frame 75 on). Run detect.py with a long --event_gap ('2s') so that windows
-    skipped inside the stretch do not split its event.
-    """
-    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
-    assert len(events) == 1, events
-    scored_in_stretch = [f for f in scored_frames(folder) if f in stretch]
-    assert scored_in_stretch and events[0]["first_frame"] in scored_in_stretch[:3], (events, scored_in_stretch)
-    return events[0]
 
 
 # ----------------------------------------------------------------------------------------------- the live runs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import shutil
@@ -116,13 +117,13 @@ def test_build_flownet2sd_frozen_and_auto(checkpoints):
 
 
 @pytest.mark.parametrize("size", [(64, 64), (70, 100)])
-def test_wrapper_shape_and_gradient(size, random_net):
+def test_wrapper_shape_and_gradient(size, random_net, device):
     torch.manual_seed(2)
-    est = FlowNet2SDFlow(random_net)
-    a = (torch.rand(2, 3, *size) * 2 - 1).requires_grad_(True)
-    b = (torch.rand(2, 3, *size) * 2 - 1).requires_grad_(True)
+    est = FlowNet2SDFlow(random_net if device.type == "cpu" else freeze(copy.deepcopy(random_net), device))
+    a = (torch.rand(2, 3, *size, device=device) * 2 - 1).requires_grad_(True)
+    b = (torch.rand(2, 3, *size, device=device) * 2 - 1).requires_grad_(True)
     flow = est(a, b)
-    assert flow.shape == (2, 2, *size)
+    assert flow.shape == (2, 2, *size) and flow.device.type == device.type
     flow.square().mean().backward()
     for frame in (a, b):
         assert frame.grad is not None and torch.isfinite(frame.grad).all() and frame.grad.abs().sum() > 0
@@ -270,12 +271,12 @@ def test_classical_accuracy(motion, bound, size):
     assert epe < bound, f"EPE {epe:.3f} px >= {bound}"
 
 
-def test_classical_finite_gradients_on_flat_frames():
+def test_classical_finite_gradients_on_flat_frames(device):
     """A flat pair (zero structure tensor) must give zero flow and finite gradients, also in float64."""
     for dtype in (torch.float32, torch.float64):
-        a = torch.zeros(1, 3, 40, 33, dtype=dtype, requires_grad=True)
-        b = torch.full((1, 3, 40, 33), 0.2, dtype=dtype, requires_grad=True)
-        flow = ClassicalFlow().to(dtype)(a, b)
+        a = torch.zeros(1, 3, 40, 33, dtype=dtype, device=device, requires_grad=True)
+        b = torch.full((1, 3, 40, 33), 0.2, dtype=dtype, device=device, requires_grad=True)
+        flow = ClassicalFlow().to(device, dtype)(a, b)
         assert flow.dtype == dtype and flow.shape == (1, 2, 40, 33) and flow.abs().max() < 1e-6
         flow.sum().backward()
         assert torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()

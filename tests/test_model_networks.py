@@ -7,13 +7,15 @@ from model import Discriminator, Generator, discriminator_receptive_field, init_
 from model.discriminator import receptive_field
 
 
-def test_generator_shapes_and_range():
-    g = Generator(in_frames=4, widths=(8, 16, 32, 64))
-    x = torch.rand(2, 12, 64, 96) * 2 - 1
+def test_generator_shapes_range_and_backward(device):
+    g = Generator(in_frames=4, widths=(8, 16, 32, 64)).to(device)
+    x = torch.rand(2, 12, 64, 96, device=device) * 2 - 1
     y = g(x)
-    assert y.shape == (2, 3, 64, 96)
+    assert y.shape == (2, 3, 64, 96) and y.device.type == device.type
     assert y.min() >= -1 and y.max() <= 1
     assert g.size_multiple == 8
+    y.square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in g.parameters())
 
 
 def test_official_generator_layout():
@@ -31,11 +33,13 @@ def test_official_generator_layout():
     assert not any(isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) for m in g.modules())
 
 
-def test_discriminator_shapes_and_receptive_field():
-    d = Discriminator()
-    out = d(torch.rand(1, 3, 256, 256) * 2 - 1)
+def test_discriminator_shapes_and_receptive_field(device):
+    d = Discriminator().to(device)
+    out = d(torch.rand(1, 3, 256, 256, device=device) * 2 - 1)
     assert out.shape == (1, 1, 30, 30)
     assert (out > 0).all() and (out < 1).all()
+    out.mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in d.parameters())
     assert discriminator_receptive_field(d) == 70
     # pix2pix's worked example: three 4×4 stride-2 convs and two 4×4 stride-1 convs -> 70.
     assert receptive_field([(4, 2)] * 3 + [(4, 1)] * 2) == 70

@@ -177,8 +177,8 @@ def test_detect_without_torch_matches_pytorch_on_real_ped2(ped2_onnx, tmp_path, 
 def test_a_live_stream_without_torch(ped2_onnx, tmp_path):
     """detect.py watching an MJPEG stream (served here on 127.0.0.1) through the ONNX file, torch unimportable: the
     inserted object is one event, in events.jsonl with its snapshot."""
+    from helpers import ped2_stream, the_one_event
     from live_server import MjpegServer
-    from test_detect_live import ped2_stream, the_one_event
 
     abnormal = range(50, 70)
     with MjpegServer(ped2_stream(100, abnormal=abnormal), fps=10) as server:

@@ -12,7 +12,17 @@ from pathlib import Path
 import fake_layouts as fl
 import pytest
 import torch
-from helpers import LATEST, assert_same_training_state, own_signal_handlers, read_state, tiny_args, train_cli
+from helpers import (
+    DEVICES,
+    LATEST,
+    assert_same_training_state,
+    eval_cli,
+    own_signal_handlers,
+    read_scores,
+    read_state,
+    tiny_args,
+    train_cli,
+)
 
 
 # ----------------------------------------------------------------------------------------------- exact resume
@@ -69,19 +79,32 @@ def test_resume_sees_the_same_data_order(resume_runs):
     assert len(set(straight_batches)) > 1
 
 
-def test_a_plain_resume_changes_nothing(data_root, tmp_path):
-    """Resuming with no flags stays bit-identical to an uninterrupted run (the schedule is not rewritten)."""
-    assert train_cli(tiny_args(data_root, tmp_path / "a", 6, "--save_interval", "3", "--lr_drop_steps", "2,4")) == 0
-    assert train_cli(tiny_args(data_root, tmp_path / "b", 3, "--save_interval", "3", "--lr_drop_steps", "2,4")) == 0
-    assert (
-        train_cli(
-            tiny_args(
-                data_root, tmp_path / "b", 6, "--save_interval", "3", "--lr_drop_steps", "2,4", "--resume", "latest"
-            )
-        )
-        == 0
-    )
+def test_a_plain_resume_changes_nothing(data_root, tmp_path, device):
+    """Resuming with no flags stays bit-identical to an uninterrupted run (the schedule is not rewritten), on each
+    device (CUDA with deterministic kernels: the `device` fixture)."""
+    flags = ("--save_interval", "3", "--lr_drop_steps", "2,4", "--device", device.type)
+    assert train_cli(tiny_args(data_root, tmp_path / "a", 6, *flags)) == 0
+    assert train_cli(tiny_args(data_root, tmp_path / "b", 3, *flags)) == 0
+    assert train_cli(tiny_args(data_root, tmp_path / "b", 6, *flags, "--resume", "latest")) == 0
     assert_same_training_state(read_state(tmp_path / "a" / "w" / LATEST), read_state(tmp_path / "b" / "w" / LATEST))
+
+
+@pytest.mark.parametrize("evaluated_on", DEVICES)
+def test_a_checkpoint_trained_on_one_device_evaluates_on_another(data_root, tmp_path, device, evaluated_on):
+    """A checkpoint trained on `device` loads and evaluates on `evaluated_on` (CUDA-trained on the CPU and the
+    other way round): per-frame PSNR within 0.01 dB of evaluating it on the CPU, the same frames scored."""
+    assert train_cli(tiny_args(data_root, tmp_path, 2, "--device", device.type)) == 0
+    ckpt = tmp_path / "w" / LATEST
+    assert {t.device.type for t in read_state(ckpt)["net_g"].values()} == {"cpu"}  # stored device-free
+    rows = {}
+    for where in dict.fromkeys(("cpu", evaluated_on)):  # the CPU reference, then the device under test
+        assert eval_cli(ckpt, data_root, tmp_path / where, "--device", where, "--dataset", "ped2") == 0
+        (folder,) = (tmp_path / where).iterdir()
+        rows[where] = read_scores(folder)
+    reference, tested = rows["cpu"], rows[evaluated_on]
+    assert [(r["video"], r["frame"]) for r in tested] == [(r["video"], r["frame"]) for r in reference]
+    assert len(reference) > 0
+    assert max(abs(float(a["psnr"]) - float(b["psnr"])) for a, b in zip(reference, tested)) < 0.01
 
 
 # ----------------------------------------------------------------------------------------------- flags on resume

@@ -48,10 +48,10 @@ class ShiftFlow(torch.nn.Module):
         return torch.cat([diff, 2 * diff], dim=1)
 
 
-def test_flow_loss_value_and_gradient_path():
-    last = torch.zeros(1, 3, 2, 2)
-    target = torch.zeros(1, 3, 2, 2)
-    pred = torch.full((1, 3, 2, 2), 0.5, requires_grad=True)
+def test_flow_loss_value_and_gradient_path(device):
+    last = torch.zeros(1, 3, 2, 2, device=device)
+    target = torch.zeros(1, 3, 2, 2, device=device)
+    pred = torch.full((1, 3, 2, 2), 0.5, device=device, requires_grad=True)
     # flow(last, pred) = [0.5, 1.0] per pixel, flow(last, target) = 0 -> mean |.| = 0.75 (pixels, no rescaling)
     loss = flow_loss(ShiftFlow(), last, pred, target)
     assert loss.item() == pytest.approx(0.75)
