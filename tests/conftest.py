@@ -28,9 +28,10 @@ torch.set_num_threads(2)
 def device(request) -> torch.device:
     """Each device a test runs on: the CPU always, CUDA where present (skipped with the reason otherwise).
 
-    On CUDA the test runs with deterministic kernels and without TF32 (restored after), so that comparisons which
-    are exact on the CPU (the same computation twice, a resumed run against an uninterrupted one) stay exact and
-    fp32 tolerances mean fp32. `pytest -m cuda` selects the CUDA runs (bench/gpu_check.py), `-m cpu` the CPU ones.
+    When this fixture is CUDA the test runs with deterministic kernels and without TF32 (restored after), so that
+    comparisons which are exact on the CPU (the same computation twice, a resumed run against an uninterrupted one)
+    stay exact and fp32 tolerances mean fp32. `pytest -m cuda` selects the CUDA runs (bench/gpu_check.py), also
+    those of tests parametrised over a second device (helpers.DEVICES); `-m cpu` the CPU ones.
     """
     device = torch.device(request.param)
     if device.type != "cuda":

@@ -92,10 +92,10 @@ def test_a_plain_resume_changes_nothing(data_root, tmp_path, device):
 @pytest.mark.parametrize("evaluated_on", DEVICES)
 def test_a_checkpoint_trained_on_one_device_evaluates_on_another(data_root, tmp_path, device, evaluated_on):
     """A checkpoint trained on `device` loads and evaluates on `evaluated_on` (CUDA-trained on the CPU and the
-    other way round): per-frame PSNR within 0.01 dB of evaluating it on the CPU, the same frames scored."""
+    other way round; checkpoint.load_checkpoint maps the stored tensors to the CPU): per-frame PSNR within 0.01 dB
+    of evaluating it on the CPU, the same frames scored (CUDA evaluation keeps PyTorch's TF32 default here)."""
     assert train_cli(tiny_args(data_root, tmp_path, 2, "--device", device.type)) == 0
     ckpt = tmp_path / "w" / LATEST
-    assert {t.device.type for t in read_state(ckpt)["net_g"].values()} == {"cpu"}  # stored device-free
     rows = {}
     for where in dict.fromkeys(("cpu", evaluated_on)):  # the CPU reference, then the device under test
         assert eval_cli(ckpt, data_root, tmp_path / where, "--device", where, "--dataset", "ped2") == 0
