@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -55,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # runnable as `python bench/gpu_check.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
+import common  # noqa: E402
 import torch  # noqa: E402
 
 from flownet.estimator import find_flownet2sd_checkpoint  # noqa: E402
@@ -119,18 +121,16 @@ class Summary:
 
 
 def machine_info(device: torch.device) -> dict:
-    """What the numbers depend on: the GPU (or CPU), torch, CUDA and cuDNN versions."""
+    """What the numbers depend on: the benchmarks' machine entry (bench/common.py), plus the CPU's name, or the
+    GPU's count and memory, the CUDA and cuDNN versions and the TF32 settings."""
     info = {
-        "device": str(device),
-        "torch": torch.__version__,
+        **common.machine_info(device),
         "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(
-            gpu=props.name,
             gpu_count=torch.cuda.device_count(),
             gpu_memory_gib=round(props.total_memory / 2**30, 1),
             cuda=torch.version.cuda,
@@ -206,11 +206,16 @@ def kill_tree(proc: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
+def failed(why: str, log: Path) -> dict:
+    """A step's result when a command it ran failed: why, and the end of the command's log."""
+    return {"status": "failed", "why": why, "log": log.name, "tail": tail(log)}
+
+
 def ended_badly(code: int | None, log: Path) -> dict:
     """A step's result for a command that failed (exit status `code`) or ran out of time (None)."""
     if code is None:
         return {"status": "incomplete", "why": "the step's share of the budget ran out", "log": log.name}
-    return {"status": "failed", "why": f"exit status {code}", "log": log.name, "tail": tail(log)}
+    return failed(f"exit status {code}", log)
 
 
 def fresh(folder: Path) -> Path:
@@ -240,7 +245,6 @@ def check_tests(ctx: Context) -> dict:
     marker = "cpu and not slow" if ctx.smoke else "cuda"
     log = ctx.out / "tests.log"
     cmd = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-m", marker, "tests"]
-    started = time.monotonic()
     code = run_bounded(cmd, ctx.budget.for_step("tests"), log)
     outcomes: dict[str, list[str]] = {"PASSED": [], "FAILED": [], "ERROR": [], "SKIPPED": []}
     for line in log.read_text(errors="replace").splitlines():
@@ -257,7 +261,6 @@ def check_tests(ctx: Context) -> dict:
         "passed": len(outcomes["PASSED"]),
         "failed": outcomes["FAILED"] + outcomes["ERROR"],
         "skipped": len(outcomes["SKIPPED"]),
-        "seconds": round(time.monotonic() - started, 1),
         "log": log.name,
         **({"tail": tail(log)} if status == "failed" else {}),
     }
@@ -266,7 +269,7 @@ def check_tests(ctx: Context) -> dict:
 # ----------------------------------------------------------------------------------------------- b. ddp
 def ddp_flags(ctx: Context, out: Path, iters: int, save_every: int) -> list[str]:
     return [
-        *("--dataset", "synthetic", "--preset", "tiny", "--data_root", str(ctx.synthetic_root())),
+        *("--dataset", "synthetic", "--preset", "tiny", "--data_root", str(ctx.synthetic_root)),
         *("--flownet", "classical", "--device", ctx.device.type, "--iters", str(iters)),
         *("--save_interval", str(save_every), "--val_interval", "1000000", "--log_interval", str(save_every)),
         *("--weights_dir", str(out / "weights"), "--log_dir", str(out / "runs"), "--num_workers", "0"),
@@ -328,11 +331,10 @@ def check_ddp(ctx: Context) -> dict:
     result: dict = {"processes": nproc, "backend": backend if nproc > 1 else "none (one process)", "steps": iters}
     if nproc == 1:
         result["note"] = "NCCL needs 2 GPUs or more (one process per GPU): one process, no process group"
-    ctx.synthetic_root()  # generated before the clock starts
-    deadline = time.monotonic() + ctx.budget.for_step("ddp")
     runs = ["straight", "split"] + (["straight_again"] if ctx.device.type == "cuda" else [])
     folder = {name: fresh(ctx.out / f"ddp_{name}") for name in runs}
-    cmd = {name: launch + ddp_flags(ctx, folder[name], iters, save_every) for name in runs}
+    cmd = {name: launch + ddp_flags(ctx, folder[name], iters, save_every) for name in runs}  # generates the data
+    deadline = time.monotonic() + ctx.budget.for_step("ddp")
     latest = {name: folder[name] / "weights" / "synthetic_latest.pth" for name in runs}
     for name in (n for n in runs if n != "split"):
         code = run_bounded(cmd[name], deadline - time.monotonic(), ctx.out / f"ddp_{name}.log")
@@ -344,12 +346,12 @@ def check_ddp(ctx: Context) -> dict:
     )
     if result["killed_at_step"] is None or "trained steps" in killed_log.read_text():
         why = "the run ended (or ran out of time) before it could be killed at its first checkpoint"
-        return {**result, "status": "failed", "why": why, "tail": tail(killed_log)}
+        return {**result, **failed(why, killed_log)}
     code = run_bounded(cmd["split"] + ["--resume", "latest"], deadline - time.monotonic(), resumed_log)
     if code != 0:
         return {**result, **ended_badly(code, resumed_log)}
     if f"resuming at step {result['killed_at_step']} " not in resumed_log.read_text():
-        return {**result, "status": "failed", "why": "the resumed run did not start at the killed run's checkpoint"}
+        return {**result, **failed("the resumed run did not start at the killed run's checkpoint", resumed_log)}
     state = {name: torch.load(latest[name], map_location="cpu", weights_only=True) for name in runs}
     initial = initial_weights(ddp_flags(ctx, folder["straight"], iters, save_every))
     a, b = state["straight"], state["split"]
@@ -392,15 +394,14 @@ def timed(run: Callable[[], object], device: torch.device, warmup: int, seconds:
     """Calls of `run` per second: after `warmup` calls, as many as fit in `seconds` (at least min_reps)."""
     for _ in range(warmup):
         run()
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
+    common.synchronize(device)
     start, reps = time.perf_counter(), 0
     while reps < min_reps or time.perf_counter() - start < seconds:
         run()
         reps += 1
         if reps % 5 == 0:
-            sync()
-    sync()
+            common.synchronize(device)
+    common.synchronize(device)
     return reps / (time.perf_counter() - start)
 
 
@@ -454,7 +455,7 @@ def measured(ctx: Context, case: Callable[[], dict]) -> dict:
     except Exception as error:  # a failing case is a finding: record it and measure the others
         result = {"status": "failed", "error": f"{type(error).__name__}: {error}"[:500]}
     if ctx.device.type == "cuda":
-        result["peak_memory_mib"] = round(torch.cuda.max_memory_allocated(ctx.device) / 2**20)
+        result["peak_memory_mib"] = round(common.peak_memory_mb(ctx.device))
     torch._dynamo.reset()
     return result
 
@@ -500,7 +501,7 @@ def paper_command(ctx: Context, out: Path) -> list[str] | str:
     """train.py's command for step d, or why it cannot run."""
     common = ["--device", ctx.device.type, "--weights_dir", str(out / "weights"), "--log_dir", str(out / "runs")]
     if ctx.smoke:
-        data = ["--dataset", "synthetic", "--preset", "tiny", "--data_root", str(ctx.synthetic_root())]
+        data = ["--dataset", "synthetic", "--preset", "tiny", "--data_root", str(ctx.synthetic_root)]
         return [sys.executable, "train.py", *data, "--iters", "100000", "--val_interval", "20", *common]
     root = Path(ctx.args.data_root)
     if not (root / "ped2" / "testing" / "frames").is_dir():
@@ -573,36 +574,27 @@ def check_paper(ctx: Context) -> dict:
             result["trajectory"].append({"step": int(found.group(1)), "micro_auc": float(found.group(2))})
             ctx.summary.set("paper", result)
 
+    train_log, eval_log = ctx.out / "paper_train.log", ctx.out / "paper_eval.log"
     started = time.monotonic()
-    code = train_until(cmd, train_s, ctx.out / "paper_train.log", on_line)
+    code = train_until(cmd, train_s, train_log, on_line)
     result["train_seconds"] = round(time.monotonic() - started, 1)
     dataset = "synthetic" if ctx.smoke else "ped2"
     latest = out / "weights" / f"{dataset}_latest.pth"
     if code not in (0, 130) or not latest.is_file():
-        return {
-            **result,
-            "status": "failed",
-            "why": f"train.py exit status {code}",
-            "tail": tail(ctx.out / "paper_train.log"),
-        }
+        return {**result, **failed(f"train.py exit status {code}", train_log)}
     state = torch.load(latest, map_location="cpu", weights_only=True)
     result["last_step"] = state["step"]
     result["mean_steps_per_s"] = round(state["step"] / result["train_seconds"], 2)  # start-up and validations in
     evaluated = ["--trained_model", str(latest), "--out_dir", str(out / "eval"), "--device", ctx.device.type]
-    data_root = ctx.synthetic_root() if ctx.smoke else Path(ctx.args.data_root)
+    data_root = ctx.synthetic_root if ctx.smoke else Path(ctx.args.data_root)
     code = run_bounded(
         [sys.executable, "eval.py", *evaluated, "--data_root", str(data_root)],
         max(10.0, ctx.budget.left()),
-        ctx.out / "paper_eval.log",
+        eval_log,
     )
     metrics_files = sorted((out / "eval").glob("*/metrics.json"))
     if code != 0 or not metrics_files:
-        return {
-            **result,
-            "status": "failed",
-            "why": f"eval.py exit status {code}",
-            "tail": tail(ctx.out / "paper_eval.log"),
-        }
+        return {**result, **failed(f"eval.py exit status {code}", eval_log)}
     metrics = json.loads(metrics_files[-1].read_text())
     keys = ("step", "selected_with_test_labels", "micro_auc", "macro_auc", "eer", "ap", "pixel_auroc", "n_frames")
     result["last_checkpoint_metrics"] = {k: metrics[k] for k in keys if k in metrics}
@@ -624,6 +616,7 @@ class Context:
     def smoke(self) -> bool:
         return bool(self.args.smoke)
 
+    @functools.cached_property
     def synthetic_root(self) -> Path:
         """A data root holding the synthetic dataset (generated once per check, under the output folder)."""
         from synthetic import ensure_synthetic

@@ -39,6 +39,15 @@ DEVICES = (
 )
 
 
+def relative_update_error(initial: dict, expected: dict, got: dict) -> float:
+    """‖got − expected‖ / ‖expected − initial‖ over state dicts: how far a training update (`got`, from `initial`)
+    is from a reference one (`expected`), relative to the reference update's size."""
+    error = sum((got[k].float() - expected[k].float()).pow(2).sum() for k in expected).sqrt()
+    update = sum((expected[k].float() - initial[k].float()).pow(2).sum() for k in expected).sqrt()
+    assert update > 0, "the reference update is zero: nothing to compare"
+    return float(error / update)
+
+
 def real_frames() -> Path | None:
     """Real Ped2 frames for fake videos (fake_layouts.video_frames(real=...)) when ../shared is there."""
     frames = SHARED_DATA / "ped2" / "testing" / "frames" / "01"
