@@ -1,46 +1,17 @@
-"""Score any video with no labels: per-frame PSNR of the generator's prediction, an anomaly score, alarms.
+"""Score any video with no labels: per-frame PSNR of the generator's prediction, an anomaly score, alarms, events.
 
-    python detect.py --video clip.mp4 --trained_model weights/ped2_latest.pth [--mode whole|stream]
-                     [--threshold T] [--start 40s] [--save_video] [--out_dir results] [--device cpu]
-    python detect.py --video rtsp://camera/stream --trained_model weights/ped2_cpu.pth [--on_event CMD]
+    python detect.py --video clip.mp4 --trained_model weights/ped2_cpu.pth           # whole mode: the paper's score
+    python detect.py --video clip.mp4 --trained_model weights/ped2_cpu.pth --mode stream --start 40s --save_video
+    python detect.py --video frames/ --trained_model weights/ped2_cpu.pth --threshold 0.6 --min_event 1s
+    python detect.py --video rtsp://camera/stream --trained_model weights/ped2_cpu.pth --on_event "python notify.py"
     python detect.py --video clip.mp4 --trained_model ped2.onnx      # ONNX Runtime, no torch (export.py --format onnx)
 
---video is a video file (anything cv2.VideoCapture reads: mp4, avi, mkv, mov, ...), a folder of frames, or a LIVE
-source: a stream URL (rtsp://, http(s)://, udp://, tcp://, rtmp://, srt://: whatever OpenCV's FFmpeg opens) or a
-camera (0, /dev/video0). A live source is watched in stream mode until Ctrl-C / SIGTERM, --duration or --max_frames:
-a reader thread decodes continuously; frames are resampled to the model's frame rate by their times (the stream's
-own timestamps where they are real, else arrival times); when scoring is slower than the source, whole windows are
-skipped (counted), never frames inside one; a lost connection is retried with backoff (--retries). While it runs,
-the result folder (visible from the start) gets scores.csv rows as they are scored, events.jsonl lines and
-events/*.jpg snapshots the moment each event ends, and with --save_video a heatmap.mp4 written on the fly (complete
-once it stops); --on_event CMD runs CMD (no shell) per event with the event's JSON on stdin. See
-evaluation/watch.py.
-Frame rate: checkpoints record their training footage's rate (frames/s); a file or stream at a higher rate is
-resampled to it by its timestamps (said once), because the model learned the motion between frames at that rate.
-Frames get the training preprocessing (`dataset.prepare_frame`: RGB, resized to the checkpoint config's size).
-Frame numbers are the source's own (a video file's place in its container's index or timestamps; a frame
-folder's file numbers, minus 1 when they start at 1), so frames after a damaged stretch or missing files keep
-their numbers; gaps, uncertain ranges and an early end are printed and stored in summary.json,
-and the frames that decode are scored. --start T scores only frames from T on (frames '600' or seconds
-'60s'; the 4 frames before T are the first window's history), e.g. after training on the part before T.
-Modes:
-  whole   the paper's score: 1 − min-max(PSNR) over the whole file, in [0, 1]; default threshold 0.5.
-          Needs the whole file before any score exists; an offline analysis, not comparable across files.
-          A file whose PSNR has no spread (< 0.1 dB, nothing happens) scores 0 everywhere, and says so.
-  stream  score = (mean − PSNR) / std, the z-score of −PSNR under the PSNR statistics of the TRAINING data
-          stored in the checkpoint (state['psnr_stats']; an ONNX file's ffp.psnr_stats), given with
-          --psnr_mean/--psnr_std, or (a checkpoint only) computed now
-          from the training data the checkpoint names when it has none; default threshold 3.0. Each frame's
-          score is final as soon as it is predicted; scores.csv rows are appended and flushed batch by batch.
-          Ctrl-C / SIGTERM keeps what was scored: rows, alarms and a summary marked interrupted.
-Frames are read one batch at a time in both modes; only per-frame PSNR and scores (12 bytes a frame) are
-kept, never frames or error maps of the whole video. --save_video (frame | heatmap | overlay + score curve,
-fixed heatmap scale) reads the input twice: pass 1 scores and estimates the scale in bounded memory
-(VmaxEstimator), pass 2 writes the mp4.
-Alarm frames (score > threshold) merge into events (--event_gap, --min_event; evaluation/events.py).
-Writes results/detect_<video-stem>/ (numbered sibling when it exists, unless --overwrite): scores.csv
-(frame,psnr,score,above_threshold), curve.png, alarms.txt (the events, then every frame above the threshold),
-summary.json, index.html, heatmap.mp4. Built in a hidden temp folder and renamed into place when complete.
+--video is a video file, a folder of frames, a stream URL (rtsp://, http://, udp://, ...) or a camera (0,
+/dev/video0). --mode whole (files) scores 1 - min-max(PSNR) over the whole clip, threshold 0.5; --mode stream
+(live sources) scores the z-score of -PSNR against the training data's PSNR statistics, threshold 3.0. Alarm
+frames merge into events. Writes results/detect_<name>/: scores.csv, curve.png, alarms.txt, summary.json,
+index.html (and heatmap.mp4 with --save_video); a live source runs until Ctrl-C, --duration or --max_frames.
+Modes, events, live sources and frame rates: docs/detection.md.
 """
 
 from __future__ import annotations
@@ -652,7 +623,7 @@ def _score_and_report(
 
 # A live source is scored one frame at a time unless --batch_size says otherwise: on the 2-core CPU batch 1 kept up
 # with the same cameras as the eval batch (16) at a fraction of the latency (95th percentile 141 ms against 1.3 s
-# alone at 25 fps; beside a busy process 0.6 s against 3.8 s; bench/live_speed.py, README "Performance").
+# alone at 25 fps; beside a busy process 0.6 s against 3.8 s; bench/live_speed.py, docs/performance.md).
 LIVE_BATCH_SIZE = 1
 
 

@@ -1,45 +1,15 @@
 """Evaluate a trained FFP generator on a dataset's test videos with the paper's protocol.
 
-    python eval.py --trained_model weights/ped2_latest.pth --data_root ../shared/data [--save_video]
+    python eval.py --trained_model weights/ped2_latest.pth                   # the checkpoint's dataset, under data/
+    python eval.py --trained_model weights/ped2_cpu.pth --save_video         # plus a heatmap video per test video
+    python eval.py --trained_model weights/ped2_cpu.pth --smooth_sigma 3     # scores smoothed over time
+    python eval.py --trained_model ped2.onnx                                 # an ONNX model, on ONNX Runtime
 
-Protocol (the headline number): PSNR of every predicted frame on [0, 1] frames, min-max normalised within
-each test video, score = 1 − normalised PSNR, the first 4 frames of each video dropped, all videos
-concatenated, one ROC-AUC with abnormal = positive ("micro-AUC"). Other metrics are labelled as such, and
-every printed AUC line names its knobs (checkpoint, selected with test labels or not, dropped frames, sigma).
-
-Test videos may be frame folders or video files. Labels are paired with the scored frames BY FRAME NUMBER (a
-folder's file numbers, a file's place in its container), never by position: a folder with missing files or a file
-with damaged frames is scored on the frames it has, each with its own label, and says so once. A test video whose
-frame numbers are uncertain (damaged data that neither an index nor timestamps place) is refused, as are labels
-that do not cover a video's numbers (detect.py scores such files as far as they decode). Without frame labels
-(your own data, or only one class) the report is written all the same — scores, curves, videos — and says plainly
-that AUC needs labels.
-
-Pixel-level localisation (when the test videos have pixel masks, e.g. Ped2 and ShanghaiTech; off with
---no_pixel_auroc):
-ROC-AUC of the per-pixel squared error of the scored frames (index >= 4) against the masks resized to the
-error-map size with nearest neighbour (mask > 0 = abnormal). Each batch's error maps are offered to a
-seeded uniform subsample of at most 2,000,000 pixels as they are predicted (`PixelAUROC`), so memory is
-bounded whatever the dataset size; no error map of the dataset is kept.
-
---save_video: per test video an .mp4 (frame | error heatmap | overlay, plus the running score curve) in
-videos/, linked from index.html. The heatmap scale is fixed per video (choose_vmax over all its error
-maps), so the video's frames and error maps (uint8 + float16, 5 bytes per pixel: 59 MB for a 180-frame
-256×256 Ped2 video) are kept in memory until that video is written; one prediction pass, no second one.
-Without --save_video no error map is computed unless pixel AUROC needs it (with PyTorch; an ONNX model's graph
-always computes them), and none is kept.
-
---trained_model model.onnx (export.py --format onnx) scores through ONNX Runtime instead of PyTorch, with the same
-frames, metrics and report (its ffp.* metadata gives the settings below; no training history to plot).
-
-The model's settings (size, widths, input frames) and the dataset come from the checkpoint; --dataset scores
-another dataset (said in the output). This machine's settings (--data_root, --device, --threads, --num_workers,
---eval_batch_size) come from the command and its defaults, never from the checkpoint.
-
-Writes results/<dataset>_<checkpoint-stem>/ (a numbered sibling when it exists, unless --overwrite):
-scores.csv, metrics.json, roc.png, worst_false_alarms.png, worst_misses.png, history.png, curves/, videos/,
-index.html. The folder is built in a hidden temp
-sibling and renamed into place at the end, so a failure leaves no half-written result folder.
+Prints the micro-AUC (the paper's headline: PSNR min-max normalised within each test video, first 4 frames
+dropped, all videos pooled), macro-AUC, EER, AP and pixel AUROC, each line naming its protocol knobs, and writes
+results/<dataset>_<checkpoint>/ (scores.csv, metrics.json, plots, index.html). The model's settings come from
+the checkpoint, this machine's (--data_root, --device, --threads, ...) from the command.
+Protocol, metrics and outputs: docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -322,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     skipped = files.why_no_auc(cfg.in_frames)
     if skipped:
         skipped = (
-            f"AUC needs frame labels of normal and abnormal frames: {skipped} (README 'Datasets' lists the "
+            f"AUC needs frame labels of normal and abnormal frames: {skipped} (docs/datasets.md lists the "
             f"label formats)"
         )
     knobs = {

@@ -1,21 +1,18 @@
 """Turn a training checkpoint into a small generator-only file to ship or share, or into an ONNX model.
 
-    python export.py weights/ped2_latest.pth weights/ped2_cpu.pth
-    python export.py weights/ped2_cpu.pth ped2.onnx            # --format onnx: for ONNX Runtime, no torch needed
+    python export.py weights/ped2_latest.pth weights/ped2_cpu.pth       # generator-only checkpoint for PyTorch
+    python export.py weights/ped2_cpu.pth ped2.onnx                     # ONNX model for ONNX Runtime, no torch needed
+    python export.py weights/ped2_latest.pth ped2.onnx --data_root /mnt/data     # its training data moved
 
-ONNX (`--format onnx`, the default for an OUTPUT ending in .onnx): one graph, uint8 windows B×(T+1)×H×W×3 RGB in,
-predicted frame, PSNR and error map out, at the checkpoint's frame size with a dynamic batch, checked with ONNX's
-checker; its metadata ('ffp.*') holds the size, frame count, channel order and value range, the training
-footage's frame rate, the training PSNR statistics, the default thresholds, the step, the flow estimator and
-whether the checkpoint was selected with test labels. `detect.py --trained_model model.onnx` runs it on ONNX
-Runtime (evaluation/onnx_model.py).
-
-A checkpoint saved without the streaming statistics (a run stopped before its end) gets them computed now
-from its training data (--data_root if it moved; --device, --threads). Keeps what evaluation and detection
-need — the generator's weights, the config, the step, the training-data PSNR statistics used by
-`detect.py --mode stream`, the validation history, the flow estimator's name, the training wall time and
-whether the checkpoint was selected with test labels — and drops the discriminator, optimizer, scheduler and RNG
-states (a shipped file cannot be resumed; it is a fraction of the size).
+The .pth keeps what evaluation and detection need — the generator's weights, the config, the step, the
+training-data PSNR statistics used by `detect.py --mode stream`, the validation history, the flow estimator's
+name, the training wall time and whether the checkpoint was selected with test labels — and drops the
+discriminator, optimizer, scheduler and RNG states (a fraction of the size; it cannot be resumed).
+The .onnx file (--format onnx, implied by the name) holds one graph, uint8 frame windows in, predicted frame, PSNR
+and error map out, checked with ONNX's checker, with the same facts as 'ffp.*' metadata; `detect.py
+--trained_model model.onnx` runs it on ONNX Runtime. A checkpoint saved without the PSNR statistics (a run stopped
+before its end) gets them computed from its training data (--data_root if it moved; --device, --threads).
+The ONNX file and its use: docs/deployment.md.
 """
 
 from __future__ import annotations
@@ -30,7 +27,7 @@ FORMATS = ("pth", "onnx")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="training checkpoint written by train.py (e.g. weights/ped2_latest.pth)")
     parser.add_argument("output", help="file to write (e.g. weights/ped2_cpu.pth, or ped2.onnx)")
     parser.add_argument(

@@ -1,6 +1,6 @@
 """Train FFP: a U-Net predicts frame t+1 from frames t-3..t; intensity, gradient, flow and adversarial losses.
 
-    python train.py --dataset ped2 --data_root ../shared/data
+    python train.py --dataset ped2                          # Ped2 under data/ped2 (--data_root elsewhere)
     python train.py --dataset ped2 --resume latest          # or --resume weights/ped2_latest.pth
     python train.py --dataset mycam --init_from weights/ped2_cpu.pth   # fine-tune on other data
     torchrun --nproc_per_node=4 train.py --dataset ped2 ...  # DDP: 4 GPUs (NCCL), or 4 CPU processes (gloo)
@@ -9,7 +9,7 @@ Under torchrun --batch_size is per process (global batch N × batch_size); each 
 shard of every epoch's window order; rank 0 alone logs, validates and saves, and checkpoints hold the
 plain modules' weights, so they resume and evaluate in single- or multi-process runs alike.
 Speed: --channels_last (auto: on), --amp [--amp_dtype fp16] (bf16 autocast; fp16 + GradScaler on CUDA),
---compile (torch.compile of G and D), --threads; measurements in bench/README.md.
+--compile (torch.compile of G and D), --threads; measurements in docs/performance.md.
 
 Writes weights/<dataset>_latest.pth every --save_interval steps and weights/<dataset>_best.pth at the best
 validation AUC. "best" is selected WITH TEST LABELS (the test set is the only labelled set these benchmarks
