@@ -10,7 +10,7 @@ back through the flow estimator, D and G —, G's Adam step, D's two forwards, b
 DataLoader's `next()` (data). Times are the profiler's CPU totals per step (each range includes the ops it
 calls; profiling adds a little overhead, so the wall time per step without the profiler is printed too).
 The three networks are also timed alone (forward + input-gradient backward) to split G's backward.
-Writes bench/profile_step.json; prints a Markdown table for bench/README.md.
+Writes bench/profile_step.json; prints a Markdown table for docs/performance.md.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ def data_workers(requested: int, device: str | None) -> int:
 
     -1 (auto) means AUTO_WORKERS, but when the networks run on the CPU no more than the cores torch's compute
     threads leave free: a worker on a core the OpenMP threads need stalls every parallel region (64×96
-    evaluation on 2 cores: 0.71 s per video with 2 workers, 0.42 s with none; bench/README.md).
+    evaluation on 2 cores: 0.71 s per video with 2 workers, 0.42 s with none; docs/performance.md).
     """
     if requested >= 0:
         return requested

@@ -56,9 +56,7 @@ def _import_onnxruntime():
     try:
         import onnxruntime
     except ImportError:
-        raise FFPError(
-            "an ONNX model needs onnxruntime: pip install onnxruntime (README 'Deploy a model file')"
-        ) from None
+        raise FFPError("an ONNX model needs onnxruntime: pip install onnxruntime (docs/deployment.md)") from None
     return onnxruntime
 
 

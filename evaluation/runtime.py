@@ -19,7 +19,7 @@ from config import DEFAULT_THRESHOLD, Config
 
 # On CPU the generator runs on micro-batches whose full-resolution activation (N×widths[0]×H×W float32) stays
 # about the size of a last-level cache: at 256×256 with 64 channels that is one window (16 MiB); a batch of
-# 16 streams 256 MiB per layer through memory and costs ~30 % more per frame in PyTorch (bench/README.md), and
+# 16 streams 256 MiB per layer through memory and costs ~30 % more per frame in PyTorch (docs/performance.md), and
 # ONNX Runtime's peak memory grows with the batch (1.6 GiB at batch 16 for --preset cpu; bench/onnx_speed.py).
 CPU_ACTIVATION_BYTES = 16 * 2**20
 

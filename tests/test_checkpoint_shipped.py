@@ -61,7 +61,7 @@ def test_shipped_file_is_small_generator_only_and_honest(shipped_state):
     cfg = Config.from_dict(shipped_state["config"])
     assert cfg.dataset == "ped2" and cfg.preset == "cpu"
     # Trained before the flow-loss units were fixed: stored λ_op 2, classical flow, no loss_units — which is
-    # --preset cpu's λ_op 0.005 in today's units (README 'Optical flow').
+    # --preset cpu's λ_op 0.005 in today's units (docs/method.md "Units of the motion loss").
     assert cfg.lambda_op == 2.0 and "loss_units" not in shipped_state["flownet"]
     assert shipped_state["flownet"]["name"] == "ClassicalFlow"
     trained = checkpoint_config(shipped_state)

@@ -1,5 +1,5 @@
 """Real footage in, as people have it (issue 11): video files everywhere, the official Avenue and ShanghaiTech
-downloads, your own camera, the frame cache, damaged files, and README's walk-through on a recording.
+downloads, your own camera, the frame cache, damaged files, and docs/detection.md's walk-through on a recording.
 
 Fake datasets are written in each official layout with OpenCV (videos made from real UCSD Ped2 frames when
 ../shared is present, gradient frames otherwise); real footage (vtest.avi, tree.avi) comes from ../shared.
@@ -338,8 +338,9 @@ def test_pixel_masks_as_video_files(tmp_path):
 
 
 def test_walkthrough_flow_on_real_footage(tmp_path, capsys):
-    """README's walk-through in small: train on the first part of one recording (vtest.avi when ../shared has
-    it, else a generated clip), then score the rest of the same file with detect.py --start in stream mode."""
+    """docs/detection.md "A walk-through on your own footage" in small: train on the first part of one recording
+    (vtest.avi when ../shared has it, else a generated clip), then score the rest of the same file with detect.py
+    --start in stream mode."""
     real = SHARED_DATA / "real_video" / "vtest.avi"
     clip = real if real.is_file() else fl.write_video(tmp_path / "vtest.avi", fl.video_frames(80))
     (tmp_path / "data" / "campus" / "training").mkdir(parents=True)

@@ -1,6 +1,6 @@
 """The import graph: packages stack in layers, and no import runs back up from a lower layer to a higher one.
 
-README "Architecture" draws the same stack. A module may import its own package/module and any lower layer;
+docs/architecture.md "Layers" draws the same stack. A module may import its own package/module and any lower layer;
 two units of one layer do not import each other. Imports inside functions count too.
 """
 
@@ -53,7 +53,7 @@ def source_files() -> list[tuple[str, Path]]:
 
 
 def test_every_unit_has_a_layer():
-    """A new module or package must be placed in LAYERS (and in README's architecture)."""
+    """A new module or package must be placed in LAYERS (and in docs/architecture.md's code map)."""
     assert project_units() - set(LAYER_OF) == set()
 
 

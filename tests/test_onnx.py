@@ -63,7 +63,7 @@ def run_without_torch(script: str, *args: str, timeout: float = 300) -> subproce
 
 @pytest.fixture(scope="module")
 def ped2_onnx(tmp_path_factory) -> Path:
-    """weights/ped2_cpu.pth exported to ONNX, as README's command does it."""
+    """weights/ped2_cpu.pth exported to ONNX, as README "An ONNX model file" does it."""
     out = tmp_path_factory.mktemp("onnx") / "ped2.onnx"
     assert export.main([str(SHIPPED), str(out), "--threads", "2"]) == 0
     return out
