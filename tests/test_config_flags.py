@@ -62,7 +62,7 @@ def test_train_help_gives_the_defaults_that_apply():
     iters = flag_help(text, "--iters")
     assert f"{dataset_defaults('synthetic')['iters']} (synthetic)" in iters and "80000 (ped2" in iters
     assert "(default: 256)" not in height and "80000)" not in iters.split("(synthetic)")[0]
-    assert "{auto,flownet2sd,classical,none}" in text
+    assert "{auto,flownet2sd,rife,classical,none}" in text
     for group in ("data", "model", "optimisation", "losses", "outputs", "speed", "machine"):
         assert f"{group} settings:" in text
 

@@ -26,6 +26,7 @@ from flownet import (  # noqa: E402
     build_flow_estimator,
     load_flownet2sd,
 )
+from flownet import estimator as estimator_module  # noqa: E402
 from flownet.estimator import FlowNet2SDFlow, freeze  # noqa: E402
 from utils import FFPError  # noqa: E402
 
@@ -323,7 +324,9 @@ def test_classical_agrees_with_opencv_on_ped2(gap, max_epe_all, max_epe_moving, 
 # ------------------------------------------------------------------------------------------ estimator choice
 
 
-def test_build_auto_without_checkpoint_is_silent(tmp_path):
+def test_build_auto_without_checkpoint_is_silent(tmp_path, monkeypatch):
+    """Without FlowNet2-SD's file and without RIFE's wheel, auto is the classical estimator, without a word."""
+    monkeypatch.setattr(estimator_module, "ifnet_weights_installed", lambda: False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any warning fails the test
         est, name = build_flow_estimator("auto", tmp_path / "missing.pth", "cpu")
@@ -332,7 +335,7 @@ def test_build_auto_without_checkpoint_is_silent(tmp_path):
 
 
 def test_build_none_and_unknown():
-    assert FLOW_CHOICES == ("auto", "flownet2sd", "classical", "none")
+    assert FLOW_CHOICES == ("auto", "flownet2sd", "rife", "classical", "none")
     assert build_flow_estimator("none", None, "cpu") == (None, "none")
     est, name = build_flow_estimator("classical", None, torch.device("cpu"))
     assert name == "classical" and isinstance(est, ClassicalFlow)

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # lets `pytest tests/...` work without installing the project
     sys.path.insert(0, str(ROOT))
 
-from flownet import ClassicalFlow, FlowNet2SD  # noqa: E402
+from flownet import ClassicalFlow, FlowNet2SD, IFNetFlow  # noqa: E402
 from flownet.estimator import FlowNet2SDFlow, freeze  # noqa: E402
 from model import Generator, init_weights  # noqa: E402
 from training.losses import flow_loss  # noqa: E402
@@ -52,11 +52,13 @@ def _generator(seed: int = 0) -> Generator:
 
 
 def _estimator(name: str) -> nn.Module:
-    """A frozen estimator: the weights-free one, or FlowNet2-SD with random weights (and random biases,
-    for the same kink reason as the generator)."""
+    """A frozen estimator: the weights-free one, or FlowNet2-SD or RIFE's IFNet with random weights (and random
+    biases, for the same kink reason as the generator)."""
     torch.manual_seed(1)
     if name == "classical":
         return freeze(ClassicalFlow(), "cpu")
+    if name == "rife":
+        return freeze(IFNetFlow(), "cpu")  # PyTorch's default init draws the biases at random already
     net = FlowNet2SD()
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -86,7 +88,7 @@ def _flat_grad(loss: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, params)])
 
 
-@pytest.fixture(scope="module", params=["classical", "flownet2sd"])
+@pytest.fixture(scope="module", params=["classical", "flownet2sd", "rife"])
 def estimator(request):
     """Each test runs once per estimator kind."""
     return _estimator(request.param)

@@ -1,4 +1,4 @@
-"""Checkpoints from before the motion loss's units were fixed (README "Optical flow"): which ones are legacy,
+"""Checkpoints from before the motion loss's units were fixed (docs/method.md): which ones are legacy,
 and how their λ_op reads today. Dict-only: no training."""
 
 import pytest

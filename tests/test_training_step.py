@@ -177,7 +177,7 @@ def test_speed_flags_parse_bare_and_with_values():
 
 def test_generator_loss_is_the_weighted_sum_with_the_flow_term_in_pixels():
     """G's total is Σ λ·term with L_op exactly flow_loss of the classical estimator's pixel flow: no scale hides in
-    the step (a 1/400 once did; see README 'Optical flow')."""
+    the step (a 1/400 once did; see docs/method.md 'Units of the motion loss')."""
     from flownet import ClassicalFlow
     from training.step import generator_losses
 

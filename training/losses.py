@@ -47,7 +47,7 @@ def adversarial_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tens
 
 
 # Stored in checkpoints ("flownet" → "loss_units"): classical-flow files without it were trained when that flow was
-# scaled by 1/400 (README "Optical flow"); training/resume.py converts their λ_op so a resumed run keeps its loss.
+# scaled by 1/400 (docs/method.md); training/resume.py converts their λ_op so a resumed run keeps its loss.
 # Any other value of loss_units would be a future unit: never read as the legacy scale.
 FLOW_LOSS_UNITS = "pixels"
 

@@ -31,6 +31,7 @@ import torch
 
 from checkpoint import load_checkpoint, load_state_strict
 from config import FLAG_GROUPS, Config, build_config, config_from_namespace, runtime_defaults, validate
+from flownet import FLOW_CLASS_NAMES, resolve_flow_choice
 from training.step import Nets
 from utils import FFPError
 
@@ -112,7 +113,7 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
     ]
     changes += [
         f"{k}: {_show(getattr(written, k))} -> {_show(getattr(base, k))} (unchanged training: the "
-        f"checkpoint's classical-flow motion loss in today's pixel units; README 'Optical flow')"
+        f"checkpoint's classical-flow motion loss in today's pixel units; docs/method.md)"
         for k in ("lambda_op", "flownet")
         if k not in given and getattr(base, k) != getattr(written, k)
     ]
@@ -204,11 +205,25 @@ def resolve_start(args: argparse.Namespace) -> Start:
                     f"can be evaluated, or fine-tuned with --init_from)"
                 )
         cfg, changes = resume_config(args, state, str(path))
-        return Start(cfg, resume=state, source=str(path), changes=changes)
+        return Start(resolved_flow(cfg, state), resume=state, source=str(path), changes=changes)
     if args.init_from is not None:
         state = load_checkpoint(args.init_from)
-        return Start(init_config(args, state, args.init_from), init=state, source=args.init_from)
-    return Start(config_from_namespace(args))
+        return Start(resolved_flow(init_config(args, state, args.init_from)), init=state, source=args.init_from)
+    return Start(resolved_flow(config_from_namespace(args)))
+
+
+def resolved_flow(cfg: Config, resumed: dict | None = None) -> Config:
+    """`cfg` with --flownet auto replaced by the estimator it stands for, so that the saved config names it and a
+    later resume cannot switch estimators when weights files appear or go. A resumed run whose config says 'auto'
+    keeps the estimator its checkpoint recorded; a new run resolves it on this machine (flownet.resolve_flow_choice).
+    """
+    if cfg.flownet != "auto":
+        return cfg
+    recorded = (resumed or {}).get("flownet")
+    by_class = {cls: choice for choice, cls in FLOW_CLASS_NAMES.items()}
+    if isinstance(recorded, dict) and recorded.get("name") in by_class:
+        return replace(cfg, flownet=by_class[recorded["name"]])
+    return replace(cfg, flownet=resolve_flow_choice(cfg.flownet, cfg.flownet_ckpt))
 
 
 def check_same_data(start: Start, videos: list, lengths: list[int]) -> str:
@@ -259,8 +274,8 @@ def restore_run(start: Start, nets: Nets, schedulers: list) -> RunState:
 
 
 def legacy_flow_note(start: Start) -> list[str]:
-    """The start-up note for --init_from weights trained with the legacy 1/400 flow scale (README "Optical
-    flow"), or nothing."""
+    """The start-up note for --init_from weights trained with the legacy 1/400 flow scale (docs/method.md), or
+    nothing."""
     if not (start.init and trained_with_legacy_flow_scale(start.init)):
         return []
     return [

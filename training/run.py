@@ -18,7 +18,7 @@ from types import TracebackType
 import torch
 
 from checkpoint import save_checkpoint
-from config import CLASSICAL_LAMBDA_OP, DATASET_DEFAULTS, Config
+from config import CLASSICAL_LAMBDA_OP, DATASET_DEFAULTS, RIFE_LAMBDA_OP, Config
 from training.distributed import DistInfo
 from training.losses import FLOW_LOSS_UNITS
 from training.resume import RunState, Start, legacy_flow_note
@@ -297,13 +297,19 @@ def start_printout(
 
 
 def flow_weight_notes(cfg: Config, flow_name: str) -> list[str]:
-    """Start-up notes on λ_op: an estimator meeting the other one's weight (README "Optical flow")."""
+    """Start-up notes on λ_op: an estimator meeting the other one's weight (docs/method.md "The motion weight")."""
     notes = []
     if flow_name == "ClassicalFlow" and cfg.lambda_op > CLASSICAL_LAMBDA_OP:
         notes.append(
             f"note: λ_op {cfg.lambda_op} with the classical flow estimator: the official values were tuned "
             f"for FlowNet-SD; on Ped2 with this estimator λ_op 2 and 0.1 scored below {CLASSICAL_LAMBDA_OP} "
-            f"(the --preset cpu value; README 'Optical flow')"
+            f"(the --preset cpu value; docs/method.md 'The motion weight')"
+        )
+    if flow_name == "IFNetFlow" and cfg.lambda_op > 10 * RIFE_LAMBDA_OP:
+        notes.append(
+            f"note: λ_op {cfg.lambda_op} with RIFE's IFNet: the official values were tuned for FlowNet-SD; "
+            f"{RIFE_LAMBDA_OP} gives this estimator the motion-gradient strength the classical one has at "
+            f"{CLASSICAL_LAMBDA_OP} (docs/method.md)"
         )
     if flow_name == "FlowNet2SDFlow" and 0 < cfg.lambda_op <= CLASSICAL_LAMBDA_OP:
         notes.append(

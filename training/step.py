@@ -72,7 +72,7 @@ class Nets:
 
 # --channels_last auto, per device type. CUDA: cuDNN's tensor-core kernels are NHWC. CPU: oneDNN's NHWC
 # convolutions made the full training step ~18 % faster than NCHW at both benchmark sizes (64×96 and
-# 256×256, measured on the project's 2-core AVX-512 machine; bench/README.md). Other devices: off.
+# 256×256, measured on the project's 2-core AVX-512 machine; docs/performance.md). Other devices: off.
 CHANNELS_LAST_AUTO = {"cuda": True, "cpu": True}
 
 
