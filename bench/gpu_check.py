@@ -274,7 +274,8 @@ def ddp_flags(ctx: Context, out: Path, iters: int, save_every: int) -> list[str]
         *("--flownet", "classical", "--device", ctx.device.type, "--iters", str(iters)),
         *("--save_interval", str(save_every), "--val_interval", "1000000", "--log_interval", str(save_every)),
         *("--weights_dir", str(out / "weights"), "--log_dir", str(out / "runs"), "--num_workers", "0"),
-        *(("--threads", "1") if ctx.device.type == "cpu" else ()),
+        # pinned on the CPU: runs compared bit for bit (auto picks the thread count and times the memory format)
+        *(("--threads", "1", "--channels_last", "on") if ctx.device.type == "cpu" else ()),
     ]
 
 

@@ -159,7 +159,8 @@ def main() -> int:
         f"{cfg.height}×{cfg.width}, G {'-'.join(map(str, cfg.g_widths))}, D {'-'.join(map(str, cfg.d_widths))}, "
         f"batch {cfg.batch_size}, flow {cfg.flownet}, {'bf16' if cfg.amp else 'fp32'}"
     )
-    print(f"step: {size}; {torch.get_num_threads()} threads; wall {wall_ms:.0f} ms/step without the profiler\n")
+    print(f"step: {size}; {torch.get_num_threads()} threads; wall {wall_ms:.0f} ms/step without the profiler")
+    print(f"memory format: {nets.memory_format_note}\n")
     print("| phase | ms/step | share |\n|---|---|---|")
     for phase in PHASES:
         if phase in totals:

@@ -106,8 +106,9 @@ def tiny_args(
     val_interval: int = 100_000,
     cache: bool = False,
 ) -> list[str]:
-    """train.py flags: `--preset tiny` (32×48, g_widths 8,16,32, batch 2) on CPU with 2 threads, no flow, writing only
-    under `out` (w/, runs/, and cache/ with cache=True); no validation before the end unless `val_interval` says."""
+    """train.py flags: `--preset tiny` (32×48, g_widths 8,16,32, batch 2) on CPU with 2 threads and channels-last (both
+    pinned: they change the last bits), no flow, writing only under `out` (w/, runs/, and cache/ with cache=True); no
+    validation before the end unless `val_interval` says."""
     return [
         "--dataset",
         dataset,
@@ -130,6 +131,8 @@ def tiny_args(
         str(val_interval),
         "--threads",
         "2",  # fixed, not auto: runs compared bit for bit must use the same count (auto follows the machine's load)
+        "--channels_last",
+        "on",  # fixed, not auto: auto times both formats at the start, and the format changes the last bits
         *extra,
     ]
 

@@ -13,6 +13,7 @@ from flownet import FlowNet2SD, FlowNet2SDFlow
 from model import Discriminator, Generator, init_weights
 from train import parse_args
 from training import losses
+from training.nets import choose_memory_format
 from training.step import Nets, Precision, make_precision, split_clip, train_step, use_channels_last
 from utils import FFPError
 
@@ -173,6 +174,22 @@ def test_speed_flags_parse_bare_and_with_values():
     assert not use_channels_last(tiny_cfg(channels_last="off"), torch.device("cuda"))
     with pytest.raises(FFPError, match="--channels_last"):
         parse_args(["--channels_last", "maybe"])
+
+
+def test_channels_last_auto_times_both_formats_on_the_cpu_without_touching_the_run():
+    cfg = tiny_cfg()
+    nets = make_nets(cfg)
+    weights = copy.deepcopy(nets.g.state_dict())
+    rng = torch.get_rng_state()
+    memory_format, note = choose_memory_format(cfg, torch.device("cpu"), nets.g, nets.d)
+    assert memory_format in (torch.channels_last, torch.contiguous_format)
+    assert note.startswith("--channels_last auto: ") and "NCHW" in note and "channels-last" in note
+    assert torch.equal(torch.get_rng_state(), rng)  # the run's random stream is untouched
+    assert all(torch.equal(v, weights[k]) for k, v in nets.g.state_dict().items())
+    assert all(p.grad is None for p in nets.g.parameters())
+    assert use_channels_last(cfg, torch.device("cpu")) is None and use_channels_last(cfg, torch.device("cuda"))
+    fixed = choose_memory_format(tiny_cfg(channels_last="off"), torch.device("cpu"), nets.g, nets.d)
+    assert fixed == (torch.contiguous_format, "--channels_last off")
 
 
 def test_generator_loss_is_the_weighted_sum_with_the_flow_term_in_pixels():

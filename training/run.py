@@ -283,6 +283,7 @@ def start_printout(
         f"{flow_name}, {where}"
     ]
     lines += [f"resume: {change} (applied)" for change in start.changes]
+    lines += [f"memory format: {saver.nets.memory_format_note}"] if saver.nets.memory_format_note else []
     lines += flow_weight_notes(cfg, flow_name) + legacy_flow_note(start)
     lines += [f"warning: {problem} (trained on the frames that decoded)" for problem in windows.decode_problems()]
     lines += [f"labels: {note}" for note in files.notes.lines]

@@ -62,6 +62,7 @@ class Nets:
     d_sync: nn.Module | None = None
     precision: Precision = field(default_factory=Precision)
     memory_format: torch.memory_format = torch.contiguous_format
+    memory_format_note: str = ""  # how the format was chosen (--channels_last auto measures it on CPU), for the log
 
     def __post_init__(self):
         # `is None`, not `or`: a module defining __len__ (nn.Sequential) would be falsy when empty.
@@ -70,16 +71,18 @@ class Nets:
         self.d_sync = self.d_run if self.d_sync is None else self.d_sync
 
 
-# --channels_last auto, per device type. CUDA: cuDNN's tensor-core kernels are NHWC. CPU: oneDNN's NHWC
-# convolutions made the full training step ~18 % faster than NCHW at both benchmark sizes (64×96 and
-# 256×256, measured on the project's 2-core AVX-512 machine; docs/performance.md). Other devices: off.
-CHANNELS_LAST_AUTO = {"cuda": True, "cpu": True}
+# --channels_last auto on devices where it is not measured. CUDA: cuDNN's tensor-core kernels are NHWC. Other
+# devices: off. On the CPU the faster format depends on the instruction set and the network size (oneDNN's NHWC
+# step: ~18 % faster on an AVX-512 EPYC, ~15 % slower on an AVX2-only one at 256×256; docs/performance.md), so
+# training.nets.choose_memory_format times both there.
+CHANNELS_LAST_AUTO = {"cuda": True}
 
 
-def use_channels_last(cfg: Config, device: torch.device) -> bool:
-    """Whether G, D and their inputs use the channels-last (NHWC) memory format: --channels_last on/off/auto."""
+def use_channels_last(cfg: Config, device: torch.device) -> bool | None:
+    """Whether G, D and their inputs use the channels-last (NHWC) memory format: --channels_last on/off, or auto's
+    choice for `device`; None when auto is to be measured (the CPU)."""
     if cfg.channels_last == "auto":
-        return CHANNELS_LAST_AUTO.get(device.type, False)
+        return None if device.type == "cpu" else CHANNELS_LAST_AUTO.get(device.type, False)
     return cfg.channels_last == "on"
 
 
