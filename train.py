@@ -8,7 +8,7 @@
 Under torchrun --batch_size is per process (global batch N × batch_size); each rank trains on its own
 shard of every epoch's window order; rank 0 alone logs, validates and saves, and checkpoints hold the
 plain modules' weights, so they resume and evaluate in single- or multi-process runs alike.
-Speed: --channels_last (auto: on), --amp [--amp_dtype fp16] (bf16 autocast; fp16 + GradScaler on CUDA),
+Speed: --channels_last (auto: timed on the CPU), --amp [--amp_dtype fp16] (bf16 autocast; fp16 + GradScaler on CUDA),
 --compile (torch.compile of G and D), --threads; measurements in docs/performance.md.
 
 Writes weights/<dataset>_latest.pth every --save_interval steps and weights/<dataset>_best.pth at the best
@@ -74,7 +74,7 @@ from training.distributed import (
     shutdown_distributed,
     stop_agreed,
 )
-from training.nets import accelerate, build_nets, build_schedulers, flow_name
+from training.nets import accelerate, build_nets, build_schedulers, flow_name, with_measured_format
 from training.resume import RunState, Start, check_same_data, resolve_start, restore_run
 from training.run import Checkpointer, Due, NoOutputs, run_outputs, start_printout
 from training.step import Nets, Precision, make_precision, train_step
@@ -132,6 +132,7 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
     windows = TrainWindows(videos, cfg)  # decodes the training frames: every check runs before step 1
     fingerprint = check_same_data(start, videos, windows.store.lengths)
     nets = build_nets(cfg, device)
+    cfg = with_measured_format(cfg, nets, device)  # saved with the run: a resume keeps the format
     schedulers = build_schedulers(nets, cfg)
     run = restore_run(start, nets, schedulers)
     if info.enabled:  # per-rank random streams (e.g. DataLoader worker seeds); the data order is the sampler's

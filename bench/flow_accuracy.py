@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # runnable as `python bench/flow_accuracy.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from bench.flow_speed import timings_ms  # noqa: E402
+from bench.flow_speed import time_estimator  # noqa: E402
 from flownet import ClassicalFlow, load_ifnet  # noqa: E402
 from flownet.estimator import freeze  # noqa: E402
 from utils import atomic_write_text  # noqa: E402
@@ -41,19 +40,17 @@ RIFE_VARIANTS = {  # name: (scales, timestep)
     "rife 4/2/1/0.5 t=0.5": ((4.0, 2.0, 1.0, 0.5), 0.5),
     "rife 4/2/1/0.5 t=0.25": ((4.0, 2.0, 1.0, 0.5), 0.25),
 }
+SHARED = ROOT.parent / "shared" / "data"
 UPSAMPLE = 4
 MARGIN = 16
 TEXTURED = 0.2
 BATCH = 4
 
 
-def default_frame() -> Path:
-    """Ped2 Test001 frame 101 under data/ (or the project machines' shared copy)."""
-    for root in (ROOT / "data", ROOT.parent / "shared" / "data"):
-        path = root / "ped2" / "testing" / "frames" / "01" / "100.jpg"
-        if path.is_file():
-            return path
-    raise SystemExit("error: no Ped2 frame under data/ped2/testing/frames/01/100.jpg; pass --frame PATH")
+def ped2_frame() -> Path | None:
+    """Ped2 Test001 frame 101 under data/ (or the project machines' shared copy), None when neither has it."""
+    candidates = [root / "ped2" / "testing" / "frames" / "01" / "100.jpg" for root in (ROOT / "data", SHARED)]
+    return next((path for path in candidates if path.is_file()), None)
 
 
 def shifted_pair(image: np.ndarray, shift: tuple[float, float], size: tuple[int, int]) -> tuple[torch.Tensor, ...]:
@@ -92,20 +89,8 @@ def end_point_error(estimator: torch.nn.Module, pair: tuple[torch.Tensor, ...], 
 
 def time_per_pair(estimator: torch.nn.Module, size: tuple[int, int], reps: int) -> dict[str, float]:
     """Median ms per pair at batch BATCH: forward without grad, and forward + backward into frame b."""
-    frame_a = torch.rand(BATCH, 3, *size) * 2 - 1
-    frame_b = (torch.rand(BATCH, 3, *size) * 2 - 1).requires_grad_(True)
-
-    def forward():
-        with torch.no_grad():
-            estimator(frame_a, frame_b)
-
-    def forward_backward():
-        estimator(frame_a, frame_b).abs().mean().backward()
-
-    return {
-        "forward_ms": statistics.median(timings_ms(forward, reps)) / BATCH,
-        "forward_backward_ms": statistics.median(timings_ms(forward_backward, reps)) / BATCH,
-    }
+    timing = time_estimator(estimator, BATCH, size, reps)
+    return {f"{mode}_ms": timing[mode]["median_ms"] for mode in ("forward", "forward_backward")}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -118,7 +103,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().with_suffix(".json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    frame = args.frame or default_frame()
+    frame = args.frame or ped2_frame()
+    if frame is None:
+        parser.error("no Ped2 frame under data/ped2/testing/frames/01/100.jpg: pass --frame PATH")
     image = cv2.cvtColor(cv2.imread(str(frame)), cv2.COLOR_BGR2RGB)
     size = (args.height, args.width)
     estimators = {"classical": freeze(ClassicalFlow(), "cpu")}

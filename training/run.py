@@ -82,7 +82,12 @@ class Checkpointer:
             "config": self.cfg.to_dict(),
             "rng": {"torch": torch.get_rng_state()},
             "history": run.history,
-            "flownet": {"name": self.flow_name, "checkpoint": self.cfg.flownet_ckpt, "loss_units": FLOW_LOSS_UNITS},
+            "flownet": {
+                "name": self.flow_name,
+                "checkpoint": self.cfg.flownet_ckpt,
+                "loss_units": FLOW_LOSS_UNITS,
+                **getattr(self.nets.flow, "describe", dict)(),  # what else defines its output (IFNet: scales, …)
+            },
             "selected_with_test_labels": kind == "best",
             "data_fingerprint": self.fingerprint,
             # wall-clock seconds of all sessions of this run so far (setup, validation and saves included)

@@ -73,7 +73,7 @@ class Nets:
 
 # --channels_last auto on devices where it is not measured. CUDA: cuDNN's tensor-core kernels are NHWC. Other
 # devices: off. On the CPU the faster format depends on the instruction set and the network size (oneDNN's NHWC
-# step: ~18 % faster on an AVX-512 EPYC, ~15 % slower on an AVX2-only one at 256×256; docs/performance.md), so
+# step was faster on an AVX-512 EPYC and slower on an AVX2-only one; docs/performance.md), so
 # training.nets.choose_memory_format times both there.
 CHANNELS_LAST_AUTO = {"cuda": True}
 
