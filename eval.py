@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     trained = info.trained
     if cfg.dataset != trained.dataset:
         print(f"note: evaluating on dataset {cfg.dataset} a model trained on {trained.dataset} ({ckpt_path})")
-    files = prepare_dataset(cfg)
+    files = prepare_dataset(cfg, split="test")  # training videos are not needed
     if not files.test:
         raise FFPError(
             f"dataset {cfg.dataset} in {files.root} has no test videos (expected them next to the training "

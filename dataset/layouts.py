@@ -205,10 +205,12 @@ def dataset_dirs(root: Path, name: str) -> list[Path]:
     return list(dict.fromkeys([root / name, root / f"UCSD{name}", root / f"UCSD{name.capitalize()}", root]))
 
 
-def find_dataset(root: str | Path, name: str, with_labels: bool = True) -> DatasetFiles:
+def find_dataset(root: str | Path, name: str, with_labels: bool = True, split: str = "train") -> DatasetFiles:
     """Locate dataset `name` under `root`, list its videos and (with_labels) attach its test videos' pixel masks and
     frame labels, read and checked now (see `Layout`).
 
+    split: the split the command needs, 'train' (training: the first layout whose training split holds videos) or
+    'test' (evaluation: the first whose test split does; its training split may be missing or empty).
     Raises FFPError naming the folders looked in when nothing matches, and for any bad label or mask.
     """
     root = Path(root)
@@ -217,48 +219,50 @@ def find_dataset(root: str | Path, name: str, with_labels: bool = True) -> Datas
     candidates = dataset_dirs(root, name)
     for dsdir in candidates:
         for layout in LAYOUTS:
-            files = _videos_in(dsdir, layout, name)
+            files = _videos_in(dsdir, layout, name, split)
             if files is None:
                 continue
             if with_labels and files.test:
                 attach_masks(files.root, files.test, layout.masks)
                 attach_labels(files, layout.labels)
             return files
-    raise _not_found(root, name, candidates)
+    raise _not_found(root, name, candidates, split)
 
 
-def _videos_in(dsdir: Path, layout: Layout, name: str) -> DatasetFiles | None:
-    """The videos of `dsdir` read as `layout`, or None when its training split is missing or holds no videos."""
-    train_dir, test_dir = dsdir / layout.train, dsdir / layout.test
-    if not train_dir.is_dir():
+def _videos_in(dsdir: Path, layout: Layout, name: str, split: str) -> DatasetFiles | None:
+    """The videos of `dsdir` read as `layout`, or None when its `split` ('train' or 'test') is missing or holds no
+    videos (the other split is listed when present, and may be empty)."""
+    dirs = {"train": dsdir / layout.train, "test": dsdir / layout.test}
+    if not dirs[split].is_dir():
         return None
-    train = split_videos(train_dir)
-    if not train:
+    videos = {s: split_videos(d) if d.is_dir() else [] for s, d in dirs.items()}
+    if not videos[split]:
         return None
-    test = split_videos(test_dir) if test_dir.is_dir() else []
-    return DatasetFiles(name, dsdir, layout.name, train, test)
+    return DatasetFiles(name, dsdir, layout.name, videos["train"], videos["test"])
 
 
-def _looked_in() -> str:
-    """Where training videos are looked for, from LAYOUTS grouped by their first folder:
+def _looked_in(split: str) -> str:
+    """Where a split's videos are looked for, from LAYOUTS grouped by their first folder, e.g. for 'train':
     '<dir>/training[/frames|/videos]/, <dir>/training_videos/ or <dir>/Train/'."""
     groups: dict[str, list[str]] = {}
     for layout in LAYOUTS:
-        first, *rest = layout.train.split("/")
-        groups.setdefault(first, []).extend(["/" + "/".join(rest)] if rest else [])
+        first, *rest = (layout.train if split == "train" else layout.test).split("/")
+        subs = groups.setdefault(first, [])
+        subs += [] if not rest or "/" + "/".join(rest) in subs else ["/" + "/".join(rest)]
     texts = [f"<dir>/{first}" + (f"[{'|'.join(subs)}]" if subs else "") + "/" for first, subs in groups.items()]
     return " or ".join(texts) if len(texts) < 2 else f"{', '.join(texts[:-1])} or {texts[-1]}"
 
 
-def _not_found(root: Path, name: str, candidates: list[Path]) -> FFPError:
-    """The error for a dataset whose training videos were found in none of `candidates`."""
+def _not_found(root: Path, name: str, candidates: list[Path], split: str) -> FFPError:
+    """The error for a dataset whose `split` videos were found in none of `candidates`."""
+    folder, what = ("training", "training") if split == "train" else ("testing", "test")
     if name not in BENCHMARKS:
         return FFPError(
             f"dataset {name!r} is not a built-in benchmark ({', '.join(BENCHMARKS)}), so it is read as "
-            f"your own data from {root / name}/training/ (a folder of video files or frame folders), "
-            f"which {'holds no videos' if (root / name / 'training').is_dir() else 'does not exist'}"
+            f"your own data from {root / name}/{folder}/ (a folder of video files or frame folders), "
+            f"which {'holds no videos' if (root / name / folder).is_dir() else 'does not exist'}"
         )
     return FFPError(
-        f"dataset {name!r} not found under {root}: looked for training videos (frame folders or "
-        f"video files) in {_looked_in()} with <dir> one of {', '.join(map(str, candidates))}"
+        f"dataset {name!r} not found under {root}: looked for {what} videos (frame folders or "
+        f"video files) in {_looked_in(split)} with <dir> one of {', '.join(map(str, candidates))}"
     )

@@ -44,9 +44,12 @@ def training_videos(files: DatasetFiles, cfg: Config) -> list[Video]:
     return [v.head(frame_number(cfg.train_until, v, "--train_until")) for v in files.train]
 
 
-def prepare_dataset(cfg: Config) -> DatasetFiles:
+def prepare_dataset(cfg: Config, split: str = "train") -> DatasetFiles:
     """Find the configured dataset (generating the synthetic one on first use, into <data_root>/synthetic only),
     read and check its labels, and check every test video and training frame folder holds one window.
+
+    split: the split the command needs ('train' for training, 'test' for evaluation, which works from a download of
+    the test videos alone); see `layouts.find_dataset`.
 
     Training video FILES are counted when they are decoded (TrainWindows), still before any training step.
     FFPError for a dataset not found, a bad label or mask, or a video shorter than one window.
@@ -55,7 +58,7 @@ def prepare_dataset(cfg: Config) -> DatasetFiles:
         from synthetic import ensure_synthetic
 
         ensure_synthetic(cfg.data_root, seed=0)
-    files = find_dataset(cfg.data_root, cfg.dataset)
+    files = find_dataset(cfg.data_root, cfg.dataset, split=split)
     window = cfg.in_frames + 1
     check_lengths([v for v in files.train if isinstance(v.source, FrameFolder)] + files.test, window, cfg.in_frames)
     return files

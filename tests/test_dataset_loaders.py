@@ -2,6 +2,8 @@
 mixed sizes, bit depths, and damaged or empty image files."""
 
 import dataclasses
+import shutil
+from pathlib import Path
 
 import cv2
 import fake_layouts as fl
@@ -84,6 +86,44 @@ def test_missing_root_and_unknown_layout(tmp_path):
     (tmp_path / "ped2" / "something").mkdir(parents=True)
     with pytest.raises(FFPError, match="not found under .*looked for"):
         find_dataset(tmp_path, "ped2")
+
+
+@pytest.mark.parametrize(
+    "writer,name",
+    [
+        (fl.write_ped2_layout, "ped2"),
+        (fl.write_shanghaitech_layout, "shanghaitech"),
+        (fl.write_avenue_layout, "avenue"),
+        (fl.write_ucsd_original_layout, "ped2"),
+    ],
+)
+@pytest.mark.parametrize("training", ["missing", "empty"])
+def test_the_test_split_alone_is_found_for_evaluation(tmp_path, writer, name, training):
+    """A download of the test videos and labels alone: evaluation finds them with their labels; training refuses,
+    naming the training folders it looked in."""
+    written = writer(tmp_path)
+    assert written["train_videos"]  # the writer did write training videos
+    train_root = next(
+        p for p in Path(written["dataset_dir"]).iterdir() if p.name in ("training", "training_videos", "Train")
+    )
+    shutil.rmtree(train_root)
+    if training == "empty":
+        train_root.mkdir()
+    files = find_dataset(tmp_path, name, split="test")
+    assert files.train == []
+    assert {v.name: len(v) for v in files.test} == written["test_videos"]
+    for v in files.test:
+        np.testing.assert_array_equal(v.labels, written["labels"][v.name])
+    with pytest.raises(FFPError, match="looked for training videos"):
+        find_dataset(tmp_path, name)
+
+
+def test_missing_test_split_names_the_test_folders(tmp_path):
+    written = fl.write_ped2_layout(tmp_path)
+    shutil.rmtree(Path(written["dataset_dir"]) / "testing")
+    with pytest.raises(FFPError, match=r"looked for test videos .*<dir>/testing\[/frames\]/"):
+        find_dataset(tmp_path, "ped2", split="test")
+    assert find_dataset(tmp_path, "ped2").test == []  # training still finds its split
 
 
 def test_missing_labels_leave_the_test_videos_unlabelled(tmp_path):

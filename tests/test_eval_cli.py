@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -300,3 +301,19 @@ def test_eval_notes_videos_without_spread(tmp_path, capsys):
     assert "01" in (report / "index.html").read_text().split("PSNR span below")[1][:300]
     scores = [line.split(",") for line in (report / "scores.csv").read_text().splitlines()[1:]]
     assert {float(s[3]) for s in scores if s[0] == "01"} == {0.0}
+
+
+@pytest.mark.parametrize("training", ["missing", "empty"])
+def test_eval_needs_only_the_test_split(tmp_path, capsys, training):
+    """Checking a model on a download of the test videos and labels alone: evaluation never reads training data."""
+    info = fl.write_ped2_layout(tmp_path / "data", n_test=2, n_frames=30)
+    train = info["dataset_dir"] / "training"
+    shutil.rmtree(train)
+    if training == "empty":
+        train.mkdir()
+    ckpt = save_random_checkpoint(tmp_path / "c.pth")
+    assert eval_cli(ckpt, tmp_path / "data", tmp_path / "res", "--dataset", "ped2", "--no_pixel_auroc") == 0
+    out = capsys.readouterr().out
+    assert "micro-AUC:" in out and "not found" not in out
+    metrics = json.loads((tmp_path / "res" / "ped2_c" / "metrics.json").read_text())
+    assert 0.0 <= metrics["micro_auc"] <= 1.0
