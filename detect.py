@@ -207,7 +207,7 @@ import csv
 import sys
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -216,7 +216,7 @@ from cli import StopRequest, raise_for_signal
 from config import FOLDER_FPS, STATS_WINDOWS, Config
 from dataset import FrameFolder, Video, VideoFile, frame_number, open_source
 from dataset.live import LIVE_SAME_RATE, LiveReader, RetryPolicy
-from dataset.resample import at_model_rate, needs_resampling, rate_note, video_fps
+from dataset.resample import Continuity, at_model_rate, continuity, holes_note, needs_resampling, rate_note, video_fps
 from evaluation.detect_report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
 from evaluation.pages import LiveResult, StagedResult, file_stems
 from evaluation.runtime import ModelInfo, Predictor, warm_up
@@ -241,6 +241,10 @@ class Input:
     def batches(self, predictor: Predictor, cfg: Config, batch_size: int):
         """The input's frame batches (those `predictor` reads), resampled to the model's rate when it is faster."""
         return at_model_rate(predictor.batches(self.video, cfg, batch_size), self.video, self.model_fps, self.fps)
+
+    def continuity(self) -> Continuity:
+        """Where the stream of `batches` breaks (no window spans a break: those targets are not scored)."""
+        return continuity(self.video, self.model_fps, self.fps)
 
 
 def open_input(path: Path, args: argparse.Namespace) -> Input:
@@ -354,20 +358,21 @@ class Scored:
     frames_read: int
     interrupted: int = 0  # the signal that stopped it, 0 if it ran to the end
     report: dict | None = None  # decode report of a video file (gaps, early end)
+    holes: list = field(default_factory=list)  # breaks in the stream (Continuity.holes): the frames after unscored
 
 
 def score_pass(
     predictor: Predictor,
     batches,
-    start: int,
+    inp: Input,
     norm: Normaliser,
     threshold: float,
     csv_path: Path | None,
     vmax: VmaxEstimator | None = None,
     stop: StopRequest | None = None,
 ) -> Scored:
-    """One pass over a batch stream (`predictor.batches`: FrameBatches or ArrayBatches): PSNR of every scored frame
-    (number >= start, after the first window).
+    """One pass over a batch stream of `inp` (`inp.batches`): PSNR of every scored frame (number >= inp.start, whose
+    window spans no break: `Input.continuity`).
 
     csv_path (stream mode): scores.csv rows are appended and flushed batch by batch. vmax: offered every batch's
     error maps (for the heatmap scale). stop: checked after every batch; a signal ends the pass early with
@@ -375,10 +380,11 @@ def score_pass(
     frame number), whatever the length.
     """
     psnr_parts, number_parts = [], []
+    rule = inp.continuity()
     with _csv_rows(csv_path) as rows:
         for pred in predictor.stream(batches):
             numbers = np.asarray(batches.numbers[pred.first_index : pred.first_index + len(pred.psnr)], dtype=np.int64)
-            keep = numbers >= start
+            keep = (numbers >= inp.start) & rule.scorable(batches, pred.first_index, len(numbers), predictor.in_frames)
             psnr = pred.psnr[keep]
             if psnr.size:
                 psnr_parts.append(psnr)
@@ -396,6 +402,7 @@ def score_pass(
         len(batches.numbers),
         stop.signum if stop is not None else 0,
         report,
+        rule.holes(batches),
     )
 
 
@@ -534,7 +541,7 @@ def _score_and_report(
     scored = score_pass(
         predictor,
         inp.batches(predictor, cfg, batch_size),
-        inp.start,
+        inp,
         norm,
         threshold,
         out / "scores.csv" if streamed else None,
@@ -555,6 +562,7 @@ def _score_and_report(
         )
     scores = norm.final(scored.psnr)
     notes = [] if streamed else [n for n in [flat_videos_note({inp.video.name: scored.psnr})] if n]
+    notes += [n for n in [holes_note(scored.holes, cfg.in_frames, str(inp.video.source.path))] if n]
     problems = (scored.report or {}).get("problems", [])
     video = None
     if save_video and len(scored.psnr) and not scored.interrupted:

@@ -68,7 +68,7 @@ import numpy as np
 
 from config import FOLDER_FPS, Config
 from dataset import Video, labels_by_number, prepare_dataset, scored_labels
-from dataset.resample import at_model_rate, rate_note, video_fps
+from dataset.resample import at_model_rate, continuity, holes_note, rate_note, video_fps
 from evaluation.metrics import (
     PixelAUROC,
     aligned_videos,
@@ -98,33 +98,36 @@ def predict_video(
     pixels: PixelAUROC | None,
     keep: bool,
     model_fps: float | None = None,
-) -> tuple[np.ndarray, np.ndarray, tuple | None]:
-    """One test video: PSNR of frames in_frames.. (float32 (N,)), their frame numbers in the source ((N,) int64),
-    and with `keep` its (frames, error maps).
+) -> tuple[np.ndarray, np.ndarray, tuple | None, list]:
+    """One test video: PSNR of its scored frames (float32 (N,)), their frame numbers in the source ((N,) int64),
+    with `keep` its (frames, error maps), and its breaks (`Continuity.holes`).
 
-    pixels: when given, every batch's error maps and the matching masks are added to it. keep: also
-    return the targets N×H×W×3 uint8 and error maps N×H×W float16 (for the heatmap video).
-    Error maps are computed only when `pixels` or `keep` needs them. model_fps: the training footage's frame rate;
-    a faster video is resampled to it (its kept frames keep their numbers, so labels still pair by number).
+    Scored are the frames after the first in_frames whose window spans no break (a gap in the frame numbers or a
+    hole in time: `dataset.resample.Continuity`). pixels: when given, every batch's error maps and the matching masks
+    are added to it. keep: also return the targets N×H×W×3 uint8 and error maps N×H×W float16 (for the heatmap
+    video). Error maps are computed only when `pixels` or `keep` needs them. model_fps: the training footage's frame
+    rate; a faster video is resampled to it (its kept frames keep their numbers, so labels still pair by number).
     """
-    psnr, frames, maps = [], [], []
+    psnr, numbers, frames, maps = [], [], [], []
     batches = at_model_rate(predictor.batches(video, cfg, cfg.eval_batch_size), video, model_fps)
+    rule = continuity(video, model_fps)
     for pred in predictor.stream(batches):
-        psnr.append(pred.psnr)
+        ok = rule.scorable(batches, pred.first_index, len(pred.psnr), cfg.in_frames)
+        psnr.append(pred.psnr[ok])
+        numbers.append(np.asarray(batches.numbers[pred.first_index : pred.first_index + len(ok)], np.int64)[ok])
         if pixels is None and not keep:
             continue
-        err = pred.error_maps()
+        err = pred.error_maps()[ok]
         if pixels is not None:  # masks are per frame number, like labels
-            numbers = batches.numbers[pred.first_index : pred.first_index + len(err)]
-            pixels.add(err, np.stack([video.masks.read(n, tuple(err.shape[-2:])) for n in numbers]))
+            pixels.add(err, np.stack([video.masks.read(n, tuple(err.shape[-2:])) for n in numbers[-1]]))
         if keep:
-            frames.append(pred.target_images())
+            frames.append(pred.target_images()[ok])
             maps.append(err.astype(np.float16))
-    numbers = np.asarray(batches.numbers[cfg.in_frames :], dtype=np.int64)
+    holes = rule.holes(batches)
     if not psnr:  # shorter than one window: nothing to score
-        return np.zeros(0, dtype=np.float32), numbers, None
+        return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64), None, holes
     kept = (np.concatenate(frames), np.concatenate(maps)) if keep else None
-    return np.concatenate(psnr).astype(np.float32), numbers, kept
+    return np.concatenate(psnr).astype(np.float32), np.concatenate(numbers), kept, holes
 
 
 def write_heatmap_video(
@@ -171,7 +174,7 @@ def evaluate(
     save_video: bool = False,
     smooth_sigma: float = 0.0,
     model_fps: float | None = None,
-) -> tuple[dict, dict, dict, dict]:
+) -> tuple[dict, dict, dict, dict, list[str]]:
     """Predict every test video (writing heatmap videos into out/videos with `save_video`); test videos faster
     than `model_fps` (the training footage's frame rate) are resampled to it.
 
@@ -180,18 +183,19 @@ def evaluate(
     pixel_auroc: score pixel AUROC when every test video has masks (--no_pixel_auroc turns it off);
     smooth_sigma: --smooth_sigma, in frames, for the heatmap videos' score curves.
     Returns ({video: PSNR (N_v,)}, {video: frame numbers (N_v,)}, pixel-AUROC metrics entries,
-    {video: mp4 path relative to out}).
+    {video: mp4 path relative to out}, a note per video with breaks whose next frames were not scored).
     """
     has_masks = bool(files.test) and all(v.masks is not None for v in files.test)
     pixels = PixelAUROC(PIXEL_SAMPLES, PIXEL_SEED) if has_masks and pixel_auroc else None
     reason = "--no_pixel_auroc" if has_masks else "the test videos have no pixel masks"
     stems = file_stems(v.name for v in files.test)
-    psnr, numbers, links = {}, {}, {}
+    psnr, numbers, links, notes = {}, {}, {}, []
     progress = Progress(len(files.test), "test videos", unit="video", min_interval_s=5)
     for video in files.test:
-        psnr[video.name], numbers[video.name], kept = predict_video(
+        psnr[video.name], numbers[video.name], kept, holes = predict_video(
             predictor, video, cfg, pixels, save_video, model_fps
         )
+        notes += [n for n in [holes_note(holes, cfg.in_frames, f"test video {video.name}")] if n]
         if labels is not None:
             labels[video.name] = labels_by_number(video, numbers[video.name])
         if kept is not None:
@@ -205,7 +209,7 @@ def evaluate(
             )
         progress.update()
     progress.close()
-    return psnr, numbers, pixel_metrics(pixels, (cfg.height, cfg.width), cfg.in_frames, reason), links
+    return psnr, numbers, pixel_metrics(pixels, (cfg.height, cfg.width), cfg.in_frames, reason), links, notes
 
 
 def numbering_notes(files) -> list[str]:
@@ -303,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     with StagedResult(args.out_dir, f"{cfg.dataset}_{ckpt_path.stem}", args.overwrite) as stage:
         labels = None if skipped else scored_labels(files.test, cfg.in_frames)
-        psnr, numbers, pixel, links = evaluate(
+        psnr, numbers, pixel, links, breaks = evaluate(
             predictor,
             files,
             labels,
@@ -315,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             fps,
         )
         flat = flat_videos_note(psnr)
-        notes = ([flat] if flat else []) + numbering + [f"labels: {n}" for n in files.notes.lines]
+        notes = ([flat] if flat else []) + numbering + breaks + [f"labels: {n}" for n in files.notes.lines]
         metrics = None if skipped else {**compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma), **pixel}
         examples = [] if skipped else worst_examples(predictor, files, psnr, labels, numbers, cfg, args.smooth_sigma)
         meta = {
@@ -344,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
             examples=examples,
             history=(info.state or {}).get("history") or [],
         )
-    if flat:
-        print(f"note: {flat}")
+    for note in ([flat] if flat else []) + breaks:
+        print(f"note: {note}")
     n_frames = sum(len(p) for p in psnr.values())
     if skipped:
         print(f"no AUC: {skipped}")

@@ -94,14 +94,27 @@ class ReaderStats:
     first_arrival: float = 0.0  # time.monotonic() of the first frame
     connects: int = 0
     outages: list[tuple[float, float]] = field(default_factory=list)
-    times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=RATE_FRAMES))
+    # steps (s) between the last RATE_FRAMES measured frames of one connection: an outage is never a step
+    steps: collections.deque = field(default_factory=lambda: collections.deque(maxlen=RATE_FRAMES - 1))
+    last_measured: float | None = None  # the time of the last measured frame of this connection
+
+    def new_connection(self) -> None:
+        """A (re)connection: its first measured frame does not follow the last one before it."""
+        self.last_measured = None
+
+    def measure(self, t: float) -> None:
+        """Measure the frame at `t` seconds (after its connection's first RATE_SETTLE_S)."""
+        if self.last_measured is not None:
+            self.steps.append(t - self.last_measured)
+        self.last_measured = t
 
     def source_fps(self) -> float | None:
-        """Frames per second of the source over its last RATE_FRAMES measured frames (frames / the time they span);
-        None before RATE_MIN_FRAMES of them."""
-        if len(self.times) < RATE_MIN_FRAMES or self.times[-1] <= self.times[0]:
+        """Frames per second of the source over its last RATE_FRAMES measured frames (steps / the time they span,
+        outages left out); None before RATE_MIN_FRAMES of them."""
+        span = sum(self.steps)
+        if len(self.steps) < RATE_MIN_FRAMES - 1 or span <= 0:
             return None
-        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+        return len(self.steps) / span
 
 
 class FrameClock:
@@ -226,6 +239,12 @@ class LiveReader:
         self._thread.join(timeout=READ_TIMEOUT_S + 1.0)
 
     def _read_all(self) -> None:
+        # FFmpeg's read timeouts come as OpenCV warnings ("Stream timeout triggered"); the reader says what happened
+        # itself (a stall, a reconnect), in its own words.
+        with opencv_log_at_most(cv2.utils.logging.LOG_LEVEL_ERROR):
+            self._read_connections()
+
+    def _read_connections(self) -> None:
         resampler, clock, last_kept = Resampler(self.fps), FrameClock(), None
         try:
             while not self._stop.is_set():
@@ -234,6 +253,7 @@ class LiveReader:
                     return
                 clock.new_session()
                 session_start = time.monotonic()
+                self.stats.new_connection()
                 try:
                     while not self._stop.is_set():
                         ok, bgr = capture.read()
@@ -244,7 +264,7 @@ class LiveReader:
                         if not self.stats.delivered:
                             self.stats.first_arrival = now
                         if now - session_start >= RATE_SETTLE_S:
-                            self.stats.times.append(t)
+                            self.stats.measure(t)
                         number = self.stats.delivered
                         self.stats.delivered += 1
                         if resampler.keep(t) or not self._faster_than_model():

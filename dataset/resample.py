@@ -1,15 +1,23 @@
-"""Frame rate: a source's frames resampled to the model's rate by their timestamps.
+"""Frame rate and continuity: a source's frames resampled to the model's rate by their timestamps, and the rule
+that keeps a window from spanning a break in them.
 
 The method predicts frame t+1 from frames t-3..t, so the motion between two input frames is part of what the
 model learned: a model trained on 10 fps footage scores a 25 fps camera as if everything moved 2.5× slower.
 Sources at another rate are therefore resampled to the training footage's rate (`Resampler`); checkpoints record
 that rate (`footage_fps`; train.py stores it as state['fps']).
+
+For the same reason a window never spans a break (`Continuity`): a missing frame number (a folder's missing file,
+a file's damaged frames) or a hole in time (a recorder that dropped frames). The frames whose history lies across a
+break are not scored, like a video's first in_frames frames. Live sources apply the rule as they stream
+(`dataset.live`).
 """
 
 from __future__ import annotations
 
 import array
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,6 +32,10 @@ from .sources import FrameFolder, VideoFile
 DOCUMENTED_FPS = {"ped1": 10.0, "ped2": 10.0}
 SYNTHETIC_FPS = 10.0  # the embedded synthetic dataset is generated as 10 fps footage (synthetic.py)
 SAME_RATE = 0.02  # rates within 2 % of each other are the same rate: no resampling
+# In a file, a step between two frames longer than this many frame periods (of the slower of the model's rate and the
+# file's stated rate) is a hole in time. Above 2 so that one late frame and a variable-rate file's stretches at half
+# its average rate (a phone in low light) stay continuous; a recorder that dropped frames for a second is a hole.
+HOLE_PERIODS = 2.0
 
 
 class Resampler:
@@ -157,3 +169,68 @@ def at_model_rate(batches, video: Video, model_fps: float | None, source_fps: fl
         # A folder's stream times are frame number / FOLDER_FPS, not its rate (--fps): count from its numbers.
         return ResampledBatches(batches, fps, model_fps, timestamps=isinstance(video.source, VideoFile))
     return batches
+
+
+@dataclass(frozen=True)
+class Continuity:
+    """Where a stream of one video's frames breaks, so that no window spans the break.
+
+    max_step_s: the longest step in time (s) between two frames of one window (`HOLE_PERIODS` frame periods);
+    by_number: frame numbers must also follow each other (false for a stream resampled to the model's rate, whose
+    kept frames skip numbers by design).
+    """
+
+    max_step_s: float = math.inf
+    by_number: bool = True
+
+    def breaks(self, numbers, seconds) -> np.ndarray:
+        """(N,) bool for N frames (frame numbers (N,) int, times (N,) float s): True at i when frame i does not follow
+        frame i-1 (a number skipped, or a step longer than max_step_s); index 0 is False."""
+        numbers, seconds = np.asarray(numbers, dtype=np.int64), np.asarray(seconds, dtype=np.float64)
+        broken = np.zeros(len(numbers), dtype=bool)
+        if len(numbers) > 1:
+            broken[1:] = np.diff(seconds) > self.max_step_s
+            if self.by_number:
+                broken[1:] |= np.diff(numbers) != 1
+        return broken
+
+    def scorable(self, batches, first: int, count: int, in_frames: int) -> np.ndarray:
+        """(count,) bool: whether the targets at stream positions first..first+count-1 (first ≥ in_frames) have a
+        window without a break, from `batches.numbers` and `batches.seconds` (the frames streamed so far)."""
+        low = first - in_frames
+        broken = self.breaks(batches.numbers[low : first + count], batches.seconds[low : first + count])
+        within = np.concatenate([[0], np.cumsum(broken)])  # breaks among positions low..p, per p
+        ends = np.arange(in_frames, in_frames + count)  # each target, as an offset from low
+        return within[ends + 1] - within[ends + 1 - in_frames] == 0
+
+    def holes(self, batches) -> list[tuple[int, int, float]]:
+        """(number before, number after, seconds between) of every break of the frames streamed so far."""
+        numbers, seconds = np.asarray(batches.numbers), np.asarray(batches.seconds)
+        return [
+            (int(numbers[i - 1]), int(numbers[i]), float(seconds[i] - seconds[i - 1]))
+            for i in np.flatnonzero(self.breaks(numbers, seconds))
+        ]
+
+
+def continuity(video: Video, model_fps: float | None, source_fps: float | None = None) -> Continuity:
+    """The Continuity of `video`'s stream as `at_model_rate` serves it: frame numbers must follow each other unless
+    the stream is resampled; a video file's (or a resampled stream's) timestamps must not step more than
+    HOLE_PERIODS periods of the slower of `model_fps` and its rate (`video_fps`: `source_fps`, else the file's).
+    A folder that is not resampled has no times of its own (its frame numbers are its timeline)."""
+    fps = video_fps(video, source_fps)
+    resampled = needs_resampling(fps, model_fps)
+    if not resampled and not isinstance(video.source, VideoFile):
+        return Continuity()
+    slowest = min(f for f in (fps, model_fps) if f)
+    return Continuity(HOLE_PERIODS / slowest, by_number=not resampled)
+
+
+def holes_note(holes: list[tuple[int, int, float]], in_frames: int, where: str) -> str | None:
+    """The one line said about the breaks of `where` (None without any): how many, the first few, what was done."""
+    if not holes:
+        return None
+    shown = ", ".join(f"{a}→{b} ({s:.2f} s)" for a, b, s in holes[:3]) + (" …" if len(holes) > 3 else "")
+    return (
+        f"{where}: {len(holes)} break(s) in its frames (missing frame numbers or a hole in time: {shown}); the "
+        f"{in_frames} frames after each break are not scored, as their window would span it"
+    )

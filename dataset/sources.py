@@ -648,9 +648,17 @@ class _Numbering:
             self.last = placed
             return placed
         self.last += 1
-        if self.damaged or placed is not None:  # decode order after damage, or a place already taken: a guess
+        # Decode order after damage, or a place already taken by another timestamp, is a guess; an intact stream
+        # that repeats a timestamp (some recorders do) keeps its exact decode order.
+        if self.damaged or (placed is not None and not self._repeated(pts)):
             self._doubt(self.last)
         return self.last
+
+    def _repeated(self, pts: int | None) -> bool:
+        """Whether timestamp `pts` came with more than one packet read so far (no index: ranks from the timeline)."""
+        if pts is None or self.slots is not None:
+            return False
+        return bisect.bisect_right(self.timeline, pts) - bisect.bisect_left(self.timeline, pts) > 1
 
     def _after_loss(self, pts: int | None) -> int:
         """A frame's number once packets were lost unseen, always uncertain: its place on the timestamp grid when the

@@ -126,7 +126,7 @@ class OnEventRunner:
         try:
             done = subprocess.run(
                 self.argv,
-                input=json.dumps(event).encode(),
+                input=(json.dumps(event) + "\n").encode(),  # one line: `tee -a log` keeps events apart
                 capture_output=True,
                 timeout=ON_EVENT_TIMEOUT_S,
                 check=False,

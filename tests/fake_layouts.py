@@ -420,23 +420,38 @@ def write_vfr_mp4(path: Path, n: int = 180, slow: tuple[int, int] = (60, 120)) -
     .mp4, .mkv, …): frames 30 fps, except frames slow[0]..slow[1]-1 which follow each other at 15 fps (low light;
     slow=(0, 0): constant 30 fps); frame j shows distinct_frame(j). Returns the path and the (n,) float64
     presentation times in seconds."""
+    ticks = np.concatenate([[0], np.cumsum([2 if slow[0] <= j < slow[1] else 1 for j in range(n - 1)])])
+    return write_timed_video(path, ticks, 30), ticks / 30.0
+
+
+def write_timed_video(path: Path, ticks, rate: int, frames: list[np.ndarray] | None = None) -> Path:
+    """A video (MPEG-4 part 2 through PyAV; the container from the suffix) whose frame j is shown at ticks[j] / rate
+    seconds: non-decreasing ticks, so a jump is a hole in time (frames a recorder dropped) and a repeat is two frames
+    with one timestamp. frames: H×W×3 uint8 RGB pictures (default: distinct_frame(j) at FAKE_FRAME_SIZE)."""
     import fractions
 
     import av
 
+    pictures = frames if frames is not None else [distinct_frame(j) for j in range(len(ticks))]
     path.parent.mkdir(parents=True, exist_ok=True)
-    ticks = np.concatenate([[0], np.cumsum([2 if slow[0] <= j < slow[1] else 1 for j in range(n - 1)])])
-    h, w = FAKE_FRAME_SIZE
+    time_base = fractions.Fraction(1, rate)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=30)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.codec_context.time_base = fractions.Fraction(1, 30)
-        for j, tick in enumerate(ticks):
-            frame = av.VideoFrame.from_ndarray(distinct_frame(j), format="rgb24")
-            frame.pts, frame.time_base = int(tick), fractions.Fraction(1, 30)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return path, ticks / 30.0
+        stream = container.add_stream("mpeg4", rate=rate)
+        stream.height, stream.width = pictures[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = time_base
+
+        def mux(packets) -> None:  # the encoder wants increasing times: give each packet its tick afterwards
+            for packet in packets:
+                packet.pts = packet.dts = int(ticks[packet.pts])
+                container.mux(packet)
+
+        for j, picture in enumerate(pictures):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts, frame.time_base = j, time_base
+            mux(stream.encode(frame))
+        mux(stream.encode())
+    return path
 
 
 def zero_bytes(src: Path, dst: Path, start: float, end: float) -> Path:

@@ -8,6 +8,7 @@ without its index), Matroska files that lose packets unseen.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import fake_layouts as fl
@@ -130,15 +131,17 @@ def _ped2_with_missing_files(root):
 
 def test_eval_pairs_the_labels_of_a_folder_with_missing_files_by_frame_number(tmp_path, capsys):
     """170 frames of a 180-frame labelled video: each scored frame gets the label of its own number (frames after
-    the gap are not shifted onto their neighbours' labels), and the gap is said once."""
+    the gap are not shifted onto their neighbours' labels), the gap is said once, and the 4 frames after it, whose
+    window would span it, are not scored (and said)."""
     written = _ped2_with_missing_files(tmp_path / "data")
     ckpt = save_random_checkpoint(tmp_path / "c.pth")
     assert eval_cli(ckpt, tmp_path / "data", tmp_path / "res", "--dataset", "ped2") == 0
     out = capsys.readouterr().out
     assert out.count("10 frame files missing") == 1 and "labels paired by frame number" in out
+    assert "test video 01: 1 break(s) in its frames (missing frame numbers or a hole in time: 59→70" in out
     rows = read_scores(tmp_path / "res" / "ped2_c")
     frames = [int(r["frame"]) for r in rows]
-    assert frames == [k for k in range(4, 180) if not 60 <= k <= 69]
+    assert frames == [k for k in range(4, 180) if not 60 <= k <= 73]
     assert [int(r["label"]) for r in rows] == written["labels"]["01"][frames].tolist()
 
 
@@ -155,10 +158,11 @@ def test_eval_refuses_labels_that_do_not_cover_the_frame_numbers(tmp_path):
 
 
 def test_detect_on_a_folder_with_missing_files_writes_its_frame_numbers(tmp_path):
-    """detect.py's scores.csv frame column carries the folder's frame numbers (file number − 1 for 001.jpg…)."""
+    """detect.py's scores.csv frame column carries the folder's frame numbers (file number − 1 for 001.jpg…); the 4
+    frames after the gap, whose window would span it, are not scored."""
     fl.write_frame_folder(tmp_path / "clip", WITHOUT_60S[:80])  # 001..089 without 060..069
     out = run_detect(tmp_path / "clip", save_random_checkpoint(tmp_path / "c.pth"), tmp_path / "det")
-    assert [int(r["frame"]) for r in read_scores(out)] == [k - 1 for k in WITHOUT_60S[4:80]]
+    assert [int(r["frame"]) for r in read_scores(out)] == [k - 1 for k in WITHOUT_60S[4:80] if not 70 <= k <= 73]
 
 
 # ------------------------------------------------------------------------------------------ video files
@@ -234,3 +238,61 @@ def test_frames_after_packets_lost_unseen_are_uncertain(tmp_path):
         assert 0 < first < 180 and last == report.numbers[-1] and report.n_frames < 360
         assert np.all(report.numbers[report.numbers < first] == np.arange(int(np.sum(report.numbers < first))))
         assert any("frame numbers uncertain" in p for p in report.problems())
+
+
+# ------------------------------------------------------------------------------------------ breaks in time
+def test_repeated_timestamps_in_an_intact_file_are_not_damage(tmp_path, capsys):
+    """A recorder that gives two frames one timestamp: every decoder reads all 60 frames in order, so their numbers
+    are exact (nothing uncertain) and eval.py pairs the 60 labels with them."""
+    ticks = [j if j < 30 else j - 1 for j in range(60)]  # frames 29 and 30 share a timestamp
+    fl.write_custom(tmp_path / "data", "cam", train={"a.avi": 8})
+    path = fl.write_timed_video(tmp_path / "data" / "cam" / "testing" / "rec.mkv", ticks, 10)
+    report = VideoFile(path).probe()
+    assert report.numbers.tolist() == list(range(60)) and report.uncertain == [] and report.problems() == []
+    (tmp_path / "data" / "cam" / "testing" / "labels.csv").write_text("video,start,end\nrec,41,50\n")
+    assert (
+        eval_cli(save_random_checkpoint(tmp_path / "c.pth"), tmp_path / "data", tmp_path / "res", "--dataset", "cam")
+        == 0
+    )
+    assert "micro-AUC:" in capsys.readouterr().out
+    assert [int(r["frame"]) for r in read_scores(tmp_path / "res" / "cam_c")] == list(range(4, 60))
+
+
+def test_no_window_spans_a_hole_in_time(tmp_path, capsys):
+    """A 10 fps recording that lost 1.1 s (frame 30 comes 1.2 s after frame 29, its numbers consecutive): detect.py
+    and eval.py leave frames 30-33 unscored, as their history lies across the hole, and say so."""
+    ticks = [j if j < 30 else j + 11 for j in range(60)]
+    fl.write_custom(tmp_path / "data", "cam", train={"a.avi": 8})
+    path = fl.write_timed_video(tmp_path / "data" / "cam" / "testing" / "rec.mp4", ticks, 10)
+    assert VideoFile(path).probe().problems() == []  # an intact file: only its timestamps jump
+    ckpt = save_random_checkpoint(tmp_path / "c.pth")
+    out = run_detect(path, ckpt, tmp_path / "det")
+    expected = [k for k in range(4, 60) if not 30 <= k <= 33]
+    assert [int(r["frame"]) for r in read_scores(out)] == expected
+    notes = json.loads((out / "summary.json").read_text())["notes"]
+    assert any("1 break(s)" in n and "29→30 (1.20 s)" in n for n in notes), notes
+    (tmp_path / "data" / "cam" / "testing" / "labels.csv").write_text("video,start,end\nrec,41,50\n")
+    capsys.readouterr()
+    assert eval_cli(ckpt, tmp_path / "data", tmp_path / "res", "--dataset", "cam") == 0
+    assert "29→30 (1.20 s)" in capsys.readouterr().out
+    assert [int(r["frame"]) for r in read_scores(tmp_path / "res" / "cam_c")] == expected
+
+
+def test_a_variable_rate_file_at_half_its_average_rate_keeps_every_window(tmp_path):
+    """30 fps with a stretch at 15 fps (low light) is no hole: resampled to the model's 10 fps, every kept frame after
+    the first window is scored, and no break is reported."""
+    path, _ = fl.write_vfr_mp4(tmp_path / "phone.mp4")
+    out = run_detect(path, save_random_checkpoint(tmp_path / "c.pth"), tmp_path / "det")
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(read_scores(out)) == summary["frames_read"] - 4 > 70
+    assert not any("break" in n for n in summary["notes"])
+
+
+def test_detect_scores_no_window_across_damage_in_an_avi(tmp_path):
+    """The frames after the zeroed bytes keep their numbers; the 4 right after the gap, whose history was lost, are
+    not scored."""
+    damaged, _ = _zeroed_mjpeg_avi(tmp_path)
+    ((before, after),) = VideoFile(damaged).probe().gaps()
+    out = run_detect(damaged, save_random_checkpoint(tmp_path / "c.pth"), tmp_path / "det")
+    frames = [int(r["frame"]) for r in read_scores(out)]
+    assert after + 4 in frames and not set(range(after, after + 4)) & set(frames) and before in frames

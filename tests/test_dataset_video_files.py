@@ -292,9 +292,9 @@ def test_a_split_mixing_files_and_folders_is_refused(tmp_path):
 
 
 def test_eval_and_detect_score_a_damaged_test_video_by_its_true_numbers(clean_mp4, tmp_path, capsys):
-    """A test video file with a gap (its numbers known from the container): eval.py scores the frames that decode,
-    with their true numbers in scores.csv, and says once what is missing; detect.py scores them too, and says what
-    is missing in its output and summary.json."""
+    """A test video file with a gap (its numbers known from the container): eval.py scores the frames that decode
+    and whose window spans no gap, with their true numbers in scores.csv, and says once what is missing; detect.py
+    scores them too, and says what is missing in its output and summary.json."""
     fl.write_custom(tmp_path / "data", "cam", train={"a.avi": 8})
     damaged = _damaged_middle(clean_mp4[0], tmp_path / "data" / "cam" / "testing" / "damaged.mp4")
     ckpt = save_random_checkpoint(tmp_path / "c.pth")
@@ -303,7 +303,8 @@ def test_eval_and_detect_score_a_damaged_test_video_by_its_true_numbers(clean_mp
     assert out.count("missing in 1 gap") == 1 and "labels paired by frame number" in out
     (a, b), *_ = VideoFile(damaged).report().gaps()
     frames = [int(r["frame"]) for r in read_scores(tmp_path / "res" / "cam_c")]
-    assert frames[-1] == 119 and a in frames and b in frames and not set(range(a + 1, b)) & set(frames)
+    # the 4 frames after the gap are not scored either: their window's history is in it
+    assert frames[-1] == 119 and a in frames and b + 4 in frames and not set(range(a + 1, b + 4)) & set(frames)
     out = run_detect(damaged, ckpt, tmp_path / "det")
     numbers = [int(r["frame"]) for r in read_scores(out)]
     summary = json.loads((out / "summary.json").read_text())

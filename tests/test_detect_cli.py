@@ -273,6 +273,8 @@ MEMORY_SCRIPT = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     import array
+    from types import SimpleNamespace
+    from dataset.resample import Continuity
     from detect import Normaliser, score_pass
     from evaluation.predict import TorchPredictor
     from model import Generator
@@ -283,6 +285,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
     class batches:  # lazily made 32x48 frames: nothing of the stream exists up front (like dataset.FrameBatches)
         def __init__(self, n, size=64):
             self.n, self.size, self.numbers, self.report = n, size, array.array("q"), None
+            self.seconds = array.array("d")
 
         def __iter__(self):
             rng = torch.Generator().manual_seed(0)
@@ -290,17 +293,19 @@ MEMORY_SCRIPT = textwrap.dedent("""
                 batch = torch.randint(0, 256, (min(self.size, self.n - start), 3, 32, 48), dtype=torch.uint8,
                                       generator=rng)
                 self.numbers.extend(range(start, start + len(batch)))
+                self.seconds.extend(n / 10 for n in range(start, start + len(batch)))
                 yield batch
 
     def peak_kb():
         return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
 
     norm = Normaliser("stream", 30.0, 2.0)
+    inp = SimpleNamespace(start=0, continuity=Continuity)  # every frame follows the one before
     from pathlib import Path
     # warm-up: allocator, model, first batches
-    score_pass(g, batches(2_000), 0, norm, 3.0, Path(sys.argv[2] + ".warm"))
+    score_pass(g, batches(2_000), inp, norm, 3.0, Path(sys.argv[2] + ".warm"))
     before = peak_kb()
-    psnr = score_pass(g, batches(20_000), 0, norm, 3.0, Path(sys.argv[2])).psnr
+    psnr = score_pass(g, batches(20_000), inp, norm, 3.0, Path(sys.argv[2])).psnr
     print(json.dumps({"n": len(psnr), "growth_kb": peak_kb() - before}))
 """)
 

@@ -20,7 +20,7 @@ from live_server import MjpegServer, SilentServer, push_mpegts
 
 import detect
 from config import live_target
-from dataset.live import FrameClock
+from dataset.live import FrameClock, ReaderStats
 from dataset.resample import Resampler
 from errors import FFPError
 from evaluation import watch
@@ -77,8 +77,11 @@ def test_stream_with_an_event_and_a_reconnect(tmp_path):
     assert event["start"] < event["end"] and event["duration_s"] > 0
     assert cv2.imread(str(folder / event["snapshot"])) is not None
     assert json.loads(handed.read_text()) == event
+    assert handed.read_text().endswith("}\n")  # one line: appended to a log, events stay apart
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["live"]["connections"] == 2 and summary["live"]["frames_delivered"] == 120
+    assert abs(summary["live"]["source_fps_measured"] - 10) < 1.5  # the outage is not counted as time
+    assert "[ WARN" not in done.stderr + done.stdout  # FFmpeg's timeouts are said in the reader's own words
     assert summary["n_events"] == 1 and not summary["interrupted"]
     capture = cv2.VideoCapture(str(folder / "heatmap.mp4"))
     assert capture.isOpened() and capture.read()[0]
@@ -274,6 +277,18 @@ def test_resampler_keeps_the_frames_nearest_the_models_ticks(source_fps, jitter,
     assert np.diff(chosen).max() < 0.2
     slow = Resampler(10.0)
     assert all(slow.keep(k / 5.0) for k in range(50))
+
+
+def test_the_measured_rate_leaves_outages_out():
+    """A 10 fps source that was away for 30 s between two connections still measures 10 fps (summary.json's
+    source_fps_measured), whatever the outage's length."""
+    stats = ReaderStats()
+    for k in range(40):
+        stats.measure(k / 10)
+    stats.new_connection()
+    for k in range(40):
+        stats.measure(33.9 + k / 10)
+    assert stats.source_fps() == pytest.approx(10.0)
 
 
 def test_frame_clock_trusts_real_timestamps_only():

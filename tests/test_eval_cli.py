@@ -188,7 +188,7 @@ def test_pixel_auroc_sees_every_scored_frame_and_its_mask(synthetic_root):
             seen.append((errors.shape, masks.copy()))
 
     predictor = TorchPredictor(g, TINY.in_frames, torch.device("cpu"))
-    psnr, numbers, kept = eval_script.predict_video(predictor, video, TINY, Recorder(), keep=False)
+    psnr, numbers, kept, _ = eval_script.predict_video(predictor, video, TINY, Recorder(), keep=False)
     assert kept is None and len(psnr) == len(video) - 4 and numbers.tolist() == list(range(4, len(video)))
     masks = np.concatenate([m for _, m in seen])
     assert masks.shape == (len(video) - 4, TINY.height, TINY.width) and masks.dtype == bool
@@ -205,7 +205,7 @@ def test_repredicted_examples_match_the_scored_frames(synthetic_root):
     torch.manual_seed(0)
     g = Generator(TINY.in_frames, TINY.g_widths).eval()
     predictor = TorchPredictor(g, TINY.in_frames, torch.device("cpu"))
-    psnr, numbers, _ = eval_script.predict_video(predictor, video, TINY, None, keep=False)
+    psnr, numbers, _, _ = eval_script.predict_video(predictor, video, TINY, None, keep=False)
     chosen = [int(numbers[0]), int(numbers[len(numbers) // 2]), int(numbers[-1])]
     found = predict_frames(predictor, video, chosen, TINY)
     assert sorted(found) == chosen
