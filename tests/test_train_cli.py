@@ -35,6 +35,10 @@ def train_args(root, out, iters, extra=()):
         "3",
         "--val_interval",
         "100",
+        "--threads",
+        "1",  # fixed, not auto: runs compared bit for bit must use the same count (auto follows the machine's load)
+        "--channels_last",
+        "on",  # fixed, not auto: auto times both memory formats at the start, and the format changes the last bits
         *extra,
     ]
 
@@ -44,6 +48,8 @@ def weights(path):
 
 
 def test_train_resume_is_exact(synthetic_root, tmp_path):
+    """A run stopped at step 3 and resumed to 6 equals a straight 6-step run bit for bit (threads and memory format
+    pinned by train_args: auto would choose them per run)."""
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert train_script.main(train_args(synthetic_root, straight, 6)) == 0
     assert train_script.main(train_args(synthetic_root, split, 3)) == 0
