@@ -578,14 +578,14 @@ def read_place(files: DatasetFiles, place: LabelPlace, found: Path, notes: Label
 
 def disagreement(files: DatasetFiles, place: LabelPlace, found: Path, shown: int = 5) -> str | None:
     """One note on where a second label source (`place`, found at `found`) differs from the labels attached from
-    files.label_source: 'labels from X; Y disagrees on video 18 (120 of 1,200 frames)' (the first `shown` videos
-    named, then a count); a note when it cannot be read; None when it agrees or is not `compared`."""
+    files.label_source, printed after 'labels: ': 'from X; Y disagrees on video 18 (120 of 1,200 frames)' (the first
+    `shown` videos named, then a count); a note when it cannot be read; None when it agrees or is not `compared`."""
     if not place.compared(files.test):
         return None
     try:
         other = read_place(files, place, found, LabelNotes())
     except FFPError as exc:
-        return f"labels from {files.label_source}; {found} was not compared with them: {exc}"
+        return f"from {files.label_source}; {found} was not compared with them: {exc}"
     differ = [
         (video.name, int(np.count_nonzero(video.labels != labels)), len(labels))
         for video, labels in zip(files.test, other)
@@ -596,4 +596,4 @@ def disagreement(files: DatasetFiles, place: LabelPlace, found: Path, shown: int
     listed = ", ".join(f"{name} ({n:,} of {total:,} frames)" for name, n, total in differ[:shown])
     more = f" and {len(differ) - shown} more" if len(differ) > shown else ""
     videos = "videos" if len(differ) > 1 else "video"
-    return f"labels from {files.label_source}; {found} disagrees on {videos} {listed}{more}"
+    return f"from {files.label_source}; {found} disagrees on {videos} {listed}{more}"

@@ -258,7 +258,7 @@ def test_a_second_label_source_that_disagrees_is_named_with_its_videos_and_frame
     for video in files.test:
         np.testing.assert_array_equal(video.labels, info["labels"][video.name])
     n = info["test_videos"]["01"]
-    assert files.notes.lines == [f"labels from {files.label_source}; {m_path} disagrees on video 01 (2 of {n} frames)"]
+    assert files.notes.lines == [f"from {files.label_source}; {m_path} disagrees on video 01 (2 of {n} frames)"]
     _m_file(m_path, wanted)
     assert find_dataset(tmp_path, "ped2").notes.lines == []  # agreeing sources: nothing to say
 
@@ -268,7 +268,7 @@ def test_a_second_source_that_does_not_check_is_said_and_does_not_stop_the_run(t
     m_path = _m_file(info["dataset_dir"] / "UCSDped2.m", [fl.fake_intervals(0, 8)])  # one video of two
     files = find_dataset(tmp_path, "ped2")
     assert files.labelled and len(files.notes.lines) == 1
-    assert files.notes.lines[0].startswith(f"labels from {files.label_source}; {m_path} was not compared with them:")
+    assert files.notes.lines[0].startswith(f"from {files.label_source}; {m_path} was not compared with them:")
     assert "lists 1 test videos but 2 were found" in files.notes.lines[0]
 
 
@@ -298,7 +298,7 @@ def test_real_avenue_masks_and_an_interval_mat_that_disagree_on_video_18(shared_
     np.testing.assert_array_equal(files.test[1].labels, shortened)
     n = int(np.count_nonzero(shortened != labels["18"]))
     assert files.notes.lines == [
-        f"labels from {ds / 'avenue.mat'}; {label_dir} disagrees on video 18 ({n} of {len(shortened):,} frames)"
+        f"from {ds / 'avenue.mat'}; {label_dir} disagrees on video 18 ({n} of {len(shortened):,} frames)"
     ]
 
 
@@ -374,6 +374,4 @@ def test_real_ped2_flat_labels_checked_against_its_pixel_masks(shared_data, tmp_
     np.save(ds / "frame_labels_ped2.npy", flat)
     notes = find_dataset(tmp_path, "ped2").notes.lines
     n = len(four.labels)  # every frame flipped
-    assert notes == [
-        f"labels from {ds / 'frame_labels_ped2.npy'}; pixel masks disagrees on video 04 ({n} of {n} frames)"
-    ]
+    assert notes == [f"from {ds / 'frame_labels_ped2.npy'}; pixel masks disagrees on video 04 ({n} of {n} frames)"]
