@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -103,6 +104,8 @@ def load_checkpoint(path: str | Path) -> dict:
     weights_only refuses pickled code (a crafted file cannot execute anything), so a file holding
     anything but tensors and plain containers is rejected rather than trusted. Every member of the zip
     archive is checked against its stored CRC-32 first, so a damaged file (one flipped bit) is refused.
+    Weights saved from inside a DataParallel/DDP or torch.compile wrapper ('module.', '_orig_mod.' name prefixes)
+    are renamed to the plain module's names, with one printed note (`strip_wrapper_prefixes`).
     """
     path = Path(path)
     if not path.is_file():
@@ -116,11 +119,7 @@ def load_checkpoint(path: str | Path) -> dict:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Weights only load failed" in str(exc):
-            raise FFPError(
-                f"checkpoint {path} was refused by safe loading (weights_only): it holds pickled "
-                f"objects other than tensors and plain containers, possibly code, which are never "
-                f"run; only load checkpoints written by train.py ({_reason(exc)})"
-            ) from None
+            raise _refused(path, exc) from None
         raise FFPError(f"checkpoint {path} is truncated, damaged or not a checkpoint ({_reason(exc)})") from None
     except MemoryError:
         raise
@@ -135,7 +134,64 @@ def load_checkpoint(path: str | Path) -> dict:
         ):
             raise FFPError(f"checkpoint {path}: '{part}' is not a state dict of named tensors")
     _check_config(state["config"], path)
+    note = strip_wrapper_prefixes(state, path)
+    if note:
+        print(note, flush=True)
     return state
+
+
+def _refused(path: Path, exc: BaseException) -> FFPError:
+    """The one-line refusal of a file weights_only would not read: the object types torch named (e.g.
+    posix.system, numpy.dtype), and what a user can do without code that trusts the file here."""
+    found = sorted(set(re.findall(r"GLOBAL ([\w.]+)", str(exc))))
+    kinds = ", ".join(found) if found else _reason(exc)
+    return FFPError(
+        f"checkpoint {path} was refused by safe loading (weights_only): it holds pickled objects of type {kinds}, "
+        f"which are never unpickled here (they could run code); if the file comes from a source you trust, "
+        f"re-save it in Python with those objects replaced by tensors, numbers, strings, lists or dicts "
+        f"(torch.load with weights_only=False, convert, torch.save)"
+    )
+
+
+WRAPPER_PREFIXES = {"module.": "DataParallel/DDP", "_orig_mod.": "torch.compile"}
+
+
+def _unwrapped(key: str) -> tuple[str, str]:
+    """(key without its leading wrapper prefixes, the prefixes removed): '_orig_mod.module.conv.weight' ->
+    ('conv.weight', '_orig_mod.module.')."""
+    removed = ""
+    while True:
+        prefix = next((p for p in WRAPPER_PREFIXES if key.startswith(p)), None)
+        if prefix is None:
+            return key, removed
+        key, removed = key[len(prefix) :], removed + prefix
+
+
+def strip_wrapper_prefixes(state: dict, path: Path) -> str | None:
+    """Rename, in place, the net_g/net_d tensors of weights saved from inside a wrapper — 'module.'
+    (DataParallel/DDP), '_orig_mod.' (torch.compile), or both in either order — to the plain module's names.
+
+    Returns one line naming the prefixes and the file when any were removed, else None. A state dict whose
+    stripped names would collide is left as it is (the strict loader then names what does not fit).
+    """
+    removed: dict[str, None] = {}
+    for part in ("net_g", "net_d"):
+        weights = state.get(part)
+        if not weights:
+            continue
+        renamed = {_unwrapped(k)[0]: v for k, v in weights.items()}
+        found = {_unwrapped(k)[1] for k in weights} - {""}
+        if not found or len(renamed) != len(weights):
+            continue
+        state[part] = renamed
+        removed.update(dict.fromkeys(sorted(found)))
+    if not removed:
+        return None
+    kinds = sorted({WRAPPER_PREFIXES[p] for p in WRAPPER_PREFIXES if any(p in r for r in removed)})
+    return (
+        f"note: checkpoint {path}: weight names carry the prefix {', '.join(repr(r) for r in removed)} "
+        f"({' and '.join(kinds)} wrapper); read without it"
+    )
 
 
 def _check_config(config, path: Path) -> None:

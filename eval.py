@@ -74,6 +74,7 @@ from evaluation.metrics import (
     aligned_videos,
     compute_metrics,
     format_metrics_table,
+    inverted_labels_note,
     metric_rows,
     video_scores,
 )
@@ -268,26 +269,13 @@ def report_header(cfg: Config, trained: Config, info: ModelInfo, predictor: Pred
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    started = time.time()
-    args = parse_args(argv)
-    predictor, info = load_model(args)  # a checkpoint (PyTorch) or an ONNX file (ONNX Runtime)
-    ckpt_path, cfg = info.path, info.cfg
-    # checkpoint_config (in load_model): the report's config states λ_op in today's units also for older files
-    trained = info.trained
-    if cfg.dataset != trained.dataset:
-        print(f"note: evaluating on dataset {cfg.dataset} a model trained on {trained.dataset} ({ckpt_path})")
-    files = prepare_dataset(cfg, split="test")  # training videos are not needed
-    if not files.test:
-        raise FFPError(
-            f"dataset {cfg.dataset} in {files.root} has no test videos (expected them next to the training "
-            f"videos, e.g. {files.root / 'testing'}/)"
-        )
+def start_notes(files, info: ModelInfo, cfg: Config) -> tuple[list[str], str | None]:
+    """Printed before the long prediction pass: the numbering and frame-rate notes (returned, for the report too),
+    the label notes, where the labels come from, and why no AUC will be computed (returned: None when it will)."""
     numbering = numbering_notes(files)
-    fps = info.fps
     rates = [video_fps(v) for v in files.test]
     for rate in sorted(set(rates)):  # said once per frame rate
-        note = rate_note(rate, fps, f"{rates.count(rate)} test video(s)")
+        note = rate_note(rate, info.fps, f"{rates.count(rate)} test video(s)")
         numbering += [note] if note else []
     for note in numbering:
         print(f"note: {note}")
@@ -299,6 +287,23 @@ def main(argv: list[str] | None = None) -> int:
             f"AUC needs frame labels of normal and abnormal frames: {skipped} (docs/datasets.md lists the "
             f"label formats)"
         )
+        print(f"no AUC: {skipped}; scoring the test videos all the same", flush=True)
+    else:
+        print(f"labels: {files.label_source}", flush=True)
+    return numbering, skipped
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.time()
+    args = parse_args(argv)
+    predictor, info = load_model(args)  # a checkpoint (PyTorch) or an ONNX file (ONNX Runtime)
+    ckpt_path, cfg = info.path, info.cfg
+    # checkpoint_config (in load_model): the report's config states λ_op in today's units also for older files
+    trained = info.trained
+    if cfg.dataset != trained.dataset:
+        print(f"note: evaluating on dataset {cfg.dataset} a model trained on {trained.dataset} ({ckpt_path})")
+    files = prepare_dataset(cfg, split="test")  # test videos found (or FFPError); training videos are not needed
+    numbering, skipped = start_notes(files, info, cfg)
     knobs = {
         "checkpoint": ckpt_path.name,
         "selected_with_test_labels": info.selected_with_test_labels,
@@ -316,23 +321,16 @@ def main(argv: list[str] | None = None) -> int:
             not args.no_pixel_auroc,
             args.save_video,
             args.smooth_sigma,
-            fps,
+            info.fps,
         )
-        flat = flat_videos_note(psnr)
-        notes = ([flat] if flat else []) + numbering + breaks + [f"labels: {n}" for n in files.notes.lines]
         metrics = None if skipped else {**compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma), **pixel}
+        auc = None if metrics is None else metrics["micro_auc"]
+        inverted = inverted_labels_note(auc, "frame-level micro-AUC", files.label_source)
+        flat = flat_videos_note(psnr)
+        said = [n for n in (flat, inverted) if n] + breaks  # printed at the end
+        notes = said + numbering + [f"labels: {n}" for n in files.notes.lines]
         examples = [] if skipped else worst_examples(predictor, files, psnr, labels, numbers, cfg, args.smooth_sigma)
-        meta = {
-            **knobs,
-            "config": cfg.to_dict(),
-            "checkpoint_path": str(ckpt_path),
-            "step": info.step,
-            "dataset": cfg.dataset,
-            "label_source": files.label_source or None,
-            "psnr_range": "frames on [0, 1], PSNR = 10 log10(1 / MSE)",
-        }
-        if skipped:
-            meta["auc_skipped"] = skipped
+        meta = result_meta(cfg, info, knobs, files.label_source, skipped)
         meta["eval_seconds"] = round(time.time() - started, 1)
         meta["run"] = report_header(cfg, trained, info, predictor, meta["eval_seconds"])
         write_report(
@@ -348,20 +346,47 @@ def main(argv: list[str] | None = None) -> int:
             examples=examples,
             history=(info.state or {}).get("history") or [],
         )
-    for note in ([flat] if flat else []) + breaks:
+    print_summary(files, psnr, metrics, knobs, skipped, said, stage.path)
+    return 0
+
+
+def result_meta(cfg: Config, info: ModelInfo, knobs: dict, label_source: str, skipped: str | None) -> dict:
+    """metrics.json's run entries besides the metrics: the knobs, config, checkpoint, where the labels came from,
+    and why no AUC was computed (when so)."""
+    meta = {
+        **knobs,
+        "config": cfg.to_dict(),
+        "checkpoint_path": str(info.path),
+        "step": info.step,
+        "dataset": cfg.dataset,
+        "label_source": label_source or None,
+        "psnr_range": "frames on [0, 1], PSNR = 10 log10(1 / MSE)",
+    }
+    if skipped:
+        meta["auc_skipped"] = skipped
+    return meta
+
+
+def print_summary(
+    files, psnr: dict, metrics: dict | None, knobs: dict, skipped: str | None, notes: list[str], where: Path
+) -> None:
+    """The closing lines: notes (flat videos, labels that look inverted), the metric table, the labels' source and
+    the micro-AUC; or, without labels, why no AUC."""
+    for note in notes:
         print(f"note: {note}")
     n_frames = sum(len(p) for p in psnr.values())
-    if skipped:
+    scored = f"scored {n_frames} frames of {len(files.test)} test videos; results in {where}"
+    if skipped or metrics is None:
         print(f"no AUC: {skipped}")
-        print(f"scored {n_frames} frames of {len(files.test)} test videos; results in {stage.path}")
-        return 0
+        print(scored)
+        return
     print(format_metrics_table(metrics, knobs))
     if "pixel_auroc_skipped" in metrics:
         print(f"  pixel AUROC not computed: {metrics['pixel_auroc_skipped']}")
-    print(f"scored {n_frames} frames of {len(files.test)} test videos; results in {stage.path}")
+    print(scored)
+    print(f"labels: {files.label_source}")
     micro = metric_rows(metrics, knobs)[0]
     print(f"micro-AUC: {micro[1]}  [{micro[2]}]")
-    return 0
 
 
 if __name__ == "__main__":

@@ -110,6 +110,22 @@ def write_onnx(shipped: dict, source: Path, output: Path) -> None:
     export_onnx(generator, cfg, output, onnx_metadata(shipped, cfg, fps, fps_origin, selected))
 
 
+def write_pth(shipped: dict, source: Path, output: Path) -> None:
+    """The shipped checkpoint dict as a .pth file that eval.py, detect.py and train.py --init_from read: its generator
+    is built strictly first (FFPError when the weights do not fit the config, nothing written), and the written
+    file is read back with the same loader (removed, FFPError, when it does not load)."""
+    import torch
+
+    generator_from_state(shipped, checkpoint_config(shipped), torch.device("cpu"), f"checkpoint {source}")
+    save_checkpoint(output, shipped)
+    try:
+        written = load_checkpoint(output)
+        generator_from_state(written, checkpoint_config(written), torch.device("cpu"), f"checkpoint {output}")
+    except FFPError as exc:
+        output.unlink(missing_ok=True)
+        raise FFPError(f"export.py wrote {output} but it does not load back, so it was removed: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     source, output = Path(args.checkpoint), Path(args.output)
@@ -119,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "onnx":
         write_onnx(shipped, source, output)
     else:
-        save_checkpoint(output, shipped)
+        write_pth(shipped, source, output)
     size_mb = output.stat().st_size / 2**20
     selected = (
         "SELECTED WITH TEST LABELS" if shipped.get("selected_with_test_labels") else "not selected with test labels"

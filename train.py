@@ -141,7 +141,7 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
     fps = footage_fps(videos, cfg.dataset)[0]
     checkpointer = Checkpointer(cfg, nets, schedulers, flow_name(nets), fingerprint, start, started, fps)
     printout = start_printout(checkpointer, files, windows, run.step, device, info, skip_validation)
-    outputs.begin(printout, checkpointer, run, can_validate=skip_validation is None)  # rank 0: prints, opens the log
+    outputs.begin(printout, checkpointer, run, skip_validation is None, files.label_source)  # rank 0: prints, log
 
     # --- the loop: one step, then what is due (log, validate, save); G and D are in training mode since built
     bad = torch.zeros((), dtype=torch.bool, device=device)  # any non-finite loss since the last sync

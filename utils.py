@@ -424,6 +424,7 @@ def thread_count(threads: int, what: str = "torch") -> tuple[int, str | None]:
     threads in the printed line ('torch', 'ONNX Runtime').
     """
     cores = cpu_cores()
+    given = "--threads" if threads > 0 else "OMP_NUM_THREADS"
     threads = requested_threads(threads)
     if threads == 0:
         chosen = auto_threads()
@@ -439,13 +440,29 @@ def thread_count(threads: int, what: str = "torch") -> tuple[int, str | None]:
         return threads, None
     free = max(0, int(cores - load + 0.5))
     if load >= 0.75 and threads > free and _others_running_now() > 0:
-        return threads, (
-            f"warning: the load average is {load:.1f} on {cores} cores, so other processes use about "
-            f"{min(cores, round(load))} of them, and this run's {threads} {what} threads will wait for each other "
-            f"(measured 20-200× slower than alone); pass --threads {max(1, free)} (or 0: auto) or wait for the cores "
-            "to free up"
-        )
+        return threads, busy_cores_line(load, cores, threads, f"{given} {threads}", what)
     return threads, None
+
+
+def busy_cores_line(load: float, cores: int, threads: int, given: str, what: str = "torch") -> str:
+    """The line for a fixed thread count (`given`, e.g. '--threads 2') on cores other processes use: with several
+    threads, a smaller count to pass (threads that wait for each other: measured 20-200× slower than alone); with
+    one thread, which waits for no other, only the load (fewer threads cannot help: it will be slower while the
+    cores are shared)."""
+    busy = min(cores, round(load))
+    free = max(1, int(cores - load + 0.5))
+    if threads > 1:
+        return (
+            f"warning: the load average is {load:.1f} on {cores} cores, so other processes use about {busy} of "
+            f"them, and this run's {threads} {what} threads ({given}) will wait for each other (measured 20-200× "
+            f"slower than alone); pass --threads {min(free, threads - 1)} (or 0: auto) or wait for the cores to "
+            "free up"
+        )
+    return (
+        f"note: the load average is {load:.1f} on {cores} cores, so other processes use about {busy} of them; "
+        f"this run's single {what} thread ({given}) waits for no other thread, but shares a core with them and "
+        "runs slower than alone until the cores free up (no other --threads value would help)"
+    )
 
 
 AUTO_RECHECK_NOTE = {"torch": f", re-checked every {AUTO_RECHECK_S:g} s"}

@@ -359,6 +359,31 @@ def read_interval_csv(path: Path, videos: list[str]) -> dict[str, np.ndarray]:
     return {v: np.array(iv, dtype=np.float64).reshape(-1, 2) for v, iv in intervals.items()}
 
 
+def read_flat_labels(path: Path, test: list) -> list[np.ndarray]:
+    """One flat per-frame label array covering every test video (MNAD's frame_labels_ped2.npy,
+    frame_labels_shanghai.npy: shape (N,) or (1, N), 0/1) -> one (n_frames,) slice per test video, in the test
+    videos' sorted order (the order of `test`), each n_frames = video.frame_span() long, for `frame_labels`.
+
+    FFPError naming the file when it cannot be read, is not one row, or N differs from the test frames in all."""
+    try:
+        values = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise FFPError(f"cannot read label file {path}: {exc}") from None
+    if values.size != max(values.shape, default=0):
+        raise FFPError(f"label file {path}: expected one row of per-frame labels, got an array of shape {values.shape}")
+    values = values.reshape(-1)
+    counts = [video.frame_span() for video in test]
+    if len(values) != sum(counts):
+        shown = " + ".join(f"{c:,}" for c in counts[:6]) + (" + …" if len(counts) > 6 else "")
+        raise FFPError(
+            f"label file {path}: {len(values):,} labels but the {len(test)} test videos have {sum(counts):,} frames "
+            f"({shown}); a flat label file is split by the test videos' frame counts in their sorted order, so it "
+            f"needs one label per test frame of exactly these videos"
+        )
+    ends = np.cumsum(counts)
+    return [values[end - count : end] for count, end in zip(counts, ends)]
+
+
 def canonical(name: str) -> str:
     """Video-name key that matches '1', '01' and '001' (numeric names), and a file's stem to its folder name."""
     stem = Path(name).stem if Path(name).suffix.lower() in VIDEO_EXTS else name
@@ -400,6 +425,19 @@ def _find_ucsd_m(ds: Path, name: str, test: list) -> Path | None:
     return m_files[0] if m_files else None
 
 
+def _find_flat(ds: Path, name: str, test: list) -> Path | None:
+    """<ds>/frame_labels_<name>.npy (also <ds>'s folder name, or a shorter form of either: MNAD's
+    frame_labels_shanghai.npy for shanghaitech)."""
+    files = {p.stem[len("frame_labels_") :].lower(): p for p in ds.glob("frame_labels_*.npy") if not is_junk(p)}
+    for wanted in dict.fromkeys((name.lower(), ds.name.lower())):
+        if wanted in files:
+            return files[wanted]
+        shorter = [files[k] for k in sorted(files) if k and wanted.startswith(k)]
+        if shorter:
+            return shorter[-1]
+    return None
+
+
 def _find_masks(ds: Path, name: str, test: list) -> Path | None:
     """'pixel masks' when every test video has pixel masks (attached before the labels are looked for)."""
     return Path("pixel masks") if all(v.masks is not None for v in test) else None
@@ -413,6 +451,8 @@ class LabelPlace:
     read(found, test videos, notes) -> its entries: a list in test-video order, or {video name: entry or
     (entry, file)}; reader(entry, n_frames, where, notes) -> checked (n_frames,) int64 0/1 labels of one video.
     folders: names of the folders it occupies, which are never taken for videos.
+    compared(test videos): whether it is read also when an earlier place gives the labels, to say where the two
+    disagree (False where reading it costs far more than labels do: ShanghaiTech's .npy pixel masks).
     """
 
     name: str
@@ -420,6 +460,7 @@ class LabelPlace:
     read: Callable[[Path, list, LabelNotes], Entries]
     reader: Callable[[object, int, str, LabelNotes], np.ndarray]
     folders: tuple[str, ...] = ()
+    compared: Callable[[list], bool] = lambda test: True
 
 
 # Where frame labels are looked for, in this order; the first place found is used.
@@ -454,13 +495,17 @@ LABEL_PLACES: tuple[LabelPlace, ...] = (
         lambda found, test, notes: read_interval_csv(found, [v.name for v in test]),
         row_interval_labels,
     ),
+    # <ds>/frame_labels_<name>.npy: one flat 0/1 array over all test videos, split by their frame counts in sorted
+    # order (MNAD's frame_labels_ped2.npy, frame_labels_avenue.npy, frame_labels_shanghai.npy)
+    LabelPlace("flat .npy", _find_flat, lambda found, test, notes: read_flat_labels(found, test), frame_labels),
     # the test videos' pixel masks (dataset.masks, e.g. UCSD TestNNN_gt/): a frame is abnormal when its mask has a
-    # nonzero pixel
+    # nonzero pixel; compared with other labels only where the masks are small (images, mask videos)
     LabelPlace(
         "pixel masks",
         _find_masks,
         lambda found, test, notes: {v.name: labels_from_masks(v.masks) for v in test},
         frame_labels,
+        compared=lambda test: all(v.masks.small for v in test),
     ),
 )
 
@@ -503,17 +548,52 @@ def attach_labels(files: DatasetFiles, places: tuple[LabelPlace, ...] = LABEL_PL
     numbering, so a folder with missing files (or a file with damaged frames) keeps the labels of the frames it has
     at their numbers (`layouts.scored_labels` pairs them by number). Pixel masks must be attached first (they are
     the last place). FFPError naming the file and the video for any count, name or value that does not check.
+    Every other place found is read too and compared (`disagreement`): where it differs, or cannot be read, a
+    note in files.notes says so; the labels used stay those of the first place.
     """
     if not files.test:
         return
-    for place in places:
-        found = place.find(files.root, files.name, files.test)
-        if found is not None:
-            break
-    else:
+    found = [(p, where) for p in places if (where := p.find(files.root, files.name, files.test)) is not None]
+    if not found:
         return
-    entries = place.read(found, files.test, files.notes)
-    files.label_source = str(found)
-    for video, entry, where in _pairs(files, found, entries):
+    (place, source), others = found[0], found[1:]
+    for video, labels in zip(files.test, read_place(files, place, source, files.notes)):
+        video.labels = labels
+    files.label_source = str(source)
+    for other, where in others:
+        note = disagreement(files, other, where)
+        if note:
+            files.notes.add(note)
+
+
+def read_place(files: DatasetFiles, place: LabelPlace, found: Path, notes: LabelNotes) -> list[np.ndarray]:
+    """The checked (frame_span(),) int64 0/1 labels of every test video (in files.test order) from `place`, found
+    at `found`. FFPError naming the file and the video for anything that does not check."""
+    labels = []
+    for video, entry, where in _pairs(files, found, place.read(found, files.test, notes)):
         text = f"test video {video.name} (labels {where}, frames in {video.where}{_numbering_note(video)})"
-        video.labels = place.reader(entry, video.frame_span(), text, files.notes)
+        labels.append(place.reader(entry, video.frame_span(), text, notes))
+    return labels
+
+
+def disagreement(files: DatasetFiles, place: LabelPlace, found: Path, shown: int = 5) -> str | None:
+    """One note on where a second label source (`place`, found at `found`) differs from the labels attached from
+    files.label_source, printed after 'labels: ': 'from X; Y disagrees on video 18 (120 of 1,200 frames)' (the first
+    `shown` videos named, then a count); a note when it cannot be read; None when it agrees or is not `compared`."""
+    if not place.compared(files.test):
+        return None
+    try:
+        other = read_place(files, place, found, LabelNotes())
+    except FFPError as exc:
+        return f"from {files.label_source}; {found} was not compared with them: {exc}"
+    differ = [
+        (video.name, int(np.count_nonzero(video.labels != labels)), len(labels))
+        for video, labels in zip(files.test, other)
+        if np.any(video.labels != labels)
+    ]
+    if not differ:
+        return None
+    listed = ", ".join(f"{name} ({n:,} of {total:,} frames)" for name, n, total in differ[:shown])
+    more = f" and {len(differ) - shown} more" if len(differ) > shown else ""
+    videos = "videos" if len(differ) > 1 else "video"
+    return f"from {files.label_source}; {found} disagrees on {videos} {listed}{more}"

@@ -26,6 +26,8 @@ MASK_EXTS = (".bmp", ".png")
 class MaskImages:
     """Pixel masks as image files, one per frame (UCSD TestNNN_gt/*.bmp|png)."""
 
+    small = True  # cheap to read whole (to compare with other labels): a few MB
+
     def __init__(self, files: list[Path], where: Path):
         self.files, self.where = files, where
 
@@ -42,6 +44,8 @@ class MaskArray:
 
     FFPError naming the file when it cannot be read or is not 3-D.
     """
+
+    small = False  # not read whole just to compare labels: ShanghaiTech's are 16 GB in all
 
     def __init__(self, path: Path):
         self.where = path
@@ -70,6 +74,8 @@ def _binary(mask: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 class MaskVideo:
     """Pixel masks stored as a video file, one frame per video frame (e.g. TestNNN_gt.avi); decoded on first use
     and kept in memory as uint8 (masks are small: 180 frames of 240×360 are 16 MB)."""
+
+    small = True  # cheap to read whole (to compare with other labels)
 
     def __init__(self, path: Path):
         self.where = path

@@ -309,3 +309,14 @@ def format_metrics_table(metrics: dict, knobs: dict) -> str:
     lines = ["Frame-level anomaly detection (abnormal = positive class)"]
     lines += [f"  {name:<{name_w}}  {value:>{value_w}}  [{knob}]" for name, value, knob in rows]
     return "\n".join(lines)
+
+
+def inverted_labels_note(auc: float | None, what: str, source: str) -> str | None:
+    """A note when an AUC is below 0.5 (worse than chance): the labels of `source` may be inverted (1 = normal
+    instead of 1 = abnormal). `what` names the AUC ('frame-level micro-AUC'); None for auc None or >= 0.5."""
+    if auc is None or not auc < 0.5:
+        return None
+    return (
+        f"{what} {auc:.4f} is below 0.5 (worse than chance): the labels ({source or 'unknown source'}) may be "
+        f"inverted, 1 = normal instead of 1 = abnormal; check them (this code reads 1 as abnormal)"
+    )

@@ -226,3 +226,152 @@ def test_os_droppings_in_frame_folders_are_skipped(tmp_path):
     (video / "008.jpg").write_text("not an image")
     with pytest.raises(FFPError, match=r"cannot read image .*008\.jpg: not a valid image"):
         TrainWindows(find_dataset(tmp_path, "ped2").train, build_config("ped2", "tiny", {"data_root": str(tmp_path)}))
+
+
+# ------------------------------------------------------------------------------------------ two sources, flat arrays
+def _intervals(labels: np.ndarray) -> np.ndarray:
+    """2×K 1-based inclusive intervals (the official .mat orientation) of a 0/1 vector."""
+    edges = np.diff(np.concatenate([[0], labels, [0]]))
+    starts, ends = np.flatnonzero(edges == 1) + 1, np.flatnonzero(edges == -1)
+    return np.stack([starts, ends]).astype(np.uint16)
+
+
+def _m_file(path: Path, entries: list[np.ndarray]) -> Path:
+    """A UCSD `<name>.m` label script with one line per entry (2×K intervals)."""
+    lines = ["TestVideoFile = {};"] + [
+        f"TestVideoFile{{end+1}}.gt_frame = [{', '.join(f'{s}:{e}' for s, e in entry.T)}];" for entry in entries
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_second_label_source_that_disagrees_is_named_with_its_videos_and_frames(tmp_path):
+    """ped2.mat gives the labels; a UCSDped2.m beside it that moves video 01's interval by 2 frames is compared and
+    named, with the frames that differ counted, while the labels used stay the .mat's."""
+    info = fl.write_ped2_layout(tmp_path, n_test=3, n_frames=12)
+    wanted = [fl.fake_intervals(i, n) for i, n in enumerate(info["test_videos"].values())]
+    moved = [w.copy() for w in wanted]
+    moved[0][0, 0] += 2  # video 01's interval starts 2 frames later
+    m_path = _m_file(info["dataset_dir"] / "UCSDped2.m", moved)
+    files = find_dataset(tmp_path, "ped2")
+    assert files.label_source == str(info["dataset_dir"] / "ped2.mat")
+    for video in files.test:
+        np.testing.assert_array_equal(video.labels, info["labels"][video.name])
+    n = info["test_videos"]["01"]
+    assert files.notes.lines == [f"from {files.label_source}; {m_path} disagrees on video 01 (2 of {n} frames)"]
+    _m_file(m_path, wanted)
+    assert find_dataset(tmp_path, "ped2").notes.lines == []  # agreeing sources: nothing to say
+
+
+def test_a_second_source_that_does_not_check_is_said_and_does_not_stop_the_run(tmp_path):
+    info = fl.write_ped2_layout(tmp_path, n_test=2, n_frames=8)
+    m_path = _m_file(info["dataset_dir"] / "UCSDped2.m", [fl.fake_intervals(0, 8)])  # one video of two
+    files = find_dataset(tmp_path, "ped2")
+    assert files.labelled and len(files.notes.lines) == 1
+    assert files.notes.lines[0].startswith(f"from {files.label_source}; {m_path} was not compared with them:")
+    assert "lists 1 test videos but 2 were found" in files.notes.lines[0]
+
+
+def test_real_avenue_masks_and_an_interval_mat_that_disagree_on_video_18(shared_data, tmp_path):
+    """The real volLabel masks of Avenue test videos 8 and 18 beside an avenue.mat whose video 18 interval ends
+    early (as the interval file and the masks officially disagree there): the note names video 18 and the frames."""
+    real = {
+        name: shared_data / "labels" / "avenue" / "testing_label_mask" / f"{int(name)}_label.mat"
+        for name in ("08", "18")
+    }
+    masks = {name: scipy.io.loadmat(str(path))["volLabel"].reshape(-1) for name, path in real.items()}
+    labels = {name: np.array([int(np.any(m)) for m in vol]) for name, vol in masks.items()}
+    ds = tmp_path / "avenue"
+    fl.write_frame_folder(ds / "training" / "frames" / "01", range(6), "{:04d}.jpg")
+    label_dir = ds / "testing_label_mask"
+    label_dir.mkdir(parents=True)
+    for name, path in real.items():
+        fl.write_frame_folder(ds / "testing" / "frames" / name, range(len(labels[name])), "{:04d}.jpg")
+        (label_dir / path.name).symlink_to(path)
+    shortened = labels["18"].copy()
+    shortened[-40:] = 0
+    gt = np.empty(2, dtype=object)
+    gt[0], gt[1] = _intervals(labels["08"]), _intervals(shortened)
+    scipy.io.savemat(str(ds / "avenue.mat"), {"gt": gt})
+    files = find_dataset(tmp_path, "avenue")
+    assert files.label_source == str(ds / "avenue.mat")
+    np.testing.assert_array_equal(files.test[1].labels, shortened)
+    n = int(np.count_nonzero(shortened != labels["18"]))
+    assert files.notes.lines == [
+        f"from {ds / 'avenue.mat'}; {label_dir} disagrees on video 18 ({n} of {len(shortened):,} frames)"
+    ]
+
+
+def _flat_ped2(tmp_path: Path, n_test: int = 3) -> tuple[dict, Path]:
+    """A fake ped2 whose only labels are a flat frame_labels_ped2.npy (ped2.mat removed); (info, its path)."""
+    info = fl.write_ped2_layout(tmp_path, n_test=n_test, n_frames=8)
+    (info["dataset_dir"] / "ped2.mat").unlink()
+    return info, info["dataset_dir"] / "frame_labels_ped2.npy"
+
+
+@pytest.mark.parametrize("shape", ["(N,)", "(1, N)"])
+def test_a_flat_label_array_is_split_by_the_test_videos_frame_counts(tmp_path, shape):
+    info, path = _flat_ped2(tmp_path)
+    flat = np.concatenate(list(info["labels"].values()))  # the videos' sorted order
+    np.save(path, flat if shape == "(N,)" else flat[None, :].astype(np.uint8))
+    files = find_dataset(tmp_path, "ped2")
+    assert files.label_source == str(path) and files.notes.lines == []
+    assert [len(v.labels) for v in files.test] == list(info["test_videos"].values())
+    for video in files.test:
+        np.testing.assert_array_equal(video.labels, info["labels"][video.name])
+
+
+def test_a_flat_label_array_of_the_wrong_length_is_refused_with_the_counts(tmp_path):
+    info, path = _flat_ped2(tmp_path)
+    flat = np.concatenate(list(info["labels"].values()))
+    np.save(path, flat[:-3])
+    with pytest.raises(FFPError) as error:
+        find_dataset(tmp_path, "ped2")
+    counts = list(info["test_videos"].values())
+    message = str(error.value)
+    assert "\n" not in message and str(path) in message
+    assert f"{len(flat) - 3} labels but the 3 test videos have {sum(counts)} frames" in message
+    assert " + ".join(map(str, counts)) in message and "sorted order" in message
+
+
+def test_mnad_shanghai_file_name_is_found_for_shanghaitech(tmp_path):
+    info = fl.write_shanghaitech_layout(tmp_path, n_test=2, n_frames=8)
+    flat = np.concatenate(list(info["labels"].values()))
+    for path in info["label_files"]:
+        path.unlink()
+    (info["dataset_dir"] / "testing" / "test_frame_mask").rmdir()
+    np.save(info["dataset_dir"] / "frame_labels_shanghai.npy", flat)
+    files = find_dataset(tmp_path, "shanghaitech")
+    assert files.label_source.endswith("frame_labels_shanghai.npy")
+    for video in files.test:
+        np.testing.assert_array_equal(video.labels, info["labels"][video.name])
+
+
+def _real_ped2_copy(shared_data: Path, tmp_path: Path) -> Path:
+    """A ped2 folder of links to the real frames and pixel masks, without the real label files."""
+    ds = tmp_path / "ped2"
+    (ds / "testing").mkdir(parents=True)
+    (ds / "training").symlink_to(shared_data / "ped2" / "training")
+    for part in ("frames", "UCSD_pixel_masks"):
+        (ds / "testing" / part).symlink_to(shared_data / "ped2" / "testing" / part)
+    return ds
+
+
+def test_real_ped2_flat_labels_checked_against_its_pixel_masks(shared_data, tmp_path):
+    """MNAD-style frame_labels_ped2.npy made from the real labels: it is used and agrees with the real masks;
+    with video 04's labels flipped (1 = normal, as some exports store them) the masks' note names video 04."""
+    real = find_dataset(shared_data, "ped2")
+    assert real.notes.lines == []  # ped2.mat, UCSDped2.m and the masks agree on every frame
+    flat = np.concatenate([v.labels for v in real.test])
+    ds = _real_ped2_copy(shared_data, tmp_path)
+    np.save(ds / "frame_labels_ped2.npy", flat)
+    files = find_dataset(tmp_path, "ped2")
+    assert files.label_source == str(ds / "frame_labels_ped2.npy") and files.notes.lines == []
+    assert all(np.array_equal(a.labels, b.labels) for a, b in zip(files.test, real.test))
+    four = real.test[3]
+    start = sum(len(v.labels) for v in real.test[:3])
+    flat[start : start + len(four.labels)] = 1 - four.labels
+    np.save(ds / "frame_labels_ped2.npy", flat)
+    notes = find_dataset(tmp_path, "ped2").notes.lines
+    n = len(four.labels)  # every frame flipped
+    assert notes == [f"from {ds / 'frame_labels_ped2.npy'}; pixel masks disagrees on video 04 ({n} of {n} frames)"]

@@ -15,7 +15,7 @@ import fake_layouts as fl
 import numpy as np
 import pytest
 import torch
-from helpers import LATEST, TINY, eval_cli, page_links, save_random_checkpoint, tiny_args, train_cli
+from helpers import LATEST, ROOT, TINY, eval_cli, page_links, save_random_checkpoint, tiny_args, train_cli
 
 import eval as eval_script
 import evaluation.predict as predict
@@ -155,7 +155,9 @@ def test_plain_run_computes_no_error_maps(synthetic_root, tmp_path, monkeypatch,
     ckpt = save_random_checkpoint(tmp_path / "synthetic_best.pth")
     assert run_eval(ckpt, synthetic_root, tmp_path / "r", "--no_pixel_auroc", "--smooth_sigma", "2") == 0
     printed = capsys.readouterr().out
-    auc_lines = [line for line in printed.splitlines() if "AUC" in line and "pixel" not in line]
+    auc_lines = [  # the metric lines (an untrained model may also get the note on labels that look inverted)
+        line for line in printed.splitlines() if "AUC" in line and "pixel" not in line and not line.startswith("note:")
+    ]
     assert auc_lines and all(
         "ckpt=synthetic_best.pth" in line
         and "selected_with_test_labels=YES" in line
@@ -317,3 +319,68 @@ def test_eval_needs_only_the_test_split(tmp_path, capsys, training):
     assert "micro-AUC:" in out and "not found" not in out
     metrics = json.loads((tmp_path / "res" / "ped2_c" / "metrics.json").read_text())
     assert 0.0 <= metrics["micro_auc"] <= 1.0
+
+
+@pytest.mark.parametrize("labelled", [True, False], ids=["labelled", "no-labels"])
+def test_labels_source_or_why_no_auc_is_said_before_predicting(tmp_path, capsys, monkeypatch, labelled):
+    """Before the prediction pass eval.py names where the labels come from, or says why no AUC will be computed;
+    the summary at the end names the source again."""
+    info = fl.write_ped2_layout(tmp_path / "data", n_test=2, n_frames=12)
+    if not labelled:
+        (info["dataset_dir"] / "ped2.mat").unlink()
+    seen_before = []
+    predict_video = eval_script.predict_video
+
+    def first_prediction(*args, **kwargs):
+        if not seen_before:
+            seen_before.append(capsys.readouterr().out)
+        return predict_video(*args, **kwargs)
+
+    monkeypatch.setattr(eval_script, "predict_video", first_prediction)
+    ckpt = save_random_checkpoint(tmp_path / "c.pth")
+    assert eval_cli(ckpt, tmp_path / "data", tmp_path / "res", "--dataset", "ped2", "--no_pixel_auroc") == 0
+    after = capsys.readouterr().out
+    source = f"labels: {info['dataset_dir'] / 'ped2.mat'}"
+    if labelled:
+        assert source in seen_before[0] and "no AUC" not in seen_before[0]
+        lines = after.splitlines()  # the closing summary: the metric table, then the labels' source
+        assert lines.index(source) > next(i for i, line in enumerate(lines) if line.startswith("Frame-level"))
+    else:
+        assert "no AUC: AUC needs frame labels" in seen_before[0] and "no frame labels were found" in seen_before[0]
+        assert "labels: " not in seen_before[0] + after
+
+
+def _real_ped2_video(shared_data: Path, root: Path, name: str, abnormal: tuple[int, int]) -> Path:
+    """A ped2 folder of links to the real training videos and test video `name`, labelled by testing/labels.csv
+    with one interval (1-based inclusive)."""
+    ds = root / "ped2"
+    (ds / "testing" / "frames").mkdir(parents=True)
+    (ds / "training").symlink_to(shared_data / "ped2" / "training")
+    (ds / "testing" / "frames" / name).symlink_to(shared_data / "ped2" / "testing" / "frames" / name)
+    (ds / "testing" / "labels.csv").write_text(f"video,start,end\n{name},{abnormal[0]},{abnormal[1]}\n")
+    return ds / "testing" / "labels.csv"
+
+
+def test_an_auc_below_one_half_says_the_labels_may_be_inverted(shared_data, tmp_path, capsys):
+    """The shipped model on real Ped2 test video 01 with its labels inverted (frames 1-60 marked abnormal; officially
+    61-180 are): micro-AUC falls below 0.5 and the console, metrics.json and the page say the labels may be
+    inverted; the same scores against the official labels are above 0.5."""
+    from sklearn.metrics import roc_auc_score
+
+    labels_csv = _real_ped2_video(shared_data, tmp_path / "data", "01", (1, 60))
+    shipped = ROOT / "weights" / "ped2_cpu.pth"
+    argv = ("--dataset", "ped2", "--no_pixel_auroc", "--threads", "1")
+    assert eval_cli(shipped, tmp_path / "data", tmp_path / "res", *argv) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "res" / "ped2_ped2_cpu" / "metrics.json").read_text())
+    assert metrics["micro_auc"] < 0.5 and metrics["label_source"] == str(labels_csv)
+    note = (
+        f"frame-level micro-AUC {metrics['micro_auc']:.4f} is below 0.5 (worse than chance): the labels ({labels_csv})"
+    )
+    assert f"note: {note}" in out and "1 = normal instead of 1 = abnormal" in out
+    assert any(n.startswith(note) for n in metrics["notes"])
+    assert "may be inverted" in (tmp_path / "res" / "ped2_ped2_cpu" / "index.html").read_text()
+    with open(tmp_path / "res" / "ped2_ped2_cpu" / "scores.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    official = [int(int(r["frame"]) + 1 >= 61) for r in rows]  # frame numbers are 0-based, intervals 1-based
+    assert roc_auc_score(official, [float(r["score"]) for r in rows]) > 0.5

@@ -11,6 +11,7 @@ from evaluation.metrics import (
     compute_metrics,
     equal_error_rate,
     format_metrics_table,
+    inverted_labels_note,
     padded_auc,
     pixel_auroc,
 )
@@ -265,3 +266,17 @@ def test_table_lines_carry_protocol_knobs():
     assert "pad trick" in macro and "per-video min-max" in macro
     micro = next(line for line in auc_lines if line.split()[:2] == ["micro", "AUC"])
     assert f"{m['micro_auc']:.4f}" in micro
+
+
+def test_inverted_labels_note_only_below_one_half():
+    """Labels stored as 1 = normal turn a detector's AUC into 1 - AUC: computed here on scores that rank the abnormal
+    frames first, the official labels give 1.0, the inverted ones 0.0, and only the latter gets the note."""
+    labels = np.array([0, 0, 0, 1, 1, 0, 0])
+    psnr = {"v": np.where(labels == 1, 20.0, 30.0) + np.arange(7) * 0.1}
+    official = compute_metrics(psnr, {"v": labels})["micro_auc"]
+    inverted = compute_metrics(psnr, {"v": 1 - labels})["micro_auc"]
+    assert official == pytest.approx(1 - inverted) and official > 0.5
+    assert inverted_labels_note(official, "frame-level micro-AUC", "gt.mat") is None
+    assert inverted_labels_note(None, "frame-level micro-AUC", "gt.mat") is None
+    note = inverted_labels_note(inverted, "frame-level micro-AUC", "gt.mat")
+    assert note.startswith(f"frame-level micro-AUC {inverted:.4f} is below 0.5") and "(gt.mat) may be inverted" in note

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -48,3 +50,24 @@ def test_fixed_counts_and_omp_num_threads_are_kept(restore_threads, monkeypatch)
 def test_own_threads_are_not_counted_as_others():
     assert utils._own_running_threads() >= 1
     assert utils._others_running_now() >= 0
+
+
+@pytest.mark.parametrize("threads,load", [(1, 4.0), (2, 3.9), (3, 3.0), (4, 1.0)])
+def test_busy_cores_advice_never_repeats_the_given_count(restore_threads, monkeypatch, threads, load):
+    monkeypatch.setattr(utils.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(utils, "_others_running_now", lambda: 2)
+    chosen, line = utils.thread_count(threads)
+    assert chosen == threads and f"load average is {load:.1f} on 4 cores" in line
+    assert f"--threads {threads})" in line  # names the count that was given
+    advised = re.findall(r"pass --threads (\d+)", line)
+    if threads == 1:  # one thread waits for no other: nothing smaller to advise, only the load is stated
+        assert not advised and "no other --threads value would help" in line and "wait for each other" not in line
+    else:
+        assert len(advised) == 1 and 1 <= int(advised[0]) < threads and "wait for each other" in line
+
+
+def test_busy_cores_line_names_omp_num_threads_when_it_set_the_count(restore_threads, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setattr(utils.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    monkeypatch.setattr(utils, "_others_running_now", lambda: 2)
+    assert "(OMP_NUM_THREADS 2)" in utils.thread_count(0)[1]

@@ -19,6 +19,7 @@ import torch
 
 from checkpoint import save_checkpoint
 from config import CLASSICAL_LAMBDA_OP, DATASET_DEFAULTS, RIFE_LAMBDA_OP, Config
+from evaluation.metrics import inverted_labels_note
 from training.distributed import DistInfo
 from training.losses import FLOW_LOSS_UNITS
 from training.resume import RunState, Start, legacy_flow_note
@@ -124,8 +125,11 @@ class NoOutputs:
     ) -> None:
         return None
 
-    def begin(self, printout: str, checkpointer: Checkpointer, run: RunState, can_validate: bool) -> None:
-        """Rank 0 prints, writes config.json and opens its log here."""
+    def begin(
+        self, printout: str, checkpointer: Checkpointer, run: RunState, can_validate: bool, label_source: str = ""
+    ) -> None:
+        """Rank 0 prints, writes config.json and opens its log here; `label_source` (DatasetFiles.label_source)
+        is named if a validation AUC falls below 0.5."""
 
     def trained(self, progress: Progress) -> None:
         """After each step: every rank re-checks its torch threads (--threads 0, `recheck_threads`); rank 0 also
@@ -160,6 +164,7 @@ class RunOutputs(NoOutputs):
         self.lock: RunLock | None = None
         self.log: RunLog | None = None
         self.validates = False
+        self.label_source, self.inverted_said = "", False  # where test labels come from; the AUC < 0.5 note said
         self.writes = True
 
     def __enter__(self) -> RunOutputs:
@@ -186,8 +191,11 @@ class RunOutputs(NoOutputs):
         if failed:
             self.traces.remove_folders()  # the folders it created, if now empty: no empty run folders left behind
 
-    def begin(self, printout: str, checkpointer: Checkpointer, run: RunState, can_validate: bool) -> None:
+    def begin(
+        self, printout: str, checkpointer: Checkpointer, run: RunState, can_validate: bool, label_source: str = ""
+    ) -> None:
         print(printout, flush=True)
+        self.label_source, self.inverted_said = label_source, False
         atomic_write_text(self.run_dir / "config.json", json.dumps(checkpointer.cfg.to_dict(), indent=2))
         # The checkpoint holds everything logged up to its step; a killed run's later events are dropped.
         resumed = checkpointer.start.resume is not None
@@ -221,6 +229,10 @@ class RunOutputs(NoOutputs):
         self._log.scalar("val/micro_auc", auc, run.step)
         log_images(self._log, nets, clip, run.step)
         progress.write(f"step {run.step}: validation micro-AUC {auc:.4f} (test labels; used only to pick 'best')")
+        inverted = inverted_labels_note(auc, "validation micro-AUC", self.label_source)
+        if inverted and not self.inverted_said:  # said once a run
+            self.inverted_said = True
+            progress.write(f"note: {inverted}; 'best' keeps the highest AUC, which such labels make the worst model")
         run.history.append({"step": run.step, "val_auc": auc})
         if improved:
             self._save(run, "best")
