@@ -220,7 +220,8 @@ from dataset.resample import Continuity, at_model_rate, continuity, holes_note, 
 from evaluation.detect_report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
 from evaluation.pages import LiveResult, StagedResult, file_stems
 from evaluation.runtime import ModelInfo, Predictor, warm_up
-from evaluation.scores import anomaly_scores, flat_videos_note
+from evaluation.scenes import SceneSettings, SceneTracker, background_db, scene_scores
+from evaluation.scores import flat_videos_note
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator
 from evaluation.watch import LiveFiles, WatchResult, WatchSettings, watch
 from model_file import environment, load_model
@@ -241,6 +242,10 @@ class Input:
     def batches(self, predictor: Predictor, cfg: Config, batch_size: int):
         """The input's frame batches (those `predictor` reads), resampled to the model's rate when it is faster."""
         return at_model_rate(predictor.batches(self.video, cfg, batch_size), self.video, self.model_fps, self.fps)
+
+    def scored_fps(self) -> float:
+        """Frames per second of the scored stream: the model's rate when the input is resampled to it, else its own."""
+        return self.model_fps if self.model_fps and needs_resampling(self.fps, self.model_fps) else self.fps
 
     def continuity(self) -> Continuity:
         """Where the stream of `batches` breaks (no window spans a break: those targets are not scored)."""
@@ -276,13 +281,23 @@ class Normaliser:
     std: float | None = None
     origin: str = ""
 
-    def stream(self, psnr: np.ndarray) -> np.ndarray:
-        """Scores of a batch as soon as it is predicted (stream mode only; float64)."""
-        return (self.mean - np.asarray(psnr, dtype=np.float64)) / self.std
+    def stream(self, psnr: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
+        """Scores of a batch as soon as it is predicted (stream mode only; float64): (base − PSNR) / std, with each
+        frame's baseline `base` ((N,) dB, evaluation.scenes.SceneTracker) or the training mean."""
+        return ((self.mean if base is None else base) - np.asarray(psnr, dtype=np.float64)) / self.std
 
-    def final(self, psnr: np.ndarray) -> np.ndarray:
-        """Scores of the whole file (N,) float64."""
-        return self.stream(psnr) if self.mode == "stream" else anomaly_scores(psnr)
+    def final(self, scored: Scored) -> np.ndarray:
+        """Scores of the whole file (N,) float64: stream mode's, or 1 − min-max(PSNR) within each scene."""
+        return (
+            self.stream(scored.psnr, scored.base) if self.mode == "stream" else scene_scores(scored.psnr, scored.scene)
+        )
+
+    def tracker(self, fps: float, in_frames: int, threshold: float) -> SceneTracker:
+        """A SceneTracker for one stream at `fps` frames/s: stream mode's baseline starts at the training mean and
+        follows drifts on frames at most `threshold` std below it; whole mode has none."""
+        if self.mode != "stream":
+            return SceneTracker(SceneSettings(fps, in_frames))
+        return SceneTracker(SceneSettings(fps, in_frames), self.mean, threshold * self.std)
 
     @property
     def label(self) -> str:
@@ -293,9 +308,10 @@ class Normaliser:
         """How the score was computed, for the report."""
         if self.mode == "stream":
             return (
-                f"(mean - PSNR) / std with training PSNR mean {self.mean:.4f} dB, std {self.std:.4f} dB ({self.origin})"
+                f"(baseline - PSNR) / std, the baseline starting at the training PSNR mean {self.mean:.4f} dB, std "
+                f"{self.std:.4f} dB ({self.origin}), following slow drifts and re-settled after scene changes"
             )
-        return "1 - minmax(PSNR) over the whole input (the paper's per-video normalisation)"
+        return "1 - minmax(PSNR) within each scene of the input (the paper's per-video normalisation)"
 
 
 def stream_stats(info: ModelInfo, args: argparse.Namespace) -> tuple[float, float, str]:
@@ -356,9 +372,12 @@ class Scored:
     psnr: np.ndarray
     numbers: np.ndarray
     frames_read: int
+    base: np.ndarray  # stream mode's PSNR baseline of each scored frame (dB; NaN in whole mode)
+    scene: np.ndarray  # the scene of each scored frame (0, 1, … counting scene changes)
     interrupted: int = 0  # the signal that stopped it, 0 if it ran to the end
     report: dict | None = None  # decode report of a video file (gaps, early end)
     holes: list = field(default_factory=list)  # breaks in the stream (Continuity.holes): the frames after unscored
+    scene_changes: list = field(default_factory=list)  # evaluation.scenes.SceneChange: their frames unscored
 
 
 def score_pass(
@@ -371,38 +390,48 @@ def score_pass(
     vmax: VmaxEstimator | None = None,
     stop: StopRequest | None = None,
 ) -> Scored:
-    """One pass over a batch stream of `inp` (`inp.batches`): PSNR of every scored frame (number >= inp.start, whose
-    window spans no break: `Input.continuity`).
+    """One pass over a batch stream of `inp` (`inp.batches`): PSNR of every scored frame: number >= inp.start, its
+    window spans no break (`Input.continuity`) and it is not part of a scene change (`evaluation.scenes`).
 
     csv_path (stream mode): scores.csv rows are appended and flushed batch by batch. vmax: offered every batch's
     error maps (for the heatmap scale). stop: checked after every batch; a signal ends the pass early with
-    what was scored. Memory: one batch of frames plus 20 bytes per frame (PSNR, number, and the stream's
-    frame number), whatever the length.
+    what was scored. Memory: one batch of frames plus 40 bytes per frame (PSNR, number, baseline, scene, and the
+    stream's frame number and time), whatever the length.
     """
-    psnr_parts, number_parts = [], []
+    parts: list[tuple[np.ndarray, ...]] = []
     rule = inp.continuity()
+    tracker = norm.tracker(inp.scored_fps(), predictor.in_frames, threshold)
     with _csv_rows(csv_path) as rows:
         for pred in predictor.stream(batches):
-            numbers = np.asarray(batches.numbers[pred.first_index : pred.first_index + len(pred.psnr)], dtype=np.int64)
+            span = slice(pred.first_index, pred.first_index + len(pred.psnr))
+            numbers = np.asarray(batches.numbers[span], dtype=np.int64)
             keep = (numbers >= inp.start) & rule.scorable(batches, pred.first_index, len(numbers), predictor.in_frames)
-            psnr = pred.psnr[keep]
-            if psnr.size:
-                psnr_parts.append(psnr)
-                number_parts.append(numbers[keep])
-                if vmax is not None:
-                    vmax.add(pred.error_maps()[keep])
-                if rows is not None:
-                    rows(detect_csv_rows(numbers[keep], psnr, norm.stream(psnr), threshold))
+            at = np.flatnonzero(keep)
+            if at.size:
+                maps = pred.error_maps()[at]
+                seconds = np.asarray(batches.seconds[span])[at]
+                scored, base, scene = tracker.steps(numbers[at], seconds, pred.psnr[at], background_db(maps))
+                at, psnr, base, scene = at[scored], pred.psnr[at][scored], base[scored], scene[scored]
+                parts.append((psnr, numbers[at], base, scene))
+                if vmax is not None and at.size:
+                    vmax.add(maps[scored])
+                if rows is not None and at.size:
+                    rows(detect_csv_rows(numbers[at], psnr, norm.stream(psnr, base), threshold))
             if stop is not None and stop.signum:
                 break
-    report = batches.report.summary() if batches.report is not None else None
+    tracker.finish()
+    empty = [np.zeros(0, dtype) for dtype in (np.float32, np.int64, np.float64, np.int64)]
+    psnr, numbers, base, scene = [np.concatenate(column) for column in zip(*parts)] if parts else empty
     return Scored(
-        np.concatenate(psnr_parts) if psnr_parts else np.zeros(0, np.float32),
-        np.concatenate(number_parts) if number_parts else np.zeros(0, np.int64),
+        psnr,
+        numbers,
         len(batches.numbers),
+        base,
+        scene,
         stop.signum if stop is not None else 0,
-        report,
+        batches.report.summary() if batches.report is not None else None,
         rule.holes(batches),
+        tracker.changes,
     )
 
 
@@ -448,7 +477,7 @@ def write_heatmap_video(
     batches = inp.batches(predictor, cfg, batch_size)
     with HeatmapVideoWriter(
         path,
-        inp.model_fps if needs_resampling(inp.fps, inp.model_fps) else inp.fps,
+        inp.scored_fps(),
         vmax=vmax,
         size=(cfg.height, cfg.width),
         curve_length=len(scores),
@@ -560,9 +589,10 @@ def _score_and_report(
             f"--video {inp.video.source.path}: no frame numbered {inp.start} or later among the "
             f"{scored.frames_read} read (--start {inp.start})"
         )
-    scores = norm.final(scored.psnr)
+    scores = norm.final(scored)
     notes = [] if streamed else [n for n in [flat_videos_note({inp.video.name: scored.psnr})] if n]
     notes += [n for n in [holes_note(scored.holes, cfg.in_frames, str(inp.video.source.path))] if n]
+    notes += [change.describe() for change in scored.scene_changes]
     problems = (scored.report or {}).get("problems", [])
     video = None
     if save_video and len(scored.psnr) and not scored.interrupted:
@@ -589,6 +619,7 @@ def _score_and_report(
         "decoding": scored.report,
         "interrupted": bool(scored.interrupted),
         "notes": notes + problems,
+        "scene_changes": [change.as_dict() for change in scored.scene_changes],
     }
     events = merge_events(scored.numbers, scores, threshold, inp.fps, gap_frames, min_frames)
     caveats = detect_caveats(norm.mode, scored.psnr, scores, threshold, norm.mean, norm.std)
@@ -695,7 +726,7 @@ def watch_source(args, predictor: Predictor, info: ModelInfo, norm: Normaliser, 
             ) as reader,
             LiveFiles(folder.dir, settings, (cfg.height, cfg.width), (min(0.0, threshold - 3), threshold + 6)) as files,
         ):
-            result = watch(predictor, reader, norm.stream, settings, files, lambda: stopper.signum, log)
+            result = watch(predictor, reader, norm, settings, files, lambda: stopper.signum, log)
         if not len(result.numbers):
             if result.signal:
                 raise_for_signal(result.signal)

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -40,6 +41,7 @@ from dataset.live import LIVE_SAME_RATE, LiveFrame, LiveReader
 from dataset.resample import rate_note
 from evaluation.events import Event, EventTracker
 from evaluation.runtime import Predictor
+from evaluation.scenes import SceneTracker, background_db
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator, heatmap_panels, panel_size_for
 from utils import FFPError, atomic_write_bytes, recheck_threads
 
@@ -48,6 +50,18 @@ CURVE_SECONDS = 30.0  # the live video's score curve shows this much of the past
 ON_EVENT_TIMEOUT_S = 60.0  # an --on_event command still running after this is killed (and said)
 ON_EVENT_QUEUE = 100  # events waiting for --on_event at most; more are not handed to it (and said)
 LATENCY_SAMPLES = 10_000  # recent frames whose arrival-to-row latency the summary describes
+
+
+class LiveScorer(Protocol):
+    """Stream mode's normalisation as the live loop uses it (detect.Normaliser)."""
+
+    def stream(self, psnr: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
+        """(base − PSNR) / std of (B,) PSNR dB and baselines (B,) dB: (B,) float64 scores."""
+        ...
+
+    def tracker(self, fps: float, in_frames: int, threshold: float) -> SceneTracker:
+        """A SceneTracker for one stream (its baseline starts at the training mean)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -288,12 +302,26 @@ class _Timeline:
 
 
 class _EventBook:
-    """EventTracker on the model timeline, with each open event's first/last/peak moments, emitting records."""
+    """EventTracker on the model timeline, with each open event's first/last/peak moments, emitting records; and the
+    SceneTracker `scenes`, whose settled scene changes are emitted as records of kind 'scene_change'."""
 
-    def __init__(self, settings: WatchSettings, files: LiveFiles, result: WatchResult, runner: OnEventRunner | None):
+    def __init__(
+        self, settings: WatchSettings, files: LiveFiles, result: WatchResult, runner: OnEventRunner | None, scenes
+    ):
         self.settings, self.files, self.result, self.runner = settings, files, result, runner
         self.tracker = EventTracker(settings.threshold, settings.fps, settings.gap_frames, settings.min_frames)
         self.open: _OpenEvent | None = None
+        self.scenes: SceneTracker = scenes
+        self.said = 0  # scene changes emitted so far
+
+    def scene_changes(self) -> None:
+        """Emit the scene changes that settled (or, at the end, were closed) since the last call."""
+        for change in self.scenes.changes[self.said :]:
+            record = change.as_dict()
+            self.result.records.append(self.files.event(record, _Moment(change.first_frame, change.start_s, 0.0, 0.0)))
+            if self.runner is not None:
+                self.runner.submit(self.result.records[-1])
+        self.said = len(self.scenes.changes)
 
     def add(self, index: int, moment: _Moment, rgb: np.ndarray, err: Callable[[], np.ndarray]) -> None:
         ended = self.tracker.add(index, moment.score)
@@ -312,12 +340,15 @@ class _EventBook:
         ended = self.tracker.finish()
         if ended is not None and self.open is not None:
             self._emit(ended, self.open)
+        self.scenes.finish()
+        self.scene_changes()
 
     def _emit(self, ended: Event, moments: _OpenEvent) -> None:
         first, last, peak = moments.first, moments.last, moments.peak
         end_s = last.seconds + 1.0 / self.settings.fps
         event = Event(first.number, last.number, peak.number, peak.score, ended.n_alarm_frames, first.seconds, end_s)
         record = {
+            "kind": "anomaly",
             "start": iso_time(first.wall),
             "end": iso_time(last.wall + 1.0 / self.settings.fps),
             "start_s": round(first.seconds, 3),
@@ -342,7 +373,7 @@ class _EventBook:
 def watch(
     predictor: Predictor,
     reader: LiveReader,
-    score: Callable[[np.ndarray], np.ndarray],
+    scorer: LiveScorer,
     settings: WatchSettings,
     files: LiveFiles,
     stopped: Callable[[], int],
@@ -350,12 +381,14 @@ def watch(
 ) -> WatchResult:
     """Score a live source until it ends, is lost, --duration passes or `stopped()` returns a signal number.
 
-    score: PSNR (B,) float32 dB -> anomaly scores (B,) float64 (stream mode's normalisation). Returns the
-    WatchResult; every event still open at the end is closed and written. The caller raises reader.error.
+    scorer: stream mode's normalisation (`LiveScorer`), with the scene tracker that re-settles its baseline after a
+    scene change (`evaluation.scenes`). Returns the WatchResult; every event still open at the end is closed and
+    written. The caller raises reader.error.
     """
     result = WatchResult()
     runner = OnEventRunner(settings.on_event, log) if settings.on_event else None
-    book = _EventBook(settings, files, result, runner)
+    scenes = scorer.tracker(settings.fps, settings.in_frames, settings.threshold)
+    book = _EventBook(settings, files, result, runner, scenes)
     timeline, t, rate_said = _Timeline(settings.fps), settings.in_frames, False
     history: list[LiveFrame] = []
     try:
@@ -382,7 +415,7 @@ def watch(
             seq = history + frames
             targets = [i for i in range(max(t, len(history)), len(seq)) if seq[i - t].run == seq[i].run]
             if targets:
-                _score_batch(predictor, seq, targets, score, settings, files, book, timeline, result)
+                _score_batch(predictor, seq, targets, scorer, settings, files, book, timeline, result)
             history = seq[-t:]
         book.finish()
     finally:
@@ -392,18 +425,25 @@ def watch(
 
 
 def _score_batch(
-    predictor: Predictor, seq: list[LiveFrame], targets: list[int], score, settings, files, book, timeline, result
+    predictor: Predictor, seq: list[LiveFrame], targets: list[int], scorer, settings, files, book, timeline, result
 ) -> None:
-    """Predict the targets of `seq`, write their rows, feed events and the video."""
+    """Predict the targets of `seq`; the frames the scene tracker scores get their rows, feed events and the video;
+    a scene change that settled is emitted."""
     pred = predictor.targets(np.stack([f.rgb for f in seq]), targets)
-    psnr = pred.psnr
-    scores = score(psnr)
-    error_maps = pred.error_maps  # computed on first use, once
-    if files.vmax is None:
-        files.error_scale(error_maps())
+    error_maps = pred.error_maps()  # every frame's: its background error tells a change of the whole scene
+    frames = [seq[i] for i in targets]
+    scored, base, _ = book.scenes.steps(
+        [f.number for f in frames], [f.seconds for f in frames], pred.psnr, background_db(error_maps)
+    )
+    book.scene_changes()
+    kept = np.flatnonzero(scored)
+    psnr = pred.psnr[kept]
+    scores = scorer.stream(psnr, base[kept])
+    if files.vmax is None and kept.size:
+        files.error_scale(error_maps[kept])
     rows = []
-    for j, i in enumerate(targets):
-        frame = seq[i]
+    for j, k in enumerate(kept):
+        frame = frames[k]
         rows.append(
             (
                 frame.number,
@@ -415,9 +455,9 @@ def _score_batch(
             )
         )
         moment = _Moment(frame.number, frame.seconds, frame.wall, float(scores[j]))
-        book.add(timeline.step(frame), moment, frame.rgb, lambda j=j: error_maps()[j].copy())
+        book.add(timeline.step(frame), moment, frame.rgb, lambda k=k: error_maps[k].copy())
         if settings.save_video:
-            files.add_video_frame(frame.rgb, error_maps()[j], float(scores[j]), frame.number)
+            files.add_video_frame(frame.rgb, error_maps[k], float(scores[j]), frame.number)
         result.numbers.append(frame.number)
         result.seconds.append(frame.seconds)
         result.psnr.append(float(psnr[j]))

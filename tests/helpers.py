@@ -447,18 +447,34 @@ def chromium_probe(page: Path, tmp_path: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- live streams
-def ped2_stream(n: int, fps: float = 10.0, abnormal: range = range(0)) -> list[bytes]:
+def ped2_stream(n: int, fps: float = 10.0, abnormal: range = range(0), **scene) -> list[bytes]:
     """JPEGs of Ped2 training video 01 as a camera at `fps` would send them (the footage is 10 fps: a faster camera
-    repeats frames), the frames of `abnormal` (stream positions) with a white box moving 12 px a frame."""
+    repeats frames), the frames of `abnormal` (stream positions) with a white box moving 12 px a frame; `scene`:
+    lights changing as in `ped2_scene`."""
+    return [cv2.imencode(".jpg", image)[1].tobytes() for image in ped2_scene(n, fps, abnormal, **scene)]
+
+
+def ped2_scene(
+    n: int, fps: float = 10.0, abnormal: range = range(0), switch_at: int | None = None, dusk_from: int | None = None
+) -> list[np.ndarray]:
+    """n BGR frames of Ped2 training video 01 (looped; a faster camera at `fps` repeats frames) as a camera sees
+    them: with `abnormal` as in `ped2_stream`; from `switch_at` on, lights switched on (3 white frames, as an
+    infrared-cut filter flips, then +40 grey levels); from `dusk_from` on, darker by ×0.995 a frame. The box of
+    `abnormal` is drawn after the lighting (a lit object)."""
     files = sorted(PED2_TRAIN_01.glob("*.jpg"))
-    jpegs = []
+    images = []
     for k in range(n):
-        image = cv2.imread(str(files[int(k * 10.0 / fps) % len(files)]))
+        image = cv2.imread(str(files[int(k * 10.0 / fps) % len(files)])).astype(np.float32)
+        if switch_at is not None and k >= switch_at:
+            image = np.full_like(image, 255.0) if k < switch_at + 3 else image + 40
+        if dusk_from is not None and k >= dusk_from:
+            image *= 0.995 ** (k - dusk_from)
+        image = np.clip(np.round(image), 0, 255).astype(np.uint8)
         if k in abnormal:
             x = 20 + (k - abnormal.start) * 12
             cv2.rectangle(image, (x, 80), (x + 50, 140), (255, 255, 255), -1)
-        jpegs.append(cv2.imencode(".jpg", image)[1].tobytes())
-    return jpegs
+        images.append(image)
+    return images
 
 
 def scored_frames(folder: Path) -> list[int]:

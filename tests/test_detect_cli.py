@@ -19,6 +19,7 @@ import detect
 from cli import run_cli
 from dataset import find_dataset, prepare_frame, read_frame
 from evaluation.predict import generator_from_state, training_psnr_stats
+from evaluation.scenes import DRIFT_S, DRIFT_SHARE
 from model import Generator
 
 
@@ -139,8 +140,14 @@ def test_stream_mode_on_avi_with_video(test_video, ckpts, tmp_path):
     assert [int(r["frame"]) for r in rows] == list(range(4, 120))
     stats = torch.load(ckpts["stats"], weights_only=True)["psnr_stats"]
     psnr, scores = (np.array([float(r[k]) for r in rows]) for k in ("psnr", "score"))
-    np.testing.assert_allclose(scores, (stats["mean"] - psnr) / stats["std"], atol=1e-4)
-    assert json.loads((out / "summary.json").read_text())["threshold"] == 3.0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["threshold"] == 3.0 and summary["scene_changes"] == []
+    base, expected = stats["mean"], []  # the training mean, then following drifts (docs/detection.md#modes)
+    for value in psnr:
+        expected.append((base - value) / stats["std"])
+        if expected[-1] <= DRIFT_SHARE * 3.0:
+            base += (value - base) / (DRIFT_S * summary["fps"])
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
     cap = cv2.VideoCapture(str(out / "heatmap.mp4"))
     n = 0
     while cap.read()[0]:
@@ -300,7 +307,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
         return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
 
     norm = Normaliser("stream", 30.0, 2.0)
-    inp = SimpleNamespace(start=0, continuity=Continuity)  # every frame follows the one before
+    inp = SimpleNamespace(start=0, continuity=Continuity, scored_fps=lambda: 10.0)  # no breaks, 10 fps
     from pathlib import Path
     # warm-up: allocator, model, first batches
     score_pass(g, batches(2_000), inp, norm, 3.0, Path(sys.argv[2] + ".warm"))
