@@ -384,3 +384,17 @@ def test_an_auc_below_one_half_says_the_labels_may_be_inverted(shared_data, tmp_
         rows = list(csv.DictReader(f))
     official = [int(int(r["frame"]) + 1 >= 61) for r in rows]  # frame numbers are 0-based, intervals 1-based
     assert roc_auc_score(official, [float(r["score"]) for r in rows]) > 0.5
+
+
+@pytest.mark.slow
+def test_eval_on_the_real_ped2_test_download_alone(shared_data, tmp_path, capsys):
+    """Ped2's testing/ folder and ped2.mat, without training/: all 12 test videos scored against their labels."""
+    root = tmp_path / "data" / "ped2"
+    root.mkdir(parents=True)
+    (root / "testing").symlink_to(shared_data / "ped2" / "testing")
+    (root / "ped2.mat").symlink_to(shared_data / "ped2" / "ped2.mat")
+    ckpt = save_random_checkpoint(tmp_path / "c.pth")
+    assert eval_cli(ckpt, tmp_path / "data", tmp_path / "res", "--dataset", "ped2", "--no_pixel_auroc") == 0
+    out = capsys.readouterr().out
+    assert "scored 1962 frames of 12 test videos" in out and "micro-AUC:" in out  # 2,010 frames, 4 per video unscored
+    assert f"labels: {root / 'ped2.mat'}" in out
