@@ -220,7 +220,7 @@ from dataset.resample import Continuity, at_model_rate, continuity, holes_note, 
 from evaluation.detect_report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
 from evaluation.pages import LiveResult, StagedResult, file_stems
 from evaluation.runtime import ModelInfo, Predictor, warm_up
-from evaluation.scenes import SceneSettings, SceneTracker, background_db, scene_scores
+from evaluation.scenes import REFERENCE_S, SceneSettings, SceneTracker, background_db, scene_scores
 from evaluation.scores import flat_videos_note
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator
 from evaluation.watch import LiveFiles, WatchResult, WatchSettings, watch
@@ -286,11 +286,18 @@ class Normaliser:
         frame's baseline `base` ((N,) dB, evaluation.scenes.SceneTracker) or the training mean."""
         return ((self.mean if base is None else base) - np.asarray(psnr, dtype=np.float64)) / self.std
 
-    def final(self, scored: Scored) -> np.ndarray:
-        """Scores of the whole file (N,) float64: stream mode's, or 1 − min-max(PSNR) within each scene."""
-        return (
-            self.stream(scored.psnr, scored.base) if self.mode == "stream" else scene_scores(scored.psnr, scored.scene)
-        )
+    def final(self, scored: Scored, fps: float, in_frames: int) -> tuple[np.ndarray, list[str]]:
+        """Scores of the whole file (N,) float64 at `fps` scored frames/s: stream mode's, or 1 − min-max(PSNR) within
+        each scene (evaluation.scenes.scene_scores); and a note per scene too short to normalise."""
+        if self.mode == "stream":
+            return self.stream(scored.psnr, scored.base), []
+        scores, short = scene_scores(scored.psnr, scored.scene, SceneSettings(fps, in_frames).frames(REFERENCE_S))
+        notes = [
+            f"scene {k} (frames {scored.numbers[scored.scene == k][0]}-{scored.numbers[scored.scene == k][-1]}) is "
+            f"shorter than {REFERENCE_S:g} s: too short to normalise over itself, scored 0"
+            for k in short
+        ]
+        return scores, notes
 
     def tracker(self, fps: float, in_frames: int, threshold: float) -> SceneTracker:
         """A SceneTracker for one stream at `fps` frames/s: stream mode's baseline starts at the training mean and
@@ -584,13 +591,16 @@ def _score_and_report(
             f"--video {inp.video.source.path}: {scored.frames_read} frame(s) read, fewer than the "
             f"{cfg.in_frames + 1}-frame window ({cfg.in_frames} past frames + the predicted one)"
         )
+    if len(scored.psnr) == 0 and (scored.holes or scored.scene_changes):
+        why = holes_note(scored.holes, cfg.in_frames, "its frames") or scored.scene_changes[0].describe()
+        raise FFPError(f"--video {inp.video.source.path}: no frame could be scored: {why}")
     if len(scored.psnr) == 0:
         raise FFPError(
             f"--video {inp.video.source.path}: no frame numbered {inp.start} or later among the "
             f"{scored.frames_read} read (--start {inp.start})"
         )
-    scores = norm.final(scored)
-    notes = [] if streamed else [n for n in [flat_videos_note({inp.video.name: scored.psnr})] if n]
+    scores, short = norm.final(scored, inp.scored_fps(), cfg.in_frames)
+    notes = [] if streamed else [n for n in [flat_videos_note({inp.video.name: scored.psnr})] if n] + short
     notes += [n for n in [holes_note(scored.holes, cfg.in_frames, str(inp.video.source.path))] if n]
     notes += [change.describe() for change in scored.scene_changes]
     problems = (scored.report or {}).get("problems", [])
@@ -752,7 +762,8 @@ def watch_source(args, predictor: Predictor, info: ModelInfo, norm: Normaliser, 
             "psnr_stats": {"mean": norm.mean, "std": norm.std},
             "score": norm.describe(),
             "interrupted": bool(result.signal),
-            "notes": [note] if note else [],
+            "notes": ([note] if note else []) + [change.describe() for change in result.scene_changes],
+            "scene_changes": [change.as_dict() for change in result.scene_changes],
             "live": live_meta(reader, result, settings, fps_origin, files),
         }
         scale = source_fps / fps  # the report counts in source frame numbers

@@ -116,7 +116,7 @@ def predict_video(
         ok = rule.scorable(batches, pred.first_index, len(pred.psnr), cfg.in_frames)
         psnr.append(pred.psnr[ok])
         numbers.append(np.asarray(batches.numbers[pred.first_index : pred.first_index + len(ok)], np.int64)[ok])
-        if pixels is None and not keep:
+        if (pixels is None and not keep) or not ok.any():
             continue
         err = pred.error_maps()[ok]
         if pixels is not None:  # masks are per frame number, like labels

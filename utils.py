@@ -440,7 +440,9 @@ def thread_count(threads: int, what: str = "torch") -> tuple[int, str | None]:
         return threads, None
     free = max(0, int(cores - load + 0.5))
     if load >= 0.75 and threads > free and _others_running_now() > 0:
-        return threads, busy_cores_line(load, cores, threads, f"{given} {threads}", what)
+        return threads, busy_cores_line(
+            load, cores, threads, f"{given}{' ' if given == '--threads' else '='}{threads}", what
+        )
     return threads, None
 
 

@@ -231,11 +231,13 @@ def find_dataset(root: str | Path, name: str, with_labels: bool = True, split: s
 
 def _videos_in(dsdir: Path, layout: Layout, name: str, split: str) -> DatasetFiles | None:
     """The videos of `dsdir` read as `layout`, or None when its `split` ('train' or 'test') is missing or holds no
-    videos (the other split is listed when present, and may be empty)."""
+    videos. Training also lists the test videos (for validation; there may be none); evaluation never looks at the
+    training split."""
     dirs = {"train": dsdir / layout.train, "test": dsdir / layout.test}
     if not dirs[split].is_dir():
         return None
-    videos = {s: split_videos(d) if d.is_dir() else [] for s, d in dirs.items()}
+    wanted = ("train", "test") if split == "train" else ("test",)
+    videos = {s: split_videos(d) if s in wanted and d.is_dir() else [] for s, d in dirs.items()}
     if not videos[split]:
         return None
     return DatasetFiles(name, dsdir, layout.name, videos["train"], videos["test"])

@@ -33,9 +33,10 @@ DOCUMENTED_FPS = {"ped1": 10.0, "ped2": 10.0}
 SYNTHETIC_FPS = 10.0  # the embedded synthetic dataset is generated as 10 fps footage (synthetic.py)
 SAME_RATE = 0.02  # rates within 2 % of each other are the same rate: no resampling
 # In a file, a step between two frames longer than this many frame periods (of the slower of the model's rate and the
-# file's stated rate) is a hole in time. Above 2 so that one late frame and a variable-rate file's stretches at half
-# its average rate (a phone in low light) stay continuous; a recorder that dropped frames for a second is a hole.
-HOLE_PERIODS = 2.0
+# file's stated rate) is a hole in time. Above 2 with room for millisecond timestamps, so that one late frame and a
+# variable-rate file's stretches at half its average rate (a phone in low light) stay continuous; a recorder that
+# dropped frames for a second is a hole.
+HOLE_PERIODS = 2.5
 
 
 class Resampler:

@@ -15,10 +15,10 @@ reported once, and the new scene's level becomes the reference:
 - stream mode: the PSNR baseline of the z-score becomes the median PSNR of the settling frames (the model may
   predict a brighter scene less well everywhere: that is the new normal, not an anomaly), and between changes it
   follows slow drifts (dusk, clouds) as an exponential average, with a time constant of DRIFT_S, of the PSNR of the
-  scored frames that are clearly normal (scoring at most DRIFT_SHARE of the threshold: frames nearer an alarm, as
-  a slow cyclist's are, would pull the baseline down to the anomaly);
+  scored frames that are clearly normal (within DRIFT_SHARE of the threshold of it, either way: frames nearer an
+  alarm, as a slow cyclist's are, would pull the baseline down to the anomaly, and a one-sided gate would lift it);
 - whole mode: each scene is min-max normalised over itself (`scene_scores`), the paper's per-video normalisation
-  applied per scene.
+  applied per scene; a scene shorter than REFERENCE_S scores 0 (too short to tell its normal frames).
 
 Scene changes are looked for once WARMUP_S of frames has been scored. The constants were set on real Ped2 footage
 (training video 04) with the shipped model: background error 50-53 dB on normal frames, unchanged by a box crossing
@@ -140,7 +140,7 @@ class SceneTracker:
         while len(self._recent) > s.frames(REFERENCE_S):
             self._recent.popleft()
         base = self.base
-        if self.base is not None and self.base - psnr <= DRIFT_SHARE * self.threshold_db:  # clearly normal
+        if self.base is not None and abs(self.base - psnr) <= DRIFT_SHARE * self.threshold_db:  # clearly normal
             self.base += (psnr - self.base) / (DRIFT_S * s.fps)
         return Verdict(True, base, self.scene)
 
@@ -183,14 +183,20 @@ class SceneTracker:
         return change
 
 
-def scene_scores(psnr: np.ndarray, scenes: np.ndarray) -> np.ndarray:
+def scene_scores(psnr: np.ndarray, scenes: np.ndarray, min_frames: int) -> tuple[np.ndarray, list[int]]:
     """Whole mode's scores per scene: 1 − min-max(PSNR) within each scene. psnr, scenes: (N,) dB and scene index of
-    each scored frame; returns (N,) float64 in [0, 1]."""
+    each scored frame; min_frames: a scene with fewer scored frames (when there are several) is too short to tell
+    its normal from its anomalies and scores 0 (min-max would put 1 on its worst frame whatever it shows).
+    Returns ((N,) float64 scores in [0, 1], the indices of the scenes scored 0 for being short)."""
     from evaluation.scores import anomaly_scores
 
     psnr, scenes = np.asarray(psnr, dtype=np.float64), np.asarray(scenes)
-    scores = np.zeros(len(psnr), dtype=np.float64)
-    for scene in np.unique(scenes):
+    scores, short = np.zeros(len(psnr), dtype=np.float64), []
+    found = np.unique(scenes)
+    for scene in found:
         mask = scenes == scene
+        if len(found) > 1 and mask.sum() < min_frames:
+            short.append(int(scene))
+            continue
         scores[mask] = anomaly_scores(psnr[mask])
-    return scores
+    return scores, short

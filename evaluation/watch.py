@@ -41,7 +41,7 @@ from dataset.live import LIVE_SAME_RATE, LiveFrame, LiveReader
 from dataset.resample import rate_note
 from evaluation.events import Event, EventTracker
 from evaluation.runtime import Predictor
-from evaluation.scenes import SceneTracker, background_db
+from evaluation.scenes import SceneChange, SceneTracker, background_db
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator, heatmap_panels, panel_size_for
 from utils import FFPError, atomic_write_bytes, recheck_threads
 
@@ -270,6 +270,7 @@ class WatchResult:
     scores: array.array = field(default_factory=lambda: array.array("d"))
     events: list[Event] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)
+    scene_changes: list[SceneChange] = field(default_factory=list)
     ended_by: str = "source ended"
     signal: int = 0
     latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
@@ -306,21 +307,36 @@ class _EventBook:
     SceneTracker `scenes`, whose settled scene changes are emitted as records of kind 'scene_change'."""
 
     def __init__(
-        self, settings: WatchSettings, files: LiveFiles, result: WatchResult, runner: OnEventRunner | None, scenes
+        self,
+        settings: WatchSettings,
+        files: LiveFiles,
+        result: WatchResult,
+        runner: OnEventRunner | None,
+        scenes: SceneTracker,
+        log: Callable[[str], None],
     ):
         self.settings, self.files, self.result, self.runner = settings, files, result, runner
         self.tracker = EventTracker(settings.threshold, settings.fps, settings.gap_frames, settings.min_frames)
         self.open: _OpenEvent | None = None
-        self.scenes: SceneTracker = scenes
+        self.scenes, self.log = scenes, log
         self.said = 0  # scene changes emitted so far
+        self.unscored: list[float] = []  # wall times of the first and the last unscored frame of an open change
+
+    def unscored_frame(self, wall: float) -> None:
+        """A frame of a scene change went by at Unix time `wall` (s)."""
+        self.unscored = [self.unscored[0] if self.unscored else wall, wall]
 
     def scene_changes(self) -> None:
-        """Emit the scene changes that settled (or, at the end, were closed) since the last call."""
+        """Emit the scene changes that settled (or, at the end, were closed) since the last call: a note, a record of
+        kind 'scene_change' (with the wall times of its first and last frame) and the --on_event call."""
         for change in self.scenes.changes[self.said :]:
-            record = change.as_dict()
-            self.result.records.append(self.files.event(record, _Moment(change.first_frame, change.start_s, 0.0, 0.0)))
+            first, last = self.unscored or [time.time(), time.time()]
+            timed = {"start": iso_time(first), "end": iso_time(last + 1.0 / self.settings.fps), **change.as_dict()}
+            self.result.records.append(self.files.event(timed, _Moment(change.first_frame, change.start_s, first, 0.0)))
+            self.log(f"note: {change.describe()}")
             if self.runner is not None:
                 self.runner.submit(self.result.records[-1])
+            self.unscored = []
         self.said = len(self.scenes.changes)
 
     def add(self, index: int, moment: _Moment, rgb: np.ndarray, err: Callable[[], np.ndarray]) -> None:
@@ -388,7 +404,7 @@ def watch(
     result = WatchResult()
     runner = OnEventRunner(settings.on_event, log) if settings.on_event else None
     scenes = scorer.tracker(settings.fps, settings.in_frames, settings.threshold)
-    book = _EventBook(settings, files, result, runner, scenes)
+    book = _EventBook(settings, files, result, runner, scenes, log)
     timeline, t, rate_said = _Timeline(settings.fps), settings.in_frames, False
     history: list[LiveFrame] = []
     try:
@@ -418,6 +434,7 @@ def watch(
                 _score_batch(predictor, seq, targets, scorer, settings, files, book, timeline, result)
             history = seq[-t:]
         book.finish()
+        result.scene_changes = scenes.changes
     finally:
         if runner is not None:
             runner.close()
@@ -435,15 +452,18 @@ def _score_batch(
     scored, base, _ = book.scenes.steps(
         [f.number for f in frames], [f.seconds for f in frames], pred.psnr, background_db(error_maps)
     )
-    book.scene_changes()
     kept = np.flatnonzero(scored)
     psnr = pred.psnr[kept]
     scores = scorer.stream(psnr, base[kept])
     if files.vmax is None and kept.size:
         files.error_scale(error_maps[kept])
-    rows = []
-    for j, k in enumerate(kept):
-        frame = frames[k]
+    rows, at = [], dict(zip(kept.tolist(), range(len(kept))))
+    for k, frame in enumerate(frames):
+        index = timeline.step(frame)  # every frame, scored or not: events count time as batch mode counts numbers
+        if k not in at:
+            book.unscored_frame(frame.wall)
+            continue
+        j = at[k]
         rows.append(
             (
                 frame.number,
@@ -455,13 +475,14 @@ def _score_batch(
             )
         )
         moment = _Moment(frame.number, frame.seconds, frame.wall, float(scores[j]))
-        book.add(timeline.step(frame), moment, frame.rgb, lambda k=k: error_maps[k].copy())
+        book.add(index, moment, frame.rgb, lambda k=k: error_maps[k].copy())
         if settings.save_video:
             files.add_video_frame(frame.rgb, error_maps[k], float(scores[j]), frame.number)
         result.numbers.append(frame.number)
         result.seconds.append(frame.seconds)
         result.psnr.append(float(psnr[j]))
         result.scores.append(float(scores[j]))
+    book.scene_changes()  # after this batch's events: records stay in time order
     files.rows(rows)
     now = time.monotonic()
     result.latencies.extend(now - seq[i].arrival for i in targets)

@@ -177,9 +177,9 @@ def test_eval_of_a_gpu_trained_checkpoint_runs_here_with_its_own_defaults(
     seen = {}
     real = eval_script.prepare_dataset
 
-    def spy(cfg):
+    def spy(cfg, **kwargs):
         seen["cfg"] = cfg
-        return real(cfg)
+        return real(cfg, **kwargs)
 
     monkeypatch.setattr(eval_script, "prepare_dataset", spy)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a CPU-only machine

@@ -284,8 +284,13 @@ def test_a_variable_rate_file_at_half_its_average_rate_keeps_every_window(tmp_pa
     path, _ = fl.write_vfr_mp4(tmp_path / "phone.mp4")
     out = run_detect(path, save_random_checkpoint(tmp_path / "c.pth"), tmp_path / "det")
     summary = json.loads((out / "summary.json").read_text())
-    assert len(read_scores(out)) == summary["frames_read"] - 4 > 70
     assert not any("break" in n for n in summary["notes"])
+    # Consecutive scored frames are at most one kept frame apart (3 source frames at 30 fps, 2 at 15), except across
+    # a scene change (these synthetic pictures change wholesale, and a random model may see one).
+    frames = [int(r["frame"]) for r in read_scores(out)]
+    changes = [range(c["first_frame"], c["last_frame"] + 1) for c in summary["scene_changes"]]
+    steps = [(a, b) for a, b in zip(frames, frames[1:]) if not any(a < c.start <= b for c in changes)]
+    assert len(frames) > 50 and all(b - a <= 3 for a, b in steps), steps
 
 
 def test_detect_scores_no_window_across_damage_in_an_avi(tmp_path):

@@ -97,7 +97,7 @@ def test_missing_root_and_unknown_layout(tmp_path):
         (fl.write_ucsd_original_layout, "ped2"),
     ],
 )
-@pytest.mark.parametrize("training", ["missing", "empty"])
+@pytest.mark.parametrize("training", ["missing", "empty", "malformed"])
 def test_the_test_split_alone_is_found_for_evaluation(tmp_path, writer, name, training):
     """A download of the test videos and labels alone: evaluation finds them with their labels; training refuses,
     naming the training folders it looked in."""
@@ -109,12 +109,14 @@ def test_the_test_split_alone_is_found_for_evaluation(tmp_path, writer, name, tr
     shutil.rmtree(train_root)
     if training == "empty":
         train_root.mkdir()
+    elif training == "malformed":  # a training folder that training would refuse is never read
+        (train_root / "empty video").mkdir(parents=True)
     files = find_dataset(tmp_path, name, split="test")
     assert files.train == []
     assert {v.name: len(v) for v in files.test} == written["test_videos"]
     for v in files.test:
         np.testing.assert_array_equal(v.labels, written["labels"][v.name])
-    with pytest.raises(FFPError, match="looked for training videos"):
+    with pytest.raises(FFPError, match="looked for training videos" if training != "malformed" else "has no frames"):
         find_dataset(tmp_path, name)
 
 

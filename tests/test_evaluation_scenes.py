@@ -82,8 +82,12 @@ def test_background_error_and_per_scene_scores():
     maps[1, :3] = 1e-2
     got = background_db(maps)
     assert got[0] == pytest.approx(-10 * np.log10(0.5e-4), abs=1e-4) and got[1] == pytest.approx(20.0, abs=1e-4)
-    scores = scene_scores(np.array([30.0, 20.0, 10.0, 5.0, 9.0]), np.array([0, 0, 0, 1, 1]))
-    np.testing.assert_allclose(scores, [0.0, 0.5, 1.0, 1.0, 0.0])
+    psnr, scenes = np.array([30.0, 20.0, 10.0, 5.0, 9.0, 7.0]), np.array([0, 0, 0, 1, 1, 2])
+    scores, short = scene_scores(psnr, scenes, min_frames=2)
+    np.testing.assert_allclose(scores, [0.0, 0.5, 1.0, 1.0, 0.0, 0.0])  # scene 2: one frame, too short
+    assert short == [2]
+    alone, short = scene_scores(psnr[-1:], scenes[-1:], min_frames=2)  # one scene: the paper's score, however short
+    assert short == [] and alone.tolist() == [0.0]
     assert SCENE_DB > 5  # a dusk's onset (5 dB on Ped2) is no change of the whole scene
 
 
@@ -164,5 +168,8 @@ def test_a_live_stream_reports_the_switch_once_and_hands_it_to_on_event(tmp_path
     assert [r["kind"] for r in records] == ["scene_change"], records
     assert 40 <= records[0]["first_frame"] <= 45 and records[0]["settled"]
     assert [json.loads(line)["kind"] for line in handed.read_text().splitlines()] == ["scene_change"]
+    assert records[0]["start"] < records[0]["end"] and "note: scene change at frame" in done.stdout
+    summary = json.loads((folder / "summary.json").read_text())
+    assert [c["first_frame"] for c in summary["scene_changes"]] == [records[0]["first_frame"]]
     lines = (folder / "scores.csv").read_text().splitlines()[1:]
     assert max(int(line.split(",")[0]) for line in lines) > records[0]["last_frame"]

@@ -70,4 +70,4 @@ def test_busy_cores_line_names_omp_num_threads_when_it_set_the_count(restore_thr
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     monkeypatch.setattr(utils.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
     monkeypatch.setattr(utils, "_others_running_now", lambda: 2)
-    assert "(OMP_NUM_THREADS 2)" in utils.thread_count(0)[1]
+    assert "(OMP_NUM_THREADS=2)" in utils.thread_count(0)[1]
