@@ -555,6 +555,27 @@ def run_detect(
         )
 
 
+def check_scored(scored: Scored, inp: Input, in_frames: int) -> None:
+    """Nothing to report when a pass scored no frame: the signal that stopped it is re-raised, or FFPError says why
+    (too few frames, breaks or a scene change everywhere, nothing from --start on)."""
+    if len(scored.psnr):
+        return
+    if scored.interrupted:
+        raise_for_signal(scored.interrupted)  # nothing scored yet: nothing to keep
+    if scored.frames_read < in_frames + 1:
+        raise FFPError(
+            f"--video {inp.video.source.path}: {scored.frames_read} frame(s) read, fewer than the "
+            f"{in_frames + 1}-frame window ({in_frames} past frames + the predicted one)"
+        )
+    if scored.holes or scored.scene_changes:
+        why = holes_note(scored.holes, in_frames, "its frames") or scored.scene_changes[0].describe()
+        raise FFPError(f"--video {inp.video.source.path}: no frame could be scored: {why}")
+    raise FFPError(
+        f"--video {inp.video.source.path}: no frame numbered {inp.start} or later among the "
+        f"{scored.frames_read} read (--start {inp.start})"
+    )
+
+
 def _score_and_report(
     predictor: Predictor,
     inp: Input,
@@ -584,21 +605,7 @@ def _score_and_report(
         vmax,
         stopper,
     )
-    if len(scored.psnr) == 0 and scored.interrupted:
-        raise_for_signal(scored.interrupted)  # nothing scored yet: nothing to keep
-    if len(scored.psnr) == 0 and scored.frames_read < cfg.in_frames + 1:
-        raise FFPError(
-            f"--video {inp.video.source.path}: {scored.frames_read} frame(s) read, fewer than the "
-            f"{cfg.in_frames + 1}-frame window ({cfg.in_frames} past frames + the predicted one)"
-        )
-    if len(scored.psnr) == 0 and (scored.holes or scored.scene_changes):
-        why = holes_note(scored.holes, cfg.in_frames, "its frames") or scored.scene_changes[0].describe()
-        raise FFPError(f"--video {inp.video.source.path}: no frame could be scored: {why}")
-    if len(scored.psnr) == 0:
-        raise FFPError(
-            f"--video {inp.video.source.path}: no frame numbered {inp.start} or later among the "
-            f"{scored.frames_read} read (--start {inp.start})"
-        )
+    check_scored(scored, inp, cfg.in_frames)
     scores, short = norm.final(scored, inp.scored_fps(), cfg.in_frames)
     notes = [] if streamed else [n for n in [flat_videos_note({inp.video.name: scored.psnr})] if n] + short
     notes += [n for n in [holes_note(scored.holes, cfg.in_frames, str(inp.video.source.path))] if n]

@@ -301,3 +301,16 @@ def test_detect_scores_no_window_across_damage_in_an_avi(tmp_path):
     out = run_detect(damaged, save_random_checkpoint(tmp_path / "c.pth"), tmp_path / "det")
     frames = [int(r["frame"]) for r in read_scores(out)]
     assert after + 4 in frames and not set(range(after, after + 4)) & set(frames) and before in frames
+
+
+def test_detect_says_why_when_breaks_leave_nothing_to_score(tmp_path, capsys):
+    """Frames saved every other number (a stride): every step is a break, no window is whole: one error line that
+    names the breaks."""
+    import detect
+    from cli import run_cli
+
+    fl.write_frame_folder(tmp_path / "clip", range(1, 40, 2))
+    argv = ["--video", str(tmp_path / "clip"), "--trained_model", str(save_random_checkpoint(tmp_path / "c.pth"))]
+    assert run_cli(detect.main, [*argv, "--out_dir", str(tmp_path / "out"), "--device", "cpu"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "no frame could be scored" in line and "19 break(s)" in line
