@@ -237,7 +237,7 @@ def _detect_html(
 
 def write_detect_report(
     out_dir: str | os.PathLike,
-    frame_indices: Sequence[int],
+    frame_indices: Sequence[int] | np.ndarray,
     psnr: np.ndarray,
     scores: np.ndarray,
     threshold: float,

@@ -97,7 +97,7 @@ def predict_targets(
 class TorchPredictor:
     """The evaluation.runtime.Predictor of a PyTorch generator (detect.py and the live loop): NumPy out."""
 
-    runtime = ("torch", torch.__version__)
+    runtime: tuple[str, str] = ("torch", str(torch.__version__))
 
     def __init__(self, generator: nn.Module, in_frames: int, device: torch.device):
         self.generator, self.in_frames, self.torch_device = generator, in_frames, device

@@ -53,7 +53,7 @@ LATENCY_SAMPLES = 10_000  # recent frames whose arrival-to-row latency the summa
 
 
 class LiveScorer(Protocol):
-    """Stream mode's normalisation as the live loop uses it (detect.Normaliser)."""
+    """Stream mode's normalisation as the live loop uses it (detection.normalise.Normaliser)."""
 
     def stream(self, psnr: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
         """(base − PSNR) / std of (B,) PSNR dB and baselines (B,) dB: (B,) float64 scores."""

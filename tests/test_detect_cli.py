@@ -282,7 +282,8 @@ MEMORY_SCRIPT = textwrap.dedent("""
     import array
     from types import SimpleNamespace
     from dataset.resample import Continuity
-    from detect import Normaliser, score_pass
+    from detection.file import score_pass
+    from detection.normalise import Normaliser
     from evaluation.predict import TorchPredictor
     from model import Generator
 

@@ -20,7 +20,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("checkpoint",),  # checkpoint files: every reader imports it from here
     ("evaluation",),  # scores, metrics, inference, reports, videos
     ("training",),  # losses, the step, the run's bookkeeping
-    ("train", "eval", "detect", "export", "model_file", "bench"),  # the CLIs, their model loader, benchmarks
+    ("model_file",),  # a checkpoint or an ONNX file -> a ready Predictor: what every CLI loads
+    ("detection",),  # scoring a file, watching a live source: what detect.py runs
+    ("train", "eval", "detect", "export", "bench"),  # the CLIs and the benchmarks
 ]
 LAYER_OF = {unit: depth for depth, units in enumerate(LAYERS) for unit in units}
 
