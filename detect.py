@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     path = inp.video.source.path
     stem = path.stem if path.is_file() else path.name
+    meta = file_meta(args, inp, info, predictor, norm)
     with StagedResult(args.out_dir, f"detect_{file_stems([stem])[stem]}", args.overwrite) as stage:
         summary = run_detect(
             predictor,
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             threshold,
             args.save_video,
             stage.dir,
-            file_meta(args, inp, info, predictor, norm),
+            meta,
             args.event_gap,
             args.min_event,
         )
