@@ -178,7 +178,7 @@ import sys
 from pathlib import Path
 
 from dataset.resample import rate_note
-from detection.file import open_input, run_detect
+from detection.file import FileJob, open_input, run_detect
 from detection.live import watch_source
 from detection.normalise import normaliser
 from evaluation.pages import StagedResult, file_stems
@@ -206,19 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     stem = path.stem if path.is_file() else path.name
     meta = file_meta(args, inp, info, predictor, norm)
     with StagedResult(args.out_dir, f"detect_{file_stems([stem])[stem]}", args.overwrite) as stage:
-        summary = run_detect(
-            predictor,
-            inp,
-            info.cfg,
-            info.cfg.eval_batch_size,
-            norm,
-            threshold,
-            args.save_video,
-            stage.dir,
-            meta,
-            args.event_gap,
-            args.min_event,
+        job = FileJob(
+            predictor, info.cfg, norm, threshold, stage.dir, args.save_video, None, args.event_gap, args.min_event
         )
+        summary = run_detect(job, inp, meta)
     return print_summary(summary, args.mode, norm.describe(), threshold, stage.path, path)
 
 

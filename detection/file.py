@@ -67,6 +67,27 @@ def open_input(path: Path, args: argparse.Namespace) -> Input:
     return Input(video, fps, start)
 
 
+@dataclass(frozen=True)
+class FileJob:
+    """How to score one file besides its frames: the model, the command's config (batch size: `batch_size`, else
+    cfg.eval_batch_size), the normalisation and threshold, where the result goes, and the event rule as given
+    (--event_gap / --min_event: frames '5' or seconds '0.5s'; None: evaluation.events' defaults)."""
+
+    predictor: Predictor
+    cfg: Config
+    norm: Normaliser
+    threshold: float
+    out: Path
+    save_video: bool = False
+    batch_size: int | None = None
+    event_gap: str | None = None
+    min_event: str | None = None
+
+    def batches(self, inp: Input):
+        """The input's frame batches for this job's predictor, config and batch size (`Input.batches`)."""
+        return inp.batches(self.predictor, self.cfg, self.batch_size or self.cfg.eval_batch_size)
+
+
 @dataclass
 class Scored:
     """What one scoring pass produced: PSNR and frame numbers of the scored frames, and how the pass ended."""
@@ -83,11 +104,9 @@ class Scored:
 
 
 def score_pass(
-    predictor: Predictor,
+    job: FileJob,
     batches,
     inp: Input,
-    norm: Normaliser,
-    threshold: float,
     csv_path: Path | None,
     vmax: VmaxEstimator | None = None,
     stop: StopRequest | None = None,
@@ -102,6 +121,7 @@ def score_pass(
     """
     parts: list[tuple[np.ndarray, ...]] = []
     rule = inp.continuity()
+    predictor, norm, threshold = job.predictor, job.norm, job.threshold
     tracker = norm.tracker(inp.scored_fps(), predictor.in_frames, threshold)
     with _csv_rows(csv_path) as rows:
         for pred in predictor.stream(batches):
@@ -162,32 +182,22 @@ def _csv_rows(path: Path | None):
         raise FFPError(f"cannot write {exc.filename or path}: {exc.strerror or exc}") from None
 
 
-def write_heatmap_video(
-    path: Path,
-    predictor: Predictor,
-    inp: Input,
-    cfg: Config,
-    batch_size: int,
-    scored: Scored,
-    scores: np.ndarray,
-    vmax: float,
-    threshold: float,
-    score_range: tuple[float, float],
-) -> None:
-    """Pass 2 of --save_video: predict again batch by batch and append each scored frame to the mp4."""
+def write_heatmap_video(job: FileJob, inp: Input, scored: Scored, scores: np.ndarray, vmax: float) -> None:
+    """Pass 2 of --save_video: predict again batch by batch and append each scored frame to out/heatmap.mp4 (scores:
+    the scored frames' (N,) scores; vmax: the error maps' colour scale)."""
     by_number = dict(zip(scored.numbers.tolist(), range(len(scored.numbers))))
-    batches = inp.batches(predictor, cfg, batch_size)
+    batches = job.batches(inp)
     with HeatmapVideoWriter(
-        path,
+        job.out / "heatmap.mp4",
         inp.scored_fps(),
         vmax=vmax,
-        size=(cfg.height, cfg.width),
+        size=(job.cfg.height, job.cfg.width),
         curve_length=len(scores),
-        score_range=score_range,
-        threshold=threshold,
+        score_range=_score_range(job.norm, scores, job.threshold),
+        threshold=job.threshold,
         first_frame=int(scored.numbers[0]),
     ) as writer:
-        for pred in predictor.stream(batches):
+        for pred in job.predictor.stream(batches):
             numbers = batches.numbers[pred.first_index : pred.first_index + len(pred.psnr)]
             rows = [i for i, n in enumerate(numbers) if n in by_number]
             if rows:
@@ -209,45 +219,24 @@ def _score_range(norm: Normaliser, scores: np.ndarray, threshold: float) -> tupl
     return lo, top + 0.1 * (top - lo) + 1e-6  # headroom so the highest point is not on the border
 
 
-def run_detect(
-    predictor: Predictor,
-    inp: Input,
-    cfg: Config,
-    batch_size: int,
-    norm: Normaliser,
-    threshold: float,
-    save_video: bool,
-    out: Path,
-    meta: dict,
-    event_gap: str | None = None,
-    min_event: str | None = None,
-) -> dict:
-    """Score the input and write the report into `out`; returns the summary (n_frames, n_above, events, ...).
+def run_detect(job: FileJob, inp: Input, meta: dict) -> dict:
+    """Score the input and write the report into job.out; returns the summary (n_frames, n_above, events, ...).
 
-    event_gap, min_event: --event_gap / --min_event as given (frames '5' or seconds '0.5s'; None: the defaults
-    of evaluation.events), converted to frames with the input's frame rate `inp.fps`.
-    Stream mode survives SIGINT/SIGTERM: the frames scored so far are reported, marked interrupted (a signal
-    while the report is written is noted too; a second one exits at once).
+    The event rule's seconds become frames at the input's frame rate `inp.fps`. Stream mode survives SIGINT/SIGTERM:
+    the frames scored so far are reported, marked interrupted (a signal while the report is written is noted too; a
+    second one exits at once).
     """
-    gap = parse_duration(DEFAULT_EVENT_GAP if event_gap is None else event_gap, "--event_gap", inp.fps)
-    min_frames = parse_duration(DEFAULT_MIN_EVENT if min_event is None else min_event, "--min_event", inp.fps)
-    streamed = norm.mode == "stream"
+    gap = parse_duration(DEFAULT_EVENT_GAP if job.event_gap is None else job.event_gap, "--event_gap", inp.fps)
+    least = parse_duration(DEFAULT_MIN_EVENT if job.min_event is None else job.min_event, "--min_event", inp.fps)
+    streamed = job.norm.mode == "stream"
     stopper = StopRequest()
     with stopper if streamed else nullcontext():
-        return _score_and_report(
-            predictor,
-            inp,
-            cfg,
-            batch_size,
-            norm,
-            threshold,
-            save_video,
-            out,
-            meta,
-            stopper if streamed else None,
-            gap,
-            min_frames,
-        )
+        started = time.monotonic()
+        vmax = VmaxEstimator() if job.save_video else None
+        csv_path = job.out / "scores.csv" if streamed else None
+        scored = score_pass(job, job.batches(inp), inp, csv_path, vmax, stopper if streamed else None)
+        check_scored(scored, inp, job.cfg.in_frames)
+        return _report(job, inp, scored, vmax, meta, started, (gap, least))
 
 
 def check_scored(scored: Scored, inp: Input, in_frames: int) -> None:
@@ -271,78 +260,42 @@ def check_scored(scored: Scored, inp: Input, in_frames: int) -> None:
     )
 
 
-def _score_and_report(
-    predictor: Predictor,
+def _report(
+    job: FileJob,
     inp: Input,
-    cfg: Config,
-    batch_size: int,
-    norm: Normaliser,
-    threshold: float,
-    save_video: bool,
-    out: Path,
+    scored: Scored,
+    vmax: VmaxEstimator | None,
     meta: dict,
-    stopper: StopRequest | None,
-    gap_frames: int = 0,
-    min_frames: int = 1,
+    started: float,
+    events_rule: tuple[int, int],
 ) -> dict:
-    """run_detect's work; `stopper` (stream mode) turns the first SIGINT/SIGTERM into a clean early end.
-    gap_frames, min_frames: how alarm frames merge into events (evaluation.events.merge_events)."""
-    started = time.monotonic()
-    streamed = norm.mode == "stream"
-    vmax = VmaxEstimator() if save_video else None
-    scored = score_pass(
-        predictor,
-        inp.batches(predictor, cfg, batch_size),
-        inp,
-        norm,
-        threshold,
-        out / "scores.csv" if streamed else None,
-        vmax,
-        stopper,
-    )
-    check_scored(scored, inp, cfg.in_frames)
-    scores, short = norm.final(scored, inp.scored_fps(), cfg.in_frames)
-    notes = [] if streamed else [n for n in [flat_videos_note({inp.video.name: scored.psnr})] if n] + short
-    notes += [n for n in [holes_note(scored.holes, cfg.in_frames, str(inp.video.source.path))] if n]
+    """Scores, notes, events and the heatmap video of a finished pass; writes the report and returns the summary.
+    meta: summary.json's description of the run; started: time.monotonic() when scoring began; events_rule: the
+    largest gap and the least span of an event, in frames (evaluation.events.merge_events)."""
+    norm, threshold, in_frames = job.norm, job.threshold, job.cfg.in_frames
+    meta, (gap_frames, min_frames) = dict(meta), events_rule
+    scores, short = norm.final(scored, inp.scored_fps(), in_frames)
+    notes = [] if norm.mode == "stream" else [n for n in [flat_videos_note({inp.video.name: scored.psnr})] if n] + short
+    notes += [n for n in [holes_note(scored.holes, in_frames, str(inp.video.source.path))] if n]
     notes += [change.describe() for change in scored.scene_changes]
     problems = (scored.report or {}).get("problems", [])
     video = None
     if vmax is not None and len(scored.psnr) and not scored.interrupted:
         video = "heatmap.mp4"
-        write_heatmap_video(
-            out / video,
-            predictor,
-            inp,
-            cfg,
-            batch_size,
-            scored,
-            scores,
-            vmax.value(),
-            threshold,
-            _score_range(norm, scores, threshold),
-        )
+        write_heatmap_video(job, inp, scored, scores, vmax.value())
     if "run" in meta:  # the report's header: how long scoring (and the heatmap video) took
-        meta = {**meta, "run": {**meta["run"], "scoring time": duration_text(time.monotonic() - started)}}
-    meta = {
-        **meta,
-        "frames_read": scored.frames_read,
-        "first_scored_frame": int(scored.numbers[0]) if len(scored.numbers) else None,
-        "score": norm.describe(),
-        "decoding": scored.report,
-        "interrupted": bool(scored.interrupted),
-        "notes": notes + problems,
-        "scene_changes": [change.as_dict() for change in scored.scene_changes],
-    }
+        meta["run"] = {**meta["run"], "scoring time": duration_text(time.monotonic() - started)}
+    meta.update(pass_meta(scored, norm, notes + problems))
     events = merge_events(scored.numbers, scores, threshold, inp.fps, gap_frames, min_frames)
     caveats = detect_caveats(norm.mode, scored.psnr, scores, threshold, norm.mean, norm.std)
     write_detect_report(
-        out,
+        job.out,
         scored.numbers,
         scored.psnr,
         scores,
         threshold,
         meta,
-        csv_written=streamed,
+        csv_written=norm.mode == "stream",
         video=video,
         score_label=norm.label,
         events=events,
@@ -366,4 +319,17 @@ def _score_and_report(
         "event_gap_frames": gap_frames,
         "min_event_frames": min_frames,
         "fps": inp.fps,
+    }
+
+
+def pass_meta(scored: Scored, norm: Normaliser, notes: list[str]) -> dict:
+    """summary.json's entries about the scoring pass: what was read and scored, how, and what went wrong."""
+    return {
+        "frames_read": scored.frames_read,
+        "first_scored_frame": int(scored.numbers[0]) if len(scored.numbers) else None,
+        "score": norm.describe(),
+        "decoding": scored.report,
+        "interrupted": bool(scored.interrupted),
+        "notes": notes,
+        "scene_changes": [change.as_dict() for change in scored.scene_changes],
     }

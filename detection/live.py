@@ -101,25 +101,9 @@ def watch_source(args, predictor: Predictor, info: ModelInfo, norm: Normaliser, 
         folder.keep = True
         source_fps = reader.stats.source_fps() or fps
         note = rate_note(source_fps, resample_to, name, LIVE_SAME_RATE)
-        meta = {
-            "run": {
-                "input": name,
-                "checkpoint": info.described,
-                "mode": "stream (live)",
-                **environment(predictor),
-            },
-            "video": name,
-            "checkpoint": str(info.path),
-            "step": info.step,
-            "mode": "stream",
-            "frame_size": [cfg.height, cfg.width],
-            "psnr_stats": {"mean": norm.mean, "std": norm.std},
-            "score": norm.describe(),
-            "interrupted": bool(result.signal),
-            "notes": ([note] if note else []) + [change.describe() for change in result.scene_changes],
-            "scene_changes": [change.as_dict() for change in result.scene_changes],
-            "live": live_meta(reader, result, settings, fps_origin, files),
-        }
+        notes = [note] if note else []
+        meta = report_meta(name, info, predictor, norm, result, notes)
+        meta["live"] = live_meta(reader, result, settings, fps_origin, files)
         scale = source_fps / fps  # the report counts in source frame numbers
         numbers, scores = np.asarray(result.numbers), np.asarray(result.scores)
         write_detect_report(
@@ -139,10 +123,33 @@ def watch_source(args, predictor: Predictor, info: ModelInfo, norm: Normaliser, 
             min_event_frames=round(settings.min_frames * scale),
             caveats=detect_caveats("stream", np.asarray(result.psnr), scores, threshold, norm.mean, norm.std),
         )
-    alarms = events_line(len(result.events), int((scores > threshold).sum()), threshold, len(numbers))
+    return closing_lines(name, result, reader, scores, threshold, folder.path)
+
+
+def report_meta(name: str, info: ModelInfo, predictor: Predictor, norm: Normaliser, result: WatchResult, notes) -> dict:
+    """summary.json's description of a live run (its 'live' entry comes from `live_meta`); notes: the rate note."""
+    return {
+        "run": {"input": name, "checkpoint": info.described, "mode": "stream (live)", **environment(predictor)},
+        "video": name,
+        "checkpoint": str(info.path),
+        "step": info.step,
+        "mode": "stream",
+        "frame_size": [info.cfg.height, info.cfg.width],
+        "psnr_stats": {"mean": norm.mean, "std": norm.std},
+        "score": norm.describe(),
+        "interrupted": bool(result.signal),
+        "notes": list(notes) + [change.describe() for change in result.scene_changes],
+        "scene_changes": [change.as_dict() for change in result.scene_changes],
+    }
+
+
+def closing_lines(name: str, result: WatchResult, reader: LiveReader, scores, threshold: float, where) -> int:
+    """The line that ends a live run, and its exit status: 128 + the signal that stopped it, 1 when the source was
+    lost (its error on stderr), else 0. scores: the (N,) scores of the scored frames."""
+    alarms = events_line(len(result.events), int((scores > threshold).sum()), threshold, len(scores))
     print(
-        f"watched {name}: {len(numbers)} frames scored ({reader.stats.delivered} delivered, {reader.dropped} skipped "
-        f"while scoring was behind), {alarms}; ended by {result.ended_by}; results in {folder.path}",
+        f"watched {name}: {len(scores)} frames scored ({reader.stats.delivered} delivered, {reader.dropped} skipped "
+        f"while scoring was behind), {alarms}; ended by {result.ended_by}; results in {where}",
         flush=True,
     )
     if result.signal:

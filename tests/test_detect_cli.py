@@ -309,11 +309,12 @@ MEMORY_SCRIPT = textwrap.dedent("""
 
     norm = Normaliser("stream", 30.0, 2.0)
     inp = SimpleNamespace(start=0, continuity=Continuity, scored_fps=lambda: 10.0)  # no breaks, 10 fps
+    job = SimpleNamespace(predictor=g, norm=norm, threshold=3.0)  # detection.file.FileJob's fields score_pass uses
     from pathlib import Path
     # warm-up: allocator, model, first batches
-    score_pass(g, batches(2_000), inp, norm, 3.0, Path(sys.argv[2] + ".warm"))
+    score_pass(job, batches(2_000), inp, Path(sys.argv[2] + ".warm"))
     before = peak_kb()
-    psnr = score_pass(g, batches(20_000), inp, norm, 3.0, Path(sys.argv[2])).psnr
+    psnr = score_pass(job, batches(20_000), inp, Path(sys.argv[2])).psnr
     print(json.dumps({"n": len(psnr), "growth_kb": peak_kb() - before}))
 """)
 
