@@ -102,12 +102,12 @@ class SceneChange:
 @dataclass
 class Verdict:
     """What became of one frame: scored (False: part of a scene change), the PSNR baseline its stream-mode score
-    uses (None in whole mode), its scene (0, 1, … counting changes) and the change that settled with it, if any."""
+    uses (None in whole mode), its scene (0, 1, … counting changes). A change that settles is appended to
+    SceneTracker.changes."""
 
     scored: bool
     base: float | None
     scene: int
-    settled: SceneChange | None = None
 
 
 @dataclass
@@ -159,7 +159,7 @@ class SceneTracker:
             self.base = float(np.median([p for _, p in self._settling]))
         self.changes.append(change)
         self._open, self._settling, self.scene = None, [], self.scene + 1
-        return Verdict(False, self.base, self.scene - 1, settled=change)
+        return Verdict(False, self.base, self.scene - 1)
 
     def steps(self, numbers, seconds, psnr, background) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`step` over M frames in order ((M,) numbers, seconds, PSNR dB, background dB): (M,) bool scored, (M,)
