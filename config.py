@@ -76,6 +76,7 @@ class Config:
     amp: bool = False  # autocast: bf16 (CUDA, or CPU bf16), fp16 + GradScaler on CUDA only
     amp_dtype: str = field(default="bf16", metadata={"choices": ("bf16", "fp16")})
     compile: bool = False  # torch.compile G and D (first steps are slow while it compiles)
+    cache_flow: str = field(default="auto", metadata={"choices": ("auto", "on", "off"), "const": "on"})
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (tuples become lists), as stored in checkpoints."""
@@ -417,7 +418,8 @@ FLAG_HELP: dict[str, str] = {
     "num_workers": "DataLoader worker processes; -1 = auto (2, or fewer when torch's threads leave no core free)",
     "eval_batch_size": "frames predicted per batch when scoring (validation, eval.py, detect.py)",
     "cache_frames": "decode every training frame once into RAM when they fit --cache_max_gb",
-    "cache_max_gb": "RAM budget of that cache, in GB; above it video files are extracted to --cache_dir",
+    "cache_max_gb": "RAM budget of that cache (and of --cache_flow's), in GB; above it video files are extracted "
+    "to --cache_dir",
     "cache_dir": "where training video files that do not fit in RAM are extracted as JPEG frames, once",
     "weights_dir": "where checkpoints are written (<dataset>_latest.pth, <dataset>_best.pth)",
     "log_dir": "where the TensorBoard log and config.json of the run go (<log_dir>/<dataset>/)",
@@ -429,6 +431,8 @@ FLAG_HELP: dict[str, str] = {
     "amp": "autocast: bf16, or fp16 with a gradient scaler on CUDA (--amp_dtype); speed only",
     "amp_dtype": "autocast dtype of --amp",
     "compile": "torch.compile the generator and discriminator (the first steps are slow); speed only",
+    "cache_flow": "compute the real frames' flow of each training window once and keep it in RAM within "
+    "--cache_max_gb (auto: with RIFE's IFNet on the CPU; saved with the run); speed only, changes the last bits",
 }
 
 # Flags by what they are about, in --help's order. Each script shows only the groups it uses.
@@ -438,7 +442,7 @@ FLAG_GROUPS: dict[str, tuple[str, ...]] = {
     "optimisation": ("iters", "batch_size", "lr_g", "lr_d", "lr_drop_steps", "lr_gamma", "adam_betas", "seed"),
     "losses": ("lambda_int", "lambda_gd", "lambda_op", "lambda_adv"),
     "outputs": ("weights_dir", "log_dir", "save_interval", "val_interval", "log_interval"),
-    "speed": ("channels_last", "amp", "amp_dtype", "compile"),
+    "speed": ("channels_last", "amp", "amp_dtype", "compile", "cache_flow"),
     "machine": ("device", "threads", "num_workers", "eval_batch_size"),
     "cache": ("cache_frames", "cache_max_gb", "cache_dir"),
 }

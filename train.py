@@ -74,7 +74,7 @@ from training.distributed import (
     shutdown_distributed,
     stop_agreed,
 )
-from training.nets import accelerate, build_nets, build_schedulers, flow_name, with_measured_format
+from training.nets import accelerate, build_nets, build_schedulers, flow_name, with_resolved_speed
 from training.resume import RunState, Start, check_same_data, resolve_start, restore_run
 from training.run import Checkpointer, Due, NoOutputs, run_outputs, start_printout
 from training.step import Nets, Precision, make_precision, train_step
@@ -132,7 +132,7 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
     windows = TrainWindows(videos, cfg)  # decodes the training frames: every check runs before step 1
     fingerprint = check_same_data(start, videos, windows.store.lengths)
     nets = build_nets(cfg, device)
-    cfg = with_measured_format(cfg, nets, device)  # saved with the run: a resume keeps the format
+    cfg = with_resolved_speed(cfg, nets, device)  # saved with the run: a resume keeps the format
     schedulers = build_schedulers(nets, cfg)
     run = restore_run(start, nets, schedulers)
     if info.enabled:  # per-rank random streams (e.g. DataLoader worker seeds); the data order is the sampler's

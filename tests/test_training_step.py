@@ -13,7 +13,7 @@ from flownet import FlowNet2SD, FlowNet2SDFlow
 from model import Discriminator, Generator, init_weights
 from train import parse_args
 from training import losses
-from training.nets import choose_memory_format, with_measured_format
+from training.nets import choose_memory_format, with_resolved_speed
 from training.step import Nets, Precision, make_precision, split_clip, train_step, use_channels_last
 from utils import FFPError
 
@@ -192,9 +192,9 @@ def test_channels_last_auto_times_both_formats_on_the_cpu_without_touching_the_r
     assert fixed == (torch.contiguous_format, "--channels_last off")
     # The run saves the measured format (a resume keeps it); a CUDA run's auto is not measured and stays auto.
     nets.memory_format = memory_format
-    saved = with_measured_format(cfg, nets, torch.device("cpu")).channels_last
+    saved = with_resolved_speed(cfg, nets, torch.device("cpu")).channels_last
     assert saved == ("on" if memory_format == torch.channels_last else "off")
-    assert with_measured_format(cfg, nets, torch.device("cuda")).channels_last == "auto"
+    assert with_resolved_speed(cfg, nets, torch.device("cuda")).channels_last == "auto"
 
 
 def test_generator_loss_is_the_weighted_sum_with_the_flow_term_in_pixels():

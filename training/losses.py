@@ -52,17 +52,25 @@ def adversarial_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tens
 FLOW_LOSS_UNITS = "pixels"
 
 
-def flow_loss(flow_net: nn.Module, last_input: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def flow_loss(
+    flow_net: nn.Module,
+    last_input: torch.Tensor,
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    flow_real: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Motion constraint mean|F(I_t, Î_{t+1}) − F(I_t, I_{t+1})| in pixels (scalar), paper eq. 6.
 
     `flow_net` is frozen (its weights never train) but NOT detached: the gradient flows through
     F(I_t, Î_{t+1}) into the generator, as in the official code — that is the point of the term.
-    The real-frame flow carries no generator gradient, so it is computed without a graph.
+    The real-frame flow carries no generator gradient, so it is computed without a graph, or given as `flow_real`
+    (B×2×H×W pixels, e.g. from training.flow_cache).
     Pixels are the official code's units (its FlowNet-SD output is pixel flow) and those of every estimator
     of `flownet`; the weight λ_op is chosen per estimator (config.CLASSICAL_LAMBDA_OP for the classical one).
     """
     with record_function("flow of the prediction"):
         flow_pred = flow_net(last_input, pred)
-    with torch.no_grad(), record_function("flow of the real frame"):
-        flow_real = flow_net(last_input, target)
+    if flow_real is None:
+        with torch.no_grad(), record_function("flow of the real frame"):
+            flow_real = flow_net(last_input, target)
     return torch.mean((flow_pred - flow_real).abs())

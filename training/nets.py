@@ -16,6 +16,7 @@ from config import Config
 from flownet import build_flow_estimator
 from model import Discriminator, Generator, init_weights
 from training.distributed import DistInfo, wrap_ddp
+from training.flow_cache import RealFlowCache
 from training.step import Nets, Precision, use_channels_last
 
 
@@ -33,21 +34,48 @@ def build_nets(cfg: Config, device: torch.device) -> Nets:
     # (torch's stubs lack the device + memory_format overload of Module.to that the runtime has)
     g = g.to(device, memory_format=memory_format)  # type: ignore[call-overload]
     d = d.to(device, memory_format=memory_format)  # type: ignore[call-overload]
-    flow, _ = build_flow_estimator(cfg.flownet, cfg.flownet_ckpt, device)
+    flow, flow_choice = build_flow_estimator(cfg.flownet, cfg.flownet_ckpt, device)
+    if flow is not None and flow_choice in FLOW_FOLLOWS_FORMAT:
+        flow = flow.to(memory_format=memory_format)  # type: ignore[call-overload]
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.adam_betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=cfg.adam_betas)
-    return Nets(g, d, opt_g, opt_d, flow, memory_format=memory_format, memory_format_note=note)
+    real_flow = real_flow_cache(cfg, device, flow, flow_choice)
+    return Nets(g, d, opt_g, opt_d, flow, real_flow, memory_format=memory_format, memory_format_note=note)
+
+
+# Estimators whose convolutions take the run's memory format: IFNet sees the prediction in G's format, and in a
+# format other than its weights' every convolution reorders its input (docs/performance.md). The classical
+# estimator chooses its own format per operation (flownet/classical.py).
+FLOW_FOLLOWS_FORMAT = ("rife",)
+# --cache_flow auto: on for the estimators whose real-frame flow is a large share of the CPU step (RIFE's IFNet:
+# about a third of the --preset cpu step; the classical one: 6-7 %, not worth its RAM; docs/performance.md).
+# Other devices were not measured: auto leaves it off there.
+CACHE_FLOW_AUTO = ("rife",)
+
+
+def real_flow_cache(cfg: Config, device: torch.device, flow: nn.Module | None, choice: str) -> RealFlowCache | None:
+    """The real frames' flow cache of --cache_flow (on, or auto's choice), within --cache_max_gb; None without
+    a motion loss."""
+    if flow is None or cfg.lambda_op <= 0:
+        return None
+    auto = device.type == "cpu" and choice in CACHE_FLOW_AUTO
+    if cfg.cache_flow == "on" or (cfg.cache_flow == "auto" and auto):
+        return RealFlowCache(flow, cfg.cache_max_gb * 1e9)
+    return None
 
 
 FORMATS = {"NCHW": torch.contiguous_format, "channels-last": torch.channels_last}
 
 
-def with_measured_format(cfg: Config, nets: Nets, device: torch.device) -> Config:
-    """`cfg` with --channels_last auto replaced by the format it measured on this CPU ('on'/'off'), so that the
-    checkpoints record it and a resumed run keeps it (the format changes the last bits); unchanged otherwise."""
+def with_resolved_speed(cfg: Config, nets: Nets, device: torch.device) -> Config:
+    """`cfg` with --channels_last auto replaced by the format it measured on this CPU ('on'/'off') and
+    --cache_flow by what `nets` uses, so that the checkpoints record them and a resumed run keeps them (both
+    change the last bits)."""
+    cache_flow = "on" if nets.real_flow is not None else "off"
     if use_channels_last(cfg, device) is not None:
-        return cfg
-    return dataclasses.replace(cfg, channels_last="on" if nets.memory_format == torch.channels_last else "off")
+        return dataclasses.replace(cfg, cache_flow=cache_flow)
+    channels_last = "on" if nets.memory_format == torch.channels_last else "off"
+    return dataclasses.replace(cfg, channels_last=channels_last, cache_flow=cache_flow)
 
 
 def choose_memory_format(

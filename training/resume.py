@@ -96,6 +96,8 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
     # This machine's settings, not those of the machine that wrote the checkpoint (paths stay: the same run).
     machine = runtime_defaults(base.dataset, FLAG_GROUPS["machine"] + FLAG_GROUPS["cache"], base.preset)
     base = replace(base, **machine)
+    if "cache_flow" not in state["config"]:  # written before the cache existed: its real flows were computed per batch
+        base = replace(base, cache_flow="off")
     refused = [
         f"--{k} {_show(v)} (the checkpoint's: {_show(getattr(base, k))})"
         for k, v in given.items()

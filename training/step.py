@@ -16,6 +16,7 @@ from config import Config
 from dataset import to_network_range
 from evaluation.scores import psnr_per_frame
 from training import losses
+from training.flow_cache import RealFlowCache
 from utils import FFPError
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -57,6 +58,7 @@ class Nets:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     flow: nn.Module | None
+    real_flow: RealFlowCache | None = None  # --cache_flow: the real frames' flow, computed once per frame pair
     g_run: nn.Module | None = None
     d_run: nn.Module | None = None
     d_sync: nn.Module | None = None
@@ -125,7 +127,8 @@ def generator_losses(
     total = cfg.lambda_int * parts["int"] + cfg.lambda_gd * parts["gd"]
     if nets.flow is not None and cfg.lambda_op > 0:
         last_input = inputs[:, -3:]
-        parts["op"] = losses.flow_loss(nets.flow, last_input, pred, target)
+        flow_real = nets.real_flow(last_input, target) if nets.real_flow is not None else None
+        parts["op"] = losses.flow_loss(nets.flow, last_input, pred, target, flow_real)
         total = total + cfg.lambda_op * parts["op"]
     if cfg.lambda_adv > 0:
         # d_run is never the DDP wrapper: D's parameters are frozen here, and a DDP forward would arm its
