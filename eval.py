@@ -298,7 +298,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     predictor, info = load_model(args)  # a checkpoint (PyTorch) or an ONNX file (ONNX Runtime)
     ckpt_path, cfg = info.path, info.cfg
-    # checkpoint_config (in load_model): the report's config states λ_op in today's units also for older files
     trained = info.trained
     if cfg.dataset != trained.dataset:
         print(f"note: evaluating on dataset {cfg.dataset} a model trained on {trained.dataset} ({ckpt_path})")

@@ -61,13 +61,13 @@ if __name__ == "__main__":
 # The heavy imports, after the flags are known to be good (style checkers: E402 is intended here).
 from pathlib import Path
 
-from checkpoint import load_checkpoint, model_fps, save_checkpoint, selected_with_test_labels
+from checkpoint import checkpoint_config, load_checkpoint, model_fps, save_checkpoint
 from config import command_config
 from evaluation.predict import generator_from_state, psnr_stats_from_training_data
-from training.resume import checkpoint_config
 from utils import set_up_machine
 
 KEPT = (
+    "format_version",
     "net_g",
     "config",
     "step",
@@ -77,6 +77,7 @@ KEPT = (
     "selected_with_test_labels",
     "train_seconds",
     "fps",
+    "fps_origin",
 )
 
 
@@ -104,10 +105,11 @@ def write_onnx(shipped: dict, source: Path, output: Path) -> None:
     from evaluation.onnx_export import export_onnx, onnx_metadata
 
     cfg = checkpoint_config(shipped)
-    fps, fps_origin = model_fps(shipped, cfg.dataset)
+    fps, fps_origin = model_fps(shipped)
     generator = generator_from_state(shipped, cfg, torch.device("cpu"), f"checkpoint {source}")
-    selected = selected_with_test_labels(source, shipped)  # the flag, else the *_best name of older checkpoints
-    export_onnx(generator, cfg, output, onnx_metadata(shipped, cfg, fps, fps_origin, selected))
+    export_onnx(
+        generator, cfg, output, onnx_metadata(shipped, cfg, fps, fps_origin, shipped["selected_with_test_labels"])
+    )
 
 
 def write_pth(shipped: dict, source: Path, output: Path) -> None:

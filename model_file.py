@@ -36,15 +36,14 @@ def load_model(args: argparse.Namespace) -> tuple[Predictor, ModelInfo]:
         predictor, info = load_onnx_model(path, threads, args.device)
         cfg = replace(command_config(info.trained, args), device=predictor.device, threads=threads)
         return predictor, replace(info, cfg=cfg)
-    from checkpoint import load_checkpoint, model_fps, selected_with_test_labels
+    from checkpoint import checkpoint_config, load_checkpoint, model_fps
     from evaluation.predict import TorchPredictor, generator_from_state
-    from training.resume import checkpoint_config
     from utils import set_up_machine
 
     state = load_checkpoint(path)
-    trained = checkpoint_config(state)  # in today's terms (legacy λ_op), as the report states it
+    trained = checkpoint_config(state)
     cfg, device = set_up_machine(command_config(trained, args))  # the model's settings and this machine's
-    fps, fps_origin = model_fps(state, cfg.dataset)
+    fps, fps_origin = model_fps(state)
     info = ModelInfo(
         path=path,
         trained=trained,
@@ -53,7 +52,7 @@ def load_model(args: argparse.Namespace) -> tuple[Predictor, ModelInfo]:
         psnr_stats=state.get("psnr_stats"),
         fps=fps,
         fps_origin=fps_origin,
-        selected_with_test_labels=selected_with_test_labels(path, state),
+        selected_with_test_labels=bool(state["selected_with_test_labels"]),
         flownet=flownet_name(state.get("flownet")),
         state=state,
         train_seconds=state.get("train_seconds"),

@@ -66,9 +66,8 @@ def worker(runtime: str, threads: int, onnx_path: str) -> dict:
     else:
         import torch
 
-        from checkpoint import load_checkpoint
+        from checkpoint import checkpoint_config, load_checkpoint
         from evaluation.predict import TorchPredictor, generator_from_state
-        from training.resume import checkpoint_config
 
         torch.set_num_threads(threads)
         state = load_checkpoint(SHIPPED)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from checkpoint import save_checkpoint
+from checkpoint import FORMAT_VERSION, save_checkpoint
 from config import build_config
 from model import Generator
 
@@ -60,10 +60,12 @@ TINY = build_config("synthetic", "tiny", {"g_widths": (4, 8)})
 
 
 def save_random_checkpoint(path: Path, **extra) -> Path:
-    """A generator-only checkpoint of a seeded, untrained tiny generator (config TINY)."""
+    """A generator-only checkpoint of a seeded, untrained tiny generator (config TINY), in the current format, of
+    footage at an unknown frame rate (`extra` adds or replaces keys)."""
     torch.manual_seed(0)
     g = Generator(TINY.in_frames, TINY.g_widths)
-    save_checkpoint(path, {"net_g": g.state_dict(), "config": TINY.to_dict(), "step": 0, **extra})
+    state = {"format_version": FORMAT_VERSION, "net_g": g.state_dict(), "config": TINY.to_dict(), "step": 0}
+    save_checkpoint(path, {**state, "selected_with_test_labels": False, "fps": None, **extra})
     return path
 
 

@@ -20,7 +20,6 @@ from helpers import LATEST, ROOT, TINY, eval_cli, page_links, save_random_checkp
 import eval as eval_script
 import evaluation.predict as predict
 import evaluation.report as report
-from checkpoint import selected_with_test_labels
 from cli import run_cli
 from dataset import find_dataset
 from evaluation.predict import TorchPredictor
@@ -152,7 +151,7 @@ def test_plain_run_computes_no_error_maps(synthetic_root, tmp_path, monkeypatch,
         return real(self)
 
     monkeypatch.setattr(predict.WindowPrediction, "error_maps", counted)
-    ckpt = save_random_checkpoint(tmp_path / "synthetic_best.pth")
+    ckpt = save_random_checkpoint(tmp_path / "synthetic_best.pth", selected_with_test_labels=True)
     assert run_eval(ckpt, synthetic_root, tmp_path / "r", "--no_pixel_auroc", "--smooth_sigma", "2") == 0
     printed = capsys.readouterr().out
     auc_lines = [  # the metric lines (an untrained model may also get the note on labels that look inverted)
@@ -168,13 +167,6 @@ def test_plain_run_computes_no_error_maps(synthetic_root, tmp_path, monkeypatch,
     m = json.loads((tmp_path / "r" / "synthetic_synthetic_best" / "metrics.json").read_text())
     assert m["selected_with_test_labels"] is True and m["smooth_sigma"] == 2.0
     assert sizes == [1] * 2 * report.WORST_PER_KIND
-
-
-def test_checkpoint_flag_overrides_name(tmp_path):
-    state = {"selected_with_test_labels": True}
-    assert selected_with_test_labels(tmp_path / "x_latest.pth", state) is True
-    assert selected_with_test_labels(tmp_path / "x_best.pth", {"selected_with_test_labels": False}) is False
-    assert selected_with_test_labels(tmp_path / "x_best.pth", {}) is True
 
 
 def test_pixel_auroc_sees_every_scored_frame_and_its_mask(synthetic_root):

@@ -32,6 +32,8 @@ def test_export_keeps_what_eval_and_detect_need(tmp_path):
     assert export.main([str(source), str(tmp_path / "out.pth")]) == 0
     shipped, full = load_checkpoint(tmp_path / "out.pth"), load_checkpoint(source)
     assert set(shipped) == {
+        "format_version",
+        "fps",
         "net_g",
         "config",
         "step",

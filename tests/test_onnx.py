@@ -21,13 +21,13 @@ import torch
 from helpers import ROOT, SHARED_DATA, TINY, read_scores, run_detect, save_random_checkpoint
 
 import export
+from checkpoint import checkpoint_config, load_checkpoint
 from cli import run_cli
 from config import DEFAULT_THRESHOLD
 from dataset import Video, find_dataset, open_source, video_frame_batches
 from dataset.array_batches import ArrayBatches
 from evaluation.onnx_model import METADATA, OUTPUTS, load_onnx_model
 from evaluation.predict import TorchPredictor, generator_from_state, iter_predictions
-from training.resume import checkpoint_config
 
 SHIPPED = ROOT / "weights" / "ped2_cpu.pth"
 PED2_TEST = SHARED_DATA / "ped2" / "testing" / "frames"
@@ -71,7 +71,7 @@ def ped2_onnx(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def shipped_state() -> dict:
-    return torch.load(SHIPPED, map_location="cpu", weights_only=True)
+    return load_checkpoint(SHIPPED)  # as every command reads it: in today's checkpoint format
 
 
 def metadata(path: Path) -> dict[str, str]:
@@ -332,9 +332,10 @@ def test_a_faster_input_than_the_models_rate_is_said_and_resampled(ped2_onnx, tm
 
 
 def test_a_tiny_checkpoint_round_trips_through_onnx(tmp_path, clip):
-    """Any checkpoint exports (here the suite's tiny random one, 32×32, saved without statistics or frame rate), and
-    its ONNX file scores a clip in whole mode like the checkpoint does."""
-    ckpt = save_random_checkpoint(tmp_path / "tiny.pth", psnr_stats={"mean": 10.0, "std": 1.0, "n": 1})
+    """Any checkpoint exports (here the suite's tiny random one, 32×32, in checkpoint format 1 without a frame rate,
+    read as the synthetic dataset's), and its ONNX file scores a clip in whole mode like the checkpoint does."""
+    stats = {"mean": 10.0, "std": 1.0, "n": 1}
+    ckpt = save_random_checkpoint(tmp_path / "tiny.pth", psnr_stats=stats, format_version=1)
     assert export.main([str(ckpt), str(tmp_path / "tiny.onnx")]) == 0
     _, info = load_onnx_model(tmp_path / "tiny.onnx", threads=1)
     assert (info.cfg.height, info.cfg.width) == (TINY.height, TINY.width) and info.fps == 10.0  # synthetic: 10 fps

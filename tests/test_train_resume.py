@@ -197,9 +197,9 @@ def test_init_from_fine_tunes_on_other_data(trained, tmp_path, capsys):
 
 
 def test_weights_from_before_the_flow_loss_fix(trained, tmp_path, capsys):
-    """Classical-flow checkpoints without flownet.loss_units trained their motion loss scaled by 1/400: --resume
-    continues with the same loss (λ_op 2 -> 0.005, said), --init_from says what the weights were trained with;
-    current checkpoints (loss_units 'pixels') get neither."""
+    """Format-1 classical-flow checkpoints (no format_version, no flownet.loss_units) trained their motion loss
+    scaled by 1/400: --resume continues with the same loss (λ_op 2 -> 0.005) and --init_from starts from it, both
+    saying so once; current checkpoints get neither."""
     from checkpoint import save_checkpoint
 
     root, run = trained
@@ -207,12 +207,13 @@ def test_weights_from_before_the_flow_loss_fix(trained, tmp_path, capsys):
     assert state["flownet"]["loss_units"] == "pixels" and state["config"]["lambda_op"] == 2.0
     state["flownet"]["name"] = "ClassicalFlow"
     save_checkpoint(tmp_path / "current.pth", state)
-    del state["flownet"]["loss_units"]
+    del state["flownet"]["loss_units"], state["format_version"]
     save_checkpoint(tmp_path / "old.pth", state)
+    said = "(an older checkpoint format) read in today's terms: lambda_op: 2 -> 0.005"
     for name, legacy in (("old", True), ("current", False)):
         source = tmp_path / f"{name}.pth"
         assert train_cli(tiny_args(root, tmp_path / name, 2, "--init_from", str(source), val_interval=2)) == 0
-        assert ("was 0.005 in today's pixel units" in capsys.readouterr().out) == legacy, name  # --init_from
+        assert (said in capsys.readouterr().out) == legacy, name  # --init_from
         assert (
             train_cli(
                 tiny_args(root, tmp_path / name, 3, "--resume", str(source), "--flownet", "classical", val_interval=2)
@@ -221,4 +222,5 @@ def test_weights_from_before_the_flow_loss_fix(trained, tmp_path, capsys):
         )
         resumed = torch.load(tmp_path / name / "w" / "ped2_latest.pth", weights_only=True)
         assert resumed["config"]["lambda_op"] == (0.005 if legacy else 2.0), name
-        assert ("resume: lambda_op: 2.0 -> 0.005 (unchanged training" in capsys.readouterr().out) == legacy
+        assert resumed["format_version"] == 2 and "upgrade_notes" not in resumed
+        assert (said in capsys.readouterr().out) == legacy

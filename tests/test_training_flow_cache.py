@@ -7,6 +7,7 @@ import torch
 from test_train_cli import train_args, weights
 
 import train as train_script
+from checkpoint import load_checkpoint, save_checkpoint
 from config import build_config
 from flownet import ClassicalFlow
 from flownet.estimator import freeze
@@ -104,7 +105,8 @@ def test_a_checkpoint_from_before_the_cache_resumes_without_it(synthetic_root, t
     assert train_script.main(train_args(synthetic_root, tmp_path, 2)) == 0
     path = tmp_path / "w" / "synthetic_latest.pth"
     state = weights(path)
-    del state["config"]["cache_flow"]
+    del state["config"]["cache_flow"], state["format_version"]  # checkpoint format 1
+    save_checkpoint(path, state)
     args = train_script.parse_args(train_args(synthetic_root, tmp_path, 4, ["--resume", str(path)]))
-    cfg, _ = resume_config(args, state, str(path))
+    cfg, _ = resume_config(args, load_checkpoint(path), str(path))
     assert cfg.cache_flow == "off"

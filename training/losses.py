@@ -46,12 +46,6 @@ def adversarial_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tens
     return torch.mean((d_real - 1) ** 2 / 2) + torch.mean(d_fake**2 / 2)
 
 
-# Stored in checkpoints ("flownet" → "loss_units"): classical-flow files without it were trained when that flow was
-# scaled by 1/400 (docs/method.md); training/resume.py converts their λ_op so a resumed run keeps its loss.
-# Any other value of loss_units would be a future unit: never read as the legacy scale.
-FLOW_LOSS_UNITS = "pixels"
-
-
 def flow_loss(
     flow_net: nn.Module,
     last_input: torch.Tensor,

@@ -13,10 +13,8 @@ checkpoint, and lists those that differ from the checkpoint's; its data, weights
 --init_from fine-tunes: the generator's (and discriminator's, when it fits) weights of a checkpoint,
 fresh optimizers, step 0, and any dataset. The architecture comes from that checkpoint.
 
-Checkpoints of classical-flow runs saved before flownet.loss_units existed (2026-11-30) trained their motion
-loss scaled by 1/400; `checkpoint_config` gives their λ_op in today's pixel units and pins the classical
-estimator they trained with, so a resumed run keeps training with the same loss (bit for bit for λ_op 2:
-doubling is exact, so 2 · (x · 1/400) = 0.005 · x in floating point; within one rounding for other values).
+Checkpoints of an older format arrive in today's terms (checkpoint/upgrade.py); the start-up printout lists what
+was converted.
 """
 
 from __future__ import annotations
@@ -29,9 +27,9 @@ from pathlib import Path
 
 import torch
 
-from checkpoint import load_checkpoint, load_state_strict
+from checkpoint import NOTES_KEY, load_checkpoint, load_state_strict
 from config import FLAG_GROUPS, Config, build_config, config_from_namespace, runtime_defaults, validate
-from flownet import FLOW_CLASS_NAMES, resolve_flow_choice
+from flownet import resolve_flow_choice
 from training.step import Nets
 from utils import FFPError
 
@@ -58,25 +56,6 @@ def explicit_flags(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
-LEGACY_FLOW_SCALE = 1 / 400  # what the classical estimator's flow was multiplied by before 2026-11-30
-
-
-def trained_with_legacy_flow_scale(state: dict) -> bool:
-    """Whether a checkpoint's classical-estimator flow loss was scaled by LEGACY_FLOW_SCALE: its flownet entry
-    (the estimator's class name, stored since the first release) says ClassicalFlow and has no loss_units."""
-    flow = state.get("flownet")
-    return isinstance(flow, dict) and flow.get("name") == "ClassicalFlow" and "loss_units" not in flow
-
-
-def checkpoint_config(state: dict) -> Config:
-    """The config a checkpoint was trained with, in today's terms: for a legacy classical-flow checkpoint, λ_op
-    times LEGACY_FLOW_SCALE and the classical estimator pinned (see the module docstring)."""
-    cfg = Config.from_dict(state["config"])
-    if not trained_with_legacy_flow_scale(state):
-        return cfg
-    return replace(cfg, lambda_op=cfg.lambda_op * LEGACY_FLOW_SCALE, flownet="classical")
-
-
 def _show(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
@@ -87,17 +66,12 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
     FFPError listing every flag of REFUSED_ON_RESUME that differs from the checkpoint's config.
     """
     given = explicit_flags(args)
-    if given.get("flownet") == "auto":  # on resume, auto is the estimator the run trained with (resolved_flow)
+    if given.get("flownet") == "auto":  # on resume, auto is the estimator the run trained with
         del given["flownet"]
     written = Config.from_dict(state["config"])
-    # Continuing with the classical estimator: its loss in today's units. Another estimator: the config as written
-    # (the old code gave FlowNet2-SD its λ_op unscaled).
-    base = checkpoint_config(state) if given.get("flownet", "classical") == "classical" else written
     # This machine's settings, not those of the machine that wrote the checkpoint (paths stay: the same run).
-    machine = runtime_defaults(base.dataset, FLAG_GROUPS["machine"] + FLAG_GROUPS["cache"], base.preset)
-    base = replace(base, **machine)
-    if "cache_flow" not in state["config"]:  # written before the cache existed: its real flows were computed per batch
-        base = replace(base, cache_flow="off")
+    machine = runtime_defaults(written.dataset, FLAG_GROUPS["machine"] + FLAG_GROUPS["cache"], written.preset)
+    base = replace(written, **machine)
     refused = [
         f"--{k} {_show(v)} (the checkpoint's: {_show(getattr(base, k))})"
         for k, v in given.items()
@@ -114,12 +88,6 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
         f"{k}: {_show(getattr(base, k))} -> {_show(getattr(cfg, k))}"
         for k in given
         if getattr(cfg, k) != getattr(base, k)
-    ]
-    changes += [
-        f"{k}: {_show(getattr(written, k))} -> {_show(getattr(base, k))} (unchanged training: the "
-        f"checkpoint's classical-flow motion loss in today's pixel units; docs/method.md)"
-        for k in ("lambda_op", "flownet")
-        if k not in given and getattr(base, k) != getattr(written, k)
     ]
     changes += [
         f"{k}: {_show(getattr(written, k))} -> {_show(getattr(cfg, k))} (this machine's "
@@ -209,24 +177,20 @@ def resolve_start(args: argparse.Namespace) -> Start:
                     f"can be evaluated, or fine-tuned with --init_from)"
                 )
         cfg, changes = resume_config(args, state, str(path))
-        return Start(resolved_flow(cfg, state), resume=state, source=str(path), changes=changes)
+        return Start(resolved_flow(cfg), resume=state, source=str(path), changes=changes)
     if args.init_from is not None:
         state = load_checkpoint(args.init_from)
         return Start(resolved_flow(init_config(args, state, args.init_from)), init=state, source=args.init_from)
     return Start(resolved_flow(config_from_namespace(args)))
 
 
-def resolved_flow(cfg: Config, resumed: dict | None = None) -> Config:
-    """`cfg` with --flownet auto replaced by the estimator it stands for, so that the saved config names it and a
-    later resume cannot switch estimators when weights files appear or go. A resumed run whose config says 'auto'
-    keeps the estimator its checkpoint recorded; a new run resolves it on this machine (flownet.resolve_flow_choice).
+def resolved_flow(cfg: Config) -> Config:
+    """`cfg` with --flownet auto replaced by the estimator it stands for on this machine
+    (flownet.resolve_flow_choice), so that the saved config names it and a later resume cannot switch estimators
+    when weights files appear or go. (A checkpoint's own 'auto' is resolved when it is read: checkpoint/upgrade.py.)
     """
     if cfg.flownet != "auto":
         return cfg
-    recorded = (resumed or {}).get("flownet")
-    by_class = {cls: choice for choice, cls in FLOW_CLASS_NAMES.items()}
-    if isinstance(recorded, dict) and recorded.get("name") in by_class:
-        return replace(cfg, flownet=by_class[recorded["name"]])
     return replace(cfg, flownet=resolve_flow_choice(cfg.flownet, cfg.flownet_ckpt))
 
 
@@ -277,14 +241,10 @@ def restore_run(start: Start, nets: Nets, schedulers: list) -> RunState:
     return RunState()
 
 
-def legacy_flow_note(start: Start) -> list[str]:
-    """The start-up note for --init_from weights trained with the legacy 1/400 flow scale (docs/method.md), or
-    nothing."""
-    if not (start.init and trained_with_legacy_flow_scale(start.init)):
-        return []
+def upgrade_notes(start: Start) -> list[str]:
+    """The start-up lines on what reading an older checkpoint format converted (checkpoint/upgrade.py), or none."""
+    state = start.resume or start.init or {}
     return [
-        f"note: {start.source} was trained before 2026-11-30 with the classical estimator's motion loss "
-        f"scaled by 1/400: its λ_op {start.init['config']['lambda_op']} was "
-        f"{checkpoint_config(start.init).lambda_op} in today's pixel units; this run uses "
-        f"λ_op {start.cfg.lambda_op}"
+        f"note: {start.source} (an older checkpoint format) read in today's terms: {n}"
+        for n in state.get(NOTES_KEY, [])
     ]

@@ -17,12 +17,11 @@ from types import TracebackType
 
 import torch
 
-from checkpoint import save_checkpoint
+from checkpoint import FLOW_LOSS_UNITS, FORMAT_VERSION, save_checkpoint
 from config import CLASSICAL_LAMBDA_OP, DATASET_DEFAULTS, RIFE_LAMBDA_OP, Config
 from evaluation.metrics import inverted_labels_note
 from training.distributed import DistInfo
-from training.losses import FLOW_LOSS_UNITS
-from training.resume import RunState, Start, legacy_flow_note
+from training.resume import RunState, Start, upgrade_notes
 from training.runlog import RunLock, RunLog, RunTraces, remove_stale_temp_files
 from training.step import Nets, split_clip
 from utils import Progress, atomic_write_text, check_writable, recheck_threads
@@ -73,6 +72,7 @@ class Checkpointer:
         """The checkpoint dict at `run.step` (keys documented in checkpoint.py)."""
         prior_seconds = float(self.start.resume.get("train_seconds", 0.0)) if self.start.resume else 0.0
         state = {
+            "format_version": FORMAT_VERSION,
             "net_g": self.nets.g.state_dict(),
             "net_d": self.nets.d.state_dict(),
             "optim_g": self.nets.opt_g.state_dict(),
@@ -301,7 +301,7 @@ def start_printout(
     ]
     lines += [f"resume: {change} (applied)" for change in start.changes]
     lines += [f"memory format: {saver.nets.memory_format_note}"] if saver.nets.memory_format_note else []
-    lines += flow_weight_notes(cfg, flow_name) + legacy_flow_note(start)
+    lines += flow_weight_notes(cfg, flow_name) + upgrade_notes(start)
     lines += [f"warning: {problem} (trained on the frames that decoded)" for problem in windows.decode_problems()]
     lines += [f"labels: {note}" for note in files.notes.lines]
     if skip_validation:

@@ -1,11 +1,11 @@
-"""Checkpoint I/O: one dict per file, written atomically, read with weights_only=True (no code execution).
+"""Checkpoint files: one dict per file, written atomically, read with weights_only=True (no code execution).
 
-Training checkpoint keys: net_g, net_d, optim_g, optim_d, sched_g, sched_d, step, config, rng, history,
-flownet (the estimator's class name, its checkpoint path and the motion loss's units, "pixels"; files
-without loss_units trained a classical-flow loss scaled by 1/400, see training/resume.py, where all
-legacy-checkpoint handling lives). A shipped
-generator-only checkpoint has net_g, config, step and optional psnr_stats. Both carry `fps` (the training
-footage's frame rate in frames/s, None when unknown; see `model_fps`) since 2026-12-03.
+Training checkpoint keys: format_version, net_g, net_d, optim_g, optim_d, sched_g, sched_d, step, config, rng,
+history, flownet (the estimator's class name, its checkpoint path, the motion loss's units "pixels", and what else
+defines its output), selected_with_test_labels, data_fingerprint, train_seconds, fps (the training footage's
+frame rate in frames/s, None when unknown), init_from (a fine-tuned run's source). A shipped generator-only
+checkpoint has format_version, net_g, config, step, history, flownet, selected_with_test_labels, train_seconds,
+fps and psnr_stats. Files of an older format are read in today's terms (checkpoint/upgrade.py).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from config import Config, validate
-from dataset.resample import benchmark_fps
 from utils import FFPError, atomic_write_bytes
+
+from .upgrade import NOTES_KEY, upgrade
 
 
 def _non_finite(state: dict) -> str | None:
@@ -42,6 +43,7 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
     previous file at `path` is left as it was.
     """
     path = Path(path)
+    state = {k: v for k, v in state.items() if k != NOTES_KEY}  # what reading an older format converted: not saved
     bad = _non_finite(state)
     if bad is not None:
         raise FFPError(
@@ -105,7 +107,8 @@ def load_checkpoint(path: str | Path) -> dict:
     anything but tensors and plain containers is rejected rather than trusted. Every member of the zip
     archive is checked against its stored CRC-32 first, so a damaged file (one flipped bit) is refused.
     Weights saved from inside a DataParallel/DDP or torch.compile wrapper ('module.', '_orig_mod.' name prefixes)
-    are renamed to the plain module's names, with one printed note (`strip_wrapper_prefixes`).
+    are renamed to the plain module's names, with one printed note (`strip_wrapper_prefixes`). A file of an older
+    format is returned in today's terms (checkpoint.upgrade); one of a newer format is refused.
     """
     path = Path(path)
     if not path.is_file():
@@ -134,6 +137,7 @@ def load_checkpoint(path: str | Path) -> dict:
         ):
             raise FFPError(f"checkpoint {path}: '{part}' is not a state dict of named tensors")
     _check_config(state["config"], path)
+    upgrade(state, path)
     note = strip_wrapper_prefixes(state, path)
     if note:
         print(note, flush=True)
@@ -228,21 +232,15 @@ def load_state_strict(module: nn.Module, state_dict: dict, what: str) -> None:
     module.load_state_dict(state_dict, strict=True)
 
 
-def model_fps(state: dict, dataset: str) -> tuple[float | None, str]:
+def model_fps(state: dict) -> tuple[float | None, str]:
     """(frame rate of the footage the model was trained on in frames/s, where that comes from); (None, why) when
-    unknown. The checkpoint's own `fps` first; older checkpoints of a built-in dataset get its documented rate
-    (dataset.resample.benchmark_fps)."""
+    unknown. `state` as load_checkpoint returns it."""
     fps = state.get("fps")
     if isinstance(fps, (int, float)) and fps > 0:
-        return float(fps), "stored in the checkpoint"
-    known = benchmark_fps(dataset)
-    if known is not None:
-        return known[0], f"{known[1]} (the checkpoint predates stored rates)"
+        return float(fps), state.get("fps_origin", "stored in the checkpoint")
     return None, "the checkpoint does not know its training footage's frame rate"
 
 
-def selected_with_test_labels(path: Path, state: dict) -> bool:
-    """True when the checkpoint was picked by test-label AUC: its own flag if it has one, else a *_best name
-    (checkpoints from before the flag)."""
-    flag = state.get("selected_with_test_labels")
-    return bool(flag) if flag is not None else Path(path).stem.endswith("_best")
+def checkpoint_config(state: dict) -> Config:
+    """The config a checkpoint (as load_checkpoint returns it) was trained with."""
+    return Config.from_dict(state["config"])
