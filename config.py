@@ -1,6 +1,6 @@
 """One configuration object for the whole project: per-dataset defaults, then a preset, then CLI flags.
 
-    cfg = build_config(dataset="ped2", overrides={"iters": 500})      # or config_from_args(argv)
+    cfg = build_config(dataset="ped2", overrides={"iters": 500})   # or config_from_namespace(parsed flags)
 
 The resolved config is printed at start, saved next to the run's logs and inside every checkpoint,
 and every consumer (data, networks, losses, training, evaluation) reads it: nothing else carries settings.
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from durations import Duration, parse_duration
 from errors import FFPError
 
 # The motion-loss flow estimators (flownet/estimator.py): auto = FlowNet2-SD when its weights file is present, else
@@ -288,15 +289,10 @@ def build_config(dataset: str = "synthetic", preset: str | None = None, override
     return cfg
 
 
-def parse_until(text: str | None, flag: str) -> tuple[float, str] | None:
-    """A point in a video as `flag` takes it (--train_until, --start): '40s' -> (40.0, 's'); '400' ->
-    (400.0, 'frames'); None or '' -> None. FFPError naming the flag when malformed or not positive."""
-    if text in (None, ""):
-        return None
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|frames?)?\s*", str(text))
-    if not match or float(match.group(1)) <= 0:
-        raise FFPError(f"{flag} must be a positive number of frames ('400') or seconds ('40s'), got {text!r}")
-    return float(match.group(1)), "s" if (match.group(2) or "").startswith("s") else "frames"
+def parse_until(text: str | None, flag: str) -> Duration | None:
+    """A point in a video as `flag` takes it (--train_until, --start): '40s' -> 40 s; '400' -> 400 frames (the
+    grammar of durations.py, > 0); None or '' -> None. FFPError naming the flag when malformed or not positive."""
+    return None if text in (None, "") else parse_duration(str(text), flag)
 
 
 POSITIVE_FIELDS = (

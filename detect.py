@@ -30,15 +30,15 @@ from config import (
     parse_until,
     statistics_default_text,
 )
-from detection.options import check_live_flags
-from errors import FFPError
-from evaluation.events import (
+from detection.events import (
     DEFAULT_EVENT_GAP,
     DEFAULT_MIN_EVENT,
-    duration_value,
     events_line,
     events_rule,
 )
+from detection.options import check_live_flags
+from durations import parse_duration
+from errors import FFPError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -156,7 +156,7 @@ def check_values(args: argparse.Namespace) -> None:
     if args.threshold is not None and not math.isfinite(args.threshold):
         raise FFPError(f"--threshold must be a finite number, got {args.threshold}")
     for flag in ("--event_gap", "--min_event"):
-        duration_value(getattr(args, flag[2:]), flag)  # syntax only; seconds become frames at the input's fps
+        parse_duration(getattr(args, flag[2:]), flag, zero=True)  # seconds become frames at the input's rate
     if args.start is not None:
         parse_until(args.start, "--start")  # same grammar as --train_until; FFPError names the value
     if (args.psnr_mean is None) != (args.psnr_std is None):

@@ -80,9 +80,9 @@ from evaluation.metrics import (
 )
 from evaluation.pages import StagedResult, file_stems
 from evaluation.report import worst_frames, write_report
-from evaluation.runtime import ModelInfo, Predictor, predict_frames
 from evaluation.scores import flat_videos_note
 from evaluation.video import HeatmapVideoWriter, choose_vmax
+from inference.runtime import ModelInfo, Predictor, predict_frames
 from model_file import environment, load_model
 from utils import Progress, duration_text
 

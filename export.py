@@ -63,7 +63,7 @@ from pathlib import Path
 
 from checkpoint import checkpoint_config, load_checkpoint, model_fps, save_checkpoint
 from config import command_config
-from evaluation.predict import generator_from_state, psnr_stats_from_training_data
+from inference.predict import generator_from_state, psnr_stats_from_training_data
 from utils import set_up_machine
 
 KEPT = (
@@ -99,10 +99,10 @@ def generator_only(state: dict, source: Path, args: argparse.Namespace | None = 
 
 
 def write_onnx(shipped: dict, source: Path, output: Path) -> None:
-    """The shipped checkpoint dict as an ONNX model with its metadata (evaluation.onnx_export), on the CPU."""
+    """The shipped checkpoint dict as an ONNX model with its metadata (inference.onnx_export), on the CPU."""
     import torch
 
-    from evaluation.onnx_export import export_onnx, onnx_metadata
+    from inference.onnx_export import export_onnx, onnx_metadata
 
     cfg = checkpoint_config(shipped)
     fps, fps_origin = model_fps(shipped)

@@ -1,7 +1,7 @@
 """A trained model file, ready to score: a PyTorch checkpoint or an ONNX model (the `--trained_model` of detect.py
 and eval.py).
 
-    predictor, info = load_model(args)       # evaluation.runtime.Predictor, ModelInfo
+    predictor, info = load_model(args)       # inference.runtime.Predictor, ModelInfo
 
 A file ending in .onnx (written by `export.py --format onnx`) runs on ONNX Runtime and never imports torch; any
 other file is a checkpoint written by train.py or export.py, run by PyTorch.
@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from config import command_config
-from evaluation.runtime import ModelInfo, Predictor, flownet_name
+from inference.runtime import ModelInfo, Predictor, flownet_name
 from utils import run_environment, thread_count
 
 # torch is imported only for a PyTorch checkpoint (`load_model`): with an ONNX model, detection runs on ONNX Runtime,
@@ -28,7 +28,7 @@ def load_model(args: argparse.Namespace) -> tuple[Predictor, ModelInfo]:
     be read."""
     path = Path(args.trained_model)
     if path.suffix.lower() == ".onnx":
-        from evaluation.onnx_model import load_onnx_model
+        from inference.onnx_model import load_onnx_model
 
         threads, line = thread_count(args.threads or 0, "ONNX Runtime")
         if line:
@@ -37,7 +37,7 @@ def load_model(args: argparse.Namespace) -> tuple[Predictor, ModelInfo]:
         cfg = replace(command_config(info.trained, args), device=predictor.device, threads=threads)
         return predictor, replace(info, cfg=cfg)
     from checkpoint import checkpoint_config, load_checkpoint, model_fps
-    from evaluation.predict import TorchPredictor, generator_from_state
+    from inference.predict import TorchPredictor, generator_from_state
     from utils import set_up_machine
 
     state = load_checkpoint(path)

@@ -28,7 +28,8 @@ import cv2
 import numpy as np
 import scipy.io
 
-from utils import FFPError, install_folder, remove_dead_staging, staging_folder
+from errors import FFPError
+from utils import install_folder, remove_dead_staging, staging_folder
 
 SYNTHETIC_VIDEO_SIZE = (64, 96)  # (H, W): 3:2 like Ped2's 240x360
 GENERATOR_VERSION = 1  # bump whenever output bytes change, so old caches are regenerated
@@ -495,15 +496,6 @@ def labels_to_intervals(labels: np.ndarray) -> np.ndarray:
     starts = np.flatnonzero(edges == 1) + 1  # +1: 1-based
     ends = np.flatnonzero(edges == -1)  # index after the run, 0-based == last frame, 1-based
     return np.stack([starts, ends]).astype(np.int32)
-
-
-def intervals_to_labels(intervals: np.ndarray, n_frames: int) -> np.ndarray:
-    """(2, K) or (2,) 1-based inclusive intervals -> (n_frames,) int64 0/1 labels."""
-    iv = np.asarray(intervals, dtype=np.int64).reshape(2, -1)
-    labels = np.zeros(n_frames, dtype=np.int64)
-    for start, end in iv.T:
-        labels[start - 1 : end] = 1
-    return labels
 
 
 # ----------------------------------------------------------------------------------------------- on disk

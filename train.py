@@ -62,8 +62,9 @@ from cli import StopRequest
 from config import STATS_WINDOWS
 from dataset import TrainWindows, prepare_dataset, scored_labels, train_loader, training_videos
 from dataset.resample import footage_fps
+from errors import FFPError
 from evaluation.metrics import compute_metrics
-from evaluation.predict import Cancelled, score_videos, training_psnr_stats
+from inference.predict import Cancelled, score_videos, training_psnr_stats
 from training.distributed import (
     DistInfo,
     any_rank,
@@ -78,7 +79,7 @@ from training.nets import accelerate, build_nets, build_schedulers, flow_name, w
 from training.resume import RunState, Start, check_same_data, resolve_start, restore_run
 from training.run import Checkpointer, Due, NoOutputs, run_outputs, start_printout
 from training.step import Nets, Precision, make_precision, train_step
-from utils import FFPError, Progress, configure_threads, seed_everything
+from utils import Progress, configure_threads, seed_everything
 
 
 def refuse_non_finite(bad: torch.Tensor, run: RunState, cfg: Config, info: DistInfo, saved: Checkpointer) -> None:
@@ -109,9 +110,9 @@ def validate_auc(nets: Nets, cfg: Config, files, device: torch.device, stop: Sto
 
 
 def psnr_stats(nets: Nets, videos: list, cfg: Config, device: torch.device, stop: StopRequest) -> dict | None:
-    """PSNR statistics of the trained generator's predictions on up to STATS_WINDOWS training windows; None when
-    a stop request cancelled them (too slow for a signal-stop: detect.py computes them when a checkpoint lacks
-    them)."""
+    """PSNR statistics of the trained generator's predictions on up to STATS_WINDOWS training windows, which a
+    completed run stores for detect.py --mode stream; None when a stop request cancelled them (too slow for a
+    signal-stop: detect.py computes them when a checkpoint lacks them)."""
     try:
         return training_psnr_stats(
             nets.g, videos, cfg, device, max_windows=STATS_WINDOWS, cancel=lambda: bool(stop.signum)
@@ -170,7 +171,6 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
                 if auc is not None:  # None: a stop request abandoned it
                     outputs.record_validation(run, auc, nets, clip, progress)
             if due.save and outputs.writes:
-                # A completed run stores the training PSNR statistics detect.py --mode stream normalises with.
                 outputs.save_latest(run, psnr_stats(nets, videos, cfg, device, stop) if due.end else None)
             if due.validate or due.save:
                 barrier(info)  # the other ranks wait for rank 0's validation and files

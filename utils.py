@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from errors import FFPError  # noqa: F401  (re-exported: most modules import it from here)
+from errors import FFPError
 
 if TYPE_CHECKING:
     import torch

@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:  # runnable as `python bench/<name>.py` from anywh
 
 from config import DATASET_DEFAULTS, Config, build_config  # noqa: E402
 from dataset import DatasetFiles, data_workers, find_dataset  # noqa: E402
-from utils import atomic_write_text, shared_data_dir  # noqa: E402
+from utils import atomic_write_text, cpu_name, shared_data_dir  # noqa: E402
 
 # The paper's network at 256×256, and the small CPU configuration (the synthetic dataset's defaults).
 _SMALL_KEYS = ("height", "width", "g_widths", "d_widths", "batch_size", "eval_batch_size")
@@ -158,7 +158,8 @@ def peak_memory_mb(device: torch.device) -> float:
 
 # ----------------------------------------------------------------------------------------------- output
 def machine_info(device: torch.device) -> dict:
-    """What the numbers depend on: device, threads, load (other processes skew CPU timings)."""
+    """What the numbers depend on: device, threads, load (other processes skew CPU timings), the CPU's model and
+    vector extension (timings differ several-fold between AVX2 and AVX-512 machines)."""
     info = {
         "device": str(device),
         "torch": torch.__version__,
@@ -169,6 +170,8 @@ def machine_info(device: torch.device) -> dict:
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
+    else:
+        info["cpu"] = cpu_name()
     return info
 
 

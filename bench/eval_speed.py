@@ -4,7 +4,7 @@ the machine's measured convolution throughput that the project's path reaches.
     python bench/eval_speed.py                                  # both sizes on CPU (a few minutes on 2 cores)
     python bench/eval_speed.py --sizes paper --device cuda --amp
 
-Project path (what eval.py runs): evaluation.predict.predict_video_psnr fed by dataset.video_frame_batches:
+Project path (what eval.py runs): inference.predict.predict_video_psnr fed by dataset.video_frame_batches:
 every frame decoded once by DataLoader workers, windows built on the device, one host sync per video.
 Naive loop (written here): batch 1, five cv2.imread+resize per window, `.item()` per frame, fp32 NCHW
 (also with --amp, which autocasts the project's path to bf16 and measures the ceiling in bf16).
@@ -44,8 +44,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from dataset import Video, to_network_range, video_frame_batches
-from evaluation.predict import generator_from_state, predict_video_psnr
 from evaluation.scores import psnr_per_frame
+from inference.predict import generator_from_state, predict_video_psnr
 from model import Generator, init_weights
 
 WINDOWS = {"small": 176, "paper": 32}  # predicted frames per repetition (Ped2 test video 01 has 180 frames)

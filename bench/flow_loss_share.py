@@ -29,8 +29,8 @@ if str(ROOT) not in sys.path:  # runnable as `python bench/flow_loss_share.py` f
 from checkpoint import load_checkpoint  # noqa: E402
 from config import Config  # noqa: E402
 from dataset import prepare_dataset, to_network_range, training_videos  # noqa: E402
-from evaluation.predict import generator_from_state  # noqa: E402
 from flownet import build_flow_estimator  # noqa: E402
+from inference.predict import generator_from_state  # noqa: E402
 from training import losses  # noqa: E402
 from utils import atomic_write_text  # noqa: E402
 

@@ -122,7 +122,7 @@ class Summary:
 
 
 def machine_info(device: torch.device) -> dict:
-    """What the numbers depend on: the benchmarks' machine entry (bench/common.py), plus the CPU's name, or the
+    """What the numbers depend on: the benchmarks' machine entry (bench/common.py, with the CPU's name), plus the
     GPU's count and memory, the CUDA and cuDNN versions and the TF32 settings."""
     info = {
         **common.machine_info(device),
@@ -140,21 +140,7 @@ def machine_info(device: torch.device) -> dict:
             tf32_convolutions=torch.backends.cudnn.allow_tf32,
             tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
         )
-    else:
-        info["cpu"] = cpu_name()
     return info
-
-
-def cpu_name() -> str:
-    """The CPU's model name and widest vector extension (CPU timings differ ~4× between AVX2 and AVX-512)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    model = re.search(r"model name\s*:\s*(.+)", text)
-    flags = re.search(r"flags\s*:\s*(.+)", text)
-    vector = "AVX-512" if flags and "avx512f" in flags.group(1).split() else "AVX2 only"
-    return f"{model.group(1).strip() if model else platform.machine()}, {vector}"
 
 
 def run_bounded(cmd: list[str], seconds: float, log: Path) -> int | None:
@@ -428,7 +414,7 @@ def train_case(ctx: Context, mode: str, flow: str, seconds: float) -> dict:
 
 def eval_case(ctx: Context, mode: str, seconds: float) -> dict:
     """Evaluation frames/s of the generator on batches of eval_batch_size windows (eval.py's batch)."""
-    from evaluation.predict import run_generator
+    from inference.predict import run_generator
     from model import Generator, init_weights
     from training.step import make_precision
 

@@ -56,10 +56,10 @@ def worker(runtime: str, threads: int, onnx_path: str) -> dict:
     """One case in this process: batch-1 call times and eval-batch frames/s."""
     import numpy as np
 
-    from evaluation.runtime import warm_up
+    from inference.runtime import warm_up
 
     if runtime == "onnxruntime":
-        from evaluation.onnx_model import load_onnx_model
+        from inference.onnx_model import load_onnx_model
 
         predictor, info = load_onnx_model(onnx_path, threads=threads)
         cfg = info.cfg
@@ -67,7 +67,7 @@ def worker(runtime: str, threads: int, onnx_path: str) -> dict:
         import torch
 
         from checkpoint import checkpoint_config, load_checkpoint
-        from evaluation.predict import TorchPredictor, generator_from_state
+        from inference.predict import TorchPredictor, generator_from_state
 
         torch.set_num_threads(threads)
         state = load_checkpoint(SHIPPED)

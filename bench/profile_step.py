@@ -137,6 +137,27 @@ def fill_flow_cache(nets, clips: list, device) -> float | None:
     return 1000 * (time.perf_counter() - started) / pairs
 
 
+def step_name(cfg) -> str:
+    """The profiled configuration in one line."""
+    return (
+        f"{cfg.height}×{cfg.width}, G {'-'.join(map(str, cfg.g_widths))}, D {'-'.join(map(str, cfg.d_widths))}, "
+        f"batch {cfg.batch_size}, flow {cfg.flownet}, {'bf16' if cfg.amp else 'fp32'}"
+    )
+
+
+def print_tables(totals: dict[str, float], alone: dict[str, float]) -> None:
+    """The Markdown tables of the phases (ms per step, share of the profiled sum) and of the networks alone."""
+    profiled = sum(totals.values())
+    print("\n| phase | ms/step | share |\n|---|---|---|")
+    for phase in PHASES:
+        if phase in totals:
+            print(f"| {phase} | {totals[phase]:.1f} | {100 * totals[phase] / profiled:.0f} % |")
+    print(f"| **sum of phases (profiled)** | {profiled:.1f} | 100 % |\n")
+    print("| alone | ms |\n|---|---|")
+    for name, ms in alone.items():
+        print(f"| {name} | {ms:.1f} |")
+
+
 def main() -> int:
     args = parse_args()
     if args.threads:
@@ -169,25 +190,12 @@ def main() -> int:
             train_step(nets, cfg, clip, device)
     totals = {e.key: e.cpu_time_total / 1000 / args.steps for e in prof.key_averages() if e.key in PHASES}
     totals["data"] = 1000 * statistics.mean(data_s)
-    profiled = sum(totals.values())
     alone = components(nets, cfg, clip, device)
-    size = (
-        f"{cfg.height}×{cfg.width}, G {'-'.join(map(str, cfg.g_widths))}, D {'-'.join(map(str, cfg.d_widths))}, "
-        f"batch {cfg.batch_size}, flow {cfg.flownet}, {'bf16' if cfg.amp else 'fp32'}"
-    )
-    print(f"step: {size}; {torch.get_num_threads()} threads; wall {wall_ms:.0f} ms/step without the profiler")
+    print(f"step: {step_name(cfg)}; {torch.get_num_threads()} threads; wall {wall_ms:.0f} ms/step without the profiler")
     print(f"memory format: {nets.memory_format_note}")
     if first_visit_ms is not None:
         print(f"real frames' flow cached (--cache_flow): {first_visit_ms:.0f} ms per pair at its first visit")
-    print()
-    print("| phase | ms/step | share |\n|---|---|---|")
-    for phase in PHASES:
-        if phase in totals:
-            print(f"| {phase} | {totals[phase]:.1f} | {100 * totals[phase] / profiled:.0f} % |")
-    print(f"| **sum of phases (profiled)** | {profiled:.1f} | 100 % |\n")
-    print("| alone | ms |\n|---|---|")
-    for name, ms in alone.items():
-        print(f"| {name} | {ms:.1f} |")
+    print_tables(totals, alone)
     write_json(
         __file__,
         {

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from config import Config, validate
-from utils import FFPError, atomic_write_bytes
+from errors import FFPError
+from utils import atomic_write_bytes
 
 from .upgrade import NOTES_KEY, upgrade
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from dataset.resample import benchmark_fps
+from errors import FFPError
 from flownet import FLOW_CLASS_NAMES
-from utils import FFPError
 
 FORMAT_VERSION = 2
 LEGACY_FLOW_SCALE = 1 / 400  # what format 1's classical-flow motion loss was multiplied by

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import cv2
 
-from utils import FFPError, Progress, atomic_write_text, remove_dead_staging, staging_folder
+from errors import FFPError
+from utils import Progress, atomic_write_text, remove_dead_staging, staging_folder
 
 from .sources import FrameFolder, VideoFile
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from utils import FFPError
+from errors import FFPError
 
 from .sources import VIDEO_EXTS, is_junk, natural_key
 

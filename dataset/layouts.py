@@ -19,7 +19,7 @@ from typing import cast
 import numpy as np
 
 from config import DATASET_DEFAULTS
-from utils import FFPError
+from errors import FFPError
 
 from .labels import LABEL_PLACES, LabelNotes, LabelPlace, attach_labels
 from .masks import MASK_PLACES, MaskPlace, MaskSource, attach_masks

@@ -2,8 +2,8 @@
 
     target = live_target("http://127.0.0.1:8099/stream.mjpg")   # or "rtsp://…", "0", "/dev/video0"; None: a path
     with LiveReader(target, height=256, width=256, fps=10.0, retry=RetryPolicy()) as reader:
-        for run in reader.runs(max_batch=8):        # lists of consecutive LiveFrames at the model's rate
-            ...
+        while (frames := reader.take(max_batch=8, history=4)) is not None:   # [] when none came within 0.5 s
+            ...                                     # LiveFrames at the model's rate; a new `run` marks a break
 
 OpenCV's FFmpeg backend opens whatever FFmpeg does (rtsp, http(s) incl. MJPEG over HTTP, udp, tcp, rtmp, srt);
 cameras open through OpenCV's default backend (V4L2 on Linux).
@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from config import RETRY_ATTEMPTS, describe_target
-from utils import FFPError
+from errors import FFPError
 
 from .resample import Resampler, needs_resampling
 from .sources import opencv_log_at_most, prepare_frame

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from utils import FFPError
+from errors import FFPError
 
 from .labels import canonical
 from .sources import VideoFile, decode_image, is_junk, is_video_file, list_images, natural_key

@@ -9,7 +9,7 @@ Points in a video given as frames or seconds (`--train_until`, `--start`) become
 from __future__ import annotations
 
 from config import Config, parse_until
-from utils import FFPError
+from errors import FFPError
 
 from .layouts import DatasetFiles, Video, find_dataset
 from .sources import FrameFolder, VideoFile
@@ -22,7 +22,7 @@ def frame_number(text: str, video: Video, flag: str) -> int:
     parsed = parse_until(text, flag)
     if parsed is None:
         raise FFPError(f"{flag} needs a number of frames ('400') or seconds ('40s'), got {text!r}")
-    value, unit = parsed
+    value, unit = parsed.value, parsed.unit
     if unit == "frames":
         return int(value)
     fps = video.source.container()[0] if isinstance(video.source, VideoFile) else None

@@ -33,7 +33,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from config import FOLDER_FPS
-from utils import FFPError
+from errors import FFPError
 
 if TYPE_CHECKING:
     import torch  # annotations only: this module decodes frames without torch (detect.py with an ONNX model)

@@ -17,7 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from config import Config
-from utils import FFPError, Progress
+from errors import FFPError
+from utils import Progress
 
 from .frame_cache import extracted_frames
 from .layouts import Video

@@ -16,13 +16,14 @@ from cli import StopRequest, raise_for_signal
 from config import Config
 from dataset import FrameFolder, Video, VideoFile, frame_number, open_source
 from dataset.resample import Continuity, at_model_rate, continuity, holes_note, needs_resampling, video_fps
+from detection.events import DEFAULT_EVENT_GAP, DEFAULT_MIN_EVENT, merge_events
+from detection.report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
+from detection.scenes import background_db
+from durations import parse_duration
 from errors import FFPError
-from evaluation.detect_report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
-from evaluation.events import DEFAULT_EVENT_GAP, DEFAULT_MIN_EVENT, merge_events, parse_duration
-from evaluation.runtime import Predictor
-from evaluation.scenes import background_db
 from evaluation.scores import flat_videos_note
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator
+from inference.runtime import Predictor
 from utils import duration_text
 
 from .normalise import Normaliser
@@ -71,7 +72,7 @@ def open_input(path: Path, args: argparse.Namespace) -> Input:
 class FileJob:
     """How to score one file besides its frames: the model, the command's config (batch size: `batch_size`, else
     cfg.eval_batch_size), the normalisation and threshold, where the result goes, and the event rule as given
-    (--event_gap / --min_event: frames '5' or seconds '0.5s'; None: evaluation.events' defaults)."""
+    (--event_gap / --min_event: frames '5' or seconds '0.5s'; None: detection.events' defaults)."""
 
     predictor: Predictor
     cfg: Config
@@ -100,7 +101,7 @@ class Scored:
     interrupted: int = 0  # the signal that stopped it, 0 if it ran to the end
     report: dict | None = None  # decode report of a video file (gaps, early end)
     holes: list = field(default_factory=list)  # breaks in the stream (Continuity.holes): the frames after unscored
-    scene_changes: list = field(default_factory=list)  # evaluation.scenes.SceneChange: their frames unscored
+    scene_changes: list = field(default_factory=list)  # detection.scenes.SceneChange: their frames unscored
 
 
 def score_pass(
@@ -112,7 +113,7 @@ def score_pass(
     stop: StopRequest | None = None,
 ) -> Scored:
     """One pass over a batch stream of `inp` (`inp.batches`): PSNR of every scored frame: number >= inp.start, its
-    window spans no break (`Input.continuity`) and it is not part of a scene change (`evaluation.scenes`).
+    window spans no break (`Input.continuity`) and it is not part of a scene change (`detection.scenes`).
 
     csv_path (stream mode): scores.csv rows are appended and flushed batch by batch. vmax: offered every batch's
     error maps (for the heatmap scale). stop: checked after every batch; a signal ends the pass early with
@@ -226,8 +227,10 @@ def run_detect(job: FileJob, inp: Input, meta: dict) -> dict:
     the frames scored so far are reported, marked interrupted (a signal while the report is written is noted too; a
     second one exits at once).
     """
-    gap = parse_duration(DEFAULT_EVENT_GAP if job.event_gap is None else job.event_gap, "--event_gap", inp.fps)
-    least = parse_duration(DEFAULT_MIN_EVENT if job.min_event is None else job.min_event, "--min_event", inp.fps)
+    gap_text = DEFAULT_EVENT_GAP if job.event_gap is None else job.event_gap
+    least_text = DEFAULT_MIN_EVENT if job.min_event is None else job.min_event
+    gap = parse_duration(gap_text, "--event_gap", zero=True).frames(inp.fps)
+    least = parse_duration(least_text, "--min_event", zero=True).frames(inp.fps)
     streamed = job.norm.mode == "stream"
     stopper = StopRequest()
     with stopper if streamed else nullcontext():
@@ -271,7 +274,7 @@ def _report(
 ) -> dict:
     """Scores, notes, events and the heatmap video of a finished pass; writes the report and returns the summary.
     meta: summary.json's description of the run; started: time.monotonic() when scoring began; events_rule: the
-    largest gap and the least span of an event, in frames (evaluation.events.merge_events)."""
+    largest gap and the least span of an event, in frames (detection.events.merge_events)."""
     norm, threshold, in_frames = job.norm, job.threshold, job.cfg.in_frames
     meta, (gap_frames, min_frames) = dict(meta), events_rule
     scores, short = norm.final(scored, inp.scored_fps(), in_frames)

@@ -1,4 +1,4 @@
-"""Watching a live source (a stream URL or a camera) with detect.py's flags: the loop is evaluation.watch; this sets
+"""Watching a live source (a stream URL or a camera) with detect.py's flags: the loop is detection.watch; this sets
 it up, and writes the report when the source ends, is lost, or a signal comes."""
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ from cli import StopRequest, raise_for_signal
 from config import FOLDER_FPS, Config, describe_target, live_target
 from dataset.live import LIVE_SAME_RATE, LiveReader, RetryPolicy
 from dataset.resample import rate_note
+from detection.events import events_line
+from detection.report import detect_caveats, write_detect_report
+from detection.watch import LiveFiles, WatchResult, WatchSettings, watch
+from durations import parse_duration
 from errors import FFPError
-from evaluation.detect_report import detect_caveats, write_detect_report
-from evaluation.events import events_line, parse_duration
 from evaluation.pages import LiveResult
-from evaluation.runtime import ModelInfo, Predictor, warm_up
-from evaluation.watch import LiveFiles, WatchResult, WatchSettings, watch
+from inference.runtime import ModelInfo, Predictor, warm_up
 from model_file import environment
 
 from .normalise import Normaliser
-from .options import on_event_argv, parse_seconds
+from .options import on_event_argv
 
 # A live source is scored one frame at a time unless --batch_size says otherwise: on the 2-core CPU batch 1 kept up
 # with the same cameras as the eval batch (16) at a fraction of the latency (95th percentile 141 ms against 1.3 s
@@ -34,14 +35,14 @@ def live_settings(args: argparse.Namespace, fps: float, threshold: float, cfg: C
     """The live loop's settings from the flags; `fps`: the timeline's rate (the model's, else --fps or 10)."""
     return WatchSettings(
         threshold=threshold,
-        gap_frames=parse_duration(args.event_gap, "--event_gap", fps),
-        min_frames=parse_duration(args.min_event, "--min_event", fps),
+        gap_frames=parse_duration(args.event_gap, "--event_gap", zero=True).frames(fps),
+        min_frames=parse_duration(args.min_event, "--min_event", zero=True).frames(fps),
         fps=fps,
         batch_size=LIVE_BATCH_SIZE if args.eval_batch_size is None else cfg.eval_batch_size,
         in_frames=cfg.in_frames,
         save_video=args.save_video,
         on_event=on_event_argv(args.on_event) if args.on_event else None,
-        duration_s=parse_seconds(args.duration, "--duration") if args.duration else None,
+        duration_s=parse_duration(args.duration, "--duration", bare="s").value if args.duration else None,
     )
 
 

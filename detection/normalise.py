@@ -2,7 +2,7 @@
 
 whole mode: 1 − min-max(PSNR) within each scene of a file, the paper's per-video normalisation (Liu et al., CVPR
 2018, Sec. 3.5); stream mode: (baseline − PSNR) / std, the baseline starting at the training PSNR mean and kept by
-evaluation.scenes.SceneTracker (re-settled after a scene change, following slow drifts).
+detection.scenes.SceneTracker (re-settled after a scene change, following slow drifts).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from config import STATS_WINDOWS
+from detection.scenes import REFERENCE_S, SceneSettings, SceneTracker, scene_scores
 from errors import FFPError
-from evaluation.runtime import ModelInfo
-from evaluation.scenes import REFERENCE_S, SceneSettings, SceneTracker, scene_scores
+from evaluation.scores import stream_scores
+from inference.runtime import ModelInfo
 
 if TYPE_CHECKING:
     from detection.file import Scored
@@ -34,13 +35,13 @@ class Normaliser:
 
     def stream(self, psnr: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
         """Scores of a batch as soon as it is predicted (stream mode only; float64): (base − PSNR) / std, with each
-        frame's baseline `base` ((N,) dB, evaluation.scenes.SceneTracker) or the training mean."""
+        frame's baseline `base` ((N,) dB, detection.scenes.SceneTracker) or the training mean."""
         assert self.mean is not None and self.std is not None, "stream mode has its statistics (normaliser())"
-        return ((self.mean if base is None else base) - np.asarray(psnr, dtype=np.float64)) / self.std
+        return stream_scores(psnr, self.mean if base is None else base, self.std)
 
     def final(self, scored: Scored, fps: float, in_frames: int) -> tuple[np.ndarray, list[str]]:
         """Scores of the whole file (N,) float64 at `fps` scored frames/s: stream mode's, or 1 − min-max(PSNR) within
-        each scene (evaluation.scenes.scene_scores); and a note per scene too short to normalise."""
+        each scene (detection.scenes.scene_scores); and a note per scene too short to normalise."""
         if self.mode == "stream":
             return self.stream(scored.psnr, scored.base), []
         scores, short = scene_scores(scored.psnr, scored.scene, SceneSettings(fps, in_frames).frames(REFERENCE_S))
@@ -86,7 +87,7 @@ def stream_stats(info: ModelInfo, args: argparse.Namespace) -> tuple[float, floa
             f"--mode stream needs the training PSNR statistics: ONNX model {info.path} has none (metadata "
             "ffp.psnr_stats); pass --psnr_mean and --psnr_std, or use --mode whole"
         )
-    from evaluation.predict import psnr_stats_from_training_data
+    from inference.predict import psnr_stats_from_training_data
     from utils import resolve_device
 
     ckpt, device = info.path, resolve_device(info.cfg.device)

@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import shlex
 import shutil
 
 from config import describe_target, live_target
+from durations import parse_duration
 from errors import FFPError
-
-
-def parse_seconds(text: str, flag: str) -> float:
-    """'90', '90s', '30m', '8h' -> seconds (> 0); FFPError naming the flag otherwise."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(s|m|min|h)?\s*", str(text))
-    if not match or float(match.group(1)) <= 0:
-        raise FFPError(f"{flag} must be a positive duration ('90s', '30m', '8h'), got {text!r}")
-    return float(match.group(1)) * {"s": 1, None: 1, "m": 60, "min": 60, "h": 3600}[match.group(2)]
 
 
 def on_event_argv(text: str) -> tuple[str, ...]:
@@ -55,6 +47,6 @@ def check_live_flags(args: argparse.Namespace) -> None:
             if getattr(args, flag) is not None:
                 raise FFPError(f"--{flag} is for live sources (stream URLs, cameras); --video {args.video} is not one")
     if args.duration is not None:
-        parse_seconds(args.duration, "--duration")
+        parse_duration(args.duration, "--duration", bare="s")
     if args.on_event is not None:
         on_event_argv(args.on_event)

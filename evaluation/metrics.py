@@ -1,22 +1,22 @@
 """Frame- and pixel-level metrics of the paper's protocol, plus the console table that reports them.
 
 Every frame-level number is computed on arrays already aligned by the caller: psnr[i] and labels[i]
-belong to frame i + 4 of their video (the first 4 frames have no prediction and are dropped from both).
+belong to frame i + in_frames of their video (the first in_frames frames have no prediction and are dropped from
+both).
 Abnormal (label 1) is the positive class throughout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from itertools import zip_longest
-from typing import cast
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from errors import FFPError
 from evaluation.scores import anomaly_scores
-from utils import FFPError
 
 NORMALISATION = "per-video min-max"
 PAD_TRICK = (
@@ -82,7 +82,7 @@ def _validate_video(name: str, psnr: np.ndarray, labels: np.ndarray) -> None:
     if len(psnr) != len(labels):
         raise FFPError(
             f"video {name!r}: {len(psnr)} PSNR values but {len(labels)} labels; both must cover "
-            "the same frames (each video's first 4 frames dropped from both)"
+            "the same frames (each video's frames without a prediction, its first in_frames, dropped from both)"
         )
     if not np.isin(labels, (0, 1)).all():
         bad = np.unique(labels[~np.isin(labels, (0, 1))])[:5]
@@ -109,7 +109,7 @@ def aligned_videos(
         if len(psnr):
             videos[name] = (psnr, labels.astype(np.int64))
     if not videos:
-        raise FFPError("no scored frames: every test video is empty after dropping its first 4 frames")
+        raise FFPError("no scored frames: every test video is empty after dropping the frames without a prediction")
     return videos
 
 
@@ -232,69 +232,66 @@ class PixelAUROC:
         return min(self.max_pixels, self.n_pixels)
 
 
-def pixel_auroc(
-    error_maps: Iterable[np.ndarray], masks: Iterable[np.ndarray], max_pixels: int = 2_000_000, seed: int = 0
-) -> float:
-    """Pixel-level ROC-AUC of per-pixel errors against ground-truth anomaly masks.
-
-    error_maps: iterable of H x W float arrays (higher = more anomalous, e.g. `error_map` output);
-    masks: iterable of H x W arrays with 0/1 (or bool) values, > 0.5 counts as abnormal, in the same
-    order. The caller must resize masks to the error-map size with nearest-neighbour interpolation so
-    they stay binary. Pixels of all frames are pooled; to bound memory a uniform random subsample of
-    at most `max_pixels` pixels (seeded by `seed`, so repeatable) is scored. Returns a float in [0, 1].
-    Raises FFPError when a pair's shapes differ, the iterables differ in length, or one class is absent.
-    """
-    acc = PixelAUROC(max_pixels, seed)
-    missing = object()
-    for n, (err, mask) in enumerate(zip_longest(error_maps, masks, fillvalue=missing)):
-        if err is missing or mask is missing:
-            raise FFPError(f"pixel AUROC: error maps and masks differ in count (they diverge at frame {n})")
-        acc.add(cast(np.ndarray, err), cast(np.ndarray, mask))  # not the sentinel: items of the iterables
-    return acc.result()
-
-
 def _yes_no(flag) -> str:
     """Render the selected-with-test-labels knob; unknown is shown as such rather than guessed."""
     return {True: "YES (optimistic)", False: "no"}.get(flag, "unknown")
 
 
+@dataclass(frozen=True)
+class MetricRow:
+    """One reported metric: its key in `compute_metrics`' dict, its name, what it measures, and whether it is computed
+    on the normalised score (else on raw values: -PSNR, per-pixel errors)."""
+
+    key: str
+    name: str
+    what: str
+    normalised: bool = True
+
+
+# The metrics eval.py reports, in order: the console table and the report's page both list these rows.
+METRIC_ROWS = (
+    MetricRow("micro_auc", "micro AUC", "all videos concatenated"),
+    MetricRow("macro_auc", "macro AUC", f"mean per-video AUC; pad trick: {PAD_TRICK}"),
+    MetricRow("eer", "EER", "on micro ROC"),
+    MetricRow("ap", "AP", "abnormal positive"),
+    MetricRow("raw_psnr_micro_auc", "raw-PSNR micro AUC", "score=-PSNR", normalised=False),
+    MetricRow("pixel_auroc", "pixel AUROC", "per-pixel squared error vs masks", normalised=False),
+)
+
+
+def reported_metrics(metrics: Mapping) -> list[tuple[MetricRow, float, str]]:
+    """(row, value, what it measures) of each METRIC_ROWS entry `metrics` holds (pixel AUROC with its sampling)."""
+    rows = []
+    for row in METRIC_ROWS:
+        if metrics.get(row.key) is None:
+            continue
+        what = row.what
+        if row.key == "pixel_auroc":
+            what += f", {metrics.get('pixel_auroc_sampling', 'pixels subsampled')}"
+        rows.append((row, float(metrics[row.key]), what))
+    return rows
+
+
 def metric_rows(metrics: Mapping, knobs: Mapping) -> list[tuple[str, str, str]]:
-    """(name, value, protocol knobs) rows shared by the console table and the HTML report.
+    """(name, value, what it measures and the protocol knobs) rows of the console table.
 
     metrics: a `compute_metrics` dict (optionally with 'pixel_auroc'); knobs: 'checkpoint',
-    'selected_with_test_labels', 'dropped_frames' (default 4). Every AUC-type row carries its knobs.
+    'selected_with_test_labels', 'dropped_frames' (the config's in_frames). Every AUC-type row carries its knobs.
     """
     base = (
-        f"dropped={knobs.get('dropped_frames', 4)}/video, ckpt={knobs.get('checkpoint', '?')}, "
+        f"dropped={knobs['dropped_frames']}/video, ckpt={knobs.get('checkpoint', '?')}, "
         f"selected_with_test_labels={_yes_no(knobs.get('selected_with_test_labels'))}"
     )
     sigma = f"sigma={metrics.get('smooth_sigma', 0.0):g}"
-    norm = f"norm={metrics.get('normalisation', NORMALISATION)}, {sigma}, {base}"
+    norm = f"norm={metrics.get('normalisation', NORMALISATION)}, {sigma}"
+    raw = {"raw_psnr_micro_auc": f"norm=none, {sigma}", "pixel_auroc": "norm=none, sigma=0"}
     rows = [
-        ("micro AUC", metrics["micro_auc"], f"all videos concatenated, {norm}"),
-        ("macro AUC", metrics["macro_auc"], f"mean per-video AUC; pad trick: {PAD_TRICK}; {norm}"),
-        ("EER", metrics["eer"], f"on micro ROC, {norm}"),
-        ("AP", metrics["ap"], f"abnormal positive, {norm}"),
-        ("raw-PSNR micro AUC", metrics["raw_psnr_micro_auc"], f"score=-PSNR, norm=none, {sigma}, {base}"),
-    ]
-    if metrics.get("pixel_auroc") is not None:
-        rows.append(
-            (
-                "pixel AUROC",
-                metrics["pixel_auroc"],
-                f"per-pixel squared error vs masks, {metrics.get('pixel_auroc_sampling', 'pixels subsampled')}, "
-                f"norm=none, sigma=0, {base}",
-            )
-        )
-    rows = [(name, f"{value:.4f}", knob) for name, value, knob in rows]
-    rows.append(
-        (
-            "frames",
-            str(metrics["n_frames"]),
-            f"{metrics['n_abnormal']} abnormal; after dropping {knobs.get('dropped_frames', 4)}/video",
-        )
-    )
-    return rows
+        (row.name, f"{value:.4f}", f"{what}{';' if row.key == 'macro_auc' else ','} "
+         f"{norm if row.normalised else raw[row.key]}, {base}")
+        for row, value, what in reported_metrics(metrics)
+    ]  # fmt: skip
+    frames = f"{metrics['n_abnormal']} abnormal; after dropping {knobs['dropped_frames']}/video"
+    return [*rows, ("frames", str(metrics["n_frames"]), frames)]
 
 
 def format_metrics_table(metrics: dict, knobs: dict) -> str:

@@ -23,8 +23,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from errors import FFPError
 from utils import (
-    FFPError,
     atomic_write_bytes,
     install_folder,
     not_writable_reason,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import auc, roc_curve
 
-from evaluation.metrics import PAD_TRICK, aligned_videos, video_scores
+from evaluation.metrics import aligned_videos, reported_metrics, video_scores
 from evaluation.pages import (
     checked_video_links,
     csv_text,
@@ -167,26 +167,12 @@ def _plot_history(path: Path, history: Sequence[Mapping]) -> None:
 
 
 def _metric_table(metrics: Mapping, dataset: str) -> str:
-    """Metrics with the paper's number beside ours (where the paper reports one) and what each row measures."""
+    """Metrics (evaluation.metrics.METRIC_ROWS, as the console lists them) with the paper's micro AUC beside ours
+    where the paper reports one, and what each row measures."""
     paper = PAPER_MICRO_AUC.get(dataset)
-    rows = [
-        ("micro AUC", metrics["micro_auc"], paper, "all test videos concatenated: the paper's number"),
-        ("macro AUC", metrics["macro_auc"], None, f"mean of per-video AUCs; {PAD_TRICK}"),
-        ("EER", metrics["eer"], None, "equal error rate on the micro ROC"),
-        ("AP", metrics["ap"], None, "average precision, abnormal = positive"),
-        ("raw-PSNR micro AUC", metrics["raw_psnr_micro_auc"], None, "score = −PSNR, no per-video normalisation"),
-    ]
-    if metrics.get("pixel_auroc") is not None:
-        rows.append(
-            (
-                "pixel AUROC",
-                metrics["pixel_auroc"],
-                None,
-                f"per-pixel squared error against the masks; {metrics.get('pixel_auroc_sampling', '')}",
-            )
-        )
     cells = [
-        (name, f"{ours:.4f}", "-" if theirs is None else f"{theirs:.3f}", what) for name, ours, theirs, what in rows
+        (row.name, f"{value:.4f}", f"{paper:.3f}" if row.key == "micro_auc" and paper is not None else "-", what)
+        for row, value, what in reported_metrics(metrics)
     ]
     cells.append(("frames scored", str(metrics["n_frames"]), "-", f"{metrics['n_abnormal']} of them abnormal"))
     return html_table(["metric", "ours", "paper", "what it measures"], cells, numeric=(1, 2))
@@ -203,7 +189,7 @@ def _protocol(metrics: Mapping | None, meta: Mapping) -> str:
     choice = choices.get(selected, "selection unknown")
     return (
         f"<p>Protocol: PSNR of each predicted frame (frames on [0, 1]), score = 1 − min-max(PSNR) within each "
-        f"test video, the first {int(meta.get('dropped_frames', 4))} frames of each video not scored, "
+        f"test video, the first {int(meta['dropped_frames'])} frames of each video not scored, "
         f"temporal smoothing sigma = {sigma:g} frames{' (none, as the paper)' if sigma == 0 else ''}, "
         f"abnormal = positive. Checkpoint {html.escape(str(meta.get('checkpoint', '?')))}: {choice}.</p>"
     )
@@ -301,7 +287,7 @@ def write_report(
     psnr_by_video / labels_by_video: video -> (N_v,) aligned arrays (first `dropped_frames` frames already
     removed); labels_by_video and metrics are None for an unlabelled test set (no AUC, no ROC; the page
     says why, from meta['auc_skipped']). metrics: `compute_metrics` output (plus optional 'pixel_auroc');
-    meta: run info (config, checkpoint, step, dropped_frames (default 4), selected_with_test_labels, ...),
+    meta: run info (config, checkpoint, step, dropped_frames (the config's in_frames), selected_with_test_labels, ...),
     merged into metrics.json (metrics win on a clash). videos: video -> mp4 path relative to out_dir.
     frame_numbers: video -> (N_v,) source frame numbers of the scored frames (default: dropped_frames + i).
     notes: lines shown on the page and stored in metrics.json (e.g. videos without PSNR spread).
@@ -315,7 +301,7 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     links = checked_video_links(out, videos)
-    offset, sigma = int(meta.get("dropped_frames", 4)), float((metrics or {}).get("smooth_sigma", 0.0))
+    offset, sigma = int(meta["dropped_frames"]), float((metrics or {}).get("smooth_sigma", 0.0))
     data: Mapping[str, tuple[np.ndarray, np.ndarray | None]]
     if labels_by_video is None:
         data = {k: (np.asarray(v, dtype=np.float64), None) for k, v in psnr_by_video.items() if len(v)}

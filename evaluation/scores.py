@@ -86,6 +86,14 @@ def anomaly_scores(psnr: np.ndarray) -> np.ndarray:
     return 1.0 - minmax_normalise(psnr)
 
 
+def stream_scores(psnr: np.ndarray, baseline: float | np.ndarray, std: float) -> np.ndarray:
+    """Stream-mode score of frames scored one by one, without the rest of the video: (baseline − PSNR) / std, the
+    number of training standard deviations a frame's prediction is worse than expected (float64, same shape as
+    `psnr`; high = anomalous, unbounded). baseline: dB, a scalar (the training PSNR mean) or one value per frame;
+    std > 0 dB. The paper's per-video min-max (`anomaly_scores`) needs the whole video first."""
+    return (np.asarray(baseline, dtype=np.float64) - np.asarray(psnr, dtype=np.float64)) / std
+
+
 def flat_videos_note(psnr_by_video: dict[str, np.ndarray]) -> str | None:
     """One line naming the videos whose scores are 0 because their PSNR has no spread, or None."""
     flat = [name for name, psnr in psnr_by_video.items() if len(psnr) and is_flat(psnr)]

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from config import FLOW_CHOICES
-from utils import FFPError
+from errors import FFPError
 
 from .classical import ClassicalFlow, resize_flow
 from .flownet2sd import (

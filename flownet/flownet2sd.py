@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils import FFPError
+from errors import FFPError
 
 DEFAULT_FLOWNET2SD_PATH = Path(__file__).resolve().parent / "pretrained" / "FlowNet2-SD.pth"
 # NVIDIA's release name; accepted beside the default path so users need not rename the download.

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils import FFPError
+from errors import FFPError
 
 from .classical import resize_flow, warp
 

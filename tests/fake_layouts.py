@@ -23,7 +23,15 @@ import cv2
 import numpy as np
 import scipy.io
 
-from synthetic import intervals_to_labels  # noqa: F401  (also used by tests as fake_layouts.intervals_to_labels)
+
+def intervals_to_labels(intervals: np.ndarray, n_frames: int) -> np.ndarray:
+    """(2, K) or (2,) 1-based inclusive intervals -> (n_frames,) int64 0/1 labels."""
+    iv = np.asarray(intervals, dtype=np.int64).reshape(2, -1)
+    labels = np.zeros(n_frames, dtype=np.int64)
+    for start, end in iv.T:
+        labels[start - 1 : end] = 1
+    return labels
+
 
 FAKE_FRAME_SIZE = (24, 36)  # (H, W)
 

@@ -14,7 +14,7 @@ from helpers import LATEST, eval_cli, files_in, read_state, run_detect, tiny_arg
 
 import export
 from checkpoint import load_checkpoint, save_checkpoint
-from utils import FFPError
+from errors import FFPError
 
 
 def _state(value: float) -> dict:

@@ -19,12 +19,11 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from checkpoint import checkpoint_config, load_checkpoint  # noqa: E402
 from config import PRESETS, Config  # noqa: E402
 from dataset import find_dataset  # noqa: E402
-from evaluation.predict import generator_from_state, score_videos  # noqa: E402
+from inference.predict import generator_from_state, score_videos  # noqa: E402
 
 SHIPPED = ROOT / "weights" / "ped2_cpu.pth"
 REFERENCE = ROOT / "tests" / "data" / "ped2_cpu_reference.json"

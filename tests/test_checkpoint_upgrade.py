@@ -8,9 +8,9 @@ import torch
 from checkpoint import FORMAT_VERSION, NOTES_KEY, load_checkpoint, save_checkpoint
 from checkpoint.upgrade import LEGACY_FLOW_SCALE, upgrade
 from config import CLASSICAL_LAMBDA_OP, Config, build_config
+from errors import FFPError
 from train import parse_args
 from training.resume import resume_config
-from utils import FFPError
 
 
 def state(flownet=..., lambda_op=2.0, flow_choice="auto", dataset="ped2", **extra):

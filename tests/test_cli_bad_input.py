@@ -160,8 +160,7 @@ def train_in_process(argv: list[str]) -> int:
 # A long-lived process that imports the CLIs' libraries once, then per request forks a child that runs
 # `script.py argv…` as __main__ with fds 1/2 redirected to files, and reports the child's exit status.
 ZYGOTE = r"""
-import json, os, runpy, sys, traceback
-sys.path.insert(0, os.getcwd())
+import json, os, runpy, sys, traceback  # python -c in cwd=ROOT: the project is importable
 import train, eval  # noqa: F401  (torch, sklearn, tensorboardX, cv2, scipy: imported once, shared by every child)
 print("ready", flush=True)
 for line in sys.stdin:
@@ -667,7 +666,7 @@ def _raise(exc):
         (
             RuntimeError(
                 "Caught FFPError in DataLoader worker process 1.\nOriginal Traceback (most recent call last):\n"
-                '  File "dataset.py", line 1, in read_frame\nutils.FFPError: cannot read image /d/001.jpg: '
+                '  File "dataset.py", line 1, in read_frame\nerrors.FFPError: cannot read image /d/001.jpg: '
                 "truncated JPEG"
             ),
             1,

@@ -15,7 +15,7 @@ import scipy.io
 from helpers import eval_cli, tiny_args, train_cli
 
 from dataset import LabelNotes, entry_labels, find_dataset
-from utils import FFPError
+from errors import FFPError
 
 
 def read(entry, n: int = 20) -> tuple[list[int], list[str]]:

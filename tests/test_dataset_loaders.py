@@ -14,7 +14,7 @@ import torch
 from config import build_config
 from dataset import EpochShuffleSampler, LabelNotes, TrainWindows, find_dataset, read_frame, video_frame_batches
 from dataset.labels import interval_labels, read_avenue_dir, read_frame_mask_dir, read_mat_entries, read_ucsd_m_entries
-from utils import FFPError
+from errors import FFPError
 
 
 def assert_matches(files, written):

@@ -28,7 +28,7 @@ from helpers import (
 
 from config import build_config
 from dataset import TrainWindows, VideoFile, find_dataset, open_source, training_videos, video_frame_batches
-from utils import FFPError
+from errors import FFPError
 
 
 def snapshot(folder: Path) -> dict:

@@ -18,8 +18,8 @@ from helpers import ROOT, TINY, read_scores, run_detect, save_random_checkpoint
 import detect
 from cli import run_cli
 from dataset import find_dataset, prepare_frame, read_frame
-from evaluation.predict import generator_from_state, training_psnr_stats
-from evaluation.scenes import DRIFT_S, DRIFT_SHARE
+from detection.scenes import DRIFT_S, DRIFT_SHARE
+from inference.predict import generator_from_state, training_psnr_stats
 from model import Generator
 
 
@@ -97,7 +97,7 @@ def test_user_threshold_lists_the_frames_above_it(test_video, ckpts, tmp_path):
 def test_events_follow_the_gap_and_minimum_flags(test_video, ckpts, tmp_path, capsys):
     """summary.json's events are the alarm frames merged with --event_gap / --min_event (frames or seconds at the
     input's rate: a folder is 10 fps); the page lists them and states the whole-mode caveat."""
-    from evaluation.events import merge_events
+    from detection.events import merge_events
 
     out = run_detect(test_video, ckpts["plain"], tmp_path / "a", "--event_gap", "0.3s", "--min_event", "2")
     summary = json.loads((out / "summary.json").read_text())
@@ -276,7 +276,6 @@ def test_real_clip_from_ped2(shared_data, ckpts, tmp_path):
 
 MEMORY_SCRIPT = textwrap.dedent("""
     import json, sys
-    sys.path.insert(0, sys.argv[1])
     import torch
     torch.set_num_threads(1)
     import array
@@ -284,7 +283,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
     from dataset.resample import Continuity
     from detection.file import score_pass
     from detection.normalise import Normaliser
-    from evaluation.predict import TorchPredictor
+    from inference.predict import TorchPredictor
     from model import Generator
 
     torch.manual_seed(0)
@@ -312,9 +311,9 @@ MEMORY_SCRIPT = textwrap.dedent("""
     job = SimpleNamespace(predictor=g, norm=norm, threshold=3.0)  # detection.file.FileJob's fields score_pass uses
     from pathlib import Path
     # warm-up: allocator, model, first batches
-    score_pass(job, batches(2_000), inp, Path(sys.argv[2] + ".warm"))
+    score_pass(job, batches(2_000), inp, Path(sys.argv[1] + ".warm"))
     before = peak_kb()
-    psnr = score_pass(job, batches(20_000), inp, Path(sys.argv[2])).psnr
+    psnr = score_pass(job, batches(20_000), inp, Path(sys.argv[1])).psnr
     print(json.dumps({"n": len(psnr), "growth_kb": peak_kb() - before}))
 """)
 
@@ -328,7 +327,7 @@ def test_streaming_memory_does_not_grow_with_length(tmp_path):
     """
     csv_path = tmp_path / "scores.csv"
     result = subprocess.run(
-        [sys.executable, "-c", MEMORY_SCRIPT, str(ROOT), str(csv_path)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", MEMORY_SCRIPT, str(csv_path)], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])

@@ -22,9 +22,9 @@ import detect
 from config import live_target
 from dataset.live import FrameClock, ReaderStats
 from dataset.resample import Resampler
+from detection import watch
+from detection.events import EventTracker, merge_events
 from errors import FFPError
-from evaluation import watch
-from evaluation.events import EventTracker, merge_events
 from evaluation.video import HeatmapVideoWriter
 
 SHIPPED = ROOT / "weights" / "ped2_cpu.pth"

@@ -18,13 +18,13 @@ import torch
 from helpers import LATEST, ROOT, TINY, eval_cli, page_links, save_random_checkpoint, tiny_args, train_cli
 
 import eval as eval_script
-import evaluation.predict as predict
 import evaluation.report as report
+import inference.predict as predict
 from cli import run_cli
 from dataset import find_dataset
-from evaluation.predict import TorchPredictor
-from evaluation.runtime import predict_frames
 from evaluation.video import PANEL_MIN_H, STRIP_H
+from inference.predict import TorchPredictor
+from inference.runtime import predict_frames
 from model import Generator
 
 N_TEST_VIDEOS, N_FRAMES = 6, 120  # the default synthetic dataset (prepare_dataset insists on it)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from errors import FFPError
 from evaluation.metrics import (
     PixelAUROC,
     compute_metrics,
@@ -13,10 +14,8 @@ from evaluation.metrics import (
     format_metrics_table,
     inverted_labels_note,
     padded_auc,
-    pixel_auroc,
 )
-from evaluation.scores import anomaly_scores, error_map, minmax_normalise, psnr_per_frame, true_runs
-from utils import FFPError
+from evaluation.scores import anomaly_scores, error_map, minmax_normalise, psnr_per_frame, stream_scores, true_runs
 
 KNOBS = {"checkpoint": "ped2_latest.pth", "selected_with_test_labels": False, "dropped_frames": 4}
 
@@ -24,6 +23,16 @@ KNOBS = {"checkpoint": "ped2_latest.pth", "selected_with_test_labels": False, "d
 # minmax = [1, .6, .8, .2, 0] and score = 1 - minmax = [0, .4, .2, .8, 1].
 FIVE_PSNR = np.array([30.0, 26.0, 28.0, 22.0, 20.0])
 FIVE_LABELS = np.array([0, 0, 1, 0, 1])
+
+
+def pixel_auroc(error_maps, masks, max_pixels: int = 2_000_000, seed: int = 0) -> float:
+    """PixelAUROC over whole lists of error maps and masks (what eval.py feeds it frame by frame)."""
+    acc = PixelAUROC(max_pixels, seed)
+    if len(error_maps) != len(masks):
+        raise FFPError(f"pixel AUROC: error maps and masks differ in count ({len(error_maps)} vs {len(masks)})")
+    for err, mask in zip(error_maps, masks):
+        acc.add(err, mask)
+    return acc.result()
 
 
 # ----------------------------------------------------------------------------- scores.py
@@ -79,6 +88,12 @@ def test_minmax_and_score_chain_three_videos():
     )
     assert m["micro_auc"] == pytest.approx(0.825)
     assert m["n_frames"] == 9 and m["n_abnormal"] == 4
+
+
+def test_stream_scores_count_training_stds_below_the_baseline():
+    psnr = np.array([30.0, 28.0, 33.0])
+    assert stream_scores(psnr, 30.0, 2.0).tolist() == [0.0, 1.0, -1.5]
+    assert stream_scores(psnr, np.array([30.0, 29.0, 30.0]), 2.0).tolist() == [0.0, 0.5, -1.5]  # a baseline per frame
 
 
 def test_true_runs():

@@ -17,10 +17,10 @@ from helpers import META, fake_dataset, leftovers, page_links
 import evaluation.pages as pages
 import evaluation.report as report
 from cli import Terminated, _raise_terminated
+from errors import FFPError
 from evaluation.metrics import aligned_videos, compute_metrics, video_scores
 from evaluation.pages import StagedResult
 from evaluation.report import write_report
-from utils import FFPError
 
 # ----------------------------------------------------------------------------- labelled report
 

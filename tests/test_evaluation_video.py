@@ -12,8 +12,8 @@ import pytest
 from helpers import count_frames, leftovers, write_heatmap
 
 import evaluation.video as video
+from errors import FFPError
 from evaluation.video import STRIP_H, HeatmapVideoWriter, VmaxEstimator, choose_vmax, video_backend
-from utils import FFPError
 
 needs_h264 = pytest.mark.skipif(video_backend() != "h264", reason="PyAV with libx264 is not installed (pip install av)")
 
@@ -178,9 +178,8 @@ def test_mp4v_silently_dropped_frames_are_caught(tmp_path, monkeypatch):
 _FILE_SIZE_LIMITED = """
 import resource, signal, sys
 import numpy as np
-sys.path[:0] = [{root!r}]
 from evaluation.video import HeatmapVideoWriter
-from utils import FFPError
+from errors import FFPError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # writes past the limit then fail with EFBIG instead
 resource.setrlimit(resource.RLIMIT_FSIZE, (30000, 30000))
 rng = np.random.default_rng(0)
@@ -201,7 +200,8 @@ def test_real_write_failure_file_size_limit(tmp_path, codec):
     path = tmp_path / "out" / "v.mp4"
     root = str(Path(video.__file__).resolve().parents[1])
     done = subprocess.run(
-        [sys.executable, "-c", _FILE_SIZE_LIMITED.format(root=root, path=str(path), codec=codec)],
+        [sys.executable, "-c", _FILE_SIZE_LIMITED.format(path=str(path), codec=codec)],
+        cwd=root,  # python -c puts its working folder first on sys.path
         capture_output=True,
         text=True,
         timeout=120,

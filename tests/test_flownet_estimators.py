@@ -6,7 +6,6 @@ import copy
 import os
 import pickle
 import shutil
-import sys
 import warnings
 from pathlib import Path
 
@@ -15,9 +14,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # lets `pytest tests/...` work without installing the project
-    sys.path.insert(0, str(ROOT))
 
+from errors import FFPError  # noqa: E402
 from flownet import (  # noqa: E402
     DEFAULT_FLOWNET2SD_PATH,
     FLOW_CHOICES,
@@ -27,7 +25,6 @@ from flownet import (  # noqa: E402
     load_flownet2sd,
 )
 from flownet.estimator import FlowNet2SDFlow, freeze  # noqa: E402
-from utils import FFPError  # noqa: E402
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "flownet2sd_state_dict.txt"
 PED2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ped2" / "training" / "frames" / "01"

@@ -15,11 +15,11 @@ from helpers import skip_outside_ci, tiny_args, train_cli
 import export
 from bench.flow_accuracy import end_point_error, ped2_frame, shifted_pair, textured_mask
 from config import Config
+from errors import FFPError
 from flownet import IFNetFlow, build_flow_estimator, load_ifnet, resolve_flow_choice
 from flownet import ifnet as ifnet_module
 from flownet.ifnet import INSTALL_COMMAND, UNUSED_PREFIXES, find_ifnet_weights, ifnet_state_dict, split_unused
 from training.resume import resolved_flow
-from utils import FFPError
 
 # docs/method.md: end-point error (px) on the 20 % most textured pixels of Ped2 Test001 frame 101 at 256×384,
 # measured 0.02, 0.07 and 0.27 for these shifts with the default scales 4/2/1/0.5 and t = 0.5.

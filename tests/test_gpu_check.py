@@ -34,9 +34,9 @@ def test_an_unknown_step_is_one_error_line(tmp_path):
     assert done.returncode == 2 and "--steps takes tests,ddp,bench,paper" in done.stderr.strip().splitlines()[-1]
 
 
-def test_the_summary_is_written_after_each_step(tmp_path):
+def test_the_summary_is_written_after_each_step(tmp_path, monkeypatch):
     """A step's result is in summary.json and summary.md as soon as it is set (a run cut off keeps them)."""
-    sys.path.insert(0, str(ROOT / "bench"))
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # the benchmarks import their `common` module
     import gpu_check as check
 
     summary = check.Summary(tmp_path, check.machine_info(torch.device("cpu")), 60.0)

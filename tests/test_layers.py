@@ -14,11 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lowest first. A unit is a top-level module (config) or package (dataset).
 LAYERS: list[tuple[str, ...]] = [
     ("errors",),  # FFPError: imports nothing of the project
+    ("durations",),  # the one grammar of durations in flags
     ("config", "utils", "cli"),  # the config object, small utilities, the CLIs' shared parsing
     ("model", "flownet", "synthetic"),  # networks, flow estimators, the synthetic dataset's generator
     ("dataset",),  # frames, layouts, labels, loaders
     ("checkpoint",),  # checkpoint files: every reader imports it from here
-    ("evaluation",),  # scores, metrics, inference, reports, videos
+    ("evaluation",),  # the paper's protocol: scores, metrics, eval.py's report, heatmap videos
+    ("inference",),  # the Predictor interface, PyTorch and ONNX Runtime behind it, the ONNX export
     ("training",),  # losses, the step, the run's bookkeeping
     ("model_file",),  # a checkpoint or an ONNX file -> a ready Predictor: what every CLI loads
     ("detection",),  # scoring a file, watching a live source: what detect.py runs

@@ -26,8 +26,8 @@ from cli import run_cli
 from config import DEFAULT_THRESHOLD
 from dataset import Video, find_dataset, open_source, video_frame_batches
 from dataset.array_batches import ArrayBatches
-from evaluation.onnx_model import METADATA, OUTPUTS, load_onnx_model
-from evaluation.predict import TorchPredictor, generator_from_state, iter_predictions
+from inference.onnx_model import METADATA, OUTPUTS, load_onnx_model
+from inference.predict import TorchPredictor, generator_from_state, iter_predictions
 
 SHIPPED = ROOT / "weights" / "ped2_cpu.pth"
 PED2_TEST = SHARED_DATA / "ped2" / "testing" / "frames"

@@ -13,7 +13,7 @@ import pytest
 import scipy.io
 
 import synthetic as S
-from utils import FFPError
+from errors import FFPError
 
 SMALL = dict(n_train=2, n_test=3, n_frames=30)  # one video of each anomaly kind, fast to write
 
@@ -69,7 +69,7 @@ def test_mat_intervals_agree_with_masks_on_every_frame(small):
     for i, intervals in enumerate(_gt(small)):
         assert intervals.shape[0] == 2 and intervals.shape[1] >= 1
         assert (intervals[0] >= 1).all() and (intervals[1] <= n).all() and (intervals[0] <= intervals[1]).all()
-        from_mat = S.intervals_to_labels(intervals, n)
+        from_mat = F.intervals_to_labels(intervals, n)
         from_masks = _mask_labels(small / "testing" / "UCSD_pixel_masks" / f"Test{i + 1:03d}_gt", n)
         np.testing.assert_array_equal(from_mat, from_masks)
         assert 0 < from_mat.sum() < n, f"test video {i + 1} needs abnormal and normal frames"
@@ -79,8 +79,8 @@ def test_intervals_round_trip():
     labels = np.array([1, 1, 0, 0, 1, 0, 1, 1])
     intervals = S.labels_to_intervals(labels)
     np.testing.assert_array_equal(intervals, [[1, 5, 7], [2, 5, 8]])
-    np.testing.assert_array_equal(S.intervals_to_labels(intervals, len(labels)), labels)
-    np.testing.assert_array_equal(S.intervals_to_labels(np.array([3, 4]), 5), [0, 0, 1, 1, 0])  # squeezed (2,)
+    np.testing.assert_array_equal(F.intervals_to_labels(intervals, len(labels)), labels)
+    np.testing.assert_array_equal(F.intervals_to_labels(np.array([3, 4]), 5), [0, 0, 1, 1, 0])  # squeezed (2,)
 
 
 def test_default_counts(tmp_path):
@@ -115,7 +115,7 @@ def test_same_seed_gives_identical_files_and_other_seed_differs(tmp_path):
 def test_in_memory_video_matches_written_video(small):
     video = S.generate_video(seed=3, split="testing", index=1, n_frames=SMALL["n_frames"])
     assert video.frames.shape == (SMALL["n_frames"], *S.SYNTHETIC_VIDEO_SIZE) and video.frames.dtype == np.uint8
-    np.testing.assert_array_equal(video.labels, S.intervals_to_labels(_gt(small)[1], SMALL["n_frames"]))
+    np.testing.assert_array_equal(video.labels, F.intervals_to_labels(_gt(small)[1], SMALL["n_frames"]))
     written = cv2.imread(str(small / "testing" / "frames" / "02" / "005.jpg"), cv2.IMREAD_GRAYSCALE)
     assert np.abs(written.astype(int) - video.frames[5]).mean() < 2.0  # equal up to JPEG loss
 

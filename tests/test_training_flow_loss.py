@@ -6,7 +6,6 @@ frozen estimator, and vanishes if the predicted flow is detached (the bug this g
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,6 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # lets `pytest tests/...` work without installing the project
-    sys.path.insert(0, str(ROOT))
 
 from flownet import ClassicalFlow, FlowNet2SD, IFNetFlow  # noqa: E402
 from flownet.estimator import FlowNet2SDFlow, freeze  # noqa: E402

@@ -9,13 +9,13 @@ import torch
 from helpers import relative_update_error
 
 from config import build_config, config_from_namespace
+from errors import FFPError
 from flownet import FlowNet2SD, FlowNet2SDFlow
 from model import Discriminator, Generator, init_weights
 from train import parse_args
 from training import losses
 from training.nets import choose_memory_format, with_resolved_speed
 from training.step import Nets, Precision, make_precision, split_clip, train_step, use_channels_last
-from utils import FFPError
 
 
 def make_nets(cfg, flow=None, seed=0, device="cpu"):

@@ -29,9 +29,9 @@ import torch
 
 from checkpoint import NOTES_KEY, load_checkpoint, load_state_strict
 from config import FLAG_GROUPS, Config, build_config, config_from_namespace, runtime_defaults, validate
+from errors import FFPError
 from flownet import resolve_flow_choice
 from training.step import Nets
-from utils import FFPError
 
 # Flags that define the data a run trains on or the shape of its networks: a resumed run keeps them.
 REFUSED_ON_RESUME = (

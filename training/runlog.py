@@ -27,7 +27,8 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.summary import image, scalar
 
-from utils import FFPError, atomic_write_bytes
+from errors import FFPError
+from utils import atomic_write_bytes
 
 
 class RunLog:

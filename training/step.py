@@ -14,10 +14,10 @@ from torch.profiler import record_function
 
 from config import Config
 from dataset import to_network_range
+from errors import FFPError
 from evaluation.scores import psnr_per_frame
 from training import losses
 from training.flow_cache import RealFlowCache
-from utils import FFPError
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

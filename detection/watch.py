@@ -39,11 +39,12 @@ import numpy as np
 from config import describe_target
 from dataset.live import LIVE_SAME_RATE, LiveFrame, LiveReader
 from dataset.resample import rate_note
-from evaluation.events import Event, EventTracker
-from evaluation.runtime import Predictor
-from evaluation.scenes import SceneChange, SceneTracker, background_db
+from detection.events import Event, EventTracker
+from detection.scenes import SceneChange, SceneTracker, background_db
+from errors import FFPError
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator, heatmap_panels, panel_size_for
-from utils import FFPError, atomic_write_bytes, recheck_threads
+from inference.runtime import Predictor
+from utils import atomic_write_bytes, recheck_threads
 
 LIVE_CSV_HEADER = ("frame", "time", "seconds", "psnr", "score", "above_threshold")
 CURVE_SECONDS = 30.0  # the live video's score curve shows this much of the past
@@ -398,7 +399,7 @@ def watch(
     """Score a live source until it ends, is lost, --duration passes or `stopped()` returns a signal number.
 
     scorer: stream mode's normalisation (`LiveScorer`), with the scene tracker that re-settles its baseline after a
-    scene change (`evaluation.scenes`). Returns the WatchResult; every event still open at the end is closed and
+    scene change (`detection.scenes`). Returns the WatchResult; every event still open at the end is closed and
     written. The caller raises reader.error.
     """
     result = WatchResult()

@@ -18,10 +18,11 @@ from torch import nn
 from checkpoint import load_state_strict
 from config import STATS_WINDOWS
 from dataset import Video, to_network_range, video_frame_batches
-from evaluation.runtime import Predictions, cpu_micro_batch
+from errors import FFPError
 from evaluation.scores import error_map, psnr_per_frame
+from inference.runtime import Predictions, cpu_micro_batch
 from model import Generator
-from utils import FFPError, recheck_threads
+from utils import recheck_threads
 
 
 def generator_from_state(state: dict, cfg, device: torch.device, what: str) -> nn.Module:
@@ -57,7 +58,7 @@ class WindowPrediction:
 
 def uint8_images(frames: torch.Tensor) -> torch.Tensor:
     """M×3×H×W in [-1, 1] -> M×H×W×3 uint8 RGB (the inverse of `to_network_range`; values outside are clipped).
-    evaluation.runtime.uint8_images is its NumPy twin."""
+    inference.runtime.uint8_images is its NumPy twin."""
     return (frames.float() + 1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
 
@@ -95,7 +96,7 @@ def predict_targets(
 
 
 class TorchPredictor:
-    """The evaluation.runtime.Predictor of a PyTorch generator (detect.py and the live loop): NumPy out."""
+    """The inference.runtime.Predictor of a PyTorch generator (detect.py and the live loop): NumPy out."""
 
     runtime: tuple[str, str] = ("torch", str(torch.__version__))
 
@@ -108,18 +109,18 @@ class TorchPredictor:
         return video_frame_batches(video, cfg, batch_size)
 
     def stream(self, batches) -> Iterator[Predictions]:
-        """evaluation.runtime.Predictor.stream through `iter_predictions`."""
+        """inference.runtime.Predictor.stream through `iter_predictions`."""
         for pred in iter_predictions(self.generator, batches, self.in_frames, self.torch_device):
             yield _as_numpy(pred)
 
     def targets(self, frames: np.ndarray, targets: list[int]) -> Predictions:
-        """evaluation.runtime.Predictor.targets through `predict_targets` (frames L×H×W×3 uint8)."""
+        """inference.runtime.Predictor.targets through `predict_targets` (frames L×H×W×3 uint8)."""
         seq = torch.from_numpy(frames).permute(0, 3, 1, 2)
         return _as_numpy(predict_targets(self.generator, seq, targets, self.in_frames, self.torch_device))
 
 
 def _as_numpy(pred: WindowPrediction) -> Predictions:
-    """A WindowPrediction's results as evaluation.runtime.Predictions (error maps and images converted on demand)."""
+    """A WindowPrediction's results as inference.runtime.Predictions (error maps and images converted on demand)."""
     # A copy, not a view: a view keeps each batch's torch allocation alive, and on a long stream those blocks
     # fragment the heap (measured: +143 MB peak RSS over 20,000 frames of 32×48).
     psnr = pred.psnr.float().cpu().numpy().copy()

@@ -3,7 +3,7 @@
     predictor, info = load_onnx_model("ped2.onnx", threads=1)     # written by `export.py --format onnx`
     for pred in predictor.stream(predictor.batches(video, info.cfg, 16)): pred.psnr, pred.error_maps()
 
-The file holds one graph (evaluation.onnx_export.ScoringGraph): uint8 windows B×(T+1)×H×W×3 RGB in, the predicted
+The file holds one graph (inference.onnx_export.ScoringGraph): uint8 windows B×(T+1)×H×W×3 RGB in, the predicted
 frame, its PSNR and its error map out. The scaling to [-1, 1], the generator, the PSNR and the error map are inside
 the graph, exported from the same PyTorch code that training and evaluation run; decoding and resizing before it
 is `dataset.prepare_frame` in both paths. What detection needs besides the graph is in the file's metadata
@@ -191,10 +191,10 @@ def load_onnx_model(path: str | Path, threads: int = 0, device: str | None = "cp
 
 
 class OnnxPredictor:
-    """The evaluation.runtime.Predictor of an ONNX Runtime session: NumPy frames in, NumPy predictions out.
+    """The inference.runtime.Predictor of an ONNX Runtime session: NumPy frames in, NumPy predictions out.
 
     micro_batch: windows per session call (None: all at once); on CPU `load_onnx_model` sets it as PyTorch's
-    path does (evaluation.runtime.cpu_micro_batch), which keeps the peak memory flat whatever the batch size."""
+    path does (inference.runtime.cpu_micro_batch), which keeps the peak memory flat whatever the batch size."""
 
     def __init__(
         self, session, in_frames: int, runtime: tuple[str, str], device: str = "cpu", micro_batch: int | None = None
@@ -209,7 +209,7 @@ class OnnxPredictor:
         return ArrayBatches(video, cfg.height, cfg.width, batch_size)
 
     def targets(self, frames: np.ndarray, targets: list[int]) -> Predictions:
-        """evaluation.runtime.Predictor.targets: frames L×H×W×3 uint8, targets indices ≥ T."""
+        """inference.runtime.Predictor.targets: frames L×H×W×3 uint8, targets indices ≥ T."""
         index = np.asarray(targets, dtype=np.int64)[:, None] + np.arange(-self.in_frames, 1)
         windows = np.ascontiguousarray(frames[index])  # M×(T+1)×H×W×3, oldest frame first
         step = self.micro_batch or len(windows)
@@ -224,7 +224,7 @@ class OnnxPredictor:
         )
 
     def stream(self, batches) -> Iterator[Predictions]:
-        """evaluation.runtime.Predictor.stream over ArrayBatches (the last T frames carried between batches)."""
+        """inference.runtime.Predictor.stream over ArrayBatches (the last T frames carried between batches)."""
         history: np.ndarray | None = None
         seen = 0
         for batch in batches:

@@ -3,7 +3,7 @@
 The exported graph is `ScoringGraph`: uint8 windows in, the predicted frame, its PSNR and its error map out. Its
 scaling (`dataset.to_network_range`), PSNR (`evaluation.scores.psnr_per_frame`) and error map
 (`evaluation.scores.error_map`) are the functions PyTorch evaluation runs, traced into the graph, so ONNX Runtime
-cannot pre- or post-process differently (`evaluation.onnx_model` reads the file). Needs `onnx` and `onnxscript`
+cannot pre- or post-process differently (`inference.onnx_model` reads the file). Needs `onnx` and `onnxscript`
 (torch's dynamo-based exporter) besides torch.
 """
 
@@ -20,9 +20,10 @@ from torch import nn
 
 from config import DEFAULT_THRESHOLD, Config
 from dataset import to_network_range
-from evaluation.onnx_model import CHANNEL_ORDER, INPUT, METADATA, METADATA_FORMAT, OUTPUTS, VALUE_RANGE
+from errors import FFPError
 from evaluation.scores import error_map, psnr_per_frame
-from utils import FFPError, atomic_write_bytes
+from inference.onnx_model import CHANNEL_ORDER, INPUT, METADATA, METADATA_FORMAT, OUTPUTS, VALUE_RANGE
+from utils import atomic_write_bytes
 
 OPSET = 18  # the dynamo exporter's default opset in torch 2.14; ONNX Runtime ≥ 1.16 runs it
 
@@ -32,7 +33,7 @@ class ScoringGraph(nn.Module):
 
     windows: B×(T+1)×H×W×3 uint8 RGB (T past frames oldest first, then the target; `dataset.prepare_frame`'s
     output stacked). Returns prediction B×3×H×W float32 in [-1, 1], psnr (B,) float32 dB, error_map B×H×W float32
-    in [0, 1] (the same values as evaluation.predict's WindowPrediction).
+    in [0, 1] (the same values as inference.predict's WindowPrediction).
     """
 
     def __init__(self, generator: nn.Module, in_frames: int):
@@ -50,7 +51,7 @@ class ScoringGraph(nn.Module):
 def onnx_metadata(
     shipped: dict, cfg: Config, fps: float | None, fps_origin: str, selected_with_test_labels: bool
 ) -> dict[str, str]:
-    """The 'ffp.*' metadata (evaluation.onnx_model.METADATA, every key) of a shipped checkpoint dict
+    """The 'ffp.*' metadata (inference.onnx_model.METADATA, every key) of a shipped checkpoint dict
     (export.generator_only); fps_origin is said of the checkpoint and restated for the ONNX file."""
     values = {
         "ffp.format": METADATA_FORMAT,

@@ -1,4 +1,4 @@
-"""Scene changes (evaluation/scenes.py): the tracker on made-up background levels, then detect.py with the shipped
+"""Scene changes (detection/scenes.py): the tracker on made-up background levels, then detect.py with the shipped
 model on real Ped2 footage whose lights switch (a 3-frame white flash, then +40 grey levels) or fade at dusk, as a
 file in both modes and as a live MJPEG stream served on 127.0.0.1."""
 
@@ -15,7 +15,7 @@ import pytest
 from helpers import ROOT, SHARED_DATA, ped2_scene, ped2_stream, read_scores, run_detect
 from live_server import MjpegServer
 
-from evaluation.scenes import SCENE_DB, SceneSettings, SceneTracker, background_db, scene_scores
+from detection.scenes import SCENE_DB, SceneSettings, SceneTracker, background_db, scene_scores
 
 SHIPPED = ROOT / "weights" / "ped2_cpu.pth"
 SWITCH, OBJECT = 50, range(80, 100)  # where the lights switch on, and where a box crosses the lit scene

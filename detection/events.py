@@ -4,21 +4,17 @@ A frame *alarms* when its anomaly score is above the threshold (strictly). One a
 scene) makes a run of alarm frames with short dips below the threshold inside it, so the report lists
 *events*: alarm frames at most `gap_frames` frame numbers apart merged into one, and events spanning fewer
 than `min_frames` frames dropped as flicker. detect.py takes both as --event_gap / --min_event, in frames
-('5', '5f', '5 frames') or seconds ('0.5s'), converted with the input's frame rate (`parse_duration`).
+('5', '5f', '5 frames') or seconds ('0.5s'), converted with the input's frame rate (durations.py).
 
 Units: frame numbers are the source's own (dataset/sources.py: frames that did not decode and missing frame files
 leave holes in the numbering); seconds are frame number / fps, the start of that frame; an event's end_s is the
-end of its last frame, (last_frame + 1) / fps. (The live loop, evaluation/watch.py, replaces both seconds with the
+end of its last frame, (last_frame + 1) / fps. (The live loop, detection/watch.py, replaces both seconds with the
 frames' own times.)
 """
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import asdict, dataclass
-
-from errors import FFPError  # not utils: detect.py checks its flags with this module before numpy/torch load
 
 DEFAULT_EVENT_GAP = "0.5s"  # alarms closer than this merge into one event
 DEFAULT_MIN_EVENT = "0.3s"  # events shorter than this are dropped
@@ -79,38 +75,25 @@ def merge_events(frames, scores, threshold: float, fps: float, gap_frames: int, 
     scores = np.asarray(scores, dtype=np.float64)
     if frames.ndim != 1 or frames.shape != scores.shape:
         raise ValueError(f"frames {frames.shape} and scores {scores.shape} must be equal 1-D arrays")
-    if len(frames) > 1 and not (np.diff(frames) > 0).all():
-        raise ValueError("frame numbers must be strictly increasing")
-    if not fps > 0 or gap_frames < 0 or min_frames < 0:
-        raise ValueError(f"need fps > 0, gap_frames >= 0, min_frames >= 0; got {fps}, {gap_frames}, {min_frames}")
-    alarm = np.flatnonzero(scores > threshold)  # row indices of the alarm frames
-    if not len(alarm):
-        return []
-    numbers = frames[alarm]
-    splits = np.flatnonzero(np.diff(numbers) - 1 > gap_frames) + 1  # first alarm of each later event
-    events = []
-    for rows in np.split(alarm, splits):
-        first, last = int(frames[rows[0]]), int(frames[rows[-1]])
-        if last - first + 1 < min_frames:
-            continue
-        peak = rows[int(np.argmax(scores[rows]))]
-        events.append(
-            Event(first, last, int(frames[peak]), float(scores[peak]), len(rows), first / fps, (last + 1) / fps)
-        )
-    return events
+    # One implementation for a whole file and for the live loop: the file's frames fed to the live loop's tracker.
+    tracker = EventTracker(threshold, fps, gap_frames, min_frames)
+    events = [event for f, s in zip(frames.tolist(), scores.tolist()) if (event := tracker.add(f, s)) is not None]
+    last = tracker.finish()
+    return events if last is None else [*events, last]
 
 
 class EventTracker:
-    """`merge_events`, one scored frame at a time: each event is returned the moment it is known to have ended.
+    """Events one scored frame at a time (`merge_events` runs it over a whole file): each event is returned the
+    moment it is known to have ended.
 
         tracker = EventTracker(threshold, fps, gap_frames, min_frames)
         for frame, score in stream:
             ended = tracker.add(frame, score)     # an Event, or None; tracker.peak_is_new: frame is the open peak
         last = tracker.finish()                    # the event still open at the end, if long enough
 
-    Same arguments and the same events as merge_events over the whole sequence (tests check this): an event ends
-    when a frame arrives more than gap_frames frame numbers after its last alarm frame, so the answer comes
-    gap_frames + 1 frames after the event's last alarm. Memory: one open event, whatever the length.
+    Arguments as merge_events'. An event ends when a frame arrives more than gap_frames frame numbers after its
+    last alarm frame, so the answer comes gap_frames + 1 frames after the event's last alarm. Memory: one open
+    event, whatever the length.
     """
 
     def __init__(self, threshold: float, fps: float, gap_frames: int, min_frames: int):
@@ -156,30 +139,6 @@ class EventTracker:
         if last - first + 1 < self.min_frames:
             return None
         return Event(first, last, peak, peak_score, n, first / self.fps, (last + 1) / self.fps)
-
-
-_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|secs|seconds?|f|frames?)?\s*", re.IGNORECASE)
-
-
-def duration_value(text: str, flag: str) -> tuple[float, str]:
-    """Syntax of a duration flag without a frame rate: '5', '5f', '5 frames' -> (5.0, 'frames'); '0.5s' ->
-    (0.5, 's'). FFPError naming `flag` for anything else: negative, empty, not a number, a fraction of a frame."""
-    match = _DURATION.fullmatch(str(text))
-    expected = f"{flag} must be 0 or more frames ('5', '5f') or seconds ('0.5s', '0s'), got {text!r}"
-    if not match:
-        raise FFPError(expected)
-    value, unit = float(match.group(1)), "s" if (match.group(2) or "f").lower().startswith("s") else "frames"
-    if unit == "frames" and value != int(value):
-        raise FFPError(f"{flag} must be a whole number of frames or seconds ('0.5s'), got {text!r}")
-    return value, unit
-
-
-def parse_duration(text: str, flag: str, fps: float) -> int:
-    """A duration flag (--event_gap, --min_event) in frames: '5', '5f', '5 frames' -> 5; '0.5s' -> 0.5 × fps
-    rounded half up (0.5 s at 25 fps = 13 frames); '0' and '0s' -> 0. fps: frames per second of the input (> 0).
-    FFPError naming the flag and what it expects when the value is negative or malformed."""
-    value, unit = duration_value(text, flag)
-    return int(value) if unit == "frames" else int(math.floor(value * fps + 0.5))
 
 
 def events_line(n_events: int, n_above: int, threshold: float, n_scored: int) -> str:

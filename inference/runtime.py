@@ -1,7 +1,7 @@
 """What scores frames, whatever runs the model: the interface detect.py and the live loop use, without torch.
 
-Two runtimes implement `Predictor`: PyTorch (`evaluation.predict.TorchPredictor`, a checkpoint's generator) and
-ONNX Runtime (`evaluation.onnx_model.OnnxPredictor`, a file written by `export.py --format onnx`). Both take frames
+Two runtimes implement `Predictor`: PyTorch (`inference.predict.TorchPredictor`, a checkpoint's generator) and
+ONNX Runtime (`inference.onnx_model.OnnxPredictor`, a file written by `export.py --format onnx`). Both take frames
 after the same preprocessing (`dataset.prepare_frame`: RGB, resized to the model's size, uint8) and give NumPy
 results, so everything after prediction (scores, events, reports, videos) is one code path.
 """
@@ -63,7 +63,7 @@ class Predictions:
 
 def uint8_images(frames: np.ndarray) -> np.ndarray:
     """M×3×H×W in [-1, 1] -> M×H×W×3 uint8 RGB (the inverse of `dataset.to_network_range`; values outside are
-    clipped). NumPy's twin of evaluation.predict.uint8_images, which does the same on the device."""
+    clipped). NumPy's twin of inference.predict.uint8_images, which does the same on the device."""
     return np.clip(np.round((frames.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
 
 

@@ -1,7 +1,7 @@
 """The report of scoring one unlabelled video (detect.py): scores.csv, curve.png, alarms.txt, summary.json,
 index.html. Every file is written atomically; index.html last.
 
-The report is about events (evaluation.events: alarm frames merged across short gaps, flicker dropped), with
+The report is about events (detection.events: alarm frames merged across short gaps, flicker dropped), with
 the per-frame alarms kept in alarms.txt and scores.csv; `detect_caveats` are the warnings about what a score
 can mean on this clip, shown at the top of the page and printed by detect.py.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from config import FOLDER_FPS
 from dataset import gaps_after
-from evaluation.events import Event, events_line, events_rule, merge_events
+from detection.events import Event, events_line, events_rule, merge_events
 from evaluation.pages import (
     checked_video_links,
     csv_text,

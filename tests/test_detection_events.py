@@ -1,12 +1,13 @@
-"""evaluation.events: alarm frames merged into events, and the --event_gap / --min_event values."""
+"""detection.events: alarm frames merged into events, and the --event_gap / --min_event values."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from detection.events import Event, events_line, merge_events
+from durations import parse_duration
 from errors import FFPError
-from evaluation.events import Event, events_line, merge_events, parse_duration
 
 
 def alarms_at(frames, alarm_frames, high: float = 1.0) -> np.ndarray:
@@ -102,13 +103,13 @@ def test_bad_arrays_are_programming_errors():
 )
 def test_parse_duration(text, fps, frames):
     """Frames as given; seconds × fps rounded half up (0.5 s at 25 fps: 12.5 -> 13)."""
-    assert parse_duration(text, "--event_gap", fps) == frames
+    assert parse_duration(text, "--event_gap", zero=True).frames(fps) == frames
 
 
-@pytest.mark.parametrize("text", ["-1", "-0.5s", "", "abc", "5x", "1.5", "0.5 m", "nan", "inf s", "5 s s"])
+@pytest.mark.parametrize("text", ["-1", "-0.5s", "", "abc", "5x", "1.5", "0.5 mm", "nan", "inf s", "5 s s"])
 def test_bad_durations_name_the_flag_and_what_it_takes(text):
     with pytest.raises(FFPError) as info:
-        parse_duration(text, "--min_event", 10.0)
+        parse_duration(text, "--min_event", zero=True)
     message = str(info.value)
     assert message.startswith("--min_event ") and repr(text) in message
     assert "frames" in message and "seconds ('0.5s'" in message

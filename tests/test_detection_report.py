@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from helpers import leftovers, page_links, write_heatmap
 
-from evaluation.detect_report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
+from detection.report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
 
 
 def test_detect_report(tmp_path):
