@@ -414,8 +414,8 @@ FLAG_HELP: dict[str, str] = {
     "num_workers": "DataLoader worker processes; -1 = auto (2, or fewer when torch's threads leave no core free)",
     "eval_batch_size": "frames predicted per batch when scoring (validation, eval.py, detect.py)",
     "cache_frames": "decode every training frame once into RAM when they fit --cache_max_gb",
-    "cache_max_gb": "RAM budget of that cache (and of --cache_flow's), in GB; above it video files are extracted "
-    "to --cache_dir",
+    "cache_max_gb": "RAM budget of that cache, in GB (--cache_flow has a budget of the same size of its own); above "
+    "it video files are extracted to --cache_dir",
     "cache_dir": "where training video files that do not fit in RAM are extracted as JPEG frames, once",
     "weights_dir": "where checkpoints are written (<dataset>_latest.pth, <dataset>_best.pth)",
     "log_dir": "where the TensorBoard log and config.json of the run go (<log_dir>/<dataset>/)",
@@ -428,7 +428,8 @@ FLAG_HELP: dict[str, str] = {
     "amp_dtype": "autocast dtype of --amp",
     "compile": "torch.compile the generator and discriminator (the first steps are slow); speed only",
     "cache_flow": "compute the real frames' flow of each training window once and keep it in RAM within "
-    "--cache_max_gb (auto: with RIFE's IFNet on the CPU; saved with the run); speed only, changes the last bits",
+    "--cache_max_gb (auto: with RIFE's IFNet on the CPU when all fit; saved with the run); speed only, changes "
+    "the last bits",
 }
 
 # Flags by what they are about, in --help's order. Each script shows only the groups it uses.

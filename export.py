@@ -108,7 +108,10 @@ def write_onnx(shipped: dict, source: Path, output: Path) -> None:
     fps, fps_origin = model_fps(shipped)
     generator = generator_from_state(shipped, cfg, torch.device("cpu"), f"checkpoint {source}")
     export_onnx(
-        generator, cfg, output, onnx_metadata(shipped, cfg, fps, fps_origin, shipped["selected_with_test_labels"])
+        generator,
+        cfg,
+        output,
+        onnx_metadata(shipped, cfg, fps, fps_origin, bool(shipped.get("selected_with_test_labels", False))),
     )
 
 

@@ -52,7 +52,7 @@ def load_model(args: argparse.Namespace) -> tuple[Predictor, ModelInfo]:
         psnr_stats=state.get("psnr_stats"),
         fps=fps,
         fps_origin=fps_origin,
-        selected_with_test_labels=bool(state["selected_with_test_labels"]),
+        selected_with_test_labels=bool(state.get("selected_with_test_labels", False)),
         flownet=flownet_name(state.get("flownet")),
         state=state,
         train_seconds=state.get("train_seconds"),

@@ -132,8 +132,8 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
     videos = training_videos(files, cfg)
     windows = TrainWindows(videos, cfg)  # decodes the training frames: every check runs before step 1
     fingerprint = check_same_data(start, videos, windows.store.lengths)
-    nets = build_nets(cfg, device)
-    cfg = with_resolved_speed(cfg, nets, device)  # saved with the run: a resume keeps the format
+    nets = build_nets(cfg, device, len(windows))
+    cfg = with_resolved_speed(cfg, nets, device)  # saved with the run: a resume keeps the format and cache
     schedulers = build_schedulers(nets, cfg)
     run = restore_run(start, nets, schedulers)
     if info.enabled:  # per-rank random streams (e.g. DataLoader worker seeds); the data order is the sampler's

@@ -129,8 +129,10 @@ def fill_flow_cache(nets, clips: list, device) -> float | None:
     second epoch on; ms per frame pair at its first visit, None without a cache."""
     if nets.real_flow is None:
         return None
+    inputs, target = split_clip(clips[0], device, nets.memory_format)
+    nets.real_flow(inputs[:, -3:], target)  # untimed: the first call also sets up the estimator's kernels
     started, pairs = time.perf_counter(), 0
-    for clip in clips:
+    for clip in clips[1:]:
         inputs, target = split_clip(clip, device, nets.memory_format)
         nets.real_flow(inputs[:, -3:], target)
         pairs += target.shape[0]
@@ -166,7 +168,7 @@ def main() -> int:
     files, root = bench_data(args.data_root)
     cfg = build_config(files.name, args.preset, {"data_root": str(root), "amp": args.amp, **overrides(args.set)})
     windows = TrainWindows(files.train, cfg)
-    nets = accelerate(build_nets(cfg, device), cfg, device, DistInfo(), make_precision(cfg, device))
+    nets = accelerate(build_nets(cfg, device, len(windows)), cfg, device, DistInfo(), make_precision(cfg, device))
     loader = iter(train_loader(windows, cfg, 0))
     data_s = []
 

@@ -5,7 +5,8 @@ history, flownet (the estimator's class name, its checkpoint path, the motion lo
 defines its output), selected_with_test_labels, data_fingerprint, train_seconds, fps (the training footage's
 frame rate in frames/s, None when unknown), init_from (a fine-tuned run's source). A shipped generator-only
 checkpoint has format_version, net_g, config, step, history, flownet, selected_with_test_labels, train_seconds,
-fps and psnr_stats. Files of an older format are read in today's terms (checkpoint/upgrade.py).
+fps (with fps_origin when it was filled in for an older file) and psnr_stats. Files of an older format are read
+in today's terms (checkpoint/upgrade.py).
 """
 
 from __future__ import annotations

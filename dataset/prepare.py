@@ -17,14 +17,13 @@ from .sources import FrameFolder, VideoFile
 
 def frame_number(text: str, video: Video, flag: str) -> int:
     """A point in `video` given as frames ('400') or seconds ('40s') — `--train_until`, `--start` — as a frame
-    number: seconds × the file's frame rate. FFPError naming the flag and the video when the value is malformed
-    or given in seconds for a source without a frame rate (a folder of frames)."""
+    number: seconds × the file's frame rate, rounded half up (durations.Duration.frames). FFPError naming the flag
+    and the video when the value is malformed or given in seconds for a source without a frame rate (a folder)."""
     parsed = parse_until(text, flag)
     if parsed is None:
         raise FFPError(f"{flag} needs a number of frames ('400') or seconds ('40s'), got {text!r}")
-    value, unit = parsed.value, parsed.unit
-    if unit == "frames":
-        return int(value)
+    if parsed.unit == "frames":
+        return int(parsed.value)
     fps = video.source.container()[0] if isinstance(video.source, VideoFile) else None
     if fps is None:
         why = (
@@ -33,7 +32,7 @@ def frame_number(text: str, video: Video, flag: str) -> int:
             else "declares no usable frame rate"
         )
         raise FFPError(f"{flag} {text}: {video.where} {why}; give it in frames instead (e.g. {flag} 400)")
-    return int(round(value * fps))
+    return parsed.frames(fps)
 
 
 def training_videos(files: DatasetFiles, cfg: Config) -> list[Video]:

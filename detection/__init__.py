@@ -3,7 +3,7 @@
     detection.normalise   PSNR -> anomaly score: whole mode (the paper's min-max, per scene) or stream mode
                           (z-score against a baseline that starts at the training mean)
     detection.scenes      scene changes (lights, a bumped camera) told from anomalies by the background error
-    detection.events      alarm frames -> events (merged across short gaps, flicker dropped); durations
+    detection.events      alarm frames -> events (merged across short gaps, flicker dropped)
     detection.file        score a file or folder: one pass over its frames, the heatmap video
     detection.report      detect.py's result folder: scores.csv, events, the page
     detection.live        watch a stream URL or a camera with detect.py's flags until it ends or a signal comes

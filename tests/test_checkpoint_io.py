@@ -1,4 +1,4 @@
-"""checkpoint.py's file I/O: an atomic save that a crash, a full disk or Ctrl-C cannot half-write, no non-finite
+"""checkpoint/files.py's file I/O: an atomic save that a crash, a full disk or Ctrl-C cannot half-write, no non-finite
 weights written, a damaged file (one flipped bit) refused on load; weights saved from inside DDP or torch.compile
 wrappers read by every command; a refusal of pickled objects that a command-line user can act on."""
 

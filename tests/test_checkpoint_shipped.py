@@ -4,7 +4,7 @@ The reference PSNRs in tests/data/ped2_cpu_reference.json were recorded from the
 made; any later change to the data pipeline, the generator or the scoring that moves them fails here.
 Re-record (only when the checkpoint itself is replaced) with:
 
-    python tests/test_shipped_checkpoint.py --record
+    python tests/test_checkpoint_shipped.py --record
 """
 
 from __future__ import annotations

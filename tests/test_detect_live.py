@@ -23,7 +23,7 @@ from config import live_target
 from dataset.live import FrameClock, ReaderStats
 from dataset.resample import Resampler
 from detection import watch
-from detection.events import EventTracker, merge_events
+from detection.events import Event, EventTracker, merge_events
 from errors import FFPError
 from evaluation.video import HeatmapVideoWriter
 
@@ -245,6 +245,23 @@ def test_live_targets():
 
 
 # ----------------------------------------------------------------------------------------------- the parts
+def reference_events(frames, scores, threshold, fps, gap, least):
+    """Events found on the whole sequence at once, independently of EventTracker: runs of alarm frames split where
+    consecutive alarm frame numbers are more than gap + 1 apart, runs spanning fewer than `least` frames dropped."""
+    alarm = np.flatnonzero(scores > threshold)
+    if not len(alarm):
+        return []
+    events = []
+    for rows in np.split(alarm, np.flatnonzero(np.diff(frames[alarm]) - 1 > gap) + 1):
+        first, last = int(frames[rows[0]]), int(frames[rows[-1]])
+        if last - first + 1 >= least:
+            peak = rows[int(np.argmax(scores[rows]))]
+            events.append(
+                Event(first, last, int(frames[peak]), float(scores[peak]), len(rows), first / fps, (last + 1) / fps)
+            )
+    return events
+
+
 def test_event_tracker_gives_merge_events_answers_as_events_end():
     rng = np.random.default_rng(0)
     for _ in range(200):
@@ -259,7 +276,8 @@ def test_event_tracker_gives_merge_events_answers_as_events_end():
                 assert f - ended.last_frame - 1 > gap  # said no later than the frame that proves it ended
                 online.append(ended)
         online += [e for e in [tracker.finish()] if e is not None]
-        assert online == merge_events(frames, scores, 0.5, 10.0, gap, least)
+        assert online == reference_events(frames, scores, 0.5, 10.0, gap, least)
+        assert merge_events(frames, scores, 0.5, 10.0, gap, least) == online
 
 
 @pytest.mark.parametrize(

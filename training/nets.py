@@ -16,12 +16,13 @@ from config import Config
 from flownet import build_flow_estimator
 from model import Discriminator, Generator, init_weights
 from training.distributed import DistInfo, wrap_ddp
-from training.flow_cache import RealFlowCache
+from training.flow_cache import RealFlowCache, flow_cache_bytes
 from training.step import Nets, Precision, use_channels_last
 
 
-def build_nets(cfg: Config, device: torch.device) -> Nets:
-    """Generator, discriminator (official init), Adam optimizers and the frozen flow estimator.
+def build_nets(cfg: Config, device: torch.device, windows: int = 0) -> Nets:
+    """Generator, discriminator (official init), Adam optimizers and the frozen flow estimator; `windows`: the
+    training windows, whose real frames' flows --cache_flow auto caches only when they all fit --cache_max_gb.
 
     G and D take the --channels_last memory format before the optimizers exist, so the optimizer state
     (and a resumed one, copied in) shares the parameters' layout.
@@ -39,7 +40,7 @@ def build_nets(cfg: Config, device: torch.device) -> Nets:
         flow = flow.to(memory_format=memory_format)  # type: ignore[call-overload]
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.adam_betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=cfg.adam_betas)
-    real_flow = real_flow_cache(cfg, device, flow, flow_choice)
+    real_flow = real_flow_cache(cfg, device, flow, flow_choice, windows)
     return Nets(g, d, opt_g, opt_d, flow, real_flow, memory_format=memory_format, memory_format_note=note)
 
 
@@ -53,12 +54,15 @@ FLOW_FOLLOWS_FORMAT = ("rife",)
 CACHE_FLOW_AUTO = ("rife",)
 
 
-def real_flow_cache(cfg: Config, device: torch.device, flow: nn.Module | None, choice: str) -> RealFlowCache | None:
-    """The real frames' flow cache of --cache_flow (on, or auto's choice), within --cache_max_gb; None without
-    a motion loss."""
+def real_flow_cache(
+    cfg: Config, device: torch.device, flow: nn.Module | None, choice: str, windows: int
+) -> RealFlowCache | None:
+    """The real frames' flow cache of --cache_flow (on, or auto's choice when the flows of all `windows` fit), within
+    --cache_max_gb (a budget of its own, beside the frame cache's); None without a motion loss."""
     if flow is None or cfg.lambda_op <= 0:
         return None
-    auto = device.type == "cpu" and choice in CACHE_FLOW_AUTO
+    fits = flow_cache_bytes(windows, cfg.height, cfg.width) <= cfg.cache_max_gb * 1e9
+    auto = device.type == "cpu" and choice in CACHE_FLOW_AUTO and fits
     if cfg.cache_flow == "on" or (cfg.cache_flow == "auto" and auto):
         return RealFlowCache(flow, cfg.cache_max_gb * 1e9)
     return None
@@ -86,7 +90,7 @@ def choose_memory_format(
     format, after one warm-up pass each, on copies of G and D and inputs from a private random generator, so the
     run's weights and random streams are untouched; the faster format wins. Only G and D are timed: the flow
     estimator, autocast and torch.compile are left out. The choice changes the last bits of CPU results: a run saves
-    it (with_measured_format), and runs compared bit for bit pin --channels_last."""
+    it (with_resolved_speed), and runs compared bit for bit pin --channels_last."""
     fixed = use_channels_last(cfg, device)
     if fixed is not None:
         how = f"--channels_last {cfg.channels_last}" + (f" ({device.type})" if cfg.channels_last == "auto" else "")

@@ -69,7 +69,7 @@ class Checkpointer:
         return Path(self.cfg.weights_dir) / f"{self.cfg.dataset}_{kind}.pth"
 
     def state(self, run: RunState, kind: str) -> dict:
-        """The checkpoint dict at `run.step` (keys documented in checkpoint.py)."""
+        """The checkpoint dict at `run.step` (keys documented in checkpoint/files.py)."""
         prior_seconds = float(self.start.resume.get("train_seconds", 0.0)) if self.start.resume else 0.0
         state = {
             "format_version": FORMAT_VERSION,
