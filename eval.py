@@ -119,7 +119,7 @@ def predict_video(
         if (pixels is None and not keep) or not ok.any():
             continue
         err = pred.error_maps()[ok]
-        if pixels is not None:  # masks are per frame number, like labels
+        if pixels is not None and video.masks is not None:  # masks are per frame number, like labels
             pixels.add(err, np.stack([video.masks.read(n, tuple(err.shape[-2:])) for n in numbers[-1]]))
         if keep:
             frames.append(pred.target_images()[ok])
@@ -322,13 +322,15 @@ def main(argv: list[str] | None = None) -> int:
             args.smooth_sigma,
             info.fps,
         )
-        metrics = None if skipped else {**compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma), **pixel}
+        metrics = None if labels is None else {**compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma), **pixel}
         auc = None if metrics is None else metrics["micro_auc"]
         inverted = inverted_labels_note(auc, "frame-level micro-AUC", files.label_source)
         flat = flat_videos_note(psnr)
         said = [n for n in (flat, inverted) if n] + breaks  # printed at the end
         notes = said + numbering + [f"labels: {n}" for n in files.notes.lines]
-        examples = [] if skipped else worst_examples(predictor, files, psnr, labels, numbers, cfg, args.smooth_sigma)
+        examples = (
+            [] if labels is None else worst_examples(predictor, files, psnr, labels, numbers, cfg, args.smooth_sigma)
+        )
         meta = result_meta(cfg, info, knobs, files.label_source, skipped)
         meta["eval_seconds"] = round(time.time() - started, 1)
         meta["run"] = report_header(cfg, trained, info, predictor, meta["eval_seconds"])

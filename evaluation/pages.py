@@ -129,15 +129,29 @@ class StagedResult:
 
     def __init__(self, out_root: str | os.PathLike, name: str, overwrite: bool):
         self.out_root, self.name, self.overwrite = Path(out_root), name, overwrite
-        self.dir: Path | None = None
-        self.path: Path | None = None
+        self._dir: Path | None = None
+        self._path: Path | None = None
+
+    @property
+    def dir(self) -> Path:
+        """The hidden folder being written (inside the with-block)."""
+        if self._dir is None:
+            raise RuntimeError("StagedResult.dir is set when its with-block is entered")
+        return self._dir
+
+    @property
+    def path(self) -> Path:
+        """The result folder (after the with-block ended without an exception)."""
+        if self._path is None:
+            raise RuntimeError("StagedResult.path is set when its with-block ends without an exception")
+        return self._path
 
     def __enter__(self) -> StagedResult:
         self._made_root = not self.out_root.exists()
         try:
             self.out_root.mkdir(parents=True, exist_ok=True)
             remove_dead_staging(self.out_root)
-            self.dir = staging_folder(self.out_root, self.name)
+            self._dir = staging_folder(self.out_root, self.name)
         except OSError as exc:
             raise FFPError(
                 f"--out_dir {self.out_root} is not writable: {not_writable_reason(self.out_root, exc)}"
@@ -145,7 +159,6 @@ class StagedResult:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        assert self.dir is not None  # set by __enter__, which a with-statement runs before __exit__
         if exc_type is not None:
             with signals_deferred():  # a second Ctrl-C/SIGTERM must not cut the clean-up short
                 shutil.rmtree(self.dir, ignore_errors=True)
@@ -155,7 +168,7 @@ class StagedResult:
                     except OSError:
                         pass
             return
-        self.path = free_result_path(self.out_root, self.name, self.overwrite)
+        self._path = free_result_path(self.out_root, self.name, self.overwrite)
         install_folder(self.dir, self.path)  # with overwrite: swapped, so the old folder is never half-deleted
 
 
