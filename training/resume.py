@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from checkpoint import NOTES_KEY, load_checkpoint, load_state_strict
+from checkpoint import NOTES_KEY, checkpoint_config, load_checkpoint, load_state_strict
 from config import FLAG_GROUPS, Config, build_config, config_from_namespace, runtime_defaults, validate
 from errors import FFPError
 from flownet import resolve_flow_choice
@@ -68,7 +68,7 @@ def resume_config(args: argparse.Namespace, state: dict, path: str) -> tuple[Con
     given = explicit_flags(args)
     if given.get("flownet") == "auto":  # on resume, auto is the estimator the run trained with
         del given["flownet"]
-    written = Config.from_dict(state["config"])
+    written = checkpoint_config(state)
     # This machine's settings, not those of the machine that wrote the checkpoint (paths stay: the same run).
     machine = runtime_defaults(written.dataset, FLAG_GROUPS["machine"] + FLAG_GROUPS["cache"], written.preset)
     base = replace(written, **machine)
@@ -103,7 +103,7 @@ def init_config(args: argparse.Namespace, state: dict, path: str) -> Config:
 
     FFPError when a flag asks for another architecture than the checkpoint's weights have.
     """
-    source = Config.from_dict(state["config"])
+    source = checkpoint_config(state)
     given = explicit_flags(args)
     conflicts = [
         f"--{k} {_show(given[k])} (the weights': {_show(getattr(source, k))})"
