@@ -5,7 +5,7 @@
 
 What detect.py feeds ONNX Runtime (a deployment may have no torch); `dataset.streaming.FrameBatches` serves the
 same frames as torch tensors through DataLoader workers (a video file's through `timed_batches` too; a folder's
-through the same `sources.read_frame`), so the two cannot differ.
+through the same `images.read_frame`), so the two cannot differ.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import numpy as np
 
 from config import FOLDER_FPS
 
-from .layouts import Video
-from .sources import DecodeReport, FolderReport, FrameFolder, VideoFile
+from .folders import FolderReport, FrameFolder
+from .types import Video
+from .videos import DecodeReport, VideoFile
 
 
 def timed_batches(
@@ -26,7 +27,7 @@ def timed_batches(
 ) -> Iterator[tuple[np.ndarray, list[int], list[float]]]:
     """(B×H×W×3 uint8 RGB frames, their B frame numbers, their B times in seconds) of every frame of `source` in
     order, B = batch_size except for the last batch (B ≥ 1). Frames get the training preprocessing
-    (`sources.prepare_frame`); times are a video file's timestamps from its first frame, a folder's frame number /
+    (`preprocess.prepare_frame`); times are a video file's timestamps from its first frame, a folder's frame number /
     config.FOLDER_FPS. Decoding raises FFPError naming an unreadable frame or file."""
     if isinstance(source, FrameFolder):
         items: Iterator[tuple[int, float, np.ndarray]] = (

@@ -21,7 +21,8 @@ import cv2
 from errors import FFPError
 from utils import Progress, atomic_write_text, remove_dead_staging, staging_folder
 
-from .sources import FrameFolder, VideoFile
+from .folders import FrameFolder
+from .videos import VideoFile
 
 MANIFEST = "manifest.json"
 JPEG_QUALITY = 95  # extraction cache: visually lossless, ~10× smaller than raw frames

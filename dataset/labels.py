@@ -13,19 +13,15 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from errors import FFPError
 
-from .sources import VIDEO_EXTS, is_junk, natural_key
-
-if TYPE_CHECKING:
-    from .layouts import DatasetFiles, Video
-    from .masks import MaskSource
+from .files import canonical, is_junk, natural_key
+from .types import DatasetFiles, LabelNotes, MaskSource, Video
 
 # Variable names people give frame-label arrays in .mat files, tried in this order.
 MAT_LABEL_NAMES = (
@@ -41,18 +37,6 @@ MAT_LABEL_NAMES = (
     "groundtruth",
     "gt_frames",
 )
-
-
-@dataclass
-class LabelNotes:
-    """Readings worth telling the user once (printed at start by the CLIs), e.g. 0/255 labels, 2×2 intervals."""
-
-    lines: list[str] = field(default_factory=list)
-
-    def add(self, text: str) -> None:
-        """Record one note (a repeated note is kept once)."""
-        if text not in self.lines:
-            self.lines.append(text)
 
 
 # ----------------------------------------------------------------------------------------------- values
@@ -359,7 +343,7 @@ def read_interval_csv(path: Path, videos: list[str]) -> dict[str, np.ndarray]:
     return {v: np.array(iv, dtype=np.float64).reshape(-1, 2) for v, iv in intervals.items()}
 
 
-def read_flat_labels(path: Path, test: list) -> list[np.ndarray]:
+def read_flat_labels(path: Path, test: list[Video]) -> list[np.ndarray]:
     """One flat per-frame label array covering every test video (MNAD's frame_labels_ped2.npy,
     frame_labels_shanghai.npy: shape (N,) or (1, N), 0/1) -> one (n_frames,) slice per test video, in the test
     videos' sorted order (the order of `test`), each n_frames = video.frame_span() long, for `frame_labels`.
@@ -384,12 +368,6 @@ def read_flat_labels(path: Path, test: list) -> list[np.ndarray]:
     return [values[end - count : end] for count, end in zip(counts, ends)]
 
 
-def canonical(name: str) -> str:
-    """Video-name key that matches '1', '01' and '001' (numeric names), and a file's stem to its folder name."""
-    stem = Path(name).stem if Path(name).suffix.lower() in VIDEO_EXTS else name
-    return str(int(stem)) if stem.isdigit() else stem
-
-
 def labels_from_masks(masks: MaskSource) -> np.ndarray:
     """A frame is abnormal exactly when its pixel mask has any nonzero pixel."""
     return np.array([int(masks.read(i).any()) for i in range(len(masks))], dtype=np.int64)
@@ -399,22 +377,22 @@ def labels_from_masks(masks: MaskSource) -> np.ndarray:
 Entries = list | dict  # a label file's entries: in test-video order, or {video name: entry or (entry, file)}
 
 
-def _first(kind: str, *places: str) -> Callable[[Path, str, list], Path | None]:
+def _first(kind: str, *places: str) -> Callable[[Path, str, list[Video]], Path | None]:
     """A LabelPlace `find`: the first of `places` (paths relative to <ds>) that is a `kind` ('file' or 'folder')."""
     exists = Path.is_file if kind == "file" else Path.is_dir
 
-    def find(ds: Path, name: str, test: list) -> Path | None:
+    def find(ds: Path, name: str, test: list[Video]) -> Path | None:
         return next((ds / place for place in places if exists(ds / place)), None)
 
     return find
 
 
-def _find_mat(ds: Path, name: str, test: list) -> Path | None:
+def _find_mat(ds: Path, name: str, test: list[Video]) -> Path | None:
     """<ds>/<dataset name>.mat, else <ds>/<folder name>.mat (e.g. UCSDped2/UCSDped2.mat)."""
     return next((mat for mat in dict.fromkeys((ds / f"{name}.mat", ds / f"{ds.name}.mat")) if mat.is_file()), None)
 
 
-def _find_ucsd_m(ds: Path, name: str, test: list) -> Path | None:
+def _find_ucsd_m(ds: Path, name: str, test: list[Video]) -> Path | None:
     """The official UCSD label script (UCSDped1.m, UCSDped2.m) in <ds> or <ds>/Test: any other .m is someone's
     MATLAB code."""
     m_files = sorted(
@@ -425,7 +403,7 @@ def _find_ucsd_m(ds: Path, name: str, test: list) -> Path | None:
     return m_files[0] if m_files else None
 
 
-def _find_flat(ds: Path, name: str, test: list) -> Path | None:
+def _find_flat(ds: Path, name: str, test: list[Video]) -> Path | None:
     """<ds>/frame_labels_<name>.npy (also <ds>'s folder name, or a shorter form of either: MNAD's
     frame_labels_shanghai.npy for shanghaitech)."""
     files = {p.stem[len("frame_labels_") :].lower(): p for p in ds.glob("frame_labels_*.npy") if not is_junk(p)}
@@ -438,7 +416,7 @@ def _find_flat(ds: Path, name: str, test: list) -> Path | None:
     return None
 
 
-def _find_masks(ds: Path, name: str, test: list) -> Path | None:
+def _find_masks(ds: Path, name: str, test: list[Video]) -> Path | None:
     """'pixel masks' when every test video has pixel masks (attached before the labels are looked for)."""
     return Path("pixel masks") if all(v.masks is not None for v in test) else None
 
@@ -456,11 +434,11 @@ class LabelPlace:
     """
 
     name: str
-    find: Callable[[Path, str, list], Path | None]
-    read: Callable[[Path, list, LabelNotes], Entries]
+    find: Callable[[Path, str, list[Video]], Path | None]
+    read: Callable[[Path, list[Video], LabelNotes], Entries]
     reader: Callable[[object, int, str, LabelNotes], np.ndarray]
     folders: tuple[str, ...] = ()
-    compared: Callable[[list], bool] = lambda test: True
+    compared: Callable[[list[Video]], bool] = lambda test: True
 
 
 # Where frame labels are looked for, in this order; the first place found is used.
@@ -503,9 +481,9 @@ LABEL_PLACES: tuple[LabelPlace, ...] = (
     LabelPlace(
         "pixel masks",
         _find_masks,
-        lambda found, test, notes: {v.name: labels_from_masks(v.masks) for v in test},
+        lambda found, test, notes: {v.name: labels_from_masks(v.masks) for v in test if v.masks is not None},
         frame_labels,
-        compared=lambda test: all(v.masks.small for v in test),
+        compared=lambda test: all(v.masks is not None and v.masks.small for v in test),
     ),
 )
 

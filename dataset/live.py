@@ -35,8 +35,9 @@ import numpy as np
 from config import RETRY_ATTEMPTS, describe_target
 from errors import FFPError
 
+from .opencv_log import opencv_log_at_most
+from .preprocess import prepare_frame
 from .resample import Resampler, needs_resampling
-from .sources import opencv_log_at_most, prepare_frame
 
 OPEN_TIMEOUT_S = 5.0  # FFmpeg gives up on a server that accepts the connection and never answers
 READ_TIMEOUT_S = 5.0  # and on a stream that stops sending frames

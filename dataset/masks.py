@@ -17,8 +17,10 @@ import numpy as np
 
 from errors import FFPError
 
-from .labels import canonical
-from .sources import VideoFile, decode_image, is_junk, is_video_file, list_images, natural_key
+from .files import canonical, is_junk, is_video_file, list_images, natural_key
+from .images import decode_image
+from .types import MaskSource, Video
+from .videos import VideoFile
 
 MASK_EXTS = (".bmp", ".png")
 
@@ -96,9 +98,6 @@ class MaskVideo:
         return _binary((self._all()[index] > 127).astype(np.uint8), size)
 
 
-MaskSource = MaskImages | MaskArray | MaskVideo
-
-
 def mask_image_dirs(dataset_dir: Path) -> list[Path]:
     """UCSD-style TestNNN_gt pixel masks in natural order (testing/UCSD_pixel_masks/ or Test/): image folders, or
     video files (TestNNN_gt.avi, …, a video being a folder or a file everywhere), or []."""
@@ -119,7 +118,7 @@ def mask_images(path: Path) -> MaskImages | MaskVideo:
 
 
 # ----------------------------------------------------------------------------------------------- where masks are
-def _ucsd_masks(ds: Path, test: list) -> list[MaskSource] | None:
+def _ucsd_masks(ds: Path, test: list[Video]) -> list[MaskSource] | None:
     """UCSD TestNNN_gt folders or mask videos, paired with the test videos by position (only when the counts agree)."""
     gt_dirs = mask_image_dirs(ds)
     if not gt_dirs or len(gt_dirs) != len(test):
@@ -127,7 +126,7 @@ def _ucsd_masks(ds: Path, test: list) -> list[MaskSource] | None:
     return [mask_images(gt_dir) for gt_dir in gt_dirs]
 
 
-def _npy_masks(ds: Path, test: list) -> list[MaskSource] | None:
+def _npy_masks(ds: Path, test: list[Video]) -> list[MaskSource] | None:
     """ShanghaiTech testing/test_pixel_mask/<video>.npy, paired by name (only when every test video has one)."""
     npy_dir = ds / "testing" / "test_pixel_mask"
     if not npy_dir.is_dir():
@@ -147,7 +146,7 @@ class MaskPlace:
     """
 
     name: str
-    find: Callable[[Path, list], list[MaskSource] | None]
+    find: Callable[[Path, list[Video]], list[MaskSource] | None]
     folders: tuple[str, ...] = ()
 
 
@@ -160,8 +159,8 @@ MASK_PLACES: tuple[MaskPlace, ...] = (
 )
 
 
-def attach_masks(ds: Path, test: list, places: tuple[MaskPlace, ...] = MASK_PLACES) -> None:
-    """Set `masks` of the test videos (layouts.Video) from `places` under folder `ds`: one mask per frame number
+def attach_masks(ds: Path, test: list[Video], places: tuple[MaskPlace, ...] = MASK_PLACES) -> None:
+    """Set `masks` of the test videos (types.Video) from `places` under folder `ds`: one mask per frame number
     (video.frame_span() of them; a video with missing frames keeps the masks of the frames it has, by number).
 
     FFPError naming the mask source and the video when a video's mask count differs from its numbered frames.

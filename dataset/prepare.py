@@ -11,8 +11,10 @@ from __future__ import annotations
 from config import Config, parse_until
 from errors import FFPError
 
-from .layouts import DatasetFiles, Video, find_dataset
-from .sources import FrameFolder, VideoFile
+from .folders import FrameFolder
+from .layouts import find_dataset
+from .types import DatasetFiles, Video
+from .videos import VideoFile
 
 
 def frame_number(text: str, video: Video, flag: str) -> int:

@@ -23,8 +23,9 @@ import numpy as np
 
 from config import FOLDER_FPS
 
-from .layouts import Video
-from .sources import FrameFolder, VideoFile
+from .folders import FrameFolder
+from .types import Video
+from .videos import VideoFile
 
 # Frame rates documented by the benchmarks' authors, for training data stored as frame folders (which carry no
 # rate). UCSD Ped1/Ped2: "recorded at 10 fps" (Mahadevan et al., CVPR 2010, and the dataset page). Avenue and

@@ -18,14 +18,15 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from config import FOLDER_FPS, Config
 
 from .array_batches import timed_batches
-from .layouts import Video
-from .sources import DecodeReport, FolderReport, FrameFolder, VideoFile
+from .folders import FolderReport, FrameFolder
+from .types import Video
+from .videos import DecodeReport, VideoFile
 from .workers import data_workers, leave_interrupts_to_main
 
 
 class FolderFrameDataset(Dataset):
     """The frames of a frame folder in order, each decoded once: item i (position) -> (3×H×W uint8 tensor, the
-    frame number of file i, from its name: see sources.number_files)."""
+    frame number of file i, from its name: see folders.number_files)."""
 
     def __init__(self, source: FrameFolder, height: int, width: int):
         self.source, self.height, self.width = source, height, width

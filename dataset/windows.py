@@ -20,9 +20,10 @@ from config import Config
 from errors import FFPError
 from utils import Progress
 
+from .folders import FrameFolder
 from .frame_cache import extracted_frames
-from .layouts import Video
-from .sources import FrameFolder, VideoFile
+from .types import Video
+from .videos import VideoFile
 from .workers import data_workers, leave_interrupts_to_main
 
 

@@ -6,10 +6,10 @@ scene) makes a run of alarm frames with short dips below the threshold inside it
 than `min_frames` frames dropped as flicker. detect.py takes both as --event_gap / --min_event, in frames
 ('5', '5f', '5 frames') or seconds ('0.5s'), converted with the input's frame rate (durations.py).
 
-Units: frame numbers are the source's own (dataset/sources.py: frames that did not decode and missing frame files
-leave holes in the numbering); seconds are frame number / fps, the start of that frame; an event's end_s is the
-end of its last frame, (last_frame + 1) / fps. (The live loop, detection/watch.py, replaces both seconds with the
-frames' own times.)
+Units: frame numbers are the source's own (dataset/videos.py and dataset/folders.py: frames that did not decode and
+missing frame files leave holes in the numbering); seconds are frame number / fps, the start of that frame; an
+event's end_s is the end of its last frame, (last_frame + 1) / fps. (The live loop, detection/watch.py, replaces
+both seconds with the frames' own times.)
 """
 
 from __future__ import annotations

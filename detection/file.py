@@ -7,7 +7,7 @@ import argparse
 import csv
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from inference.runtime import Predictor
 from utils import duration_text
 
 from .normalise import Normaliser
+from .scored import Scored
 
 
 @dataclass
@@ -87,21 +88,6 @@ class FileJob:
     def batches(self, inp: Input):
         """The input's frame batches for this job's predictor, config and batch size (`Input.batches`)."""
         return inp.batches(self.predictor, self.cfg, self.batch_size or self.cfg.eval_batch_size)
-
-
-@dataclass
-class Scored:
-    """What one scoring pass produced: PSNR and frame numbers of the scored frames, and how the pass ended."""
-
-    psnr: np.ndarray
-    numbers: np.ndarray
-    frames_read: int
-    base: np.ndarray  # stream mode's PSNR baseline of each scored frame (dB; NaN in whole mode)
-    scene: np.ndarray  # the scene of each scored frame (0, 1, … counting scene changes)
-    interrupted: int = 0  # the signal that stopped it, 0 if it ran to the end
-    report: dict | None = None  # decode report of a video file (gaps, early end)
-    holes: list = field(default_factory=list)  # breaks in the stream (Continuity.holes): the frames after unscored
-    scene_changes: list = field(default_factory=list)  # detection.scenes.SceneChange: their frames unscored
 
 
 def score_pass(

@@ -21,7 +21,7 @@ from evaluation.scores import stream_scores
 from inference.runtime import ModelInfo
 
 if TYPE_CHECKING:
-    from detection.file import Scored
+    from detection.scored import Scored
 
 
 @dataclass

@@ -133,7 +133,7 @@ def _alarm_intervals(frames: np.ndarray, above: np.ndarray) -> list[tuple[int, i
     """(first frame, last frame) of each consecutive run of scored frames above the threshold.
 
     A run is also split where frame numbers jump (frames that did not decode: the gap rule of the decode
-    report, dataset.sources.gaps_after), so no interval spans them.
+    report, dataset.frame_numbers.gaps_after), so no interval spans them.
     """
     frames = np.asarray(frames)
     breaks = set(gaps_after(frames).tolist())  # frames are missing after index i

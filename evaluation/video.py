@@ -194,7 +194,8 @@ class _Mp4vSink:
     def __init__(self, tmp: Path, fps: Fraction, frame_size: tuple[int, int]):
         self._tmp, self._frames = tmp, 0
         fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]  # exists, but not in cv2's stubs
-        self._writer = cv2.VideoWriter(str(tmp), fourcc, float(fps), frame_size)
+        with opencv_log_at_most(cv2.utils.logging.LOG_LEVEL_ERROR):
+            self._writer = cv2.VideoWriter(str(tmp), fourcc, float(fps), frame_size)
         if not self._writer.isOpened():
             raise OSError(f"OpenCV cannot open an 'mp4v' writer, frame {frame_size[0]}x{frame_size[1]}")
 

@@ -29,7 +29,7 @@ from dataset import (
     scored_labels,
     video_frame_batches,
 )
-from dataset.sources import number_files
+from dataset.folders import number_files
 from errors import FFPError
 
 WITHOUT_60S = [k for k in range(1, 181) if not 60 <= k <= 69]  # files 001..180, 060..069 missing

@@ -243,7 +243,7 @@ def test_16bit_frames_holding_12bit_values_are_not_read_black(tmp_path, capsys):
     """A folder of 16-bit PNGs of 12-bit sensor data reads like the same pictures saved in 8 bits, a folder of
     full-range 16-bit data is scaled by 65535 — also its dark frames (one depth per folder, never per frame) —
     and each folder says once how it was read. A frame above its folder's 12-bit range is one clear error."""
-    from dataset.sources import TWELVE_BIT_MAX
+    from dataset.images import TWELVE_BIT_MAX
 
     rng = np.random.default_rng(0)
     pictures = [rng.integers(0, 256, (24, 32, 3)).astype(np.uint8) for _ in range(3)]

@@ -78,3 +78,72 @@ def test_the_check_sees_an_upward_import(tmp_path):
     path = tmp_path / "lower.py"
     path.write_text("def f():\n    from training.step import train_step\n    import evaluation.scores\n")
     assert imported_units(path, set(LAYER_OF)) == {"training", "evaluation"}
+
+
+# ----------------------------------------------------------------------------------------------- modules
+def module_name(path: Path, root: Path = ROOT) -> str:
+    """'dataset.types' for dataset/types.py, 'dataset' for dataset/__init__.py, 'config' for config.py."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path, modules: set[str], root: Path = ROOT) -> set[str]:
+    """The project modules a source file imports, relative imports resolved, those inside functions and under
+    TYPE_CHECKING included (a cycle of annotations is still a cycle: it is what leaves signatures untyped)."""
+    name = module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            found |= {f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names}
+    return found & modules
+
+
+def module_graph() -> dict[str, set[str]]:
+    """{module: the project modules it imports} over every source file of the layered units."""
+    files = {module_name(path): path for _, path in source_files()}
+    return {name: imported_modules(path, set(files)) - {name} for name, path in files.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle as [a, b, …, a], or [] when the graph has none (depth-first search)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return path[path.index(target) :] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        state[node] = 2
+        path.pop()
+        return []
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start)):
+            return cycle
+    return []
+
+
+def test_no_import_cycle_between_modules():
+    """Inside packages too: the modules of a package form an order (dataset/__init__.py lists it for dataset/)."""
+    assert find_cycle(module_graph()) == []
+
+
+def test_the_check_sees_a_cycle_of_annotations(tmp_path):
+    """A cycle only under TYPE_CHECKING counts, and relative imports resolve to the package's modules."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("import typing\nif typing.TYPE_CHECKING:\n    from .b import B\n")
+    (tmp_path / "pkg" / "b.py").write_text("from . import a\n")
+    modules = {"pkg.a", "pkg.b"}
+    graph = {m: imported_modules(tmp_path / f"{m.replace('.', '/')}.py", modules, tmp_path) for m in modules}
+    assert find_cycle(graph) in (["pkg.a", "pkg.b", "pkg.a"], ["pkg.b", "pkg.a", "pkg.b"])
