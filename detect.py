@@ -21,15 +21,8 @@ import argparse
 import math
 
 from cli import ArgumentParser, answer_flags_first, run_cli
-from config import (
-    FLAG_GROUPS,
-    RETRY_ATTEMPTS,
-    add_config_flags,
-    check_flag_values,
-    live_target,
-    parse_until,
-    statistics_default_text,
-)
+from config import FLAG_GROUPS, parse_until
+from config_flags import add_config_flags, check_flag_values, statistics_default_text
 from detection.events import (
     DEFAULT_EVENT_GAP,
     DEFAULT_MIN_EVENT,
@@ -39,6 +32,7 @@ from detection.events import (
 from detection.options import check_live_flags
 from durations import parse_duration
 from errors import FFPError
+from live_targets import RETRY_ATTEMPTS, live_target
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

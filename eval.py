@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 
 from cli import ArgumentParser, answer_flags_first, run_cli
-from config import FLAG_GROUPS, add_config_flags, check_flag_values, runtime_default_text
+from config import FLAG_GROUPS
+from config_flags import add_config_flags, check_flag_values, runtime_default_text
 from errors import FFPError
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 
 from cli import ArgumentParser, answer_flags_first, run_cli
-from config import add_config_flags, check_flag_values, statistics_default_text
+from config_flags import add_config_flags, check_flag_values, statistics_default_text
 from errors import FFPError
 
 FORMATS = ("pth", "onnx")
@@ -62,7 +62,7 @@ if __name__ == "__main__":
 from pathlib import Path
 
 from checkpoint import checkpoint_config, load_checkpoint, model_fps, save_checkpoint
-from config import command_config
+from config_flags import command_config
 from inference.predict import generator_from_state, psnr_stats_from_training_data
 from utils import set_up_machine
 

@@ -13,7 +13,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from config import command_config
+from config_flags import command_config
 from inference.runtime import ModelInfo, Predictor, flownet_name
 from utils import run_environment, thread_count
 

@@ -22,12 +22,8 @@ from __future__ import annotations
 import argparse
 
 from cli import ArgumentParser, answer_flags_first, run_cli
-from config import (
-    FLAG_GROUPS,
-    Config,
-    add_config_flags,
-    check_flag_values,
-)
+from config import FLAG_GROUPS, Config
+from config_flags import add_config_flags, check_flag_values
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

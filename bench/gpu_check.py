@@ -284,7 +284,7 @@ def killed_after_first_checkpoint(cmd: list[str], latest: Path, seconds: float, 
 def initial_weights(flags: list[str]) -> dict:
     """The step-0 weights of a train.py run with these flags (it seeds them: the same in every run)."""
     import train
-    from config import config_from_namespace
+    from config_flags import config_from_namespace
     from utils import seed_everything
 
     cfg = config_from_namespace(train.parse_args(flags))

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from config import RETRY_ATTEMPTS, describe_target
 from errors import FFPError
+from live_targets import RETRY_ATTEMPTS, describe_target
 
 from .opencv_log import opencv_log_at_most
 from .preprocess import prepare_frame

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 
 from cli import StopRequest, raise_for_signal
-from config import FOLDER_FPS, Config, describe_target, live_target
+from config import FOLDER_FPS, Config
 from dataset.live import LIVE_SAME_RATE, LiveReader, RetryPolicy
 from dataset.resample import rate_note
 from detection.events import events_line
@@ -20,6 +20,7 @@ from durations import parse_duration
 from errors import FFPError
 from evaluation.pages import LiveResult
 from inference.runtime import ModelInfo, Predictor, warm_up
+from live_targets import describe_target, live_target
 from model_file import environment
 
 from .normalise import Normaliser

@@ -8,9 +8,9 @@ import math
 import shlex
 import shutil
 
-from config import describe_target, live_target
 from durations import parse_duration
 from errors import FFPError
+from live_targets import describe_target, live_target
 
 
 def on_event_argv(text: str) -> tuple[str, ...]:

@@ -36,7 +36,6 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from config import describe_target
 from dataset.live import LIVE_SAME_RATE, LiveFrame, LiveReader
 from dataset.resample import rate_note
 from detection.events import Event, EventTracker
@@ -44,6 +43,7 @@ from detection.scenes import SceneChange, SceneTracker, background_db
 from errors import FFPError
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator, heatmap_panels, panel_size_for
 from inference.runtime import Predictor
+from live_targets import describe_target
 from utils import atomic_write_bytes, recheck_threads
 
 LIVE_CSV_HEADER = ("frame", "time", "seconds", "psnr", "score", "above_threshold")

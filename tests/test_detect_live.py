@@ -19,13 +19,13 @@ from helpers import ROOT, SHARED_DATA, ped2_stream, read_scores, run_detect, sco
 from live_server import MjpegServer, SilentServer, push_mpegts
 
 import detect
-from config import live_target
 from dataset.live import FrameClock, ReaderStats
 from dataset.resample import Resampler
 from detection import watch
 from detection.events import Event, EventTracker, merge_events
 from errors import FFPError
 from evaluation.video import HeatmapVideoWriter
+from live_targets import live_target
 
 SHIPPED = ROOT / "weights" / "ped2_cpu.pth"
 PED2_TRAIN = SHARED_DATA / "ped2" / "training" / "frames" / "01"  # the frames of helpers.ped2_stream

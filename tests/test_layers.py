@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: list[tuple[str, ...]] = [
     ("errors",),  # FFPError: imports nothing of the project
     ("durations",),  # the one grammar of durations in flags
-    ("config", "utils", "cli"),  # the config object, small utilities, the CLIs' shared parsing
+    ("config", "live_targets"),  # the config object and its fields' metadata; what a --video value names
+    ("config_flags", "utils", "cli"),  # flags made from the config, small utilities, the CLIs' shared parsing
     ("model", "flownet", "synthetic"),  # networks, flow estimators, the synthetic dataset's generator
     ("dataset",),  # frames, layouts, labels, loaders
     ("checkpoint",),  # checkpoint files: every reader imports it from here

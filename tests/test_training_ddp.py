@@ -19,7 +19,7 @@ import torch
 from helpers import relative_update_error
 
 import train as train_script
-from config import config_from_namespace
+from config_flags import config_from_namespace
 from dataset import EpochShuffleSampler, TrainWindows, prepare_dataset
 from training.step import train_step
 from utils import seed_everything

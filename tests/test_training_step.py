@@ -8,7 +8,8 @@ import pytest
 import torch
 from helpers import relative_update_error
 
-from config import build_config, config_from_namespace
+from config import build_config
+from config_flags import config_from_namespace
 from errors import FFPError
 from flownet import FlowNet2SD, FlowNet2SDFlow
 from model import Discriminator, Generator, init_weights

@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 from checkpoint import NOTES_KEY, checkpoint_config, load_checkpoint, load_state_strict
-from config import FLAG_GROUPS, Config, build_config, config_from_namespace, runtime_defaults, validate
+from config import FLAG_GROUPS, Config, build_config, runtime_defaults, validate
+from config_flags import config_from_namespace
 from errors import FFPError
 from flownet import resolve_flow_choice
 from training.step import Nets
