@@ -85,7 +85,8 @@ from evaluation.scores import flat_videos_note
 from evaluation.video import HeatmapVideoWriter, choose_vmax
 from inference.runtime import ModelInfo, Predictor, predict_frames
 from model_file import environment, load_model
-from utils import Progress, duration_text
+from utils.progress import Progress, duration_text
+from utils.threads import recheck_threads
 
 # Pixels scored for pixel AUROC: ~1.6% of Ped2's 126M scored test pixels at 256×256, and tens of thousands of
 # abnormal ones, so sampling noise is far below differences between models while memory stays ~50 MB.
@@ -192,7 +193,8 @@ def evaluate(
     reason = "--no_pixel_auroc" if has_masks else "the test videos have no pixel masks"
     stems = file_stems(v.name for v in files.test)
     psnr, numbers, links, notes = {}, {}, {}, []
-    progress = Progress(len(files.test), "test videos", unit="video", min_interval_s=5)
+    # --threads 0 (auto): the torch threads follow the other processes' load, re-checked between videos
+    progress = Progress(len(files.test), "test videos", unit="video", min_interval_s=5, on_update=recheck_threads)
     for video in files.test:
         psnr[video.name], numbers[video.name], kept, holes = predict_video(
             predictor, video, cfg, pixels, save_video, model_fps

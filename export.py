@@ -64,7 +64,7 @@ from pathlib import Path
 from checkpoint import checkpoint_config, load_checkpoint, model_fps, save_checkpoint
 from config_flags import command_config
 from inference.predict import generator_from_state, psnr_stats_from_training_data
-from utils import set_up_machine
+from utils.devices import set_up_machine
 
 KEPT = (
     "format_version",

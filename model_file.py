@@ -15,7 +15,8 @@ from pathlib import Path
 
 from config_flags import command_config
 from inference.runtime import ModelInfo, Predictor, flownet_name
-from utils import run_environment, thread_count
+from utils.provenance import run_environment
+from utils.threads import thread_count
 
 # torch is imported only for a PyTorch checkpoint (`load_model`): with an ONNX model, detection runs on ONNX Runtime,
 # OpenCV and NumPy, and works where torch is not installed.
@@ -38,7 +39,7 @@ def load_model(args: argparse.Namespace) -> tuple[Predictor, ModelInfo]:
         return predictor, replace(info, cfg=cfg)
     from checkpoint import checkpoint_config, load_checkpoint, model_fps
     from inference.predict import TorchPredictor, generator_from_state
-    from utils import set_up_machine
+    from utils.devices import set_up_machine
 
     state = load_checkpoint(path)
     trained = checkpoint_config(state)

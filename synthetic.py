@@ -29,7 +29,7 @@ import numpy as np
 import scipy.io
 
 from errors import FFPError
-from utils import install_folder, remove_dead_staging, staging_folder
+from utils.files import install_folder, remove_dead_staging, staging_folder
 
 SYNTHETIC_VIDEO_SIZE = (64, 96)  # (H, W): 3:2 like Ped2's 240x360
 GENERATOR_VERSION = 1  # bump whenever output bytes change, so old caches are regenerated
@@ -596,8 +596,8 @@ def _write_dataset(dataset: Path, config: dict) -> None:
 
 
 def _install(tmp: Path, dest: Path, config: dict) -> None:
-    """Move the finished `tmp` folder to `dest`, replacing a stale generated one (utils.install_folder). If another
-    process installed a matching dataset meanwhile, keep theirs."""
+    """Move the finished `tmp` folder to `dest`, replacing a stale generated one (utils.files.install_folder). If
+    another process installed a matching dataset meanwhile, keep theirs."""
     try:
         install_folder(tmp, dest)
     except OSError:

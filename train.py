@@ -75,7 +75,9 @@ from training.nets import accelerate, build_nets, build_schedulers, flow_name, w
 from training.resume import RunState, Start, check_same_data, resolve_start, restore_run
 from training.run import Checkpointer, Due, NoOutputs, run_outputs, start_printout
 from training.step import Nets, Precision, make_precision, train_step
-from utils import Progress, configure_threads, seed_everything
+from utils.devices import seed_everything
+from utils.progress import Progress
+from utils.threads import configure_threads, recheck_threads
 
 
 def refuse_non_finite(bad: torch.Tensor, run: RunState, cfg: Config, info: DistInfo, saved: Checkpointer) -> None:
@@ -142,7 +144,16 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
 
     # --- the loop: one step, then what is due (log, validate, save); G and D are in training mode since built
     bad = torch.zeros((), dtype=torch.bool, device=device)  # any non-finite loss since the last sync
-    progress = Progress(cfg.iters, "train", unit="step", initial=run.step, every=cfg.log_interval, enabled=info.is_main)
+    # Every rank re-checks its torch threads at each step (--threads 0: auto); rank 0 says when the count changed.
+    progress = Progress(
+        cfg.iters,
+        "train",
+        unit="step",
+        initial=run.step,
+        every=cfg.log_interval,
+        enabled=info.is_main,
+        on_update=recheck_threads,
+    )
     first_step, loop_started, stopped = run.step, time.time(), False
     with StopRequest() as stop:
         for clip in train_loader(windows, cfg, run.step, info.rank, info.world_size):
@@ -154,7 +165,7 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
             for scheduler in schedulers:
                 scheduler.step()
             run.step += 1
-            outputs.trained(progress)  # also re-checks the torch threads (--threads 0: auto)
+            outputs.trained(progress)
             due = Due.after(run.step, cfg)
             if due.log:
                 refuse_non_finite(bad, run, cfg, info, checkpointer)  # one host sync per logged step, never per step

@@ -26,7 +26,8 @@ if str(ROOT) not in sys.path:  # runnable as `python bench/<name>.py` from anywh
 
 from config import DATASET_DEFAULTS, Config, build_config  # noqa: E402
 from dataset import DatasetFiles, data_workers, find_dataset  # noqa: E402
-from utils import atomic_write_text, cpu_name, shared_data_dir  # noqa: E402
+from utils.files import atomic_write_text  # noqa: E402
+from utils.provenance import cpu_name, shared_data_dir  # noqa: E402
 
 # The paper's network at 256×256, and the small CPU configuration (the synthetic dataset's defaults).
 _SMALL_KEYS = ("height", "width", "g_widths", "d_widths", "batch_size", "eval_batch_size")

@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:  # runnable as `python bench/flow_accuracy.py` fro
 from bench.flow_speed import time_estimator  # noqa: E402
 from flownet import ClassicalFlow, load_ifnet  # noqa: E402
 from flownet.estimator import freeze  # noqa: E402
-from utils import atomic_write_text  # noqa: E402
+from utils.files import atomic_write_text  # noqa: E402
 
 SHIFTS = ((0.25, 0.0), (0.5, 0.5), (1.0, 0.0), (3.0, -2.0), (6.0, 4.0))
 RIFE_VARIANTS = {  # name: (scales, timestep)

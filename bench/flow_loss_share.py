@@ -32,7 +32,7 @@ from dataset import prepare_dataset, to_network_range, training_videos  # noqa: 
 from flownet import build_flow_estimator  # noqa: E402
 from inference.predict import generator_from_state  # noqa: E402
 from training import losses  # noqa: E402
-from utils import atomic_write_text  # noqa: E402
+from utils.files import atomic_write_text  # noqa: E402
 
 ESTIMATORS = ("classical", "rife")
 

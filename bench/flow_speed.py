@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:  # runnable as `python bench/flow_speed.py` from a
 from flownet import ClassicalFlow, FlowNet2SD  # noqa: E402
 from flownet.estimator import FlowNet2SDFlow, freeze  # noqa: E402
 from model import Generator  # noqa: E402
-from utils import atomic_write_text  # noqa: E402
+from utils.files import atomic_write_text  # noqa: E402
 
 WARMUP = 3
 

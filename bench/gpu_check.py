@@ -62,7 +62,7 @@ import torch  # noqa: E402
 
 from flownet.estimator import find_flownet2sd_checkpoint  # noqa: E402
 from flownet.flownet2sd import DEFAULT_FLOWNET2SD_PATH  # noqa: E402
-from utils import atomic_write_text  # noqa: E402
+from utils.files import atomic_write_text  # noqa: E402
 
 STEPS = ("tests", "ddp", "bench", "paper")
 BUDGET_MIN = 9.0  # a short loan of a GPU: the check ends well inside 10 minutes
@@ -285,7 +285,7 @@ def initial_weights(flags: list[str]) -> dict:
     """The step-0 weights of a train.py run with these flags (it seeds them: the same in every run)."""
     import train
     from config_flags import config_from_namespace
-    from utils import seed_everything
+    from utils.devices import seed_everything
 
     cfg = config_from_namespace(train.parse_args(flags))
     seed_everything(cfg.seed)

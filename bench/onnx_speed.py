@@ -157,7 +157,7 @@ def main() -> int:
                 runs[f"{runtime}/{n}"].append(json.loads(out.stdout.strip().splitlines()[-1]))
     results: dict = {"machine": {"cpu_count": os.cpu_count(), "loadavg": os.getloadavg()}, "cases": {}}
     try:
-        from utils import cpu_name
+        from utils.provenance import cpu_name
 
         results["machine"]["cpu"] = cpu_name()
     except Exception:  # the name is informative only

@@ -9,7 +9,7 @@ processes (the OpenMP wait policy is read once, when torch loads):
                     detect.py's live loop runs per frame; train: the quick-start training step (synthetic size,
                     classical flow)
   setting  threads 1 or 2 (this machine's cores), OMP_WAIT_POLICY unset (libgomp's default: spin, then sleep)
-           or PASSIVE; 'auto' = utils.auto_threads (cores minus the load of other processes, re-checked)
+           or PASSIVE; 'auto' = utils.threads.auto_threads (cores minus the load of other processes, re-checked)
   beside   alone, or beside one busy-loop process (a pure-Python `while True`)
 and prints items/s per case and the ratio beside/alone. Nothing is asserted; results/bench_thread_policy.json.
 """
@@ -31,7 +31,7 @@ sys.path.insert(0, {root!r})
 import torch
 threads = {threads!r}
 if threads == "auto":
-    from utils import auto_threads
+    from utils.threads import auto_threads
     torch.set_num_threads(auto_threads())
 else:
     torch.set_num_threads(int(threads))

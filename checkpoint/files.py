@@ -23,7 +23,7 @@ from torch import nn
 
 from config import Config, validate
 from errors import FFPError
-from utils import atomic_write_bytes
+from utils.files import atomic_write_bytes
 
 from .upgrade import NOTES_KEY, upgrade
 

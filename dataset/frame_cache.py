@@ -19,7 +19,8 @@ from pathlib import Path
 import cv2
 
 from errors import FFPError
-from utils import Progress, atomic_write_text, remove_dead_staging, staging_folder
+from utils.files import atomic_write_text, remove_dead_staging, staging_folder
+from utils.progress import Progress
 
 from .folders import FrameFolder
 from .videos import VideoFile

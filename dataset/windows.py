@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from config import Config
 from errors import FFPError
-from utils import Progress
+from utils.progress import Progress
 
 from .folders import FrameFolder
 from .frame_cache import extracted_frames

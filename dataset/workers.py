@@ -7,7 +7,8 @@ import signal
 
 import torch
 
-from utils import cpu_cores, resolve_device
+from utils.devices import resolve_device
+from utils.threads import cpu_cores
 
 AUTO_WORKERS = 2  # what --num_workers -1 asks for when spare cores allow (GPU runs, machines with many cores)
 

@@ -24,7 +24,8 @@ from errors import FFPError
 from evaluation.scores import flat_videos_note
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator
 from inference.runtime import Predictor
-from utils import duration_text
+from utils.progress import duration_text
+from utils.threads import recheck_threads
 
 from .normalise import Normaliser
 from .scored import Scored
@@ -112,6 +113,7 @@ def score_pass(
     tracker = norm.tracker(inp.scored_fps(), predictor.in_frames, threshold)
     with _csv_rows(csv_path) as rows:
         for pred in predictor.stream(batches):
+            recheck_threads()  # --threads 0 (auto): follow the other processes' load, every 30 s at most
             span = slice(pred.first_index, pred.first_index + len(pred.psnr))
             numbers = np.asarray(batches.numbers[span], dtype=np.int64)
             keep = (numbers >= inp.start) & rule.scorable(batches, pred.first_index, len(numbers), predictor.in_frames)

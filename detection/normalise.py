@@ -88,7 +88,7 @@ def stream_stats(info: ModelInfo, args: argparse.Namespace) -> tuple[float, floa
             "ffp.psnr_stats); pass --psnr_mean and --psnr_std, or use --mode whole"
         )
     from inference.predict import psnr_stats_from_training_data
-    from utils import resolve_device
+    from utils.devices import resolve_device
 
     ckpt, device = info.path, resolve_device(info.cfg.device)
     try:

@@ -32,7 +32,7 @@ from evaluation.pages import (
     save_png,
 )
 from evaluation.scores import is_flat, true_runs
-from utils import atomic_write_text
+from utils.files import atomic_write_text
 
 DETECT_CSV_HEADER = ("frame", "psnr", "score", "above_threshold")
 OOD_STDS = 3.0  # stream mode: a median PSNR this many training stds below the training mean is "far outside"

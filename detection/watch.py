@@ -44,7 +44,8 @@ from errors import FFPError
 from evaluation.video import HeatmapVideoWriter, VmaxEstimator, heatmap_panels, panel_size_for
 from inference.runtime import Predictor
 from live_targets import describe_target
-from utils import atomic_write_bytes, recheck_threads
+from utils.files import atomic_write_bytes
+from utils.threads import recheck_threads
 
 LIVE_CSV_HEADER = ("frame", "time", "seconds", "psnr", "score", "above_threshold")
 CURVE_SECONDS = 30.0  # the live video's score curve shows this much of the past

@@ -24,7 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from errors import FFPError
-from utils import (
+from utils.files import (
     atomic_write_bytes,
     install_folder,
     not_writable_reason,

@@ -30,7 +30,7 @@ from evaluation.pages import (
     save_png,
 )
 from evaluation.scores import anomaly_scores, true_runs
-from utils import atomic_write_text
+from utils.files import atomic_write_text
 
 # ----------------------------------------------------------------------------- labelled test set
 

@@ -24,7 +24,7 @@ import numpy as np
 from dataset import opencv_log_at_most
 from errors import FFPError
 from evaluation.scores import true_runs
-from utils import shared_mode
+from utils.files import shared_mode
 
 PANEL_MIN_H = 192  # small frames (e.g. 64 px model inputs) are unreadable in a player below this
 STRIP_H = 100  # height of the score-curve strip under the panels (room for a header and y-axis labels)

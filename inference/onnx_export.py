@@ -23,7 +23,7 @@ from dataset import to_network_range
 from errors import FFPError
 from evaluation.scores import error_map, psnr_per_frame
 from inference.onnx_model import CHANNEL_ORDER, INPUT, METADATA, METADATA_FORMAT, OUTPUTS, VALUE_RANGE
-from utils import atomic_write_bytes
+from utils.files import atomic_write_bytes
 
 OPSET = 18  # the dynamo exporter's default opset in torch 2.14; ONNX Runtime ≥ 1.16 runs it
 

@@ -22,7 +22,6 @@ from errors import FFPError
 from evaluation.scores import error_map, psnr_per_frame
 from inference.runtime import Predictions, cpu_micro_batch
 from model import Generator
-from utils import recheck_threads
 
 
 def generator_from_state(state: dict, cfg, device: torch.device, what: str) -> nn.Module:
@@ -155,7 +154,6 @@ def iter_predictions(
         for batch in frame_batches:
             if cancel is not None and cancel():
                 raise Cancelled
-            recheck_threads()  # --threads 0 (auto): follow the other processes' load, every 30 s at most
             frames = to_network_range(batch.to(device, non_blocking=True))
             seq = frames if history is None else torch.cat([history, frames])
             n_targets = seq.shape[0] - in_frames

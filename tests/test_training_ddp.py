@@ -22,7 +22,7 @@ import train as train_script
 from config_flags import config_from_namespace
 from dataset import EpochShuffleSampler, TrainWindows, prepare_dataset
 from training.step import train_step
-from utils import seed_everything
+from utils.devices import seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every test here uses ddp_runs: two torchrun launches of 2 processes each, ~30 s on the 2-core machine.

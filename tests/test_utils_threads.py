@@ -7,56 +7,56 @@ import re
 import pytest
 import torch
 
-import utils
+import utils.threads as threads_policy
 
 
 @pytest.fixture
 def restore_threads(monkeypatch):
     before = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(utils, "cpu_cores", lambda: 4)
+    monkeypatch.setattr(threads_policy, "cpu_cores", lambda: 4)
     yield
     torch.set_num_threads(before)
-    utils._auto_threads["on"] = False
+    threads_policy._auto_threads["on"] = False
 
 
 def test_auto_takes_the_cores_others_leave_and_follows_them(restore_threads, monkeypatch):
     others = {"now": 1}
-    monkeypatch.setattr(utils, "_others_running_now", lambda: others["now"])
-    line = utils.configure_threads(0)
+    monkeypatch.setattr(threads_policy, "_others_running_now", lambda: others["now"])
+    line = threads_policy.configure_threads(0)
     assert torch.get_num_threads() == 3 and "keep 1 of 4 cores busy" in line
-    assert utils.recheck_threads() is None  # not due yet: no change, no cost
+    assert threads_policy.recheck_threads() is None  # not due yet: no change, no cost
     others["now"] = 0
-    utils._auto_threads["checked"] -= utils.AUTO_RECHECK_S
-    assert utils.recheck_threads() == "note: torch threads 3 -> 4 (other processes now keep 0 core(s) busy)"
+    threads_policy._auto_threads["checked"] -= threads_policy.AUTO_RECHECK_S
+    assert threads_policy.recheck_threads() == "note: torch threads 3 -> 4 (other processes now keep 0 core(s) busy)"
     assert torch.get_num_threads() == 4
     others["now"] = 9  # more runnable tasks than cores: still one thread
-    utils._auto_threads["checked"] -= utils.AUTO_RECHECK_S
-    utils.recheck_threads()
+    threads_policy._auto_threads["checked"] -= threads_policy.AUTO_RECHECK_S
+    threads_policy.recheck_threads()
     assert torch.get_num_threads() == 1
 
 
 def test_fixed_counts_and_omp_num_threads_are_kept(restore_threads, monkeypatch):
-    monkeypatch.setattr(utils, "_others_running_now", lambda: 3)
-    utils.configure_threads(2)
+    monkeypatch.setattr(threads_policy, "_others_running_now", lambda: 3)
+    threads_policy.configure_threads(2)
     assert torch.get_num_threads() == 2
-    utils._auto_threads["checked"] -= utils.AUTO_RECHECK_S
-    assert utils.recheck_threads() is None and torch.get_num_threads() == 2
+    threads_policy._auto_threads["checked"] -= threads_policy.AUTO_RECHECK_S
+    assert threads_policy.recheck_threads() is None and torch.get_num_threads() == 2
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what torchrun sets for each rank
-    utils.configure_threads(0)
-    assert torch.get_num_threads() == 1 and not utils._auto_threads["on"]
+    threads_policy.configure_threads(0)
+    assert torch.get_num_threads() == 1 and not threads_policy._auto_threads["on"]
 
 
 def test_own_threads_are_not_counted_as_others():
-    assert utils._own_running_threads() >= 1
-    assert utils._others_running_now() >= 0
+    assert threads_policy._own_running_threads() >= 1
+    assert threads_policy._others_running_now() >= 0
 
 
 @pytest.mark.parametrize("threads,load", [(1, 4.0), (2, 3.9), (3, 3.0), (4, 1.0)])
 def test_busy_cores_advice_never_repeats_the_given_count(restore_threads, monkeypatch, threads, load):
-    monkeypatch.setattr(utils.os, "getloadavg", lambda: (load, load, load))
-    monkeypatch.setattr(utils, "_others_running_now", lambda: 2)
-    chosen, line = utils.thread_count(threads)
+    monkeypatch.setattr(threads_policy.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(threads_policy, "_others_running_now", lambda: 2)
+    chosen, line = threads_policy.thread_count(threads)
     assert chosen == threads and f"load average is {load:.1f} on 4 cores" in line
     assert f"--threads {threads})" in line  # names the count that was given
     advised = re.findall(r"pass --threads (\d+)", line)
@@ -68,6 +68,6 @@ def test_busy_cores_advice_never_repeats_the_given_count(restore_threads, monkey
 
 def test_busy_cores_line_names_omp_num_threads_when_it_set_the_count(restore_threads, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    monkeypatch.setattr(utils.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
-    monkeypatch.setattr(utils, "_others_running_now", lambda: 2)
-    assert "(OMP_NUM_THREADS=2)" in utils.thread_count(0)[1]
+    monkeypatch.setattr(threads_policy.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    monkeypatch.setattr(threads_policy, "_others_running_now", lambda: 2)
+    assert "(OMP_NUM_THREADS=2)" in threads_policy.thread_count(0)[1]

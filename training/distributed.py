@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from errors import FFPError
-from utils import resolve_device
+from utils.devices import resolve_device
 
 # Ranks wait at a barrier while rank 0 validates on the whole test set; the default 10-minute NCCL timeout
 # could abort a long validation (e.g. ShanghaiTech on a slow GPU).

@@ -24,7 +24,8 @@ from training.distributed import DistInfo
 from training.resume import RunState, Start, upgrade_notes
 from training.runlog import RunLock, RunLog, RunTraces, remove_stale_temp_files
 from training.step import Nets, split_clip
-from utils import Progress, atomic_write_text, check_writable, recheck_threads
+from utils.files import atomic_write_text, check_writable
+from utils.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -132,9 +133,7 @@ class NoOutputs:
         is named if a validation AUC falls below 0.5."""
 
     def trained(self, progress: Progress) -> None:
-        """After each step: every rank re-checks its torch threads (--threads 0, `recheck_threads`); rank 0 also
-        notes that the run now has trained steps to keep, and says when the thread count changed."""
-        recheck_threads()
+        """After each step: rank 0 notes that the run now has trained steps to keep."""
 
     def log_losses(self, values: dict[str, float], lr_g: float, step: int, progress: Progress) -> None:
         """Rank 0 logs the step's losses."""
@@ -205,8 +204,6 @@ class RunOutputs(NoOutputs):
 
     def trained(self, progress: Progress) -> None:
         self.traces.trained = True
-        if line := recheck_threads():
-            progress.write(line)
 
     @property
     def _log(self) -> RunLog:

@@ -28,7 +28,7 @@ from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.summary import image, scalar
 
 from errors import FFPError
-from utils import atomic_write_bytes
+from utils.files import atomic_write_bytes
 
 
 class RunLog:
@@ -213,7 +213,7 @@ def _describe(holder: str) -> str:
 def remove_stale_temp_files(weights_dir: Path, dataset: str) -> list[Path]:
     """Delete `.<dataset>_latest.pth.*.tmp` / `_best` files a hard kill during a save left behind.
 
-    Only this dataset's checkpoint temp files (utils.atomic_write_bytes names them so), and only while this
+    Only this dataset's checkpoint temp files (utils.files.atomic_write_bytes names them so), and only while this
     run holds the lock, so no live run can be writing them. Returns what was removed.
     """
     pattern = re.compile(rf"\.{re.escape(dataset)}_(latest|best)\.pth\.\w+\.tmp")
