@@ -8,9 +8,9 @@ Modules, lowest layer first (no module imports one listed after it):
 - frames: `files` (which files are frames, videos or junk), `opencv_log`, `preprocess` (the one resize rule, RGB,
   the [-1, 1] scaling), `images` (image files, bit depth), `frame_numbers` (gaps), `folders` (a folder of frames),
   `container_index` (frame numbers from a container), `videos` (a video file), `sources` (either, by path);
-- datasets: `types` (Video, DatasetFiles, the mask interface), `labels` (every label format, checked when loaded;
-  where labels are looked for), `masks` (pixel masks; where they are looked for), `layouts` (the table of dataset
-  layouts; finding a dataset), `prepare` (a run's data set-up);
+- datasets: `types` (Video, DatasetFiles, the mask interface), `label_values` (labels checked when loaded),
+  `label_files` (every label format), `labels` (where labels are looked for), `masks` (pixel masks; where they
+  are looked for), `layouts` (the table of dataset layouts; finding a dataset), `prepare` (a run's data set-up);
 - serving frames: `workers` (DataLoader workers), `frame_cache` (video files extracted once for random access),
   `windows` (training windows and their seeded order), `streaming` (a test video's frames in order),
   `array_batches` (a video's frames as NumPy batches, for ONNX Runtime), `resample` (frame rate and breaks in
@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 from .folders import FolderReport, FrameFolder
 from .frame_numbers import gaps_after
 from .images import read_frame
-from .labels import entry_labels, labels_from_masks
+from .label_files import labels_from_masks
+from .label_values import entry_labels
 from .layouts import find_dataset
 from .masks import MaskImages
 from .opencv_log import opencv_log_at_most

@@ -31,7 +31,7 @@ from .videos import VideoFile
 # rate). UCSD Ped1/Ped2: "recorded at 10 fps" (Mahadevan et al., CVPR 2010, and the dataset page). Avenue and
 # ShanghaiTech training videos are .avi files whose containers state their rate, so they need no entry here.
 DOCUMENTED_FPS = {"ped1": 10.0, "ped2": 10.0}
-SYNTHETIC_FPS = 10.0  # the embedded synthetic dataset is generated as 10 fps footage (synthetic.py)
+SYNTHETIC_FPS = 10.0  # the embedded synthetic dataset is generated as 10 fps footage (synthetic/)
 SAME_RATE = 0.02  # rates within 2 % of each other are the same rate: no resampling
 # In a file, a step between two frames longer than this many frame periods (of the slower of the model's rate and the
 # file's stated rate) is a hole in time. Above 2 with room for millisecond timestamps, so that one late frame and a

@@ -13,7 +13,8 @@ import torch
 
 from config import build_config
 from dataset import EpochShuffleSampler, LabelNotes, TrainWindows, find_dataset, read_frame, video_frame_batches
-from dataset.labels import interval_labels, read_avenue_dir, read_frame_mask_dir, read_mat_entries, read_ucsd_m_entries
+from dataset.label_files import read_avenue_dir, read_frame_mask_dir, read_mat_entries, read_ucsd_m_entries
+from dataset.label_values import interval_labels
 from errors import FFPError
 
 

@@ -12,6 +12,7 @@ import pytest
 from helpers import count_frames, leftovers, write_heatmap
 
 import evaluation.video as video
+import evaluation.video_sinks as video_sinks
 from errors import FFPError
 from evaluation.video import STRIP_H, HeatmapVideoWriter, VmaxEstimator, choose_vmax, video_backend
 
@@ -99,8 +100,8 @@ def test_h264_yuv420p_faststart_exact_rate(tmp_path):
 
 
 def test_mp4v_fallback_warns_once(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(video, "_h264_module", lambda: None)  # as if PyAV were not installed
-    monkeypatch.setattr(video, "_FALLBACK_WARNED", False)
+    monkeypatch.setattr(video_sinks, "h264_module", lambda: None)  # as if PyAV were not installed
+    monkeypatch.setattr(video_sinks, "_FALLBACK_WARNED", False)
     assert video_backend() == "mp4v"
     for name in ("a.mp4", "b.mp4"):
         writer = write_heatmap(tmp_path / name, n=3)
@@ -130,7 +131,7 @@ def test_h264_write_failure_is_one_ffp_error(tmp_path, monkeypatch, capsys):
         calls.append(1)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(video._H264Sink, "_mux", full_disk)
+    monkeypatch.setattr(video_sinks.H264Sink, "_mux", full_disk)
     path = tmp_path / "v.mp4"
     with pytest.raises(FFPError) as info:
         with HeatmapVideoWriter(path, vmax=0.01, size=(16, 16), codec="h264") as writer:
@@ -147,7 +148,7 @@ def test_h264_write_failure_is_one_ffp_error(tmp_path, monkeypatch, capsys):
 def test_failure_when_finishing_is_one_ffp_error(tmp_path, monkeypatch, codec):
     if codec == "h264" and video_backend() != "h264":
         pytest.skip("PyAV with libx264 is not installed")
-    sink = video._H264Sink if codec == "h264" else video._Mp4vSink
+    sink = video_sinks.H264Sink if codec == "h264" else video_sinks.Mp4vSink
     real_finish = sink.finish
 
     def finish_then_fail(self):
@@ -166,7 +167,7 @@ def test_failure_when_finishing_is_one_ffp_error(tmp_path, monkeypatch, codec):
 
 def test_mp4v_silently_dropped_frames_are_caught(tmp_path, monkeypatch):
     # cv2.VideoWriter.write returns nothing even when the disk is full; close() checks the file instead.
-    monkeypatch.setattr(video._Mp4vSink, "_write_frame", lambda self, bgr: None)
+    monkeypatch.setattr(video_sinks.Mp4vSink, "_write_frame", lambda self, bgr: None)
     path = tmp_path / "v.mp4"
     with pytest.raises(FFPError, match="0 of 3 frames") as info:
         with HeatmapVideoWriter(path, vmax=0.01, size=(16, 16), codec="mp4v") as writer:

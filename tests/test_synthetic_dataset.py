@@ -1,4 +1,4 @@
-"""Tests for synthetic.py (the embedded default dataset) and for the fake dataset layouts in tests/fake_layouts.py."""
+"""Tests for synthetic/ (the embedded default dataset) and for the fake dataset layouts in tests/fake_layouts.py."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import scipy.io
 
 import synthetic as S
 from errors import FFPError
+from synthetic.scene import ANOMALY_KINDS, ON_SCREEN, WALKER_MAX_ANGLE_DEG, WALKER_SPEED
 
 SMALL = dict(n_train=2, n_test=3, n_frames=30)  # one video of each anomaly kind, fast to write
 
@@ -197,18 +198,18 @@ def test_training_videos_hold_only_normal_walkers(videos):
 
 def test_walkers_move_along_the_walkway_at_walking_pace(videos):
     for track in _walkers(videos["training"] + videos["testing"]):
-        assert S.WALKER_SPEED[0] <= track.speed <= S.WALKER_SPEED[1]
+        assert WALKER_SPEED[0] <= track.speed <= WALKER_SPEED[1]
         angle = np.degrees(np.arctan2(abs(track.velocity[0]), abs(track.velocity[1])))
-        assert angle <= S.WALKER_MAX_ANGLE_DEG + 1e-9
+        assert angle <= WALKER_MAX_ANGLE_DEG + 1e-9
     for video in videos["training"]:
         walkers = [t for t in video.tracks if t.kind == "walker"]
         on_screen = np.stack([t.visible(120, S.SYNTHETIC_VIDEO_SIZE) for t in walkers]).sum(axis=0)
-        assert S.ON_SCREEN[0] <= on_screen.min() and on_screen.max() <= S.ON_SCREEN[1]
+        assert ON_SCREEN[0] <= on_screen.min() and on_screen.max() <= ON_SCREEN[1]
 
 
 def test_test_videos_mix_all_anomaly_kinds(videos):
     kinds = [v.anomaly for v in videos["testing"]]
-    assert sorted(set(kinds)) == sorted(S.ANOMALY_KINDS)
+    assert sorted(set(kinds)) == sorted(ANOMALY_KINDS)
     for video in videos["testing"]:
         abnormal = [t for t in video.tracks if t.abnormal]
         assert abnormal and {t.kind for t in abnormal} == {video.anomaly}
