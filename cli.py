@@ -118,28 +118,26 @@ def _run(main: Callable[[list[str] | None], int], args: list[str], debug: bool) 
     """run_cli's body: `main` with user errors and interrupts turned into one line and an exit status."""
     try:
         return main(args)
-    except FFPError as exc:
-        if debug:
+    except (FFPError, RuntimeError, OSError, KeyboardInterrupt, Terminated) as exc:
+        answer = None if debug else _answer(exc)
+        if answer is None:
             raise
-        print(f"error: {user_message(exc)}", file=sys.stderr)
-        return 1
-    except RuntimeError as exc:  # DataLoader re-raises worker errors as the original type when it can
-        if "FFPError" not in str(exc) or debug:
-            raise
-        print(f"error: {user_message(exc)}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        if debug or (exc.filename is None and exc.strerror is None):
-            raise
-        print(f"error: {os_error_message(exc)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Terminated:
-        if debug:
-            raise
-        print("error: terminated (SIGTERM)", file=sys.stderr)
-        return 143
+        print(f"error: {answer[0]}", file=sys.stderr)
+        return answer[1]
+
+
+def _answer(exc: BaseException) -> tuple[str, int] | None:
+    """(the one line, the exit status) for a user error or an interrupt; None for anything else, whose traceback
+    is worth seeing. DataLoader re-raises a worker's FFPError as a RuntimeError naming it; an OSError is the user's
+    when it names a file or a reason (a folder that cannot be written, a full disk)."""
+    if isinstance(exc, FFPError):
+        return user_message(exc), 1
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", 130
+    if isinstance(exc, Terminated):
+        return "terminated (SIGTERM)", 143
+    if isinstance(exc, OSError):
+        return None if exc.filename is None and exc.strerror is None else (os_error_message(exc), 1)
+    if isinstance(exc, RuntimeError) and "FFPError" in str(exc):
+        return user_message(exc), 1
+    return None

@@ -63,6 +63,7 @@ if __name__ == "__main__":
 # The heavy imports, after the flags are known to be good (style checkers: E402 is intended here).
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -80,12 +81,12 @@ from evaluation.metrics import (
     video_scores,
 )
 from evaluation.pages import StagedResult, file_stems
-from evaluation.report import worst_frames, write_report
+from evaluation.report import EvalResults, ReportPage, worst_frames, write_report
 from evaluation.scores import flat_videos_note
-from evaluation.video import HeatmapVideoWriter, choose_vmax
+from evaluation.video import HeatmapVideoWriter, ScoreStrip, choose_vmax
 from inference.runtime import ModelInfo, Predictor, predict_frames
 from model_file import environment, load_model
-from utils.progress import Progress, duration_text
+from utils.progress import PlainLines, Progress, duration_text
 from utils.threads import recheck_threads
 
 # Pixels scored for pixel AUROC: ~1.6% of Ped2's 126M scored test pixels at 256×256, and tens of thousands of
@@ -140,9 +141,8 @@ def write_heatmap_video(
     (choose_vmax over the whole video); scores/labels (N,) belong to video frames first_frame.."""
     frames, maps = kept
     vmax = choose_vmax(m.astype(np.float32) for m in maps)
-    with HeatmapVideoWriter(
-        path, FOLDER_FPS, vmax=vmax, size=maps.shape[1:], curve_length=len(maps), first_frame=first_frame
-    ) as writer:
+    strip = ScoreStrip(curve_length=len(maps), first_frame=first_frame)
+    with HeatmapVideoWriter(path, FOLDER_FPS, vmax=vmax, size=maps.shape[1:], strip=strip) as writer:
         writer.add_batch(frames, maps, scores, labels)
 
 
@@ -167,37 +167,40 @@ def pixel_metrics(pixels: PixelAUROC | None, size: tuple[int, int], in_frames: i
     }
 
 
+@dataclass(frozen=True)
+class PassOptions:
+    """What the flags ask of the prediction pass. pixel_auroc: score pixel AUROC when every test video has masks
+    (--no_pixel_auroc turns it off); save_video: write heatmap videos (--save_video); smooth_sigma: --smooth_sigma,
+    in frames, for the heatmap videos' score curves; model_fps: the training footage's frame rate, to which faster
+    test videos are resampled (None: unknown, no resampling)."""
+
+    pixel_auroc: bool = True
+    save_video: bool = False
+    smooth_sigma: float = 0.0
+    model_fps: float | None = None
+
+
 def evaluate(
-    predictor: Predictor,
-    files,
-    labels: dict[str, np.ndarray] | None,
-    cfg: Config,
-    out: Path,
-    pixel_auroc: bool = True,
-    save_video: bool = False,
-    smooth_sigma: float = 0.0,
-    model_fps: float | None = None,
+    predictor: Predictor, files, labels: dict[str, np.ndarray] | None, cfg: Config, out: Path, opts: PassOptions
 ) -> tuple[dict, dict, dict, dict, list[str]]:
-    """Predict every test video (writing heatmap videos into out/videos with `save_video`); test videos faster
-    than `model_fps` (the training footage's frame rate) are resampled to it.
+    """Predict every test video (writing heatmap videos into out/videos with `opts.save_video`).
 
     `labels`: scored_labels of the test videos, or None when unlabelled; each video's entry is replaced by its
     labels at the frame numbers its prediction pass scored (`labels_by_number`: paired by number, never position).
-    pixel_auroc: score pixel AUROC when every test video has masks (--no_pixel_auroc turns it off);
-    smooth_sigma: --smooth_sigma, in frames, for the heatmap videos' score curves.
     Returns ({video: PSNR (N_v,)}, {video: frame numbers (N_v,)}, pixel-AUROC metrics entries,
     {video: mp4 path relative to out}, a note per video with breaks whose next frames were not scored).
     """
     has_masks = bool(files.test) and all(v.masks is not None for v in files.test)
-    pixels = PixelAUROC(PIXEL_SAMPLES, PIXEL_SEED) if has_masks and pixel_auroc else None
+    pixels = PixelAUROC(PIXEL_SAMPLES, PIXEL_SEED) if has_masks and opts.pixel_auroc else None
     reason = "--no_pixel_auroc" if has_masks else "the test videos have no pixel masks"
     stems = file_stems(v.name for v in files.test)
     psnr, numbers, links, notes = {}, {}, {}, []
     # --threads 0 (auto): the torch threads follow the other processes' load, re-checked between videos
-    progress = Progress(len(files.test), "test videos", unit="video", min_interval_s=5, on_update=recheck_threads)
+    lines = PlainLines(min_interval_s=5)
+    progress = Progress(len(files.test), "test videos", unit="video", lines=lines, on_update=recheck_threads)
     for video in files.test:
         psnr[video.name], numbers[video.name], kept, holes = predict_video(
-            predictor, video, cfg, pixels, save_video, model_fps
+            predictor, video, cfg, pixels, opts.save_video, opts.model_fps
         )
         notes += [n for n in [holes_note(holes, cfg.in_frames, f"test video {video.name}")] if n]
         if labels is not None:
@@ -207,7 +210,7 @@ def evaluate(
             write_heatmap_video(
                 out / links[video.name],
                 kept,
-                video_scores(psnr[video.name], smooth_sigma),
+                video_scores(psnr[video.name], opts.smooth_sigma),
                 None if labels is None else labels[video.name],
                 cfg.in_frames,
             )
@@ -314,17 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     with StagedResult(args.out_dir, f"{cfg.dataset}_{ckpt_path.stem}", args.overwrite) as stage:
         labels = None if skipped else scored_labels(files.test, cfg.in_frames)
-        psnr, numbers, pixel, links, breaks = evaluate(
-            predictor,
-            files,
-            labels,
-            cfg,
-            stage.dir,
-            not args.no_pixel_auroc,
-            args.save_video,
-            args.smooth_sigma,
-            info.fps,
-        )
+        opts = PassOptions(not args.no_pixel_auroc, args.save_video, args.smooth_sigma, info.fps)
+        psnr, numbers, pixel, links, breaks = evaluate(predictor, files, labels, cfg, stage.dir, opts)
         metrics = None if labels is None else {**compute_metrics(psnr, labels, smooth_sigma=args.smooth_sigma), **pixel}
         auc = None if metrics is None else metrics["micro_auc"]
         inverted = inverted_labels_note(auc, "frame-level micro-AUC", files.label_source)
@@ -337,19 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         meta = result_meta(cfg, info, knobs, files.label_source, skipped)
         meta["eval_seconds"] = round(time.time() - started, 1)
         meta["run"] = report_header(cfg, trained, info, predictor, meta["eval_seconds"])
-        write_report(
-            stage.dir,
-            psnr,
-            labels,
-            metrics,
-            meta,
-            videos=links,
-            frame_numbers=numbers,
-            notes=notes,
-            header=meta["run"],
-            examples=examples,
-            history=(info.state or {}).get("history") or [],
-        )
+        page = ReportPage(meta, links, notes, meta["run"], examples, history=(info.state or {}).get("history") or [])
+        write_report(stage.dir, EvalResults(psnr, labels, metrics, numbers), page)
     print_summary(files, psnr, metrics, knobs, skipped, said, stage.path)
     return 0
 

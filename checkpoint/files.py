@@ -118,10 +118,21 @@ def load_checkpoint(path: str | Path) -> dict:
     why = _not_serialised(path) or _damaged(path)
     if why is not None:
         raise FFPError(f"checkpoint {path} is truncated, damaged or not a checkpoint ({why})")
+    state = _checked_layout(_safe_load(path), path)
+    _check_config(state["config"], path)
+    upgrade(state, path)
+    note = strip_wrapper_prefixes(state, path)
+    if note:
+        print(note, flush=True)
+    return state
+
+
+def _safe_load(path: Path) -> object:
+    """torch.load on CPU with weights_only=True; FFPError naming the file when it cannot be read."""
     try:
         with warnings.catch_warnings():  # e.g. 'Detected pickle protocol 4': the error below says it all
             warnings.simplefilter("ignore")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Weights only load failed" in str(exc):
             raise _refused(path, exc) from None
@@ -130,6 +141,11 @@ def load_checkpoint(path: str | Path) -> dict:
         raise
     except Exception as exc:  # torch.load raises many types for a damaged or foreign file (KeyError for text)
         raise FFPError(f"checkpoint {path} is truncated, damaged or not a checkpoint ({_reason(exc)})") from None
+
+
+def _checked_layout(state: object, path: Path) -> dict:
+    """`state`, once checked: FFPError unless it is a dict with 'config' and state dicts of named tensors under
+    'net_g' (and 'net_d', when present)."""
     if not isinstance(state, dict) or "net_g" not in state or "config" not in state:
         raise FFPError(f"checkpoint {path} is not an FFP checkpoint (expected a dict with 'net_g' and 'config')")
     for part in ("net_g", "net_d"):
@@ -138,11 +154,6 @@ def load_checkpoint(path: str | Path) -> dict:
             isinstance(k, str) and torch.is_tensor(v) for k, v in weights.items()
         ):
             raise FFPError(f"checkpoint {path}: '{part}' is not a state dict of named tensors")
-    _check_config(state["config"], path)
-    upgrade(state, path)
-    note = strip_wrapper_prefixes(state, path)
-    if note:
-        print(note, flush=True)
     return state
 
 

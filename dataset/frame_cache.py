@@ -20,7 +20,7 @@ import cv2
 
 from errors import FFPError
 from utils.files import atomic_write_text, remove_dead_staging, staging_folder
-from utils.progress import Progress
+from utils.progress import PlainLines, Progress
 
 from .folders import FrameFolder
 from .videos import VideoFile
@@ -79,7 +79,7 @@ def extracted_frames(source: VideoFile, height: int, width: int, cache_dir: str 
         tmp = staging_folder(base, folder.name)
     except OSError as exc:
         raise FFPError(f"--cache_dir {base}: cannot create the frame cache ({exc.strerror or exc})") from None
-    progress = Progress(expected, f"extracting {source.path.name}", unit="frame", every=200)
+    progress = Progress(expected, f"extracting {source.path.name}", unit="frame", lines=PlainLines(200))
     try:
         for number, rgb in source.frames(height, width):
             ok, jpeg = cv2.imencode(

@@ -184,44 +184,52 @@ def open_capture(target: str | int):
     return None
 
 
+@dataclass(frozen=True)
+class ReaderSettings:
+    """What a LiveReader delivers. height, width: the model's frame size; fps: the model's frame rate (None: every
+    frame is kept); max_frames: stop after the source delivered this many frames; queue: frames kept waiting at
+    most (older ones are dropped: they would only add latency); source_fps: the source's frame rate when the user
+    states it (--fps), else measured."""
+
+    height: int
+    width: int
+    fps: float | None
+    max_frames: int | None = None
+    queue: int = 64
+    source_fps: float | None = None
+
+
 class LiveReader:
     """A thread reading a live source continuously; the scorer takes runs of consecutive model-rate frames.
 
-    target: URL string or camera index/device (`live_target`); height, width: the model's frame size; fps: the
-    model's frame rate (None: every frame is kept); retry: RetryPolicy; log: called with one line per event worth
-    telling (connected, lost, retrying), from the reader thread; max_frames: stop after the source delivered this
-    many frames; queue: frames kept waiting at most (older ones are dropped: they would only add latency);
-    source_fps: the source's frame rate when known (--fps), else measured. Used as a context manager: the thread
-    starts on enter and is stopped and joined on exit. `error` holds the SourceLost that ended the reading, if one
-    did.
+    target: URL string or camera index/device (`live_target`); settings: `ReaderSettings`; retry: RetryPolicy;
+    log: called with one line per event worth telling (connected, lost, retrying), from the reader thread; opener:
+    opens the target (`open_capture`; tests pass their own). Used as a context manager: the thread starts on enter
+    and is stopped and joined on exit. `error` holds the SourceLost that ended the reading, if one did.
     """
 
     def __init__(
         self,
         target: str | int,
-        height: int,
-        width: int,
-        fps: float | None,
+        settings: ReaderSettings,
         retry: RetryPolicy,
         log: Callable[[str], None] = print,
-        max_frames: int | None = None,
-        queue: int = 64,
         opener: Callable[[str | int], object] = open_capture,
-        source_fps: float | None = None,
     ):
-        self.target, self.height, self.width, self.fps = target, height, width, fps
-        self.retry, self.log, self.max_frames, self.opener = retry, log, max_frames, opener
-        self.source_fps = source_fps  # the source's rate when the user states it (--fps); else measured
+        self.target, self.height, self.width, self.fps = target, settings.height, settings.width, settings.fps
+        self.retry, self.log, self.max_frames, self.opener = retry, log, settings.max_frames, opener
+        self.source_fps = settings.source_fps  # the source's rate when the user states it (--fps); else measured
         self.stats = ReaderStats()
         self.dropped = 0  # frames kept on the timeline but never scored: the scorer was behind
         self.error: SourceLost | None = None
         self._queue: collections.deque[LiveFrame] = collections.deque()
-        self._queue_max = queue
+        self._queue_max = settings.queue
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._ended = False
         self._ids = itertools.count(1)
         self._run = 0
+        self._last_kept: float | None = None  # time of the last frame queued
         self._thread = threading.Thread(target=self._read_all, name="live-reader", daemon=True)
 
     # --------------------------------------------------------------------- the reader thread
@@ -246,35 +254,17 @@ class LiveReader:
             self._read_connections()
 
     def _read_connections(self) -> None:
-        resampler, clock, last_kept = Resampler(self.fps), FrameClock(), None
+        resampler, clock = Resampler(self.fps), FrameClock()
         try:
             while not self._stop.is_set():
                 capture = self._connect(clock.last_arrival)
                 if capture is None:
                     return
                 clock.new_session()
-                session_start = time.monotonic()
                 self.stats.new_connection()
                 try:
-                    while not self._stop.is_set():
-                        ok, bgr = capture.read()
-                        now, wall = time.monotonic(), time.time()
-                        if not ok or bgr is None:
-                            break
-                        t = clock.time(now, capture.get(cv2.CAP_PROP_POS_MSEC))
-                        if not self.stats.delivered:
-                            self.stats.first_arrival = now
-                        if now - session_start >= RATE_SETTLE_S:
-                            self.stats.measure(t)
-                        number = self.stats.delivered
-                        self.stats.delivered += 1
-                        if resampler.keep(t) or not self._faster_than_model():
-                            if last_kept is not None and t - last_kept > self._max_step():
-                                self._new_run()  # the source stalled: a window would span the stall
-                            last_kept = t
-                            self._put(LiveFrame(number, t, wall, prepare_frame(bgr, self.height, self.width), now))
-                        if self.max_frames is not None and self.stats.delivered >= self.max_frames:
-                            return
+                    if self._read_session(capture, clock, resampler):
+                        return  # max_frames delivered
                 finally:
                     capture.release()
                 if not self._stop.is_set():
@@ -286,6 +276,35 @@ class LiveReader:
             with self._cond:
                 self._ended = True
                 self._cond.notify_all()
+
+    def _read_session(self, capture, clock: FrameClock, resampler: Resampler) -> bool:
+        """The frames of one connection, until it ends or the reader stops; True when max_frames were delivered."""
+        session_start = time.monotonic()
+        while not self._stop.is_set():
+            ok, bgr = capture.read()
+            now, wall = time.monotonic(), time.time()
+            if not ok or bgr is None:
+                return False
+            t = clock.time(now, capture.get(cv2.CAP_PROP_POS_MSEC))
+            if not self.stats.delivered:
+                self.stats.first_arrival = now
+            if now - session_start >= RATE_SETTLE_S:
+                self.stats.measure(t)
+            number = self.stats.delivered
+            self.stats.delivered += 1
+            if resampler.keep(t) or not self._faster_than_model():
+                self._keep(LiveFrame(number, t, wall, prepare_frame(bgr, self.height, self.width), now))
+            if self.max_frames is not None and self.stats.delivered >= self.max_frames:
+                return True
+        return False
+
+    def _keep(self, frame: LiveFrame) -> None:
+        """Queue a frame on the model's timeline; a stall since the last kept frame starts a new run (a window
+        would span it)."""
+        if self._last_kept is not None and frame.seconds - self._last_kept > self._max_step():
+            self._new_run()
+        self._last_kept = frame.seconds
+        self._put(frame)
 
     def _faster_than_model(self) -> bool:
         """Whether frames must be resampled: the source measures more than LIVE_SAME_RATE faster than the model.

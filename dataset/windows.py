@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from config import Config
 from errors import FFPError
-from utils.progress import Progress
+from utils.progress import PlainLines, Progress
 
 from .folders import FrameFolder
 from .frame_cache import extracted_frames
@@ -74,7 +74,9 @@ class FrameStore:
         self.readers: list[np.ndarray | FrameFolder] = []
         self.numbers: list[np.ndarray] = []
         # extraction into the frame cache shows its own progress per file (extracted_frames)
-        progress = Progress(sum(declared), "decoding training frames", unit="frame", every=500, enabled=self.in_ram)
+        progress = Progress(
+            sum(declared), "decoding training frames", unit="frame", lines=PlainLines(500), enabled=self.in_ram
+        )
         try:
             for video, n in zip(videos, declared):
                 if self.in_ram:

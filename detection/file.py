@@ -17,12 +17,19 @@ from config import Config
 from dataset import FrameFolder, Video, VideoFile, frame_number, open_source
 from dataset.resample import Continuity, at_model_rate, continuity, holes_note, needs_resampling, video_fps
 from detection.events import DEFAULT_EVENT_GAP, DEFAULT_MIN_EVENT, merge_events
-from detection.report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
+from detection.report import (
+    DETECT_CSV_HEADER,
+    DetectPage,
+    ScoredFrames,
+    detect_caveats,
+    detect_csv_rows,
+    write_detect_report,
+)
 from detection.scenes import background_db
 from durations import parse_duration
 from errors import FFPError
 from evaluation.scores import flat_videos_note
-from evaluation.video import HeatmapVideoWriter, VmaxEstimator
+from evaluation.video import HeatmapVideoWriter, ScoreStrip, VmaxEstimator
 from inference.runtime import Predictor
 from utils.progress import duration_text
 from utils.threads import recheck_threads
@@ -181,10 +188,9 @@ def write_heatmap_video(job: FileJob, inp: Input, scored: Scored, scores: np.nda
         inp.scored_fps(),
         vmax=vmax,
         size=(job.cfg.height, job.cfg.width),
-        curve_length=len(scores),
-        score_range=_score_range(job.norm, scores, job.threshold),
-        threshold=job.threshold,
-        first_frame=int(scored.numbers[0]),
+        strip=ScoreStrip(
+            len(scores), _score_range(job.norm, scores, job.threshold), job.threshold, int(scored.numbers[0])
+        ),
     ) as writer:
         for pred in job.predictor.stream(batches):
             numbers = batches.numbers[pred.first_index : pred.first_index + len(pred.psnr)]
@@ -279,12 +285,7 @@ def _report(
     meta.update(pass_meta(scored, norm, notes + problems))
     events = merge_events(scored.numbers, scores, threshold, inp.fps, gap_frames, min_frames)
     caveats = detect_caveats(norm.mode, scored.psnr, scores, threshold, norm.mean, norm.std)
-    write_detect_report(
-        job.out,
-        scored.numbers,
-        scored.psnr,
-        scores,
-        threshold,
+    page = DetectPage(
         meta,
         csv_written=norm.mode == "stream",
         video=video,
@@ -296,6 +297,7 @@ def _report(
         min_event_frames=min_frames,
         caveats=caveats,
     )
+    write_detect_report(job.out, ScoredFrames(scored.numbers, scored.psnr, scores, threshold), page)
     return {
         "n_frames": len(scored.psnr),
         "n_above": int((scores > threshold).sum()),

@@ -11,10 +11,10 @@ import numpy as np
 
 from cli import StopRequest, raise_for_signal
 from config import FOLDER_FPS, Config
-from dataset.live import LIVE_SAME_RATE, LiveReader, RetryPolicy
+from dataset.live import LIVE_SAME_RATE, LiveReader, ReaderSettings, RetryPolicy
 from dataset.resample import rate_note
 from detection.events import events_line
-from detection.report import detect_caveats, write_detect_report
+from detection.report import DetectPage, ScoredFrames, detect_caveats, write_detect_report
 from detection.watch import LiveFiles, WatchResult, WatchSettings, watch
 from durations import parse_duration
 from errors import FFPError
@@ -88,7 +88,10 @@ def watch_source(args, predictor: Predictor, info: ModelInfo, norm: Normaliser, 
         with (
             StopRequest() as stopper,
             LiveReader(
-                target, cfg.height, cfg.width, resample_to, retry, log, args.max_frames, source_fps=args.fps
+                target,
+                ReaderSettings(cfg.height, cfg.width, resample_to, args.max_frames, source_fps=args.fps),
+                retry,
+                log,
             ) as reader,
             LiveFiles(folder.dir, settings, (cfg.height, cfg.width), (min(0.0, threshold - 3), threshold + 6)) as files,
         ):
@@ -108,12 +111,7 @@ def watch_source(args, predictor: Predictor, info: ModelInfo, norm: Normaliser, 
         meta["live"] = live_meta(reader, result, settings, fps_origin, files)
         scale = source_fps / fps  # the report counts in source frame numbers
         numbers, scores = np.asarray(result.numbers), np.asarray(result.scores)
-        write_detect_report(
-            folder.dir,
-            numbers,
-            np.asarray(result.psnr),
-            scores,
-            threshold,
+        page = DetectPage(
             meta,
             csv_written=True,
             video=files.video_name,
@@ -125,6 +123,7 @@ def watch_source(args, predictor: Predictor, info: ModelInfo, norm: Normaliser, 
             min_event_frames=round(settings.min_frames * scale),
             caveats=detect_caveats("stream", np.asarray(result.psnr), scores, threshold, norm.mean, norm.std),
         )
+        write_detect_report(folder.dir, ScoredFrames(numbers, np.asarray(result.psnr), scores, threshold), page)
     return closing_lines(name, result, reader, scores, threshold, folder.path)
 
 

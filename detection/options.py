@@ -35,18 +35,30 @@ def check_live_flags(args: argparse.Namespace) -> None:
         raise FFPError(f"--fps must be a positive number of frames per second, got {args.fps}")
     if args.retries < 0:
         raise FFPError(f"--retries must be 0 or more, got {args.retries}")
-    if live and args.mode == "whole":
-        raise FFPError(
-            f"--video {describe_target(args.video)} is a live source, which has no end to normalise "
-            "over: use --mode stream (the default for live sources)"
-        )
-    if live and args.start is not None:
-        raise FFPError("--start cuts a file or folder; a live source starts now (leave --start out)")
-    if not live:
-        for flag in ("duration", "on_event"):
-            if getattr(args, flag) is not None:
-                raise FFPError(f"--{flag} is for live sources (stream URLs, cameras); --video {args.video} is not one")
+    problem = _live_only_problem(args) if live else _file_only_problem(args)
+    if problem:
+        raise FFPError(problem)
     if args.duration is not None:
         parse_duration(args.duration, "--duration", bare="s")
     if args.on_event is not None:
         on_event_argv(args.on_event)
+
+
+def _live_only_problem(args: argparse.Namespace) -> str | None:
+    """What a live --video cannot be given: whole mode, --start."""
+    if args.mode == "whole":
+        return (
+            f"--video {describe_target(args.video)} is a live source, which has no end to normalise "
+            "over: use --mode stream (the default for live sources)"
+        )
+    if args.start is not None:
+        return "--start cuts a file or folder; a live source starts now (leave --start out)"
+    return None
+
+
+def _file_only_problem(args: argparse.Namespace) -> str | None:
+    """What a file or folder --video cannot be given: the live flags."""
+    for flag in ("duration", "on_event"):
+        if getattr(args, flag) is not None:
+            return f"--{flag} is for live sources (stream URLs, cameras); --video {args.video} is not one"
+    return None

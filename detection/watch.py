@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import array
 import csv
+import functools
 import json
-import queue
-import subprocess
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -39,9 +37,10 @@ import numpy as np
 from dataset.live import LIVE_SAME_RATE, LiveFrame, LiveReader
 from dataset.resample import rate_note
 from detection.events import Event, EventTracker
+from detection.on_event import OnEventRunner
 from detection.scenes import SceneChange, SceneTracker, background_db
 from errors import FFPError
-from evaluation.video import HeatmapVideoWriter, VmaxEstimator, heatmap_panels, panel_size_for
+from evaluation.video import HeatmapVideoWriter, ScoreStrip, VmaxEstimator, heatmap_panels, panel_size_for
 from inference.runtime import Predictor
 from live_targets import describe_target
 from utils.files import atomic_write_bytes
@@ -49,8 +48,6 @@ from utils.threads import recheck_threads
 
 LIVE_CSV_HEADER = ("frame", "time", "seconds", "psnr", "score", "above_threshold")
 CURVE_SECONDS = 30.0  # the live video's score curve shows this much of the past
-ON_EVENT_TIMEOUT_S = 60.0  # an --on_event command still running after this is killed (and said)
-ON_EVENT_QUEUE = 100  # events waiting for --on_event at most; more are not handed to it (and said)
 LATENCY_SAMPLES = 10_000  # recent frames whose arrival-to-row latency the summary describes
 
 
@@ -106,60 +103,6 @@ class _OpenEvent:
 def iso_time(wall: float) -> str:
     """Unix time (s) -> local ISO 8601 with milliseconds and UTC offset, e.g. '2026-12-03T13:05:01.250+00:00'."""
     return datetime.fromtimestamp(wall).astimezone().isoformat(timespec="milliseconds")
-
-
-class OnEventRunner:
-    """Runs the --on_event command once per event, in order, on its own thread: argv without a shell, the event's
-    JSON on stdin. A failure (non-zero exit, cannot start) or a command still running after ON_EVENT_TIMEOUT_S
-    (killed) is logged and never stops detection; at most ON_EVENT_QUEUE events wait."""
-
-    def __init__(self, argv: tuple[str, ...], log: Callable[[str], None]):
-        self.argv, self.log = argv, log
-        self.ran = self.failed = self.skipped = 0
-        self._queue: queue.Queue = queue.Queue(maxsize=ON_EVENT_QUEUE)
-        self._thread = threading.Thread(target=self._work, name="on-event", daemon=True)
-        self._thread.start()
-
-    def submit(self, event: dict) -> None:
-        """Hand one event to the command (skipped, and said, when ON_EVENT_QUEUE events already wait)."""
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
-            self.skipped += 1
-            self.log(f"--on_event: {ON_EVENT_QUEUE} events already waiting; event {event['event']} not handed over")
-
-    def close(self, wait_s: float = ON_EVENT_TIMEOUT_S) -> None:
-        """Let the waiting events run (at most wait_s seconds in all), then stop the thread."""
-        self._queue.put(None)
-        self._thread.join(timeout=wait_s)
-
-    def _work(self) -> None:
-        while (event := self._queue.get()) is not None:
-            self._run(event)
-
-    def _run(self, event: dict) -> None:
-        name = self.argv[0]
-        try:
-            done = subprocess.run(
-                self.argv,
-                input=(json.dumps(event) + "\n").encode(),  # one line: `tee -a log` keeps events apart
-                capture_output=True,
-                timeout=ON_EVENT_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            self.failed += 1
-            self.log(f"--on_event {name}: running over {ON_EVENT_TIMEOUT_S:g} s, killed (event {event['event']})")
-            return
-        except OSError as exc:
-            self.failed += 1
-            self.log(f"--on_event {name}: cannot run it for event {event['event']}: {exc.strerror or exc}")
-            return
-        self.ran += 1
-        if done.returncode != 0:
-            self.failed += 1
-            last = (done.stderr.decode(errors="replace").strip().splitlines() or [""])[-1]
-            self.log(f"--on_event {name}: exit status {done.returncode} (event {event['event']}) {last}".rstrip())
 
 
 class LiveFiles:
@@ -231,10 +174,12 @@ class LiveFiles:
                 self.settings.fps,
                 vmax=self.vmax,
                 size=self.size,
-                curve_length=max(2, int(CURVE_SECONDS * self.settings.fps)),
-                score_range=self.score_range,
-                threshold=self.settings.threshold,
-                rolling=True,
+                strip=ScoreStrip(
+                    max(2, int(CURVE_SECONDS * self.settings.fps)),
+                    self.score_range,
+                    self.settings.threshold,
+                    rolling=True,
+                ),
             )
         self.video.add(rgb.astype(np.float32) / 255.0, err, score, number=number)
 
@@ -410,21 +355,11 @@ def watch(
     timeline, t, rate_said = _Timeline(settings.fps), settings.in_frames, False
     history: list[LiveFrame] = []
     try:
-        while True:
-            if signum := stopped():
-                result.ended_by, result.signal = f"signal {signum}", signum
-                break
-            if settings.duration_s is not None and time.monotonic() - result.started >= settings.duration_s:
-                result.ended_by = "duration"
-                break
+        while not _time_to_stop(stopped, settings, result):
             frames = reader.take(settings.batch_size, t)
             if threads_line := recheck_threads():
                 log(threads_line)
-            if not rate_said and reader.stats.source_fps() is not None:
-                rate_said = True  # said once, when the source's rate is measured
-                note = rate_note(reader.stats.source_fps(), reader.fps, describe_target(reader.target), LIVE_SAME_RATE)
-                if note:
-                    log(f"note: {note}")
+            rate_said = rate_said or _rate_said(reader, log)
             if frames is None:
                 result.ended_by = "source lost" if reader.error else "source ended"
                 break
@@ -433,7 +368,7 @@ def watch(
             seq = history + frames
             targets = [i for i in range(max(t, len(history)), len(seq)) if seq[i - t].run == seq[i].run]
             if targets:
-                _score_batch(predictor, seq, targets, scorer, settings, files, book, timeline, result)
+                _score_batch(predictor, seq, targets, scorer, book, timeline)
             history = seq[-t:]
         book.finish()
         result.scene_changes = scenes.changes
@@ -443,11 +378,35 @@ def watch(
     return result
 
 
+def _time_to_stop(stopped: Callable[[], int], settings: WatchSettings, result: WatchResult) -> bool:
+    """Whether a signal came (`stopped()`) or --duration passed; says which in `result`."""
+    if signum := stopped():
+        result.ended_by, result.signal = f"signal {signum}", signum
+        return True
+    if settings.duration_s is not None and time.monotonic() - result.started >= settings.duration_s:
+        result.ended_by = "duration"
+        return True
+    return False
+
+
+def _rate_said(reader: LiveReader, log: Callable[[str], None]) -> bool:
+    """Once the source's frame rate is measured, say how it compares with the model's (when it matters); True from
+    then on."""
+    source_fps = reader.stats.source_fps()
+    if source_fps is None:
+        return False
+    note = rate_note(source_fps, reader.fps, describe_target(reader.target), LIVE_SAME_RATE)
+    if note:
+        log(f"note: {note}")
+    return True
+
+
 def _score_batch(
-    predictor: Predictor, seq: list[LiveFrame], targets: list[int], scorer, settings, files, book, timeline, result
+    predictor: Predictor, seq: list[LiveFrame], targets: list[int], scorer: LiveScorer, book: _EventBook, timeline
 ) -> None:
     """Predict the targets of `seq`; the frames the scene tracker scores get their rows, feed events and the video;
     a scene change that settled is emitted."""
+    settings, files, result = book.settings, book.files, book.result
     pred = predictor.targets(np.stack([f.rgb for f in seq]), targets)
     error_maps = pred.error_maps()  # every frame's: its background error tells a change of the whole scene
     frames = [seq[i] for i in targets]
@@ -477,7 +436,7 @@ def _score_batch(
             )
         )
         moment = _Moment(frame.number, frame.seconds, frame.wall, float(scores[j]))
-        book.add(index, moment, frame.rgb, lambda k=k: error_maps[k].copy())
+        book.add(index, moment, frame.rgb, functools.partial(np.copy, error_maps[k]))
         if settings.save_video:
             files.add_video_frame(frame.rgb, error_maps[k], float(scores[j]), frame.number)
         result.numbers.append(frame.number)

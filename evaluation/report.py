@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -211,37 +212,58 @@ def _examples_html(examples: Sequence[Mapping]) -> str:
     return "\n".join(parts)
 
 
-def _report_html(
-    videos,
-    metrics: Mapping | None,
-    meta: Mapping,
-    stems: Mapping[str, str],
-    links: Mapping[str, str],
-    notes: Sequence[str],
-    header: Mapping,
-    examples: Sequence[Mapping],
-    has_history: bool,
-) -> str:
-    """index.html: the run, metrics beside the paper's, protocol, notes, ROC, worst frames, history, per-video
-    table, curves and videos, and the full configuration folded away."""
-    dataset = str(meta.get("dataset", ""))
-    parts = [run_table(header), "<h2>Frame-level metrics</h2>"]
-    if metrics is not None:
-        parts += [_metric_table(metrics, dataset), _protocol(metrics, meta)]
-    else:
-        parts.append(
-            f"<p><b>No AUC</b>: {html.escape(str(meta.get('auc_skipped', 'the test videos have no labels')))}."
-            " Scores, curves and videos below are computed all the same.</p>"
-        )
-    parts += [f"<p>Note: {html.escape(n)}</p>" for n in notes]
-    if metrics is not None:
-        parts.append('<h2>ROC</h2>\n<img src="roc.png" alt="micro ROC curve" width="500">')
-    if examples:
-        parts.append(_examples_html(examples))
-    if has_history:
-        parts.append('<h2>Validation during training</h2>\n<img src="history.png" alt="validation AUC by step">')
+@dataclass(frozen=True)
+class EvalResults:
+    """What evaluation measured on a test set.
+
+    psnr / labels: video -> (N_v,) aligned arrays (first `dropped_frames` frames already removed); labels and
+    metrics are None for an unlabelled test set (no AUC, no ROC). metrics: `compute_metrics` output (plus optional
+    'pixel_auroc'). frame_numbers: video -> (N_v,) source frame numbers of the scored frames (default:
+    dropped_frames + i).
+    """
+
+    psnr: Mapping[str, np.ndarray]
+    labels: Mapping[str, np.ndarray] | None
+    metrics: dict | None
+    frame_numbers: Mapping[str, np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
+class ReportPage:
+    """What the report shows besides the scores.
+
+    meta: run info (config, checkpoint, step, dropped_frames (the config's in_frames), selected_with_test_labels,
+    auc_skipped when there is no AUC, ...), merged into metrics.json (metrics win on a clash). videos: video -> mp4
+    path relative to the report's folder. notes: lines shown on the page and stored in metrics.json (e.g. videos
+    without PSNR spread). header: {label: value} shown at the top (dataset, checkpoint, date, commit, torch, device,
+    times). examples: `worst_frames` entries with their images added ('frame_rgb', 'prediction_rgb' H×W×3 uint8,
+    'error' H×W float squared error). history: the checkpoint's [{'step', 'val_auc'}] validation entries.
+    """
+
+    meta: Mapping
+    videos: Mapping[str, str] | None = None
+    notes: Sequence[str] = ()
+    header: Mapping[str, object] | None = None
+    examples: Sequence[Mapping] = ()
+    history: Sequence[Mapping] = ()
+
+    @property
+    def has_history(self) -> bool:
+        """Whether any validation during training gave an AUC."""
+        return any(h.get("val_auc") is not None for h in self.history)
+
+
+def _no_auc_html(meta: Mapping) -> str:
+    reason = html.escape(str(meta.get("auc_skipped", "the test videos have no labels")))
+    return f"<p><b>No AUC</b>: {reason}. Scores, curves and videos below are computed all the same.</p>"
+
+
+def _per_video_html(
+    videos: Mapping, metrics: Mapping | None, stems: Mapping[str, str], links: Mapping[str, str]
+) -> list[str]:
+    """The per-video table, then each video's score curve and heatmap video."""
     per_video = (metrics or {}).get("per_video_auc", {})
-    parts += [
+    parts = [
         "<h2>Per video</h2>",
         html_table(
             ["video", "scored frames", "abnormal", "padded AUC"],
@@ -264,73 +286,80 @@ def _report_html(
                 f'<br><a href="{rel}">heatmap video of {html.escape(name)} (mp4)</a>'
             )
         parts.append("</figure>")
+    return parts
+
+
+def _report_html(videos, metrics: Mapping | None, page: ReportPage, stems: Mapping[str, str], links: Mapping) -> str:
+    """index.html: the run, metrics beside the paper's, protocol, notes, ROC, worst frames, history, per-video
+    table, curves and videos, and the full configuration folded away."""
+    meta = page.meta
+    dataset = str(meta.get("dataset", ""))
+    parts = [run_table(page.header or {}), "<h2>Frame-level metrics</h2>"]
+    if metrics is not None:
+        parts += [_metric_table(metrics, dataset), _protocol(metrics, meta)]
+    else:
+        parts.append(_no_auc_html(meta))
+    parts += [f"<p>Note: {html.escape(n)}</p>" for n in page.notes]
+    if metrics is not None:
+        parts.append('<h2>ROC</h2>\n<img src="roc.png" alt="micro ROC curve" width="500">')
+    if page.examples:
+        parts.append(_examples_html(page.examples))
+    if page.has_history:
+        parts.append('<h2>Validation during training</h2>\n<img src="history.png" alt="validation AUC by step">')
+    parts += _per_video_html(videos, metrics, stems, links)
     parts.append(meta_block(meta, "Configuration and run details (as in metrics.json)"))
     title = f"Evaluation: {dataset or 'test set'}, {meta.get('checkpoint', 'checkpoint')}"
     return html_page(title, "\n".join(parts))
 
 
-def write_report(
-    out_dir: str | os.PathLike,
-    psnr_by_video: dict[str, np.ndarray],
-    labels_by_video: dict[str, np.ndarray] | None,
-    metrics: dict | None,
-    meta: dict,
-    videos: dict[str, str] | None = None,
-    frame_numbers: dict[str, np.ndarray] | None = None,
-    notes: Sequence[str] = (),
-    header: Mapping[str, object] | None = None,
-    examples: Sequence[Mapping] = (),
-    history: Sequence[Mapping] = (),
-) -> Path:
-    """Write the evaluation report of a test set into `out_dir` (created); returns index.html's path.
-
-    psnr_by_video / labels_by_video: video -> (N_v,) aligned arrays (first `dropped_frames` frames already
-    removed); labels_by_video and metrics are None for an unlabelled test set (no AUC, no ROC; the page
-    says why, from meta['auc_skipped']). metrics: `compute_metrics` output (plus optional 'pixel_auroc');
-    meta: run info (config, checkpoint, step, dropped_frames (the config's in_frames), selected_with_test_labels, ...),
-    merged into metrics.json (metrics win on a clash). videos: video -> mp4 path relative to out_dir.
-    frame_numbers: video -> (N_v,) source frame numbers of the scored frames (default: dropped_frames + i).
-    notes: lines shown on the page and stored in metrics.json (e.g. videos without PSNR spread).
-    header: {label: value} shown at the top (dataset, checkpoint, date, commit, torch, device, times).
-    examples: `worst_frames` entries with their images added ('frame_rgb', 'prediction_rgb' H×W×3 uint8,
-    'error' H×W float squared error). history: the checkpoint's [{'step', 'val_auc'}] validation entries.
-    Files: scores.csv (video,frame,psnr,score,label; unsmoothed paper score), metrics.json, roc.png (labelled),
-    worst_false_alarms.png / worst_misses.png (with examples), history.png (with history), curves/<video>.png,
-    index.html.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    links = checked_video_links(out, videos)
-    offset, sigma = int(meta["dropped_frames"]), float((metrics or {}).get("smooth_sigma", 0.0))
-    data: Mapping[str, tuple[np.ndarray, np.ndarray | None]]
-    if labels_by_video is None:
-        data = {k: (np.asarray(v, dtype=np.float64), None) for k, v in psnr_by_video.items() if len(v)}
-    else:
-        data = aligned_videos(psnr_by_video, labels_by_video)
-    numbers = {k: np.asarray((frame_numbers or {}).get(k, offset + np.arange(len(p)))) for k, (p, _) in data.items()}
-    atomic_write_text(
-        out / "scores.csv", csv_text(["video", "frame", "psnr", "score", "label"], _scores_rows(data, numbers))
-    )
-    atomic_write_text(out / "metrics.json", json_text({**meta, **(metrics or {}), "notes": list(notes)}))
-    if metrics is not None:
+def _plot_all(out: Path, data: Mapping, numbers: Mapping, results: EvalResults, page: ReportPage) -> dict[str, str]:
+    """roc.png, curves/<video>.png, the worst-frame figures and history.png; returns {video: file stem}."""
+    metrics = results.metrics or {}
+    sigma = float(metrics.get("smooth_sigma", 0.0))
+    if results.metrics is not None:
         _plot_roc(out / "roc.png", data, sigma, metrics.get("eer"))
     stems = file_stems(data)
-    per_video = (metrics or {}).get("per_video_auc", {})
+    per_video = metrics.get("per_video_auc", {})
     for name, (psnr, labels) in data.items():
         _plot_video_curve(
             out / "curves" / f"{stems[name]}.png", name, psnr, labels, numbers[name], sigma, per_video.get(name)
         )
-    if examples:
-        vmax = max(float(np.percentile(ex["error"], 99.5)) for ex in examples) or 1e-8
+    if page.examples:
+        vmax = max(float(np.percentile(ex["error"], 99.5)) for ex in page.examples) or 1e-8
         for kind, image in (("false alarm", "worst_false_alarms.png"), ("miss", "worst_misses.png")):
-            chosen = [ex for ex in examples if ex["kind"] == kind]
+            chosen = [ex for ex in page.examples if ex["kind"] == kind]
             if chosen:
                 _plot_examples(out / image, chosen, vmax)
-    has_history = any(h.get("val_auc") is not None for h in history)
-    if has_history:
-        _plot_history(out / "history.png", history)
-    index = out / "index.html"
+    if page.has_history:
+        _plot_history(out / "history.png", page.history)
+    return stems
+
+
+def write_report(out_dir: str | os.PathLike, results: EvalResults, page: ReportPage) -> Path:
+    """Write the evaluation report of a test set into `out_dir` (created); returns index.html's path.
+
+    Files: scores.csv (video,frame,psnr,score,label; unsmoothed paper score), metrics.json, roc.png (labelled),
+    worst_false_alarms.png / worst_misses.png (with examples), history.png (with history), curves/<video>.png,
+    index.html (last). For an unlabelled test set the page says why there is no AUC (meta['auc_skipped']).
+    ValueError for a linked heatmap video that does not exist.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    links = checked_video_links(out, page.videos)
+    offset = int(page.meta["dropped_frames"])
+    data: Mapping[str, tuple[np.ndarray, np.ndarray | None]]
+    if results.labels is None:
+        data = {k: (np.asarray(v, dtype=np.float64), None) for k, v in results.psnr.items() if len(v)}
+    else:
+        data = aligned_videos(results.psnr, results.labels)
+    given = results.frame_numbers or {}
+    numbers = {k: np.asarray(given.get(k, offset + np.arange(len(p)))) for k, (p, _) in data.items()}
     atomic_write_text(
-        index, _report_html(data, metrics, meta, stems, links, notes, header or {}, examples, has_history)
+        out / "scores.csv", csv_text(["video", "frame", "psnr", "score", "label"], _scores_rows(data, numbers))
     )
+    metrics_json = {**page.meta, **(results.metrics or {}), "notes": list(page.notes)}
+    atomic_write_text(out / "metrics.json", json_text(metrics_json))
+    stems = _plot_all(out, data, numbers, results, page)
+    index = out / "index.html"
+    atomic_write_text(index, _report_html(data, results.metrics, page, stems, links))
     return index

@@ -13,6 +13,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -133,6 +134,31 @@ def panel_size_for(size: tuple[int, int]) -> tuple[int, int]:
     return size[0] * scale, size[1] * scale
 
 
+@dataclass(frozen=True)
+class ScoreStrip:
+    """The score curve under a heatmap video's panels.
+
+    curve_length: total frame count, when known, which fixes the curve's x-axis (None: the curve rescales as frames
+    arrive); score_range: (lo, hi) of its y-axis (scores outside are clipped), (0, 1) for min-max scores;
+    threshold: drawn as a red line when given; first_frame: video frame index of the first frame added (e.g. 4 when
+    the first 4 frames have no prediction), used in the frame counter; rolling (a live source): the curve shows the
+    last curve_length frames, so memory stays flat for hours. ValueError for hi <= lo, or rolling without
+    curve_length.
+    """
+
+    curve_length: int | None = None
+    score_range: tuple[float, float] = (0.0, 1.0)
+    threshold: float | None = None
+    first_frame: int = 0
+    rolling: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.score_range[1] > self.score_range[0]:
+            raise ValueError(f"score_range must be (lo, hi) with hi > lo, got {self.score_range}")
+        if self.rolling and not self.curve_length:
+            raise ValueError("rolling=True needs curve_length (the frames the curve shows)")
+
+
 class HeatmapVideoWriter:
     """Context manager writing one mp4 frame per `add` call: H.264 when PyAV has it, else OpenCV 'mp4v'.
 
@@ -140,11 +166,8 @@ class HeatmapVideoWriter:
     an integer factor to at least 192 px high, and a score-curve strip of STRIP_H (100) px below, with the
     score axis's lo and hi labelled at its left and the threshold's value by its line. The heatmap uses
     a fixed `vmax` for the whole video, so equal colours mean equal error in every frame.
-    `size` = (H, W) of the frames and error maps passed to `add`. `curve_length` (total frame count,
-    when known) fixes the curve's x-axis; otherwise the curve rescales as frames arrive. `score_range`
-    (lo, hi) is the curve's y-axis (scores outside are clipped), (0, 1) for min-max scores; a
-    `threshold`, when given, is drawn as a red line. `first_frame`: video frame index of the first frame
-    added (e.g. 4 when the first 4 frames have no prediction), used in the frame counter.
+    `size` = (H, W) of the frames and error maps passed to `add`. `strip`: the score curve's axes, threshold and
+    frame counter (`ScoreStrip`).
     `fps`: frames per second (> 0; 29.97 is kept as 2997/100, not rounded). `codec`: 'h264' (PyAV +
     libx264, yuv420p, moov first: plays in browsers), 'mp4v' (OpenCV MPEG-4 Part 2: desktop players only)
     or None for `video_backend()`, which warns once per process when it has to fall back to 'mp4v'.
@@ -166,29 +189,25 @@ class HeatmapVideoWriter:
         *,
         vmax: float,
         size: tuple[int, int],
-        curve_length: int | None = None,
-        score_range: tuple[float, float] = (0.0, 1.0),
-        threshold: float | None = None,
-        first_frame: int = 0,
+        strip: ScoreStrip = ScoreStrip(),
         codec: str | None = None,
-        rolling: bool = False,
     ):
         if not vmax > 0:
             raise ValueError(f"vmax must be positive, got {vmax}")
-        if not score_range[1] > score_range[0]:
-            raise ValueError(f"score_range must be (lo, hi) with hi > lo, got {score_range}")
-        self.score_range, self.threshold = (float(score_range[0]), float(score_range[1])), threshold
-        self.first_frame = int(first_frame)
-        self.path, self.vmax, self.size, self.curve_length = Path(path), float(vmax), tuple(size), curve_length
+        self.score_range = (float(strip.score_range[0]), float(strip.score_range[1]))
+        self.threshold, self.first_frame, self.curve_length = (
+            strip.threshold,
+            int(strip.first_frame),
+            strip.curve_length,
+        )
+        self.path, self.vmax, self.size = Path(path), float(vmax), tuple(size)
         self.panel_size = panel_size_for((int(size[0]), int(size[1])))
         self.frame_size = (_even(3 * self.panel_size[1]), _even(self.panel_size[0] + STRIP_H))
-        if rolling and not curve_length:
-            raise ValueError("rolling=True needs curve_length (the frames the curve shows)")
-        # rolling (a live source): the curve shows the last curve_length frames, so memory stays flat for hours
-        self._scores: collections.deque[float] = collections.deque(maxlen=curve_length if rolling else None)
-        self._labels: collections.deque[int] = collections.deque(maxlen=curve_length if rolling else None)
+        kept = strip.curve_length if strip.rolling else None
+        self._scores: collections.deque[float] = collections.deque(maxlen=kept)
+        self._labels: collections.deque[int] = collections.deque(maxlen=kept)
         self._count = 0  # frames added
-        self._number = first_frame  # the number the counter shows for the last frame
+        self._number = self.first_frame  # the number the counter shows for the last frame
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
         # A Fraction keeps 29.97 (or 30000/1001) exact in the stream's rate and time base.

@@ -80,14 +80,14 @@ def written_report(tmp_path):
     from helpers import META, fake_dataset, write_heatmap
 
     from evaluation.metrics import compute_metrics
-    from evaluation.report import write_report
+    from evaluation.report import EvalResults, ReportPage, write_report
 
     psnr, labels = fake_dataset()
     metrics = compute_metrics(psnr, labels, smooth_sigma=1.0)
     metrics["pixel_auroc"] = np.float64(0.8)
     out = tmp_path / "report"
     write_heatmap(out / "videos" / "Test001.mp4", labels=labels["Test001"][:7])
-    index = write_report(out, psnr, labels, metrics, META, videos={"Test001": "videos/Test001.mp4"})
+    index = write_report(out, EvalResults(psnr, labels, metrics), ReportPage(META, {"Test001": "videos/Test001.mp4"}))
     return out, index, psnr, metrics
 
 

@@ -312,11 +312,11 @@ def leftovers(folder: Path) -> list[Path]:
 
 def write_heatmap(path: Path, n: int = 7, size=(32, 48), labels=None):
     """A small heatmap video of `n` random frames (scores 0..1), as the report tests link it."""
-    from evaluation.video import HeatmapVideoWriter, choose_vmax
+    from evaluation.video import HeatmapVideoWriter, ScoreStrip, choose_vmax
 
     rng = np.random.default_rng(0)
     errs = [rng.random(size) * 0.02 for _ in range(n)]
-    with HeatmapVideoWriter(path, fps=10, vmax=choose_vmax(errs), size=size, curve_length=n) as writer:
+    with HeatmapVideoWriter(path, fps=10, vmax=choose_vmax(errs), size=size, strip=ScoreStrip(n)) as writer:
         for i, err in enumerate(errs):
             frame = np.repeat(rng.random(size)[..., None], 3, axis=2)
             writer.add(frame, err, score=i / max(n - 1, 1), label=None if labels is None else labels[i])

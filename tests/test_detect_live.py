@@ -21,10 +21,10 @@ from live_server import MjpegServer, SilentServer, push_mpegts
 import detect
 from dataset.live import FrameClock, ReaderStats
 from dataset.resample import Resampler
-from detection import watch
+from detection import on_event
 from detection.events import Event, EventTracker, merge_events
 from errors import FFPError
-from evaluation.video import HeatmapVideoWriter
+from evaluation.video import HeatmapVideoWriter, ScoreStrip
 from live_targets import live_target
 
 SHIPPED = ROOT / "weights" / "ped2_cpu.pth"
@@ -324,13 +324,13 @@ def test_frame_clock_trusts_real_timestamps_only():
 
 
 def test_on_event_failures_and_slowness_are_logged_and_never_stop_anything(tmp_path, monkeypatch):
-    monkeypatch.setattr(watch, "ON_EVENT_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(on_event, "ON_EVENT_TIMEOUT_S", 0.5)
     lines: list[str] = []
     fails = (sys.executable, "-c", "import sys; sys.exit('no route to the alarm panel')")
-    failing = watch.OnEventRunner(fails, lines.append)
+    failing = on_event.OnEventRunner(fails, lines.append)
     failing.submit({"event": 1})
     failing.close()
-    slow = watch.OnEventRunner((sys.executable, "-c", "import time; time.sleep(30)"), lines.append)
+    slow = on_event.OnEventRunner((sys.executable, "-c", "import time; time.sleep(30)"), lines.append)
     slow.submit({"event": 2})
     slow.close()
     assert lines == [
@@ -342,7 +342,7 @@ def test_on_event_failures_and_slowness_are_logged_and_never_stop_anything(tmp_p
 
 def test_rolling_video_curve_keeps_memory_flat(tmp_path):
     with HeatmapVideoWriter(
-        tmp_path / "v.mp4", 10.0, vmax=1.0, size=(32, 48), curve_length=20, rolling=True, codec="mp4v"
+        tmp_path / "v.mp4", 10.0, vmax=1.0, size=(32, 48), strip=ScoreStrip(20, rolling=True), codec="mp4v"
     ) as writer:
         for i in range(60):
             writer.add(np.zeros((32, 48, 3)), np.zeros((32, 48)), float(i), number=1000 + i)

@@ -10,13 +10,22 @@ import numpy as np
 import pytest
 from helpers import leftovers, page_links, write_heatmap
 
-from detection.report import DETECT_CSV_HEADER, detect_caveats, detect_csv_rows, write_detect_report
+from detection.report import (
+    DETECT_CSV_HEADER,
+    DetectPage,
+    ScoredFrames,
+    detect_caveats,
+    detect_csv_rows,
+    write_detect_report,
+)
 
 
 def test_detect_report(tmp_path):
     frames = np.arange(4, 14)
     scores = np.array([0.1, 0.2, 0.9, 0.95, 0.3, 0.2, 0.1, 0.8, 0.1, 0.1])
-    index = write_detect_report(tmp_path, frames, 30 - 10 * scores, scores, 0.5, {"video": "clip.avi"})
+    index = write_detect_report(
+        tmp_path, ScoredFrames(frames, 30 - 10 * scores, scores, 0.5), DetectPage({"video": "clip.avi"})
+    )
     with open(tmp_path / "scores.csv", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["frame", "psnr", "score", "above_threshold"] and len(rows) == 11
@@ -36,7 +45,7 @@ def test_alarm_intervals_never_span_frames_that_did_not_decode(tmp_path):
     frames = np.concatenate([np.arange(10, 20), np.arange(30, 40)])
     scores = np.zeros(len(frames))
     scores[[8, 9, 10, 11]] = 1.0  # frames 18, 19, 30, 31
-    write_detect_report(tmp_path, frames, 30 - scores, scores, 0.5, {})
+    write_detect_report(tmp_path, ScoredFrames(frames, 30 - scores, scores, 0.5), DetectPage({}))
     assert json.loads((tmp_path / "summary.json").read_text())["alarm_intervals"] == [[18, 19], [30, 31]]
     assert "18-19, 30-31" in (tmp_path / "alarms.txt").read_text()
 
@@ -49,12 +58,16 @@ def test_detect_report_with_streamed_csv_and_video(tmp_path):
         writer.writerows(detect_csv_rows(frames, 30 - scores, scores, 3.0))
     streamed = (tmp_path / "scores.csv").read_text()
     write_heatmap(tmp_path / "heatmap.mp4")
-    index = write_detect_report(tmp_path, frames, 30 - scores, scores, 3.0, {}, csv_written=True, video="heatmap.mp4")
+    index = write_detect_report(
+        tmp_path, ScoredFrames(frames, 30 - scores, scores, 3.0), DetectPage({}, csv_written=True, video="heatmap.mp4")
+    )
     assert (tmp_path / "scores.csv").read_text() == streamed  # kept, not rewritten
     assert "heatmap.mp4" in page_links(index)
     assert "6-7, 9-9" in (tmp_path / "alarms.txt").read_text()
     with pytest.raises(ValueError, match="expected an existing file"):
-        write_detect_report(tmp_path, frames, 30 - scores, scores, 3.0, {}, video="missing.mp4")
+        write_detect_report(
+            tmp_path, ScoredFrames(frames, 30 - scores, scores, 3.0), DetectPage({}, video="missing.mp4")
+        )
 
 
 def test_whole_mode_caveat_is_about_the_clip_and_names_its_psnr_span():

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from helpers import chromium_args, chromium_path, chromium_probe, with_probe
 
-from evaluation.video import HeatmapVideoWriter, choose_vmax, video_backend
+from evaluation.video import HeatmapVideoWriter, ScoreStrip, choose_vmax, video_backend
 
 FRAMES, SIZE = 20, (64, 96)
 
@@ -24,7 +24,7 @@ def _heatmap_video(path, fps: float, codec: str | None) -> HeatmapVideoWriter:
     rng = np.random.default_rng(0)
     errs = [rng.random(SIZE) * 0.02 for _ in range(FRAMES)]
     with HeatmapVideoWriter(
-        path, fps, vmax=choose_vmax(errs), size=SIZE, curve_length=FRAMES, threshold=0.5, codec=codec
+        path, fps, vmax=choose_vmax(errs), size=SIZE, strip=ScoreStrip(FRAMES, threshold=0.5), codec=codec
     ) as writer:
         for i, err in enumerate(errs):
             writer.add(rng.random((*SIZE, 3)), err, score=i / (FRAMES - 1), label=int(i >= 10))

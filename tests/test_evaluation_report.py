@@ -20,7 +20,7 @@ from cli import Terminated, _raise_terminated
 from errors import FFPError
 from evaluation.metrics import aligned_videos, compute_metrics, video_scores
 from evaluation.pages import StagedResult
-from evaluation.report import write_report
+from evaluation.report import EvalResults, ReportPage, write_report
 
 # ----------------------------------------------------------------------------- labelled report
 
@@ -120,16 +120,10 @@ def test_header_paper_column_examples_and_history(tmp_path):
     numbers = {k: 4 + np.arange(len(p)) for k, (p, _) in data.items()}
     header = {"dataset": "ped2", "git commit": "abc123", "torch": "2.x", "evaluation time": "5s"}
     history = [{"step": 500, "val_auc": 0.8}, {"step": 1000, "val_auc": 0.9}]
-    index = write_report(
-        tmp_path,
-        psnr,
-        labels,
-        metrics,
-        {**META, "dataset": "ped2"},
-        header=header,
-        examples=fake_examples(psnr, labels, numbers),
-        history=history,
+    page = ReportPage(
+        {**META, "dataset": "ped2"}, header=header, examples=fake_examples(psnr, labels, numbers), history=history
     )
+    index = write_report(tmp_path, EvalResults(psnr, labels, metrics), page)
     page = index.read_text()
     top = page.split("Frame-level metrics")[0]
     for label, value in header.items():
@@ -137,14 +131,19 @@ def test_header_paper_column_examples_and_history(tmp_path):
     assert f"<td class=num>{report.PAPER_MICRO_AUC['ped2']:.3f}</td>" in page
     for image in ("worst_false_alarms.png", "worst_misses.png", "history.png"):
         assert (tmp_path / image).stat().st_size > 0 and f'src="{image}"' in page
-    no_history = write_report(tmp_path / "b", psnr, labels, metrics, META, history=[{"step": 5, "val_auc": None}])
+    page = ReportPage(META, history=[{"step": 5, "val_auc": None}])
+    no_history = write_report(tmp_path / "b", EvalResults(psnr, labels, metrics), page)
     assert "history.png" not in no_history.read_text() and not (tmp_path / "b" / "history.png").exists()
 
 
 def test_missing_video_link_rejected(tmp_path):
     psnr, labels = fake_dataset()
     with pytest.raises(ValueError, match="heatmap"):
-        write_report(tmp_path, psnr, labels, compute_metrics(psnr, labels), META, videos={"Test001": "nope.mp4"})
+        write_report(
+            tmp_path,
+            EvalResults(psnr, labels, compute_metrics(psnr, labels)),
+            ReportPage(META, {"Test001": "nope.mp4"}),
+        )
 
 
 def test_failure_leaves_no_index_or_temp_files(tmp_path, monkeypatch):
@@ -155,7 +154,7 @@ def test_failure_leaves_no_index_or_temp_files(tmp_path, monkeypatch):
 
     monkeypatch.setattr(report, "_plot_video_curve", broken)
     with pytest.raises(RuntimeError):
-        write_report(tmp_path, psnr, labels, compute_metrics(psnr, labels), META)
+        write_report(tmp_path, EvalResults(psnr, labels, compute_metrics(psnr, labels)), ReportPage(META))
     assert not (tmp_path / "index.html").exists()
     assert leftovers(tmp_path) == []
 

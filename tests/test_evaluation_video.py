@@ -14,7 +14,7 @@ from helpers import count_frames, leftovers, write_heatmap
 import evaluation.video as video
 import evaluation.video_sinks as video_sinks
 from errors import FFPError
-from evaluation.video import STRIP_H, HeatmapVideoWriter, VmaxEstimator, choose_vmax, video_backend
+from evaluation.video import STRIP_H, HeatmapVideoWriter, ScoreStrip, VmaxEstimator, choose_vmax, video_backend
 
 needs_h264 = pytest.mark.skipif(video_backend() != "h264", reason="PyAV with libx264 is not installed (pip install av)")
 
@@ -67,13 +67,11 @@ def test_vmax_estimator_bounded_and_close_to_exact():
 
 def test_heatmap_writer_score_range_threshold_first_frame(tmp_path):
     path = tmp_path / "z.mp4"
-    with HeatmapVideoWriter(
-        path, vmax=0.01, size=(32, 48), curve_length=5, score_range=(-2.0, 8.0), threshold=3.0, first_frame=4
-    ) as writer:
+    with HeatmapVideoWriter(path, vmax=0.01, size=(32, 48), strip=ScoreStrip(5, (-2.0, 8.0), 3.0, 4)) as writer:
         writer.add_batch(np.zeros((5, 32, 48, 3), np.uint8), np.zeros((5, 32, 48)), [-1.0, 0.0, 2.0, 5.0, 9.0])
     assert count_frames(path)[0] == 5
     with pytest.raises(ValueError, match="score_range"):
-        HeatmapVideoWriter(tmp_path / "bad.mp4", vmax=0.01, size=(32, 48), score_range=(1.0, 1.0))
+        HeatmapVideoWriter(tmp_path / "bad.mp4", vmax=0.01, size=(32, 48), strip=ScoreStrip(score_range=(1.0, 1.0)))
 
 
 # ----------------------------------------------------------------------------- codec: H.264 for browsers

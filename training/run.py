@@ -25,7 +25,8 @@ from training.resume import RunState, Start, upgrade_notes
 from training.runlog import RunLock, RunLog, RunTraces, remove_stale_temp_files
 from training.step import Nets, split_clip
 from utils.files import atomic_write_text, check_writable
-from utils.progress import Progress
+from utils.progress import PlainLines, Progress
+from utils.threads import recheck_threads
 
 
 @dataclass(frozen=True)
@@ -332,3 +333,11 @@ def flow_weight_notes(cfg: Config, flow_name: str) -> list[str]:
             f"FlowNet-SD is {DATASET_DEFAULTS['ped2']['lambda_op']} (Ped2)"
         )
     return notes
+
+
+def step_progress(cfg: Config, step: int, is_main: bool) -> Progress:
+    """The training loop's progress display, from `step` to cfg.iters: shown by rank 0 (a line every log_interval
+    steps without a terminal). Every rank re-checks its torch threads at each step (`recheck_threads`, --threads 0:
+    auto); rank 0 says when the count changed."""
+    lines = PlainLines(cfg.log_interval)
+    return Progress(cfg.iters, "train", "step", step, lines, enabled=is_main, on_update=recheck_threads)

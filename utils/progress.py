@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
 def duration_text(seconds: float) -> str:
@@ -13,13 +14,22 @@ def duration_text(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else (f"{minutes}m{secs:02d}s" if minutes else f"{secs}s")
 
 
+@dataclass(frozen=True)
+class PlainLines:
+    """How often a Progress without a terminal prints its line: every `every` units, at most once per
+    `min_interval_s` seconds (and at the end)."""
+
+    every: int = 1
+    min_interval_s: float = 10.0
+
+
 class Progress:
     """Progress that suits where output goes: a tqdm bar on a terminal, plain lines in a log file.
 
     When stdout is not a terminal (`nohup`, a cluster job, `> log 2>&1`) a bar prints nothing useful, so a
-    line `desc: n/total (p%), rate unit/s, ETA …, k=v …` goes to stdout every `every` units, at most one per
-    `min_interval_s` seconds, and at the end. `write` prints a line either way without breaking the bar.
-    on_update: called at every update, also when the display is disabled (DDP ranks other than 0).
+    line `desc: n/total (p%), rate unit/s, ETA …, k=v …` goes to stdout as often as `lines` says (`PlainLines`).
+    `write` prints a line either way without breaking the bar. on_update: called at every update, also when the
+    display is disabled (DDP ranks other than 0).
     """
 
     def __init__(
@@ -28,8 +38,7 @@ class Progress:
         desc: str,
         unit: str = "it",
         initial: int = 0,
-        every: int = 1,
-        min_interval_s: float = 10.0,
+        lines: PlainLines = PlainLines(),
         enabled: bool = True,
         on_update: Callable[[], str | None] | None = None,
     ):
@@ -38,8 +47,8 @@ class Progress:
 
         from tqdm import tqdm
 
-        self.total, self.desc, self.unit, self.n, self.every = total, desc, unit, initial, max(1, every)
-        self.enabled, self.min_interval_s, self._clock = enabled, min_interval_s, time.monotonic
+        self.total, self.desc, self.unit, self.n, self.every = total, desc, unit, initial, max(1, lines.every)
+        self.enabled, self.min_interval_s, self._clock = enabled, lines.min_interval_s, time.monotonic
         self.postfix: dict = {}
         self.on_update = on_update
         self._start, self._start_n = self._clock(), initial
