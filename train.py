@@ -56,7 +56,7 @@ import torch
 
 from cli import StopRequest
 from config import STATS_WINDOWS
-from dataset import TrainWindows, prepare_dataset, scored_labels, train_loader, training_videos
+from dataset import TrainWindows, labels_by_number, prepare_dataset, train_loader, training_videos
 from dataset.resample import footage_fps
 from errors import FFPError
 from evaluation.metrics import compute_metrics
@@ -98,12 +98,13 @@ def validate_auc(nets: Nets, cfg: Config, files, device: torch.device, stop: Sto
     """Paper-protocol micro-AUC on the test set (test labels: for monitoring and 'best' only); None when a
     stop was requested while it ran."""
     try:
-        psnr = score_videos(nets.g, files.test, cfg, device, cancel=lambda: bool(stop.signum))
+        psnr, numbers = score_videos(nets.g, files.test, cfg, device, cancel=lambda: bool(stop.signum))
     except Cancelled:
         return None
     finally:
         nets.g.train()
-    return compute_metrics(psnr, scored_labels(files.test, cfg.in_frames))["micro_auc"]
+    labels = {v.name: labels_by_number(v, numbers[v.name]) for v in files.test}  # paired by frame number
+    return compute_metrics(psnr, labels)["micro_auc"]
 
 
 def psnr_stats(nets: Nets, videos: list, cfg: Config, device: torch.device, stop: StopRequest) -> dict | None:

@@ -18,6 +18,7 @@ from torch import nn
 from checkpoint import load_state_strict
 from config import STATS_WINDOWS
 from dataset import Video, to_network_range, video_frame_batches
+from dataset.resample import continuity
 from errors import FFPError
 from evaluation.scores import error_map, psnr_per_frame
 from inference.runtime import Predictions, cpu_micro_batch
@@ -176,30 +177,50 @@ def predict_video_psnr(
     device: torch.device,
     cancel: Callable[[], bool] | None = None,
 ) -> np.ndarray:
-    """PSNR (dB) of every predicted frame of one video, (n_frames − in_frames,) float32 (frame in_frames first)."""
+    """PSNR (dB) of every predicted frame of one video, (n_frames − in_frames,) float32 (frame in_frames first),
+    windows across breaks included: the raw pass bench/eval_speed.py times; scores come from `scored_psnr`."""
     chunks = [p.psnr for p in iter_predictions(generator, frame_batches, in_frames, device, cancel)]
     if not chunks:
         return np.zeros(0, dtype=np.float32)
     return torch.cat(chunks).float().cpu().numpy()
 
 
-def score_videos(
+def scored_psnr(
     generator: nn.Module,
-    videos: list,
+    video: Video,
     cfg,
     device: torch.device,
     batch_size: int | None = None,
     cancel: Callable[[], bool] | None = None,
-) -> dict[str, np.ndarray]:
-    """{video name: PSNR per predicted frame} for a list of `dataset.Video`, each frame decoded once.
+) -> tuple[np.ndarray, np.ndarray]:
+    """(PSNR (N,) float32 dB, frame numbers (N,) int64) of the frames of `video` whose window spans no break, in
+    order: the rule of training windows, eval.py, detect.py and the live loop (dataset.resample.continuity: a
+    missing frame number, or a hole in a video file's time). A video without breaks scores every frame after its
+    first in_frames. Raises Cancelled as soon as `cancel()` is true (checked before every batch)."""
+    batches = video_frame_batches(video, cfg, batch_size or cfg.eval_batch_size)
+    rule = continuity(video, None)
+    psnr, numbers = [np.zeros(0, np.float32)], [np.zeros(0, np.int64)]
+    for pred in iter_predictions(generator, batches, cfg.in_frames, device, cancel):
+        first, count = pred.first_index, len(pred.psnr)
+        ok = rule.scorable(batches, first, count, cfg.in_frames)
+        psnr.append(pred.psnr.float().cpu().numpy()[ok])
+        numbers.append(np.asarray(batches.numbers[first : first + count], dtype=np.int64)[ok])
+    return np.concatenate(psnr), np.concatenate(numbers)
 
-    Raises Cancelled as soon as `cancel()` is true (checked before every batch)."""
-    batch_size = batch_size or cfg.eval_batch_size
+
+def score_videos(
+    generator: nn.Module,
+    videos: list[Video],
+    cfg,
+    device: torch.device,
+    batch_size: int | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """({video name: PSNR}, {video name: frame numbers}) of the scored frames of each video (`scored_psnr`), each
+    frame decoded once. Raises Cancelled as soon as `cancel()` is true (checked before every batch)."""
     generator.eval()
-    return {
-        v.name: predict_video_psnr(generator, video_frame_batches(v, cfg, batch_size), cfg.in_frames, device, cancel)
-        for v in videos
-    }
+    scored = {v.name: scored_psnr(generator, v, cfg, device, batch_size, cancel) for v in videos}
+    return {k: p for k, (p, _) in scored.items()}, {k: n for k, (_, n) in scored.items()}
 
 
 def training_psnr_stats(
@@ -215,7 +236,8 @@ def training_psnr_stats(
 
     Stored in checkpoints as state['psnr_stats'] so an unlabelled stream can be normalised without seeing
     its future (score = (mean - psnr) / std). Uses the first ceil(max_windows / len(videos)) windows of
-    every training video (contiguous, so each frame is decoded once), at most `max_windows` in total.
+    every training video (contiguous, so each frame is decoded once; none spanning a break, `scored_psnr`), at most
+    `max_windows` in total.
     The generator is run in eval mode and put back in the mode it was in.
     Returns {'mean': float dB, 'std': float dB (population), 'n': int windows}; FFPError when no video
     has a full window; Cancelled when `cancel()` turns true.
@@ -226,8 +248,8 @@ def training_psnr_stats(
     chunks = []
     try:
         for v in videos:
-            batches = video_frame_batches(v.head(per_video + cfg.in_frames), cfg, batch_size or cfg.eval_batch_size)
-            chunks.append(predict_video_psnr(generator, batches, cfg.in_frames, device, cancel))
+            head = v.head(per_video + cfg.in_frames)
+            chunks.append(scored_psnr(generator, head, cfg, device, batch_size, cancel)[0])
     finally:
         generator.train(was_training)
     psnr = np.concatenate(chunks or [np.zeros(0)]).astype(np.float64)[:max_windows]

@@ -80,7 +80,9 @@ class Predictor(Protocol):
 
     def stream(self, batches: Any) -> Iterator[Predictions]:
         """Slide a (T+1)-frame window over `batches` (from `batches`) and predict every target: one Predictions per
-        batch that completes at least one window, first_index counting frames of the whole stream."""
+        batch that completes at least one window, first_index counting frames of the whole stream. Windows are not
+        checked for breaks here: every caller keeps only the targets whose window spans none, by one rule
+        (dataset.resample.Continuity.scorable: eval.py, detect.py, inference.predict.scored_psnr)."""
         ...
 
     def targets(self, frames: np.ndarray, targets: list[int]) -> Predictions:

@@ -39,7 +39,7 @@ def shipped_psnr(data_root: Path) -> dict[str, list[float]]:
     cfg = Config.from_dict(state["config"])
     generator = generator_from_state(state, cfg, torch.device("cpu"), str(SHIPPED))
     clips = [v.head(N_FRAMES) for v in find_dataset(data_root, "ped2").test if v.name in VIDEOS]
-    psnr = score_videos(generator, clips, cfg, torch.device("cpu"))
+    psnr, _ = score_videos(generator, clips, cfg, torch.device("cpu"))
     return {name: [round(float(x), 4) for x in values] for name, values in psnr.items()}
 
 

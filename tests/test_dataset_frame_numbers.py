@@ -92,6 +92,23 @@ def test_training_windows_never_span_a_gap(tmp_path):
     assert windows.index[:, 1].tolist() == [0, 1, 2, 3, 4, 5] + [10, 11, 12, 13, 14]  # 5-frame windows
 
 
+def test_validation_and_training_statistics_skip_windows_across_a_gap(tmp_path):
+    """One rule for windows across a gap: what training refuses, validation and the PSNR statistics skip too."""
+    import torch
+
+    from inference.predict import score_videos, training_psnr_stats
+    from model import Generator
+
+    fl.write_frame_folder(tmp_path / "01", [k for k in range(20) if k != 10])  # 0-based, frame 10 missing
+    video = Video("01", open_source(tmp_path / "01"))
+    cfg = build_config("synthetic", "tiny", {"height": 32, "width": 48, "eval_batch_size": 3})
+    generator = Generator(cfg.in_frames, cfg.g_widths)
+    psnr, numbers = score_videos(generator, [video], cfg, torch.device("cpu"))
+    assert numbers["01"].tolist() == [4, 5, 6, 7, 8, 9, 15, 16, 17, 18, 19]  # 11..14 would see frame 10's hole
+    assert len(psnr["01"]) == 11 and np.isfinite(psnr["01"]).all()
+    assert training_psnr_stats(generator, [video], cfg, torch.device("cpu"), max_windows=100)["n"] == 11
+
+
 def test_real_ped2_keeps_todays_numbers_and_labels(shared_data):
     """Ped2's 001.jpg..180.jpg are frames 0..179, and its labels pair with them as they always did."""
     files = find_dataset(shared_data, "ped2")
