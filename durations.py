@@ -65,7 +65,7 @@ def parse_duration(text: str, flag: str, *, bare: str = "frames", zero: bool = F
 
 
 def _expected(bare: str, zero: bool) -> str:
-    amount = "0 or more" if zero else "a positive number of"
     if bare == "s":
         return f"{'0 or a' if zero else 'a positive'} duration ('90s', '30m', '8h')"
+    amount = "0 or more" if zero else "a positive number of"
     return f"{amount} frames ('5', '5f') or seconds ('0.5s', '2m')"

@@ -60,16 +60,16 @@ def prepare_dataset(cfg: Config, split: str = "train") -> DatasetFiles:
 
         ensure_synthetic(cfg.data_root, seed=0)
     files = find_dataset(cfg.data_root, cfg.dataset, split=split)
-    window = cfg.in_frames + 1
-    check_lengths([v for v in files.train if isinstance(v.source, FrameFolder)] + files.test, window, cfg.in_frames)
+    for video in [v for v in files.train if isinstance(v.source, FrameFolder)] + files.test:
+        check_length(video, len(video), cfg.in_frames)
     return files
 
 
-def check_lengths(videos: list[Video], window: int, in_frames: int) -> None:
-    """FFPError naming the first video shorter than one window (in_frames + the predicted frame)."""
-    for video in videos:
-        if len(video) < window:
-            raise FFPError(
-                f"{video.where} has {len(video)} frames, shorter than the {window}-frame window "
-                f"(--in_frames {in_frames} + the predicted frame)"
-            )
+def check_length(video: Video, n_frames: int, in_frames: int, cut: str = "") -> None:
+    """FFPError naming `video` when its `n_frames` frames (those it has, or those `cut` leaves, e.g. ' before
+    --train_until 40s') are fewer than one window: in_frames + the predicted frame."""
+    if n_frames < in_frames + 1:
+        raise FFPError(
+            f"{video.where} has {n_frames} frames{cut}, shorter than the {in_frames + 1}-frame window "
+            f"(--in_frames {in_frames} + the predicted frame)"
+        )

@@ -17,11 +17,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from config import Config
-from errors import FFPError
 from utils.progress import PlainLines, Progress
 
 from .folders import FrameFolder
 from .frame_cache import extracted_frames
+from .prepare import check_length
 from .types import Video
 from .videos import VideoFile
 from .workers import data_workers, leave_interrupts_to_main
@@ -115,13 +115,9 @@ class TrainWindows(Dataset):
         self.window = cfg.in_frames + 1
         self.videos = videos
         self.store = FrameStore(videos, cfg)
+        cut = f" before --train_until {cfg.train_until}" if cfg.train_until not in (None, "") else ""
         for video, n in zip(videos, self.store.lengths):
-            if n < self.window:
-                cut = f" before --train_until {cfg.train_until}" if cfg.train_until not in (None, "") else ""
-                raise FFPError(
-                    f"{video.where} has {n} frames{cut}, shorter than the {self.window}-frame window "
-                    f"(--in_frames {cfg.in_frames} + the predicted frame)"
-                )
+            check_length(video, n, cfg.in_frames, cut)
         self.index = np.array(
             [(v, s) for v, numbers in enumerate(self.store.numbers) for s in window_starts(numbers, self.window)],
             dtype=np.int64,

@@ -27,7 +27,7 @@ from detection.report import (
 )
 from detection.scenes import background_db
 from durations import parse_duration
-from errors import FFPError
+from errors import FFPError, write_error
 from evaluation.scores import flat_videos_note
 from evaluation.video import HeatmapVideoWriter, ScoreStrip, VmaxEstimator
 from inference.runtime import Predictor
@@ -175,7 +175,7 @@ def _csv_rows(path: Path | None):
             rows([DETECT_CSV_HEADER])
             yield rows
     except OSError as exc:
-        raise FFPError(f"cannot write {exc.filename or path}: {exc.strerror or exc}") from None
+        raise write_error(exc, path) from None
 
 
 def write_heatmap_video(job: FileJob, inp: Input, scored: Scored, scores: np.ndarray, vmax: float) -> None:

@@ -39,7 +39,7 @@ from dataset.resample import rate_note
 from detection.events import Event, EventTracker
 from detection.on_event import OnEventRunner
 from detection.scenes import SceneChange, SceneTracker, background_db
-from errors import FFPError
+from errors import write_error
 from evaluation.video import HeatmapVideoWriter, ScoreStrip, VmaxEstimator, heatmap_panels, panel_size_for
 from inference.runtime import Predictor
 from live_targets import describe_target
@@ -126,7 +126,7 @@ class LiveFiles:
             self._events_file = open(self.out / "events.jsonl", "w")
             (self.out / "events").mkdir(exist_ok=True)
         except OSError as exc:
-            raise FFPError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None
+            raise write_error(exc) from None
         self._csv = csv.writer(self._csv_file, lineterminator="\n")
         self.rows([LIVE_CSV_HEADER])
         return self
@@ -146,7 +146,7 @@ class LiveFiles:
         try:
             write()
         except OSError as exc:
-            raise FFPError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise write_error(exc, path) from None
 
     def rows(self, rows) -> None:
         """Append scores.csv rows and flush them (a reader tailing the file sees each batch at once)."""
