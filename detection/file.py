@@ -178,9 +178,10 @@ def _csv_rows(path: Path | None):
         raise write_error(exc, path) from None
 
 
-def write_heatmap_video(job: FileJob, inp: Input, scored: Scored, scores: np.ndarray, vmax: float) -> None:
+def heatmap_video_pass(job: FileJob, inp: Input, scored: Scored, scores: np.ndarray, vmax: float) -> None:
     """Pass 2 of --save_video: predict again batch by batch and append each scored frame to out/heatmap.mp4 (scores:
-    the scored frames' (N,) scores; vmax: the error maps' colour scale)."""
+    the scored frames' (N,) scores; vmax: the error maps' colour scale). A file may be hours long, so nothing is kept
+    from pass 1; eval.py's test videos are short, and it writes their videos from frames kept in memory."""
     by_number = dict(zip(scored.numbers.tolist(), range(len(scored.numbers))))
     batches = job.batches(inp)
     with HeatmapVideoWriter(
@@ -279,7 +280,7 @@ def _report(
     video = None
     if vmax is not None and len(scored.psnr) and not scored.interrupted:
         video = "heatmap.mp4"
-        write_heatmap_video(job, inp, scored, scores, vmax.value())
+        heatmap_video_pass(job, inp, scored, scores, vmax.value())
     if "run" in meta:  # the report's header: how long scoring (and the heatmap video) took
         meta["run"] = {**meta["run"], "scoring time": duration_text(time.monotonic() - started)}
     meta.update(pass_meta(scored, norm, notes + problems))
