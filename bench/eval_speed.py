@@ -4,8 +4,9 @@ the machine's measured convolution throughput that the project's path reaches.
     python bench/eval_speed.py                                  # both sizes on CPU (a few minutes on 2 cores)
     python bench/eval_speed.py --sizes paper --device cuda --amp
 
-Project path (what eval.py runs): inference.predict.predict_video_psnr fed by dataset.video_frame_batches:
-every frame decoded once by DataLoader workers, windows built on the device, one host sync per video.
+Project path (the prediction pass under eval.py's scoring): inference.predict.predict_video_psnr fed by
+dataset.video_frame_batches: every frame decoded once by DataLoader workers, windows built on the device, one host
+sync per video.
 Naive loop (written here): batch 1, five cv2.imread+resize per window, `.item()` per frame, fp32 NCHW
 (also with --amp, which autocasts the project's path to bf16 and measures the ceiling in bf16).
 Both use the same generator weights (official init; speed does not depend on the values), the same frames

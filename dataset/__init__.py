@@ -12,9 +12,9 @@ Modules, lowest layer first (no module imports one listed after it):
   `label_files` (every label format), `labels` (where labels are looked for), `masks` (pixel masks; where they
   are looked for), `layouts` (the table of dataset layouts; finding a dataset), `prepare` (a run's data set-up);
 - serving frames: `workers` (DataLoader workers), `frame_cache` (video files extracted once for random access),
-  `windows` (training windows and their seeded order), `streaming` (a test video's frames in order),
-  `array_batches` (a video's frames as NumPy batches, for ONNX Runtime), `resample` (frame rate and breaks in
-  time), `live` (a stream or camera read by a thread).
+  `windows` (training windows and their seeded order), `array_batches` (a video's frames as NumPy batches, for
+  ONNX Runtime), `streaming` (a test video's frames in order), `resample` (frame rate and breaks in time), `live`
+  (a stream or camera read by a thread).
 What callers outside this package use is exported here; everything else is internal.
 The torch-based modules (`streaming`, `windows`, `workers`) load on first use, so that detecting with an ONNX model
 never imports torch.

@@ -181,7 +181,7 @@ def attach_labels(files: DatasetFiles, places: tuple[LabelPlace, ...] = LABEL_PL
 
     A video's labels are (video.frame_span(),) int64 0/1, indexed by frame number: a label per frame of its
     numbering, so a folder with missing files (or a file with damaged frames) keeps the labels of the frames it has
-    at their numbers (`layouts.scored_labels` pairs them by number). Pixel masks must be attached first (they are
+    at their numbers (`types.scored_labels` pairs them by number). Pixel masks must be attached first (they are
     the last place). FFPError naming the file and the video for any count, name or value that does not check.
     Every other place found is read too and compared (`disagreement`): where it differs, or cannot be read, a
     note in files.notes says so; the labels used stay those of the first place.

@@ -1,7 +1,7 @@
 """Live sources (a stream URL or a camera), read by a thread, resampled to the model's frame rate.
 
     target = live_target("http://127.0.0.1:8099/stream.mjpg")   # or "rtsp://…", "0", "/dev/video0"; None: a path
-    with LiveReader(target, height=256, width=256, fps=10.0, retry=RetryPolicy()) as reader:
+    with LiveReader(target, ReaderSettings(height=256, width=256, fps=10.0), RetryPolicy()) as reader:
         while (frames := reader.take(max_batch=8, history=4)) is not None:   # [] when none came within 0.5 s
             ...                                     # LiveFrames at the model's rate; a new `run` marks a break
 

@@ -175,7 +175,7 @@ def _csv_rows(path: Path | None):
             rows([DETECT_CSV_HEADER])
             yield rows
     except OSError as exc:
-        raise write_error(exc, path) from None
+        raise write_error(exc, exc.filename or path) from None
 
 
 def heatmap_video_pass(job: FileJob, inp: Input, scored: Scored, scores: np.ndarray, vmax: float) -> None:

@@ -194,18 +194,20 @@ def scored_psnr(
     cancel: Callable[[], bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(PSNR (N,) float32 dB, frame numbers (N,) int64) of the frames of `video` whose window spans no break, in
-    order: the rule of training windows, eval.py, detect.py and the live loop (dataset.resample.continuity: a
-    missing frame number, or a hole in a video file's time). A video without breaks scores every frame after its
-    first in_frames. Raises Cancelled as soon as `cancel()` is true (checked before every batch)."""
+    order: the rule of eval.py, detect.py and the live loop (dataset.resample.continuity: a missing frame number,
+    which training windows never span either, or a hole in a video file's time). A video without breaks scores every
+    frame after its first in_frames. One host sync per video. Raises Cancelled as soon as `cancel()` is true
+    (checked before every batch)."""
     batches = video_frame_batches(video, cfg, batch_size or cfg.eval_batch_size)
     rule = continuity(video, None)
-    psnr, numbers = [np.zeros(0, np.float32)], [np.zeros(0, np.int64)]
+    chunks, keep, numbers = [], [np.zeros(0, bool)], [np.zeros(0, np.int64)]
     for pred in iter_predictions(generator, batches, cfg.in_frames, device, cancel):
         first, count = pred.first_index, len(pred.psnr)
-        ok = rule.scorable(batches, first, count, cfg.in_frames)
-        psnr.append(pred.psnr.float().cpu().numpy()[ok])
-        numbers.append(np.asarray(batches.numbers[first : first + count], dtype=np.int64)[ok])
-    return np.concatenate(psnr), np.concatenate(numbers)
+        keep.append(rule.scorable(batches, first, count, cfg.in_frames))
+        chunks.append(pred.psnr)
+        numbers.append(np.asarray(batches.numbers[first : first + count], dtype=np.int64)[keep[-1]])
+    psnr = torch.cat(chunks).float().cpu().numpy() if chunks else np.zeros(0, np.float32)
+    return psnr[np.concatenate(keep)], np.concatenate(numbers)
 
 
 def score_videos(
@@ -254,7 +256,9 @@ def training_psnr_stats(
         generator.train(was_training)
     psnr = np.concatenate(chunks or [np.zeros(0)]).astype(np.float64)[:max_windows]
     if psnr.size == 0:
-        raise FFPError(f"training PSNR statistics: no training video has {cfg.in_frames + 1} frames (one window)")
+        raise FFPError(
+            f"training PSNR statistics: no training video has {cfg.in_frames + 1} consecutive frames (one window)"
+        )
     return {"mean": float(psnr.mean()), "std": float(psnr.std()), "n": int(psnr.size)}
 
 
@@ -264,7 +268,7 @@ def psnr_stats_from_training_data(
     """training_psnr_stats of a checkpoint's generator on its own training data, for checkpoints saved without
     them (a run stopped before its end).
 
-    cfg: the command's Config (config.command_config: the model's settings from the checkpoint, this machine's
+    cfg: the command's Config (config_flags.command_config: the model's settings from the checkpoint, this machine's
     workers, batch size and device). The data is looked for under `data_root` (the command's --data_root) or,
     when None, where the checkpoint's config says it was trained: the one setting of the training machine still
     used, because these statistics are about that data. FFPError when the data cannot be read.
