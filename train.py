@@ -158,7 +158,7 @@ def train(start: Start, info: DistInfo, device: torch.device, precision: Precisi
             for scheduler in schedulers:
                 scheduler.step()
             run.step += 1
-            outputs.trained(progress)
+            outputs.trained()
             due = Due.after(run.step, cfg)
             if due.log:
                 refuse_non_finite(bad, run, cfg, info, checkpointer)  # one host sync per logged step, never per step

@@ -133,7 +133,7 @@ class NoOutputs:
         """Rank 0 prints, writes config.json and opens its log here; `label_source` (DatasetFiles.label_source)
         is named if a validation AUC falls below 0.5."""
 
-    def trained(self, progress: Progress) -> None:
+    def trained(self) -> None:
         """After each step: rank 0 notes that the run now has trained steps to keep."""
 
     def log_losses(self, values: dict[str, float], lr_g: float, step: int, progress: Progress) -> None:
@@ -203,7 +203,7 @@ class RunOutputs(NoOutputs):
         self.checkpointer = checkpointer
         self.validates = can_validate
 
-    def trained(self, progress: Progress) -> None:
+    def trained(self) -> None:
         self.traces.trained = True
 
     @property
